@@ -1,0 +1,57 @@
+"""processcache: keep expensive data between runs of cron jobs, and record every run.
+
+>>> from processcache import job, LogType
+>>> @job("example", "hello-doc")
+... def hello(ctx):
+...     ctx.create_log("Operation running")
+>>> hello.run(database="sqlite://:memory:", machine="doc").status
+'succeeded'
+"""
+
+__version__ = "0.1.0"
+
+from .context import ANY, CacheContext, cache_session, current_context
+from .database import Database, connect
+from .errors import (
+    ConfigError,
+    DatabaseUnavailableError,
+    InvalidKeyError,
+    InvalidNameError,
+    InvalidValueError,
+    LoadError,
+    MissingDriverError,
+    ProcessCacheError,
+    RegistryError,
+    SchemaError,
+)
+from .logs import LogType
+from .names import normalize_name
+from .records import Entry, LogRecord, RunRecord
+from .registry import JobSpec, Registry, job
+
+__all__ = [
+    "ANY",
+    "CacheContext",
+    "ConfigError",
+    "Database",
+    "DatabaseUnavailableError",
+    "Entry",
+    "InvalidKeyError",
+    "InvalidNameError",
+    "InvalidValueError",
+    "JobSpec",
+    "LoadError",
+    "LogRecord",
+    "LogType",
+    "MissingDriverError",
+    "ProcessCacheError",
+    "Registry",
+    "RunRecord",
+    "SchemaError",
+    "__version__",
+    "cache_session",
+    "connect",
+    "current_context",
+    "job",
+    "normalize_name",
+]

@@ -1,0 +1,5 @@
+"""``python -m processcache`` is the ``processcache`` command."""
+
+from .cli import main
+
+main(prog_name="processcache")

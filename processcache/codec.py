@@ -1,0 +1,32 @@
+"""How cache values are stored: JSON text, in one place.
+
+Values are JSON values (str, int, float, bool, None, list, dict with str
+keys) and come back equal. The text is ASCII-only JSON (``ensure_ascii``):
+any Unicode, lone surrogates included, round-trips on every database and
+column character set. NaN and infinities are refused: they are not JSON, and
+an exported cache must stay readable by other tools.
+"""
+
+import json
+from typing import Any
+
+from .errors import InvalidValueError
+
+_encoder = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+decode_value = json.JSONDecoder().decode
+
+
+def encode_value(value: Any) -> str:
+    """Return the stored text of *value*, or raise InvalidValueError (a TypeError)."""
+    try:
+        return _encoder.encode(value)
+    except TypeError as exc:
+        raise InvalidValueError(
+            f"cache values must be JSON values (str, int, float, bool, None, list, dict): {exc}"
+        ) from None
+    except ValueError as exc:
+        raise InvalidValueError(
+            f"cache values must be JSON values (NaN and infinity are not): {exc}"
+        ) from None
+    except RecursionError:
+        raise InvalidValueError("the cache value is nested too deeply to store as JSON") from None

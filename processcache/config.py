@@ -1,0 +1,169 @@
+"""Database URLs: parsing, precedence, defaults and masking of passwords.
+
+Accepted URLs::
+
+    sqlite:///relative/path.db      relative to the current directory
+    sqlite:////absolute/path.db
+    sqlite://:memory:               one in-memory database shared by the process's threads
+    postgresql://user:password@host:5432/dbname   (also postgres://)
+    mysql://user:password@host:3306/dbname        (MySQL and MariaDB; also mariadb://)
+
+Precedence: an explicit URL, then ``PROCESSCACHE_DATABASE_URL``, then the
+SQLite file ``processcache.db`` in the user's data directory.
+
+SQLite settings, chosen for many cron processes writing one file (each can be
+overridden in the URL's query string, e.g. ``sqlite:///state.db?synchronous=full``):
+"""
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .errors import ConfigError
+
+ENV_VAR = "PROCESSCACHE_DATABASE_URL"
+
+SQLITE_DEFAULTS = {
+    # Readers never block the writer and the writer never blocks readers.
+    "journal_mode": "wal",
+    # With WAL, a committed write survives a crash of the process; only an
+    # operating-system crash or power loss can take the last commits back.
+    # `full` syncs on every commit for that too, at several times the cost.
+    "synchronous": "normal",
+    # Milliseconds a writer waits for another's lock before failing: cron
+    # jobs that start together queue up instead of seeing "database is locked".
+    "busy_timeout": "30000",
+}
+
+_SCHEMES = {
+    "sqlite": "sqlite",
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+}
+_MASK = "***"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """What `connect()` needs to bind Pony: the provider and its arguments."""
+
+    provider: str
+    bind_args: dict = field(repr=False)
+    safe_url: str
+    password: str | None = field(default=None, repr=False)
+    pragmas: dict = field(default_factory=dict)
+
+    def mask(self, text: str) -> str:
+        """Return *text* with the password replaced, for messages and logs."""
+        if self.password:
+            text = text.replace(self.password, _MASK)
+        return text
+
+
+def resolve_url(url: str | None = None) -> str:
+    """Apply the precedence: *url*, then the environment, then the default file."""
+    if url:
+        return url
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return env
+    return "sqlite:///" + default_sqlite_path()
+
+
+def default_sqlite_path() -> str:
+    """The per-user SQLite file used when no database is named."""
+    from platformdirs import user_data_dir
+
+    return os.path.join(user_data_dir("processcache", appauthor=False), "processcache.db")
+
+
+def parse_url(url: str) -> DatabaseConfig:
+    """Turn a database URL into a DatabaseConfig, or raise ConfigError."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(
+            f"{_masked_text(url)!r} is not a database URL: use sqlite:///file.db, "
+            "postgresql://user@host/db or mysql://user@host/db"
+        )
+    scheme = url.split("://", 1)[0].lower()
+    provider = _SCHEMES.get(scheme.split("+", 1)[0])
+    if provider is None:
+        raise ConfigError(
+            f"unknown database URL scheme {scheme!r}: use sqlite, postgresql or mysql"
+        )
+    if provider == "sqlite":
+        return _parse_sqlite(url)
+    return _parse_server(url, provider)
+
+
+def _parse_sqlite(url: str) -> DatabaseConfig:
+    rest = url.split("://", 1)[1]
+    path, _, query = rest.partition("?")
+    pragmas = dict(SQLITE_DEFAULTS)
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in SQLITE_DEFAULTS:
+            raise ConfigError(
+                f"unknown SQLite option {name!r} in the URL: use one of {', '.join(SQLITE_DEFAULTS)}"
+            )
+        pragmas[name] = value.lower()
+    if path in (":memory:", "/:memory:"):
+        return DatabaseConfig("sqlite", {"filename": ":sharedmemory:"}, "sqlite://:memory:", pragmas=pragmas)
+    if not path.startswith("/"):
+        raise ConfigError(f"{url!r} has no file path: use sqlite:///relative.db or sqlite:////abs/path.db")
+    path = unquote(path[1:])
+    if not path:
+        raise ConfigError(f"{url!r} has no file name: use sqlite:///state.db")
+    # Pony resolves a relative name against the calling module's folder; hand
+    # it an absolute path so a relative URL means the current directory.
+    filename = os.path.abspath(os.path.expanduser(path))
+    return DatabaseConfig(
+        "sqlite", {"filename": filename, "create_db": True}, "sqlite:///" + filename, pragmas=pragmas
+    )
+
+
+def _parse_server(url: str, provider: str) -> DatabaseConfig:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"bad database URL {_masked_text(url)!r}: {exc}") from None
+    password = unquote(parts.password) if parts.password is not None else None
+    database = unquote(parts.path.lstrip("/"))
+    if not database:
+        raise ConfigError(f"the URL {_mask_url(parts)!r} names no database: add /dbname at its end")
+    args = {"host": parts.hostname or "localhost", **dict(parse_qsl(parts.query))}
+    if port:
+        args["port"] = port
+    if parts.username:
+        args["user"] = unquote(parts.username)
+    if provider == "postgres":
+        args["database"] = database
+        if password is not None:
+            args["password"] = password
+    else:
+        args["db"] = database
+        args.setdefault("charset", "utf8mb4")  # 3-byte utf8 cannot hold emoji
+        if password is not None:
+            args["passwd"] = password
+    return DatabaseConfig(provider, args, _mask_url(parts), password=password or None)
+
+
+def _mask_url(parts) -> str:
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{_MASK}@{host}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _masked_text(url) -> str:
+    """Mask what looks like a password in a URL that failed to parse."""
+    text = str(url)
+    if "://" in text and "@" in text:
+        scheme, rest = text.split("://", 1)
+        userinfo, _, host = rest.rpartition("@")
+        if ":" in userinfo:
+            text = f"{scheme}://{userinfo.split(':', 1)[0]}:{_MASK}@{host}"
+    return text

@@ -1,0 +1,195 @@
+"""`CacheContext`, the object a job receives, and `cache_session` for scripts.
+
+The cache of a job is scoped to (group, job, machine), as in the original:
+two machines running the same job keep separate lists. Reads across
+machines are explicit: ``machine=ANY`` or a named machine.
+
+``ctx.tree`` and ``ctx.results`` are the snapshot of the last load or
+`sync_cache`, kept in step with every write made through this context;
+``get_cache``, ``has_cache``, ``has_cache_key`` and ``get_full_cache`` read
+the database, so they see what other processes wrote since.
+"""
+
+import contextlib
+import contextvars
+import os
+import socket
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .codec import encode_value
+from .database import Database, connect
+from .errors import ProcessCacheError
+from .logs import LogType
+from .names import check_key, check_machine, normalize_name
+from .records import Entry, LogRecord, RunRecord
+
+
+class _AnyMachine:
+    """The `ANY` marker: read across every machine."""
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY = _AnyMachine()
+_THIS = object()  # "this context's machine", the default of every read
+
+_current: contextvars.ContextVar["CacheContext | None"] = contextvars.ContextVar(
+    "processcache_context", default=None)
+
+
+def current_context() -> "CacheContext":
+    """The context of the job running in this thread or task, for helpers deep in a job."""
+    ctx = _current.get()
+    if ctx is None:
+        raise ProcessCacheError("no processcache job is running here: call this inside a job or cache_session")
+    return ctx
+
+
+class CacheContext:
+    """What a job sees: its names, its run, its cache and its logs.
+
+    >>> with cache_session("example", "doc", database="sqlite://:memory:", machine="m1") as ctx:
+    ...     _ = ctx.create_cache("foo", {"n": 1})
+    ...     [e.value for e in ctx.tree["foo"]]
+    [{'n': 1}]
+    """
+
+    def __init__(self, database: Database, group: str, job: str, machine: str | None = None,
+                 echo: Callable[[LogRecord], None] | None = None) -> None:
+        self.database = database
+        self.group = normalize_name(group)
+        self.job = normalize_name(job)
+        self.machine = check_machine(machine or socket.gethostname())
+        self.run: RunRecord | None = None
+        self.tree: dict[str, list[Entry]] = {}
+        self.results: dict[int, Entry] = {}
+        self._store = database.store
+        self._job_id = self._store.job_id(self.group, self.job)
+        self._echo = echo
+
+    def __repr__(self) -> str:
+        return f"<CacheContext {self.group}/{self.job} on {self.machine}>"
+
+    # -- the cache --------------------------------------------------------------
+
+    def create_cache(self, key: str, value: Any) -> Entry:
+        """Append *value* under *key* (keys hold lists) and return the stored entry.
+
+        The entry is committed when this returns. *value* must be a JSON value
+        (a TypeError names the type otherwise).
+        """
+        text = encode_value(value)
+        entry = self._store.add_entry(self._job_id, self.machine, check_key(key), text)
+        self.tree.setdefault(entry.key, []).append(entry)
+        self.results[entry.id] = entry
+        return entry
+
+    def get_cache(self, key: str, machine: Any = _THIS) -> list[Entry]:
+        """The entries under *key*, oldest first, read from the database now."""
+        return self._store.entries(self._job_id, self._machine(machine), check_key(key))
+
+    def has_cache(self, machine: Any = _THIS) -> bool:
+        """Whether this job holds any entry (on this machine unless told otherwise)."""
+        return self._store.has_entries(self._job_id, self._machine(machine))
+
+    def has_cache_key(self, key: str, machine: Any = _THIS) -> bool:
+        """Whether *key* holds any entry."""
+        return self._store.has_entries(self._job_id, self._machine(machine), check_key(key))
+
+    def get_full_cache(self, machine: Any = _THIS) -> dict[str, list[Entry]]:
+        """Every key with its entries, oldest first, read from the database now."""
+        return _tree_of(self._store.entries(self._job_id, self._machine(machine)))
+
+    def sync_cache(self) -> dict[str, list[Entry]]:
+        """Rebuild `tree` and `results` from the database, and return the tree."""
+        entries = self._store.entries(self._job_id, self.machine)
+        self.tree = _tree_of(entries)
+        self.results = {entry.id: entry for entry in entries}
+        return self.tree
+
+    # -- logs -------------------------------------------------------------------
+
+    def create_log(self, message: str, type: LogType | str = LogType.GENERIC) -> LogRecord:
+        """Store one log message of this job, linked to the current run."""
+        record = self._store.add_log(
+            self._job_id, self.machine, LogType.parse(type), str(message), self.run and self.run.id)
+        if self._echo is not None:
+            self._echo(record)
+        return record
+
+    def get_logs(self, offset: int = 0, limit: int | None = None, type: LogType | str | None = None,
+                 machine: Any = _THIS, whole_group: bool = False) -> list[LogRecord]:
+        """This job's logs, oldest first, paged by *offset* and *limit*.
+
+        ``machine=ANY`` reads every machine's; ``whole_group=True`` reads the
+        logs of every job of this group (the original's per-process logs).
+        """
+        job_ids = self._store.group_job_ids(self.group) if whole_group else [self._job_id]
+        log_type = None if type is None else LogType.parse(type)
+        return self._store.logs(job_ids, self._machine(machine), log_type, offset, limit)
+
+    def _machine(self, machine: Any) -> str | None:
+        if machine is _THIS:
+            return self.machine
+        if machine is ANY:
+            return None
+        return check_machine(machine)
+
+
+def _tree_of(entries: list[Entry]) -> dict[str, list[Entry]]:
+    tree: dict[str, list[Entry]] = {}
+    for entry in entries:
+        tree.setdefault(entry.key, []).append(entry)
+    return tree
+
+
+@contextlib.contextmanager
+def open_database(database: "Database | str | None") -> Iterator[Database]:
+    """Use a connected Database as it is, or connect to a URL and close it afterwards."""
+    if isinstance(database, Database):
+        yield database
+        return
+    db = connect(database)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@contextlib.contextmanager
+def cache_session(group: str, job: str, machine: str | None = None,
+                  database: "Database | str | None" = None,
+                  echo: Callable[[LogRecord], None] | None = None) -> Iterator[CacheContext]:
+    """Run a ``with`` block as a recorded run of *group*/*job*, with its cache loaded.
+
+    ``database`` is a URL, a connected `Database`, or None for
+    ``PROCESSCACHE_DATABASE_URL`` or the default SQLite file. An exception in
+    the block marks the run `failed`, stores its traceback as an ERROR log,
+    keeps every write made before it, and propagates. ``ctx.run`` holds the
+    final record after the block.
+    """
+    with open_database(database) as db:
+        ctx = CacheContext(db, group, job, machine, echo)
+        ctx.run = db.store.start_run(ctx.group, ctx.job, ctx.machine, os.getpid())
+        token = _current.set(ctx)
+        try:
+            ctx.sync_cache()
+            yield ctx
+        except BaseException as exc:
+            _record_failure(ctx, exc)
+            raise
+        else:
+            ctx.run = db.store.finish_run(ctx.run, "succeeded")
+        finally:
+            _current.reset(token)
+
+
+def _record_failure(ctx: CacheContext, exc: BaseException) -> None:
+    status = "failed" if isinstance(exc, Exception) else "terminated"
+    error = f"{type(exc).__name__}: {exc}"
+    trace = "".join(traceback.format_exception(exc))
+    ctx.create_log(trace, LogType.ERROR)
+    ctx.run = ctx.database.store.finish_run(ctx.run, status, error, trace)

@@ -1,0 +1,136 @@
+"""`connect()` and `Database`: one Pony database, its schema, and its store.
+
+A `Database` is cheap to keep and safe to share between threads; open it
+once per program and hand it to every `cache_session`, `spec.run` or job.
+"""
+
+import os
+
+from pony import orm
+
+from . import config
+from .entities import SCHEMA_VERSION, define_entities
+from .errors import DatabaseUnavailableError, MissingDriverError, SchemaError
+from .store import Store
+
+SYNC_MODES = ("create", "check", "new")
+
+_DRIVERS = {
+    "postgres": ("PostgreSQL", "postgres", "psycopg2"),
+    "mysql": ("MySQL", "mysql", "PyMySQL or mysqlclient"),
+}
+
+
+class Database:
+    """A processcache database: connect with a URL, use, then `close()`.
+
+    ``Database(url)`` creates any missing table on first use (``create=False``
+    leaves the schema alone). Usable as a context manager, which closes it.
+    The URL's password never appears in its repr or in any error.
+    """
+
+    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+        self.config = config.parse_url(config.resolve_url(url))
+        self.url = self.config.safe_url
+        self.provider = self.config.provider
+        self.pony = orm.Database()
+        self.entities = define_entities(self.pony, self.provider)
+        if self.provider == "sqlite":
+            self._prepare_sqlite()
+        self._bind()
+        self.pony.generate_mapping(create_tables=False, check_tables=False)
+        self.store = Store(self)
+        if create:
+            self.sync("create")
+
+    def __repr__(self) -> str:
+        return f"<processcache.Database {self.url}>"
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close this thread's connection; the object must not be used afterwards."""
+        self.pony.disconnect()
+
+    def sync(self, mode: str = "create") -> list[str]:
+        """Bring the schema in line with this version, and report what differs.
+
+        ``create`` makes what is missing and keeps all data; ``check`` changes
+        nothing and returns the differences (an empty list when none);
+        ``new`` drops every processcache table with its data and recreates them.
+        """
+        if mode not in SYNC_MODES:
+            raise SchemaError(f"unknown sync mode {mode!r}: use create, check or new")
+        if mode == "new":
+            self.pony.drop_all_tables(with_all_data=True)
+        differences = self.store.schema_differences()
+        if mode == "check" or not differences:
+            return differences
+        self._create_tables()
+        return differences
+
+    def _create_tables(self) -> None:
+        # Several processes may find the tables missing at once: on servers a
+        # CREATE can then fail because another created the table first.
+        try:
+            self.pony.create_tables()
+        except Exception:
+            if self.store.schema_differences():
+                raise
+        self.store.record_schema_version(SCHEMA_VERSION)
+
+    def _prepare_sqlite(self) -> None:
+        filename = self.config.bind_args["filename"]
+        if filename != ":sharedmemory:":
+            _create_private_file(filename)
+        pragmas = self.config.pragmas
+
+        @self.pony.on_connect(provider="sqlite")
+        def _set_pragmas(_db, connection):
+            cursor = connection.cursor()
+            for name, value in pragmas.items():
+                cursor.execute(f"PRAGMA {name} = {value}")
+
+    def _bind(self) -> None:
+        try:
+            self.pony.bind(provider=self.provider, **self.config.bind_args)
+        except ImportError:
+            name, extra, module = _DRIVERS[self.provider]
+            raise MissingDriverError(name, extra, module) from None
+        except Exception as exc:
+            reason = self.config.mask(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            raise DatabaseUnavailableError(
+                f"cannot open the database {self.url}: {reason}"
+            ) from None
+
+
+def connect(url: str | None = None, *, create: bool = True) -> Database:
+    """Open the processcache database at *url* (see `processcache.config` for the forms).
+
+    >>> with connect("sqlite://:memory:") as db:
+    ...     db.sync("check")
+    []
+    """
+    return Database(url, create=create)
+
+
+def _create_private_file(filename: str) -> None:
+    """Create the SQLite file and its folder readable by the owner only.
+
+    The cache may hold API tokens; a new file must not be readable by others.
+    """
+    folder = os.path.dirname(filename)
+    if not os.path.isdir(folder):
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseUnavailableError(f"cannot create the folder {folder}: {exc.strerror}") from None
+    if not os.path.exists(filename):
+        try:
+            os.close(os.open(filename, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as exc:
+            raise DatabaseUnavailableError(f"cannot create the database file {filename}: {exc.strerror}") from None

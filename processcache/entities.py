@@ -1,0 +1,102 @@
+"""The Pony entities, declared on a database chosen at run time.
+
+Pony binds entity classes to one ``Database`` when they are declared, so they
+are declared inside `define_entities`, once per `connect()`. The entities
+define the schema (tables, keys, indexes); the hot paths in `store.py` read
+and write these tables with plain SQL through the same Pony database.
+
+Table and column names are part of the stored format: `store.py` names them.
+"""
+
+from datetime import datetime
+
+from pony.orm import LongStr, Optional, PrimaryKey, Required, Set, composite_index, composite_key
+
+#: Bumped whenever a table or column changes; stored in ``processcache_meta``.
+SCHEMA_VERSION = 1
+
+# MySQL compares text case- and accent-insensitively by default, which would
+# make the keys "Token" and "token" one key; its 3-byte `utf8` cannot hold
+# emoji. Every text column there is utf8mb4 with a binary collation.
+_MYSQL_TEXT = {
+    "varchar": "VARCHAR({}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+    "longtext": "LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+}
+
+
+def define_entities(db, provider: str):
+    """Declare processcache's entities on the Pony database *db*; return them by name."""
+
+    def text(max_len=None, **options):
+        options.setdefault("autostrip", False)  # keys and values must round-trip exactly
+        if provider == "mysql":
+            kind = "longtext" if max_len is None else "varchar"
+            options["sql_type"] = _MYSQL_TEXT[kind].format(max_len)
+        return options
+
+    def timestamp(kind=Required, **options):
+        return kind(datetime, precision=6, **options)  # MySQL drops microseconds without it
+
+    class Group(db.Entity):
+        _table_ = "processes"
+        id = PrimaryKey(int, auto=True)
+        name = Required(str, 255, unique=True, **text(255))
+        created_at = timestamp()
+        jobs = Set("Job")
+
+    class Job(db.Entity):
+        _table_ = "process_jobs"
+        id = PrimaryKey(int, auto=True)
+        group = Required(Group, column="process_id")
+        name = Required(str, 255, **text(255))
+        created_at = timestamp()
+        entries = Set("Entry")
+        logs = Set("Log")
+        runs = Set("Run")
+        composite_key(group, name)
+
+    class Entry(db.Entity):
+        _table_ = "process_cache"
+        id = PrimaryKey(int, size=64, auto=True)
+        job = Required(Job, column="job_id")
+        machine = Required(str, 255, **text(255))
+        key = Required(str, 255, column="entry_key", **text(255))
+        value = Required(LongStr, column="entry_value", lazy=False, **text())
+        created_at = timestamp()
+        composite_index(job, machine, key)
+
+    class Run(db.Entity):
+        _table_ = "process_job_runs"
+        id = PrimaryKey(int, size=64, auto=True)
+        job = Required(Job, column="job_id")
+        machine = Required(str, 255, **text(255))
+        pid = Required(int)
+        status = Required(str, 16, **text(16))
+        started_at = timestamp()
+        heartbeat_at = timestamp(Optional)
+        finished_at = timestamp(Optional)
+        duration = Optional(float)
+        error = Optional(LongStr, lazy=False, nullable=True, **text())
+        traceback = Optional(LongStr, lazy=False, nullable=True, **text())
+        result = Optional(LongStr, lazy=False, nullable=True, **text())
+        logs = Set("Log")
+        composite_index(job, started_at)
+
+    class Log(db.Entity):
+        _table_ = "process_job_logs"
+        id = PrimaryKey(int, size=64, auto=True)
+        job = Required(Job, column="job_id")
+        run = Optional(Run, column="run_id")
+        machine = Required(str, 255, **text(255))
+        type = Required(str, 16, column="log_type", **text(16))
+        level = Optional(str, 16, nullable=True, **text(16))
+        message = Optional(LongStr, lazy=False, **text())
+        created_at = timestamp()
+        composite_index(job, created_at)
+
+    class Meta(db.Entity):
+        _table_ = "processcache_meta"
+        name = PrimaryKey(str, 64, **text(64))
+        value = Required(str, 255, **text(255))
+
+    return {e.__name__: e for e in (Group, Job, Entry, Run, Log, Meta)}

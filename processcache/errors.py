@@ -1,0 +1,51 @@
+"""Errors a user can cause, each saying what was wrong and what to do.
+
+Every message is one line and never holds a database password: the CLI
+prints it as it is, without a traceback.
+"""
+
+
+class ProcessCacheError(Exception):
+    """Base of every error processcache raises on purpose."""
+
+
+class ConfigError(ProcessCacheError, ValueError):
+    """A database URL or an option that cannot be used as given."""
+
+
+class MissingDriverError(ProcessCacheError, ImportError):
+    """The Python driver for the chosen database is not installed."""
+
+    def __init__(self, database: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"the {database} driver ({module}) is not installed: "
+            f"pip install 'processcache[{extra}]'"
+        )
+
+
+class DatabaseUnavailableError(ProcessCacheError):
+    """The database could not be reached or opened."""
+
+
+class SchemaError(ProcessCacheError):
+    """The database's tables do not match what this version expects."""
+
+
+class InvalidNameError(ProcessCacheError, ValueError):
+    """A group, job or machine name that cannot be stored."""
+
+
+class InvalidKeyError(ProcessCacheError, ValueError):
+    """A cache key that cannot be stored."""
+
+
+class InvalidValueError(ProcessCacheError, TypeError):
+    """A cache value that is not a JSON value."""
+
+
+class LoadError(ProcessCacheError):
+    """A `path/file.py:job` or `package.module:job` target that cannot be loaded."""
+
+
+class RegistryError(ProcessCacheError):
+    """A job declared twice, or declared the wrong way."""

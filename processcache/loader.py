@@ -1,0 +1,84 @@
+"""Turn ``path/to/file.py:attr`` or ``package.module:attr`` into a `JobSpec`.
+
+Each way a target can be wrong has its own one-line `LoadError`. An error
+raised *inside* the user's module while it is imported (a syntax error, a
+failed import of its own) is the user's bug: it propagates unchanged, with
+its traceback. Only the module the target names is imported.
+"""
+
+import importlib
+import importlib.util
+import os
+import re
+import sys
+
+from .errors import LoadError
+from .registry import JobSpec
+
+# A colon followed by a slash or backslash is a drive (C:\jobs\a.py), not :attr.
+_ATTR_SEPARATOR = re.compile(r":(?![\\/])")
+
+
+def load_target(target: str) -> JobSpec | list[JobSpec]:
+    """The job named by *target*, or every job of the module when no ``:attr`` is given."""
+    parts = _ATTR_SEPARATOR.split(target)
+    if len(parts) > 2 or not parts[0] or (len(parts) == 2 and not parts[1]):
+        raise LoadError(f"{target!r} is not a job target: use path/to/file.py:job or package.module:job")
+    module = _import(parts[0])
+    if len(parts) == 1:
+        return jobs_of(module)
+    attr = parts[1]
+    try:
+        found = getattr(module, attr)
+    except AttributeError:
+        names = ", ".join(sorted(_job_names(module))) or "none"
+        raise LoadError(f"{parts[0]} has no attribute {attr!r} (jobs in it: {names})") from None
+    if not isinstance(found, JobSpec):
+        raise LoadError(
+            f"{target} is a {type(found).__name__}, not a job: decorate it with @job(\"group\", \"name\")")
+    return found
+
+
+def jobs_of(module) -> list[JobSpec]:
+    """Every job a module defines, in the order they appear."""
+    return [value for value in vars(module).values() if isinstance(value, JobSpec)]
+
+
+def _job_names(module) -> list[str]:
+    return [name for name, value in vars(module).items() if isinstance(value, JobSpec)]
+
+
+def _import(name: str):
+    if name.endswith(".py") or os.sep in name or "/" in name:
+        return _import_file(name)
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            raise LoadError(
+                f"no module named {name!r}: check the name, or give a file path such as jobs/{name}.py"
+            ) from None
+        raise
+
+
+def _import_file(path: str):
+    filename = os.path.abspath(path)
+    if not os.path.isfile(filename):
+        raise LoadError(f"no such file: {path}: check the path (relative paths start at the current directory)")
+    folder, base = os.path.split(filename)
+    name = os.path.splitext(base)[0]
+    # As `python file.py` does: the file's folder comes first on the path, so
+    # the job's own modules beside it import.
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(name, filename)
+    if spec is None or spec.loader is None:
+        raise LoadError(f"{path} is not a Python file: give a .py file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module

@@ -1,0 +1,58 @@
+"""Plain immutable records returned to users instead of live ORM objects.
+
+They can be kept after the database is closed, passed between threads, and
+compared; reading them never touches the database.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .logs import LogType
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One cached value under a key. Keys are not unique: a key holds a list."""
+
+    id: int
+    key: str
+    value: Any
+    machine: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One log message of a job, and the run that wrote it (if any)."""
+
+    id: int
+    type: LogType
+    message: str
+    machine: str
+    created_at: datetime
+    run_id: int | None = None
+    level: str | None = None
+    job: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One execution of a job on a machine."""
+
+    id: int
+    group: str
+    job: str
+    machine: str
+    pid: int
+    status: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    duration: float | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the run succeeded."""
+        return self.status == "succeeded"

@@ -1,0 +1,106 @@
+"""`@job(group, name)`: declare a plain function as a processcache job.
+
+Registering never touches a database. The decorator returns a `JobSpec`
+that stays callable as the plain function (``spec(ctx)``), so a job can be
+unit-tested with any context, and carries the two load hooks.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from .errors import RegistryError
+from .names import normalize_name
+
+Hook = Callable[[Any], Any]
+
+
+class JobSpec:
+    """A job: its function, its names, its options and its load hooks."""
+
+    def __init__(self, func: Callable, group: str, name: str, options: dict | None = None) -> None:
+        self.func = func
+        self.group = normalize_name(group)
+        self.name = normalize_name(name)
+        self.options = dict(options or {})
+        self.cache_empty_hook: Hook | None = None
+        self.cache_exist_hook: Hook | None = None
+        self.__doc__ = func.__doc__
+        self.__name__ = getattr(func, "__name__", self.name)
+        self.__module__ = getattr(func, "__module__", None)
+        self.__wrapped__ = func
+
+    def __repr__(self) -> str:
+        return f"<JobSpec {self.group}/{self.name} ({self.__module__}.{self.__name__})>"
+
+    def __call__(self, ctx, *args, **kwargs):
+        """Call the plain function, as a unit test would."""
+        return self.func(ctx, *args, **kwargs)
+
+    def on_cache_empty(self, hook: Hook) -> Hook:
+        """Decorate ``fn(ctx)`` to run after loading when the cache is empty."""
+        self.cache_empty_hook = hook
+        return hook
+
+    def on_cache_exist(self, hook: Hook) -> Hook:
+        """Decorate ``fn(ctx)`` to run after loading when the cache holds entries."""
+        self.cache_exist_hook = hook
+        return hook
+
+    def run(self, database=None, machine: str | None = None, echo=None):
+        """Run this job now, recorded, and return its `RunRecord`.
+
+        A job that raises does not raise here: the record's ``status`` is
+        ``failed`` and its ``error`` and ``traceback`` say why.
+        """
+        from .runner import run_job
+
+        return run_job(self, database=database, machine=machine, echo=echo)
+
+
+class Registry:
+    """Jobs by (group, name). ``processcache.job`` uses a module-level default one."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[tuple[str, str], JobSpec] = {}
+
+    def job(self, group: str, name: str, **options) -> Callable[[Callable], JobSpec]:
+        """Decorator factory: ``@registry.job("group", "name")`` on ``def fn(ctx)``."""
+        if callable(group) or callable(name):
+            raise RegistryError('@job needs a group and a name: write @job("group", "name")')
+
+        def decorator(func: Callable) -> JobSpec:
+            spec = JobSpec(func, group, name, options)
+            self.register(spec)
+            return spec
+
+        return decorator
+
+    def register(self, spec: JobSpec) -> None:
+        """Add *spec*; the same job from another function is an error."""
+        key = (spec.group, spec.name)
+        known = self.jobs.get(key)
+        if known is not None and _origin(known) != _origin(spec):
+            raise RegistryError(
+                f"the job {spec.group}/{spec.name} is declared twice ({_origin(known)} and"
+                f" {_origin(spec)}): give one of them another name")
+        self.jobs[key] = spec
+
+
+def _origin(spec: JobSpec) -> str:
+    # A module imported again (by path, then by name) declares the same job anew.
+    return f"{spec.__module__}.{getattr(spec.func, '__qualname__', spec.__name__)}"
+
+
+default_registry = Registry()
+
+
+def job(group: str, name: str, **options) -> Callable[[Callable], JobSpec]:
+    """Declare ``fn(ctx)`` as the job *name* of *group*.
+
+    >>> @job("example", "doc-job")
+    ... def doc_job(ctx):
+    ...     ctx.create_log("hello")
+    >>> doc_job.group, doc_job.name
+    ('example', 'doc-job')
+    """
+    return default_registry.job(group, name, **options)

@@ -1,0 +1,253 @@
+"""Every read and write of processcache's tables, each in its own short session.
+
+No transaction is held across a run: on SQLite that would lock out every
+other process. Rows are read in bulk with plain SQL (``db.select``), never
+as one ORM object per row, and come back as the immutable records of
+`records.py`. Writes are committed when the method returns.
+
+Text columns are compared in Python as well as in SQL where exactness
+matters: MySQL's collations ignore trailing spaces even when binary.
+"""
+
+from datetime import datetime, timezone
+
+from pony import orm
+from pony.orm.core import TransactionIntegrityError
+from pony.orm.dbapiprovider import IntegrityError
+
+from .codec import decode_value
+from .entities import SCHEMA_VERSION
+from .errors import SchemaError
+from .logs import LogType
+from .records import Entry, LogRecord, RunRecord
+
+_ENTRY_COLUMNS = "id, entry_key, entry_value, machine, created_at"
+_LOG_COLUMNS = "id, log_type, message, machine, created_at, run_id, level, job_id"
+_GET_OR_CREATE_ATTEMPTS = 5
+
+
+def utcnow() -> datetime:
+    """The time stamps of entries, logs and runs: aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def _db_time(moment: datetime) -> str:
+    # Stored as naive UTC text the three drivers all accept for a timestamp.
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ")
+
+
+def _py_time(value) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite returns its text as it is
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc)
+
+
+class Store:
+    """The seam between processcache's logic and SQL; see the module docstring."""
+
+    def __init__(self, database) -> None:
+        self.db = database.pony
+        self._job_ids: dict[tuple[str, str], int] = {}
+        self._job_names: dict[int, str] = {}
+
+    # -- groups and jobs ------------------------------------------------------
+
+    def job_id(self, group: str, job: str) -> int:
+        """Return the id of the (normalised) group/job, creating the rows if needed.
+
+        Processes starting a never-seen job together race to create the rows:
+        the loser's insert violates the unique key and it reads the winner's.
+        """
+        cached = self._job_ids.get((group, job))
+        if cached is None:
+            group_id = self._get_or_create("processes", {"name": group})
+            cached = self._get_or_create("process_jobs", {"process_id": group_id, "name": job})
+            self._job_ids[(group, job)] = cached
+            self._job_names[cached] = job
+        return cached
+
+    def group_job_ids(self, group: str) -> list[int]:
+        """Ids of every job of *group* (for logs across a whole group)."""
+        with orm.db_session:
+            return list(self.db.select(
+                "SELECT j.id FROM process_jobs j JOIN processes p ON p.id = j.process_id"
+                " WHERE p.name = $group ORDER BY j.id", {"group": group}))
+
+    def _get_or_create(self, table: str, columns: dict) -> int:
+        where = " AND ".join(f"{name} = ${name}" for name in columns)
+        sql = f"SELECT id FROM {table} WHERE {where}"
+        for _ in range(_GET_OR_CREATE_ATTEMPTS):
+            try:
+                with orm.db_session:
+                    found = self.db.select(sql, dict(columns))
+                    if found:
+                        return found[0]
+                    return self.db.insert(table, returning="id", created_at=_db_time(utcnow()), **columns)
+            except (IntegrityError, TransactionIntegrityError):
+                continue
+        raise SchemaError(f"could not create a row in {table}: the unique key kept conflicting")
+
+    # -- cache entries ----------------------------------------------------------
+
+    def add_entry(self, job_id: int, machine: str, key: str, text: str) -> Entry:
+        """Append one entry (value already encoded as *text*) and commit it."""
+        created_at = utcnow()
+        with orm.db_session:
+            entry_id = self.db.insert(
+                "process_cache", returning="id", job_id=job_id, machine=machine,
+                entry_key=key, entry_value=text, created_at=_db_time(created_at))
+        return Entry(entry_id, key, decode_value(text), machine, created_at)
+
+    def entries(self, job_id: int, machine: str | None, key: str | None = None) -> list[Entry]:
+        """Entries of a job, oldest first; *machine* None means every machine."""
+        sql, params = self._entry_filter(job_id, machine, key)
+        with orm.db_session:
+            rows = self.db.select(f"SELECT {_ENTRY_COLUMNS} FROM process_cache WHERE {sql} ORDER BY id", params)
+        return [
+            Entry(row[0], row[1], decode_value(row[2]), row[3], _py_time(row[4]))
+            for row in rows
+            if key is None or row[1] == key
+        ]
+
+    def has_entries(self, job_id: int, machine: str | None, key: str | None = None) -> bool:
+        """Whether any entry exists, without reading the values."""
+        sql, params = self._entry_filter(job_id, machine, key)
+        with orm.db_session:
+            if key is None:
+                return bool(self.db.select(f"SELECT id FROM process_cache WHERE {sql} LIMIT 1", params))
+            keys = self.db.select(f"SELECT DISTINCT entry_key FROM process_cache WHERE {sql}", params)
+        return key in keys
+
+    @staticmethod
+    def _entry_filter(job_id: int, machine: str | None, key: str | None) -> tuple[str, dict]:
+        params = {"job_id": job_id, "machine": machine, "key": key}
+        clauses = ["job_id = $job_id"]
+        if machine is not None:
+            clauses.append("machine = $machine")
+        if key is not None:
+            clauses.append("entry_key = $key")
+        return " AND ".join(clauses), params
+
+    # -- logs -------------------------------------------------------------------
+
+    def add_log(self, job_id: int, machine: str, log_type: LogType, message: str,
+                run_id: int | None = None, level: str | None = None) -> LogRecord:
+        """Append one log line and commit it."""
+        created_at = utcnow()
+        with orm.db_session:
+            log_id = self.db.insert(
+                "process_job_logs", returning="id", job_id=job_id, run_id=run_id, machine=machine,
+                log_type=log_type.value, level=level, message=message, created_at=_db_time(created_at))
+        return LogRecord(log_id, log_type, message, machine, created_at, run_id, level,
+                         self._job_names.get(job_id))
+
+    def logs(self, job_ids: list[int], machine: str | None = None, log_type: LogType | None = None,
+             offset: int = 0, limit: int | None = None) -> list[LogRecord]:
+        """Logs of the given jobs, oldest first, filtered and paged as asked."""
+        if not job_ids:
+            return []
+        params = {"machine": machine, "log_type": log_type and log_type.value}
+        ids = ", ".join(str(int(job_id)) for job_id in job_ids)
+        clauses = [f"job_id IN ({ids})"]
+        if machine is not None:
+            clauses.append("machine = $machine")
+        if log_type is not None:
+            clauses.append("log_type = $log_type")
+        page = _page(offset, limit)
+        sql = f"SELECT {_LOG_COLUMNS} FROM process_job_logs WHERE {' AND '.join(clauses)} ORDER BY id{page}"
+        with orm.db_session:
+            rows = self.db.select(sql, params)
+            names = self._names_of({row[7] for row in rows})
+        return [
+            LogRecord(r[0], LogType(r[1]), r[2], r[3], _py_time(r[4]), r[5], r[6], names[r[7]])
+            for r in rows
+            if machine is None or r[3] == machine
+        ]
+
+    def _names_of(self, job_ids: set[int]) -> dict[int, str]:
+        missing = [job_id for job_id in job_ids if job_id not in self._job_names]
+        if missing:
+            ids = ", ".join(str(int(job_id)) for job_id in missing)
+            for job_id, name in self.db.select(f"SELECT id, name FROM process_jobs WHERE id IN ({ids})", {}):
+                self._job_names[job_id] = name
+        return self._job_names
+
+    # -- runs -------------------------------------------------------------------
+
+    def start_run(self, group: str, job: str, machine: str, pid: int) -> RunRecord:
+        """Record a run as `running` and return it."""
+        job_id = self.job_id(group, job)
+        started_at = utcnow()
+        with orm.db_session:
+            run_id = self.db.insert(
+                "process_job_runs", returning="id", job_id=job_id, machine=machine, pid=pid,
+                status="running", started_at=_db_time(started_at), heartbeat_at=_db_time(started_at))
+        return RunRecord(run_id, group, job, machine, pid, "running", started_at)
+
+    def finish_run(self, run: RunRecord, status: str, error: str | None = None,
+                   traceback: str | None = None) -> RunRecord:
+        """Record how *run* ended and return its final record."""
+        finished_at = utcnow()
+        duration = (finished_at - run.started_at).total_seconds()
+        params = {"id": run.id, "status": status, "finished_at": _db_time(finished_at),
+                  "duration": duration, "error": error, "traceback": traceback}
+        with orm.db_session:
+            self.db.execute(
+                "UPDATE process_job_runs SET status = $status, finished_at = $finished_at,"
+                " duration = $duration, error = $error, traceback = $traceback WHERE id = $id", params)
+        return RunRecord(run.id, run.group, run.job, run.machine, run.pid, status, run.started_at,
+                         finished_at, duration, error, traceback)
+
+    # -- schema -----------------------------------------------------------------
+
+    def schema_differences(self) -> list[str]:
+        """What the database lacks against this version's schema ([] when none).
+
+        Raises SchemaError for a database written by a newer processcache,
+        which this version must not change.
+        """
+        differences = []
+        with orm.db_session:
+            connection = self.db.get_connection()
+            provider = self.db.provider
+            for name, table in self.db.schema.tables.items():
+                if not provider.table_exists(connection, name):
+                    differences.append(f"table {name} is missing")
+                    continue
+                cursor = connection.cursor()
+                cursor.execute(f"SELECT * FROM {name} WHERE 1 = 0")
+                present = {column[0].lower() for column in cursor.description}
+                differences += [
+                    f"column {name}.{column.name} is missing"
+                    for column in table.column_list if column.name.lower() not in present
+                ]
+            if not differences:
+                self._check_version()
+        return differences
+
+    def _check_version(self) -> None:
+        found = self.db.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {})
+        if found and int(found[0]) > SCHEMA_VERSION:
+            raise SchemaError(
+                f"this database has schema version {found[0]}, written by a newer processcache;"
+                f" this version knows {SCHEMA_VERSION}: upgrade processcache to use it")
+
+    def record_schema_version(self, version: int) -> None:
+        """Store the schema version once the tables exist (first writer wins)."""
+        try:
+            with orm.db_session:
+                if not self.db.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {}):
+                    self.db.insert("processcache_meta", name="schema_version", value=str(version))
+        except (IntegrityError, TransactionIntegrityError):
+            pass  # another process recorded it first
+
+
+def _page(offset: int, limit: int | None) -> str:
+    if offset < 0 or (limit is not None and limit < 0):
+        raise ValueError("offset and limit must not be negative")
+    if limit is None:
+        # SQLite and MySQL need a LIMIT before an OFFSET; this is "no limit".
+        return f" LIMIT {2**62} OFFSET {int(offset)}" if offset else ""
+    return f" LIMIT {int(limit)} OFFSET {int(offset)}"

@@ -1,0 +1,5 @@
+"""A shim: all metadata is declared in setup.cfg."""
+
+from setuptools import setup
+
+setup()
