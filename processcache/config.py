@@ -137,15 +137,11 @@ def _parse_server(url: str, provider: str) -> DatabaseConfig:
         args["port"] = port
     if parts.username:
         args["user"] = unquote(parts.username)
-    if provider == "postgres":
-        args["database"] = database
-        if password is not None:
-            args["password"] = password
-    else:
-        args["db"] = database
+    args["database"] = database
+    if password is not None:
+        args["password"] = password
+    if provider == "mysql":
         args.setdefault("charset", "utf8mb4")  # 3-byte utf8 cannot hold emoji
-        if password is not None:
-            args["passwd"] = password
     return DatabaseConfig(provider, args, _mask_url(parts), password=password or None)
 
 

@@ -3,7 +3,9 @@
 Group and job names are normalised as the original `process-cache` did, so a
 database shared with it names things the same way: trim, lower-case, and turn
 every run of white space, ``*``, ``,``, ``.`` and ``-`` into one ``-``.
-White space means what JavaScript's ``\\s`` and ``trim()`` mean.
+White space means what JavaScript's ``\\s`` and ``trim()`` mean (Unicode
+white space and U+FEFF); like the original, the control characters
+U+001C–U+001F and U+0085, which Python alone calls white space, are kept.
 """
 
 import re

@@ -1,0 +1,86 @@
+"""Database URLs: every accepted form, the precedence, and masked passwords."""
+
+import os
+
+import pytest
+
+from processcache import ConfigError
+from processcache.config import ENV_VAR, default_sqlite_path, parse_url, resolve_url
+
+
+def test_a_relative_sqlite_path_is_relative_to_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = parse_url("sqlite:///state.db")
+    assert config.bind_args["filename"] == str(tmp_path / "state.db")
+
+
+def test_an_absolute_sqlite_path_is_kept():
+    assert parse_url("sqlite:////var/lib/x/state.db").bind_args["filename"] == "/var/lib/x/state.db"
+
+
+def test_memory_sqlite_is_shared_between_threads():
+    assert parse_url("sqlite://:memory:").bind_args["filename"] == ":sharedmemory:"
+
+
+def test_sqlite_defaults_are_wal_normal_and_a_busy_timeout():
+    pragmas = parse_url("sqlite:///a.db").pragmas
+    assert pragmas["journal_mode"] == "wal"
+    assert pragmas["synchronous"] == "normal"
+    assert int(pragmas["busy_timeout"]) >= 10000
+
+
+def test_sqlite_options_come_from_the_query_string():
+    assert parse_url("sqlite:///a.db?synchronous=FULL").pragmas["synchronous"] == "full"
+    with pytest.raises(ConfigError, match="unknown SQLite option 'cache'"):
+        parse_url("sqlite:///a.db?cache=1")
+
+
+@pytest.mark.parametrize("url, provider", [
+    ("postgresql://u:p@h:5433/db", "postgres"),
+    ("postgres://u@h/db", "postgres"),
+    ("mysql://u:p@h:3307/db", "mysql"),
+    ("mariadb://u@h/db", "mysql"),
+])
+def test_server_urls(url, provider):
+    config = parse_url(url)
+    assert config.provider == provider
+    assert config.bind_args["host"] == "h"
+    assert config.bind_args["database"] == "db"
+
+
+def test_percent_encoded_credentials_are_decoded_and_masked():
+    config = parse_url("postgresql://cron:s%40cret%3A1@db.internal:5432/cron")
+    assert config.bind_args["password"] == "s@cret:1"
+    assert config.bind_args["user"] == "cron"
+    assert config.safe_url == "postgresql://cron:***@db.internal:5432/cron"
+    assert "s@cret" not in repr(config)
+    assert config.mask("failed for s@cret:1") == "failed for ***"
+
+
+def test_mysql_uses_utf8mb4():
+    assert parse_url("mysql://u@h/db").bind_args["charset"] == "utf8mb4"
+
+
+@pytest.mark.parametrize("url, message", [
+    ("oracle://u@h/db", "unknown database URL scheme 'oracle'"),
+    ("state.db", "is not a database URL"),
+    ("postgresql://u:pw@h", "names no database"),
+    ("postgresql://u:pw@h:notaport/db", "bad database URL"),
+])
+def test_bad_urls_say_what_to_do_and_never_show_the_password(url, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_url(url)
+    assert "pw" not in str(info.value)
+
+
+def test_precedence_explicit_then_environment_then_default(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, "sqlite:///from-env.db")
+    assert resolve_url("sqlite:///given.db") == "sqlite:///given.db"
+    assert resolve_url(None) == "sqlite:///from-env.db"
+    monkeypatch.delenv(ENV_VAR)
+    assert resolve_url(None) == "sqlite:///" + default_sqlite_path()
+
+
+def test_the_default_file_is_in_the_user_data_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert default_sqlite_path() == os.path.join(str(tmp_path), "processcache", "processcache.db")
