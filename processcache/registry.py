@@ -63,9 +63,9 @@ class Registry:
     def __init__(self) -> None:
         self.jobs: dict[tuple[str, str], JobSpec] = {}
 
-    def job(self, group: str, name: str, **options) -> Callable[[Callable], JobSpec]:
+    def job(self, group: str, name: str | None = None, **options) -> Callable[[Callable], JobSpec]:
         """Decorator factory: ``@registry.job("group", "name")`` on ``def fn(ctx)``."""
-        if callable(group) or callable(name):
+        if callable(group) or callable(name) or name is None:
             raise RegistryError('@job needs a group and a name: write @job("group", "name")')
 
         def decorator(func: Callable) -> JobSpec:
@@ -94,7 +94,7 @@ def _origin(spec: JobSpec) -> str:
 default_registry = Registry()
 
 
-def job(group: str, name: str, **options) -> Callable[[Callable], JobSpec]:
+def job(group: str, name: str | None = None, **options) -> Callable[[Callable], JobSpec]:
     """Declare ``fn(ctx)`` as the job *name* of *group*.
 
     >>> @job("example", "doc-job")
