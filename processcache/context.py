@@ -190,6 +190,17 @@ def cache_session(group: str, job: str, machine: str | None = None,
 def _record_failure(ctx: CacheContext, exc: BaseException) -> None:
     status = "failed" if isinstance(exc, Exception) else "terminated"
     error = f"{type(exc).__name__}: {exc}"
-    trace = "".join(traceback.format_exception(exc))
+    trace = _user_traceback(exc)
     ctx.create_log(trace, LogType.ERROR)
     ctx.run = ctx.database.store.finish_run(ctx.run, status, error, trace)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback from the user's first frame: processcache's own frames are noise there."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))

@@ -70,18 +70,8 @@ class Database:
         differences = self.store.schema_differences()
         if mode == "check" or not differences:
             return differences
-        self._create_tables()
+        self.store.create_schema(SCHEMA_VERSION)
         return differences
-
-    def _create_tables(self) -> None:
-        # Several processes may find the tables missing at once: on servers a
-        # CREATE can then fail because another created the table first.
-        try:
-            self.pony.create_tables()
-        except Exception:
-            if self.store.schema_differences():
-                raise
-        self.store.record_schema_version(SCHEMA_VERSION)
 
     def _prepare_sqlite(self) -> None:
         filename = self.config.bind_args["filename"]

@@ -24,6 +24,10 @@ from .records import Entry, LogRecord, RunRecord
 _ENTRY_COLUMNS = "id, entry_key, entry_value, machine, created_at"
 _LOG_COLUMNS = "id, log_type, message, machine, created_at, run_id, level, job_id"
 _GET_OR_CREATE_ATTEMPTS = 5
+_SCHEMA_LOCKS = {  # (take, release); PostgreSQL's ends with the transaction
+    "PostgreSQL": ("SELECT pg_advisory_xact_lock(7013370001)", None),
+    "MySQL": ("SELECT GET_LOCK('processcache_schema', 600)", "SELECT RELEASE_LOCK('processcache_schema')"),
+}
 
 
 def utcnow() -> datetime:
@@ -234,14 +238,27 @@ class Store:
                 f"this database has schema version {found[0]}, written by a newer processcache;"
                 f" this version knows {SCHEMA_VERSION}: upgrade processcache to use it")
 
-    def record_schema_version(self, version: int) -> None:
-        """Store the schema version once the tables exist (first writer wins)."""
-        try:
-            with orm.db_session:
+    def create_schema(self, version: int) -> None:
+        """Create what is missing and record *version*, one process at a time.
+
+        Processes that find the tables missing at once take turns under a
+        database-wide lock, all in one DDL session: the first creates the
+        tables, the others then find them made. SQLite's DDL session is an
+        exclusive transaction already; the servers take an explicit lock.
+        """
+        lock, unlock = _SCHEMA_LOCKS.get(self.db.provider.dialect, (None, None))
+        with orm.db_session(ddl=True):
+            connection = self.db.get_connection()
+            if lock:
+                self.db.execute(lock, {})
+            try:
+                if self.schema_differences():
+                    self.db.schema.create_tables(self.db.provider, connection)
                 if not self.db.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {}):
                     self.db.insert("processcache_meta", name="schema_version", value=str(version))
-        except (IntegrityError, TransactionIntegrityError):
-            pass  # another process recorded it first
+            finally:
+                if unlock:
+                    self.db.execute(unlock, {})
 
 
 def _page(offset: int, limit: int | None) -> str:

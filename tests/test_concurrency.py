@@ -1,0 +1,71 @@
+"""Several real processes on one database at once, and a process killed mid-run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pony.orm import db_session
+
+from processcache import ANY, cache_session, connect
+
+WORKERS = Path(__file__).resolve().parent / "workers.py"
+
+
+def start(*args):
+    return subprocess.Popen([sys.executable, str(WORKERS), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(processes):
+    for process in processes:
+        _, err = process.communicate(timeout=180)
+        assert process.returncode == 0, err
+
+
+def test_four_processes_appending_500_each_store_exactly_2000(backend_url):
+    connect(backend_url).close()
+    start_at = time.time() + 3
+    finish([start("append", backend_url, 500, start_at) for _ in range(4)])
+    with cache_session("concurrent", "append", machine="shared", database=backend_url) as ctx:
+        entries = ctx.tree["n"]
+        assert len(entries) == 2000
+        assert len({e.id for e in entries}) == 2000
+        assert sorted(e.value for e in entries) == sorted(list(range(500)) * 4)
+
+
+def test_four_processes_running_a_never_seen_job_at_once_on_a_fresh_database(backend_url):
+    start_at = time.time() + 3
+    finish([start("first_run", backend_url, start_at) for _ in range(4)])
+    with connect(backend_url) as db, db_session:
+        assert db.pony.select("SELECT name FROM processes", {}) == ["never-seen"]
+        assert db.pony.select("SELECT name FROM process_jobs", {}) == ["first-run"]
+        assert db.pony.select("SELECT status FROM process_job_runs", {}) == ["succeeded"] * 4
+    with cache_session("never seen", "first run", machine="shared", database=backend_url) as ctx:
+        assert len(ctx.get_cache("ran", machine=ANY)) == 4
+
+
+def test_a_process_killed_mid_run_keeps_every_committed_write(backend_url):
+    connect(backend_url).close()
+    worker = start("write_forever", backend_url)
+    reported = -1
+    deadline = time.time() + 60
+    while reported < 50 and time.time() < deadline:
+        line = worker.stdout.readline()
+        assert line, worker.communicate()[1]
+        reported = int(line)
+    os.kill(worker.pid, signal.SIGKILL)
+    unread = worker.communicate(timeout=30)[0].splitlines()
+    reported = int(unread[-1]) if unread else reported  # the last write reported before the kill
+    assert reported >= 50
+    with cache_session("killed", "mid-run", machine="m", database=backend_url) as ctx:
+        values = [e.value for e in ctx.tree["n"]]
+        assert values[: reported + 1] == list(range(reported + 1))
+        assert len(values) <= reported + 2, "at most the write in flight at the kill"
+        logs = [log.message for log in ctx.get_logs(limit=reported + 1)]
+        assert logs == [f"log {n}" for n in range(reported + 1)]
+    with connect(backend_url) as db, db_session:
+        statuses = db.pony.select("SELECT status FROM process_job_runs ORDER BY id", {})
+    assert statuses == ["running", "succeeded"], "the killed run stays recorded; the next run works"
