@@ -10,7 +10,7 @@
 
 __version__ = "0.1.0"
 
-from .context import ANY, CacheContext, cache_session, current_context
+from .context import ANY, CacheContext, current_context
 from .database import Database, connect
 from .errors import (
     ConfigError,
@@ -26,6 +26,8 @@ from .errors import (
 )
 from .logs import LogType
 from .names import normalize_name
+from .options import JobOptions
+from .session import JobLockedError, cache_session
 from .records import Entry, LogRecord, RunRecord
 from .registry import JobSpec, Registry, job
 
@@ -39,6 +41,8 @@ __all__ = [
     "InvalidKeyError",
     "InvalidNameError",
     "InvalidValueError",
+    "JobLockedError",
+    "JobOptions",
     "JobSpec",
     "LoadError",
     "LogRecord",

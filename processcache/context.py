@@ -8,21 +8,22 @@ machines are explicit: ``machine=ANY`` or a named machine.
 `sync_cache`, kept in step with every write made through this context;
 ``get_cache``, ``has_cache``, ``has_cache_key`` and ``get_full_cache`` read
 the database, so they see what other processes wrote since.
+
+A context is made by `cache_session` (``session.py``) or by the runner.
 """
 
-import contextlib
 import contextvars
-import os
+import logging
 import socket
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from .codec import encode_value
-from .database import Database, connect
+from .database import Database
 from .errors import ProcessCacheError
-from .logs import LogType
+from .logs import DatabaseHandler, LogType
 from .names import check_key, check_machine, normalize_name
+from .options import JobOptions
 from .records import Entry, LogRecord, RunRecord
 
 
@@ -51,6 +52,7 @@ def current_context() -> "CacheContext":
 class CacheContext:
     """What a job sees: its names, its run, its cache and its logs.
 
+    >>> from processcache import cache_session
     >>> with cache_session("example", "doc", database="sqlite://:memory:", machine="m1") as ctx:
     ...     _ = ctx.create_cache("foo", {"n": 1})
     ...     [e.value for e in ctx.tree["foo"]]
@@ -58,17 +60,21 @@ class CacheContext:
     """
 
     def __init__(self, database: Database, group: str, job: str, machine: str | None = None,
-                 echo: Callable[[LogRecord], None] | None = None) -> None:
+                 echo: Callable[[LogRecord], None] | None = None, options: JobOptions | None = None) -> None:
         self.database = database
         self.group = normalize_name(group)
         self.job = normalize_name(job)
         self.machine = check_machine(machine or socket.gethostname())
+        self.options = options or JobOptions()
         self.run: RunRecord | None = None
+        #: The run's result summary: set it (a JSON value) or return it from the job.
+        self.result: Any = None
         self.tree: dict[str, list[Entry]] = {}
         self.results: dict[int, Entry] = {}
         self._store = database.store
         self._job_id = self._store.job_id(self.group, self.job)
         self._echo = echo
+        self._logger: logging.Logger | None = None
 
     def __repr__(self) -> str:
         return f"<CacheContext {self.group}/{self.job} on {self.machine}>"
@@ -114,11 +120,36 @@ class CacheContext:
 
     def create_log(self, message: str, type: LogType | str = LogType.GENERIC) -> LogRecord:
         """Store one log message of this job, linked to the current run."""
-        record = self._store.add_log(
-            self._job_id, self.machine, LogType.parse(type), str(message), self.run and self.run.id)
+        return self._store_log(str(message), LogType.parse(type))
+
+    def _store_log(self, message: str, log_type: LogType, level: str | None = None) -> LogRecord:
+        record = self._store.add_log(self._job_id, self.machine, log_type, message, self.run and self.run.id, level)
         if self._echo is not None:
             self._echo(record)
         return record
+
+    @property
+    def logger(self) -> logging.Logger:
+        """A `logging.Logger` whose records land in this job's logs, linked to the run.
+
+        DEBUG and INFO are stored as GENERIC, WARNING as WARNING, ERROR and
+        CRITICAL as ERROR; the level name is kept. Records also propagate to
+        the ``processcache.jobs`` logger, for handlers of your own.
+        """
+        if self._logger is None:
+            logger = logging.Logger(f"processcache.jobs.{self.group}.{self.job}", logging.DEBUG)
+            logger.parent = logging.getLogger("processcache.jobs")
+            logger.addHandler(DatabaseHandler(self))
+            self._logger = logger
+        return self._logger
+
+    def last_success(self, machine: Any = _THIS) -> RunRecord | None:
+        """The previous successful run of this job (on this machine unless told otherwise).
+
+        Incremental jobs fetch only what is new since ``ctx.last_success().started_at``.
+        """
+        before = self.run.id if self.run is not None else None
+        return self.database.runs.last_success(self._job_id, self._machine(machine), before)
 
     def get_logs(self, offset: int = 0, limit: int | None = None, type: LogType | str | None = None,
                  machine: Any = _THIS, whole_group: bool = False) -> list[LogRecord]:
@@ -144,63 +175,3 @@ def _tree_of(entries: list[Entry]) -> dict[str, list[Entry]]:
     for entry in entries:
         tree.setdefault(entry.key, []).append(entry)
     return tree
-
-
-@contextlib.contextmanager
-def open_database(database: "Database | str | None") -> Iterator[Database]:
-    """Use a connected Database as it is, or connect to a URL and close it afterwards."""
-    if isinstance(database, Database):
-        yield database
-        return
-    db = connect(database)
-    try:
-        yield db
-    finally:
-        db.close()
-
-
-@contextlib.contextmanager
-def cache_session(group: str, job: str, machine: str | None = None,
-                  database: "Database | str | None" = None,
-                  echo: Callable[[LogRecord], None] | None = None) -> Iterator[CacheContext]:
-    """Run a ``with`` block as a recorded run of *group*/*job*, with its cache loaded.
-
-    ``database`` is a URL, a connected `Database`, or None for
-    ``PROCESSCACHE_DATABASE_URL`` or the default SQLite file. An exception in
-    the block marks the run `failed`, stores its traceback as an ERROR log,
-    keeps every write made before it, and propagates. ``ctx.run`` holds the
-    final record after the block.
-    """
-    with open_database(database) as db:
-        ctx = CacheContext(db, group, job, machine, echo)
-        ctx.run = db.store.start_run(ctx.group, ctx.job, ctx.machine, os.getpid())
-        token = _current.set(ctx)
-        try:
-            ctx.sync_cache()
-            yield ctx
-        except BaseException as exc:
-            _record_failure(ctx, exc)
-            raise
-        else:
-            ctx.run = db.store.finish_run(ctx.run, "succeeded")
-        finally:
-            _current.reset(token)
-
-
-def _record_failure(ctx: CacheContext, exc: BaseException) -> None:
-    status = "failed" if isinstance(exc, Exception) else "terminated"
-    error = f"{type(exc).__name__}: {exc}"
-    trace = _user_traceback(exc)
-    ctx.create_log(trace, LogType.ERROR)
-    ctx.run = ctx.database.store.finish_run(ctx.run, status, error, trace)
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-def _user_traceback(exc: BaseException) -> str:
-    """The traceback from the user's first frame: processcache's own frames are noise there."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))

@@ -11,6 +11,7 @@ from pony import orm
 from . import config
 from .entities import SCHEMA_VERSION, define_entities
 from .errors import DatabaseUnavailableError, MissingDriverError, SchemaError
+from .runstore import RunStore
 from .store import Store
 
 SYNC_MODES = ("create", "check", "new")
@@ -40,6 +41,7 @@ class Database:
         self._bind()
         self.pony.generate_mapping(create_tables=False, check_tables=False)
         self.store = Store(self)
+        self.runs = RunStore(self)
         if create:
             self.sync("create")
 

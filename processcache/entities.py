@@ -6,6 +6,12 @@ define the schema (tables, keys, indexes); the hot paths in `store.py` read
 and write these tables with plain SQL through the same Pony database.
 
 Table and column names are part of the stored format: `store.py` names them.
+
+Times a person reads (created, started, finished) are UTC timestamps taken
+by the writing process. Times that decide who may do what across machines
+(lease and entry expiry, heartbeats) are seconds since the epoch by the
+database server's clock (`dialects.NOW`), so machines whose clocks drift
+still agree; those columns end in ``_at`` and hold a float.
 """
 
 from datetime import datetime
@@ -50,6 +56,8 @@ def define_entities(db, provider: str):
         group = Required(Group, column="process_id")
         name = Required(str, 255, **text(255))
         created_at = timestamp()
+        expect_every = Optional(float)  # seconds, from @job(expect_every=...)
+        max_duration = Optional(float)  # seconds, from @job(max_duration=...)
         entries = Set("Entry")
         logs = Set("Log")
         runs = Set("Run")
@@ -63,6 +71,7 @@ def define_entities(db, provider: str):
         key = Required(str, 255, column="entry_key", **text(255))
         value = Required(LongStr, column="entry_value", lazy=False, **text())
         created_at = timestamp()
+        expires_at = Optional(float)  # database clock; None never expires
         composite_index(job, machine, key)
 
     class Run(db.Entity):
@@ -73,8 +82,8 @@ def define_entities(db, provider: str):
         pid = Required(int)
         status = Required(str, 16, **text(16))
         started_at = timestamp()
-        heartbeat_at = timestamp(Optional)
         finished_at = timestamp(Optional)
+        expires_at = Optional(float)  # database clock: renewed by the heartbeat; past it a running run is lost
         duration = Optional(float)
         error = Optional(LongStr, lazy=False, nullable=True, **text())
         traceback = Optional(LongStr, lazy=False, nullable=True, **text())
@@ -94,9 +103,18 @@ def define_entities(db, provider: str):
         created_at = timestamp()
         composite_index(job, created_at)
 
+    class Lock(db.Entity):
+        _table_ = "process_job_locks"
+        name = PrimaryKey(str, 255, **text(255))
+        machine = Optional(str, 255, nullable=True, **text(255))
+        pid = Optional(int)
+        run_id = Optional(int, size=64)
+        acquired_at = Optional(float)  # database clock
+        expires_at = Optional(float)  # database clock; NULL or past means free
+
     class Meta(db.Entity):
         _table_ = "processcache_meta"
         name = PrimaryKey(str, 64, **text(64))
         value = Required(str, 255, **text(255))
 
-    return {e.__name__: e for e in (Group, Job, Entry, Run, Log, Meta)}
+    return {e.__name__: e for e in (Group, Job, Entry, Run, Log, Lock, Meta)}

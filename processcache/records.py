@@ -51,8 +51,14 @@ class RunRecord:
     duration: float | None = None
     error: str | None = None
     traceback: str | None = None
+    result: Any = None
 
     @property
     def ok(self) -> bool:
         """True when the run succeeded."""
         return self.status == "succeeded"
+
+    @property
+    def name(self) -> str:
+        """``group/job``, as the CLI names a job."""
+        return f"{self.group}/{self.job}"

@@ -10,6 +10,7 @@ from typing import Any
 
 from .errors import RegistryError
 from .names import normalize_name
+from .options import JobOptions
 
 Hook = Callable[[Any], Any]
 
@@ -17,11 +18,11 @@ Hook = Callable[[Any], Any]
 class JobSpec:
     """A job: its function, its names, its options and its load hooks."""
 
-    def __init__(self, func: Callable, group: str, name: str, options: dict | None = None) -> None:
+    def __init__(self, func: Callable, group: str, name: str, options: JobOptions | None = None) -> None:
         self.func = func
         self.group = normalize_name(group)
         self.name = normalize_name(name)
-        self.options = dict(options or {})
+        self.options = options or JobOptions()
         self.cache_empty_hook: Hook | None = None
         self.cache_exist_hook: Hook | None = None
         self.__doc__ = func.__doc__
@@ -46,15 +47,17 @@ class JobSpec:
         self.cache_exist_hook = hook
         return hook
 
-    def run(self, database=None, machine: str | None = None, echo=None):
+    def run(self, database=None, machine: str | None = None, echo=None, **overrides):
         """Run this job now, recorded, and return its `RunRecord`.
 
         A job that raises does not raise here: the record's ``status`` is
-        ``failed`` and its ``error`` and ``traceback`` say why.
+        ``failed`` and its ``error`` and ``traceback`` say why; a run that
+        could not have the job's lock is ``skipped``. *overrides* replace
+        options for this run, e.g. ``overlap="allow"``.
         """
         from .runner import run_job
 
-        return run_job(self, database=database, machine=machine, echo=echo)
+        return run_job(self, database=database, machine=machine, echo=echo, **overrides)
 
 
 class Registry:
@@ -64,12 +67,16 @@ class Registry:
         self.jobs: dict[tuple[str, str], JobSpec] = {}
 
     def job(self, group: str, name: str | None = None, **options) -> Callable[[Callable], JobSpec]:
-        """Decorator factory: ``@registry.job("group", "name")`` on ``def fn(ctx)``."""
+        """Decorator factory: ``@registry.job("group", "name", **options)`` on ``def fn(ctx)``.
+
+        Options are checked now (see `JobOptions`), not when cron first runs the job.
+        """
         if callable(group) or callable(name) or name is None:
             raise RegistryError('@job needs a group and a name: write @job("group", "name")')
+        parsed = JobOptions.parse(**options)
 
         def decorator(func: Callable) -> JobSpec:
-            spec = JobSpec(func, group, name, options)
+            spec = JobSpec(func, group, name, parsed)
             self.register(spec)
             return spec
 
@@ -95,7 +102,7 @@ default_registry = Registry()
 
 
 def job(group: str, name: str | None = None, **options) -> Callable[[Callable], JobSpec]:
-    """Declare ``fn(ctx)`` as the job *name* of *group*.
+    """Declare ``fn(ctx)`` as the job *name* of *group*; options as in `JobOptions`.
 
     >>> @job("example", "doc-job")
     ... def doc_job(ctx):

@@ -1,34 +1,43 @@
-"""Run one `JobSpec`: load its cache, call the right hook, call it, record the run.
+"""Run one `JobSpec`: its hooks and function inside a recorded run.
 
-The exit codes are those `processcache run` returns: `EXIT_OK` for a run that
-succeeded, `EXIT_FAILED` for one that raised.
+The exit codes are those `processcache run` returns.
 """
 
 import asyncio
 import inspect
 
-from .context import cache_session
 from .records import RunRecord
+from .session import JobLockedError, cache_session
 
 EXIT_OK = 0
+#: The job raised; its traceback is in the run's record and an ERROR log.
 EXIT_FAILED = 1
+#: Another run held the job's lock (``EX_TEMPFAIL``): this run was skipped.
+EXIT_SKIPPED = 75
+_EXIT_CODES = {"succeeded": EXIT_OK, "skipped": EXIT_SKIPPED}
 
 
-def run_job(spec, database=None, machine: str | None = None, echo=None) -> RunRecord:
+def run_job(spec, database=None, machine: str | None = None, echo=None, **overrides) -> RunRecord:
     """Run *spec* as one recorded run and return the run's final record.
 
-    The job's exception is recorded (status ``failed``, an ERROR log with the
-    traceback), not raised. KeyboardInterrupt and SystemExit are recorded and
-    propagate.
+    *overrides* replace the spec's options for this run (``overlap``,
+    ``wait_timeout``, ...). The job's exception is recorded (status
+    ``failed``, an ERROR log with the traceback), not raised; a run that
+    could not have the lock is ``skipped``. KeyboardInterrupt and SystemExit
+    are recorded and propagate.
     """
-    session = cache_session(spec.group, spec.name, machine=machine, database=database, echo=echo)
+    options = spec.options.replace(**overrides)
     ctx = None
     try:
-        with session as ctx:
+        with cache_session(spec.group, spec.name, machine, database, echo=echo, options=options) as ctx:
             hook = spec.cache_exist_hook if ctx.tree else spec.cache_empty_hook
             if hook is not None:
                 _call(hook, ctx)
-            _call(spec.func, ctx)
+            result = _call(spec.func, ctx)
+            if ctx.result is None:
+                ctx.result = result
+    except JobLockedError as exc:
+        return exc.run
     except Exception:
         if ctx is None:  # the database or the names, not the job: the caller's to see
             raise
@@ -37,7 +46,7 @@ def run_job(spec, database=None, machine: str | None = None, echo=None) -> RunRe
 
 def exit_code(run: RunRecord) -> int:
     """The process exit code that reports *run*."""
-    return EXIT_OK if run.ok else EXIT_FAILED
+    return _EXIT_CODES.get(run.status, EXIT_FAILED)
 
 
 def _call(func, ctx):

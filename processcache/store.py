@@ -9,43 +9,22 @@ Text columns are compared in Python as well as in SQL where exactness
 matters: MySQL's collations ignore trailing spaces even when binary.
 """
 
-from datetime import datetime, timezone
-
 from pony import orm
 from pony.orm.core import TransactionIntegrityError
 from pony.orm.dbapiprovider import IntegrityError
 
 from .codec import decode_value
+from .dialects import SCHEMA_LOCK
 from .entities import SCHEMA_VERSION
 from .errors import SchemaError
 from .logs import LogType
-from .records import Entry, LogRecord, RunRecord
+from .records import Entry, LogRecord
+from .timeutil import db_time, py_time, utcnow
 
 _ENTRY_COLUMNS = "id, entry_key, entry_value, machine, created_at"
 _LOG_COLUMNS = "id, log_type, message, machine, created_at, run_id, level, job_id"
 _GET_OR_CREATE_ATTEMPTS = 5
-_SCHEMA_LOCKS = {  # (take, release); PostgreSQL's ends with the transaction
-    "PostgreSQL": ("SELECT pg_advisory_xact_lock(7013370001)", None),
-    "MySQL": ("SELECT GET_LOCK('processcache_schema', 600)", "SELECT RELEASE_LOCK('processcache_schema')"),
-}
 
-
-def utcnow() -> datetime:
-    """The time stamps of entries, logs and runs: aware, in UTC."""
-    return datetime.now(timezone.utc)
-
-
-def _db_time(moment: datetime) -> str:
-    # Stored as naive UTC text the three drivers all accept for a timestamp.
-    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ")
-
-
-def _py_time(value) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite returns its text as it is
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=timezone.utc)
 
 
 class Store:
@@ -88,7 +67,7 @@ class Store:
                     found = self.db.select(sql, dict(columns))
                     if found:
                         return found[0]
-                    return self.db.insert(table, returning="id", created_at=_db_time(utcnow()), **columns)
+                    return self.db.insert(table, returning="id", created_at=db_time(utcnow()), **columns)
             except (IntegrityError, TransactionIntegrityError):
                 continue
         raise SchemaError(f"could not create a row in {table}: the unique key kept conflicting")
@@ -101,7 +80,7 @@ class Store:
         with orm.db_session:
             entry_id = self.db.insert(
                 "process_cache", returning="id", job_id=job_id, machine=machine,
-                entry_key=key, entry_value=text, created_at=_db_time(created_at))
+                entry_key=key, entry_value=text, created_at=db_time(created_at))
         return Entry(entry_id, key, decode_value(text), machine, created_at)
 
     def entries(self, job_id: int, machine: str | None, key: str | None = None) -> list[Entry]:
@@ -110,7 +89,7 @@ class Store:
         with orm.db_session:
             rows = self.db.select(f"SELECT {_ENTRY_COLUMNS} FROM process_cache WHERE {sql} ORDER BY id", params)
         return [
-            Entry(row[0], row[1], decode_value(row[2]), row[3], _py_time(row[4]))
+            Entry(row[0], row[1], decode_value(row[2]), row[3], py_time(row[4]))
             for row in rows
             if key is None or row[1] == key
         ]
@@ -143,7 +122,7 @@ class Store:
         with orm.db_session:
             log_id = self.db.insert(
                 "process_job_logs", returning="id", job_id=job_id, run_id=run_id, machine=machine,
-                log_type=log_type.value, level=level, message=message, created_at=_db_time(created_at))
+                log_type=log_type.value, level=level, message=message, created_at=db_time(created_at))
         return LogRecord(log_id, log_type, message, machine, created_at, run_id, level,
                          self._job_names.get(job_id))
 
@@ -165,7 +144,7 @@ class Store:
             rows = self.db.select(sql, params)
             names = self._names_of({row[7] for row in rows})
         return [
-            LogRecord(r[0], LogType(r[1]), r[2], r[3], _py_time(r[4]), r[5], r[6], names[r[7]])
+            LogRecord(r[0], LogType(r[1]), r[2], r[3], py_time(r[4]), r[5], r[6], names[r[7]])
             for r in rows
             if machine is None or r[3] == machine
         ]
@@ -177,32 +156,6 @@ class Store:
             for job_id, name in self.db.select(f"SELECT id, name FROM process_jobs WHERE id IN ({ids})", {}):
                 self._job_names[job_id] = name
         return self._job_names
-
-    # -- runs -------------------------------------------------------------------
-
-    def start_run(self, group: str, job: str, machine: str, pid: int) -> RunRecord:
-        """Record a run as `running` and return it."""
-        job_id = self.job_id(group, job)
-        started_at = utcnow()
-        with orm.db_session:
-            run_id = self.db.insert(
-                "process_job_runs", returning="id", job_id=job_id, machine=machine, pid=pid,
-                status="running", started_at=_db_time(started_at), heartbeat_at=_db_time(started_at))
-        return RunRecord(run_id, group, job, machine, pid, "running", started_at)
-
-    def finish_run(self, run: RunRecord, status: str, error: str | None = None,
-                   traceback: str | None = None) -> RunRecord:
-        """Record how *run* ended and return its final record."""
-        finished_at = utcnow()
-        duration = (finished_at - run.started_at).total_seconds()
-        params = {"id": run.id, "status": status, "finished_at": _db_time(finished_at),
-                  "duration": duration, "error": error, "traceback": traceback}
-        with orm.db_session:
-            self.db.execute(
-                "UPDATE process_job_runs SET status = $status, finished_at = $finished_at,"
-                " duration = $duration, error = $error, traceback = $traceback WHERE id = $id", params)
-        return RunRecord(run.id, run.group, run.job, run.machine, run.pid, status, run.started_at,
-                         finished_at, duration, error, traceback)
 
     # -- schema -----------------------------------------------------------------
 
@@ -246,7 +199,7 @@ class Store:
         tables, the others then find them made. SQLite's DDL session is an
         exclusive transaction already; the servers take an explicit lock.
         """
-        lock, unlock = _SCHEMA_LOCKS.get(self.db.provider.dialect, (None, None))
+        lock, unlock = SCHEMA_LOCK[self.db.provider.dialect]
         with orm.db_session(ddl=True):
             connection = self.db.get_connection()
             if lock:

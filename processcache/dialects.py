@@ -1,0 +1,22 @@
+"""The few SQL fragments that differ between SQLite, PostgreSQL and MySQL.
+
+Keyed by Pony's ``provider.dialect``. Everything else processcache writes is
+plain SQL that the three accept as it is.
+"""
+
+#: The database server's clock as seconds since the epoch (a float). Leases,
+#: heartbeats and expiry are judged by it, never by the machines' clocks.
+NOW = {
+    "SQLite": "((julianday('now') - 2440587.5) * 86400.0)",
+    "PostgreSQL": "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)",
+    "MySQL": "CAST(UNIX_TIMESTAMP(SYSDATE(6)) AS DOUBLE)",
+}
+
+#: Statements that take and release the database-wide schema lock (None: not
+#: needed, or released with the transaction). SQLite's DDL session is an
+#: exclusive transaction already.
+SCHEMA_LOCK = {
+    "SQLite": (None, None),
+    "PostgreSQL": ("SELECT pg_advisory_xact_lock(7013370001)", None),
+    "MySQL": ("SELECT GET_LOCK('processcache_schema', 600)", "SELECT RELEASE_LOCK('processcache_schema')"),
+}

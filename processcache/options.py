@@ -1,0 +1,77 @@
+"""A job's options, checked when the job is declared, not when cron first runs it."""
+
+import dataclasses
+import logging
+
+from .durations import parse_duration
+from .errors import RegistryError
+
+OVERLAP_MODES = ("skip", "wait", "allow")
+LOCK_SCOPES = ("job", "machine")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobOptions:
+    """How a job runs. Durations are seconds (given as ``"30s"``, ``"15m"``, ``"2h"``, ``"1d"``).
+
+    overlap:        ``skip`` (default) exits 75 when another run holds the
+                    job's lock; ``wait`` waits up to ``wait_timeout`` for it;
+                    ``allow`` takes no lock.
+    lock:           ``job`` (default) locks the job across every machine;
+                    ``machine`` locks it per machine.
+    lease:          how long a lock and a run stay alive without a heartbeat
+                    (default 60s; the heartbeat renews them every lease / 3).
+                    A holder killed with SIGKILL blocks others this long at most.
+    wait_timeout:   how long ``overlap="wait"`` waits (default 10m).
+    expect_every:   ``processcache check`` reports the job overdue when no run
+                    started within this period (plus its ``--grace``).
+    max_duration:   ``processcache check`` reports runs that take longer.
+    capture_logging: store records of every logger (third-party libraries
+                    too) during the run: True for INFO and above, or a level.
+    cache_ttl:      the default time-to-live of entries the job creates.
+    """
+
+    overlap: str = "skip"
+    lock: str = "job"
+    lease: float = 60.0
+    wait_timeout: float = 600.0
+    expect_every: float | None = None
+    max_duration: float | None = None
+    capture_logging: int | None = None
+    cache_ttl: float | None = None
+
+    @classmethod
+    def parse(cls, **given) -> "JobOptions":
+        """Options from ``@job(...)`` keywords; RegistryError for anything unknown or malformed."""
+        unknown = set(given) - {field.name for field in dataclasses.fields(cls)}
+        if unknown:
+            known = ", ".join(field.name for field in dataclasses.fields(cls))
+            raise RegistryError(f"unknown job option(s) {', '.join(sorted(unknown))}: use {known}")
+        return cls().replace(**given)
+
+    def replace(self, **changes) -> "JobOptions":
+        """A copy with *changes* applied and checked (None leaves a value as it is)."""
+        changes = {name: value for name, value in changes.items() if value is not None}
+        if changes.get("overlap", self.overlap) not in OVERLAP_MODES:
+            raise RegistryError(f"overlap={changes['overlap']!r}: use skip, wait or allow")
+        if changes.get("lock", self.lock) not in LOCK_SCOPES:
+            raise RegistryError(f"lock={changes['lock']!r}: use job or machine")
+        for name in ("lease", "wait_timeout", "expect_every", "max_duration", "cache_ttl"):
+            if name in changes:
+                changes[name] = parse_duration(changes[name], name)
+        if changes.get("lease") == 0:
+            raise RegistryError("lease must be longer than 0 seconds")
+        if "capture_logging" in changes:
+            changes["capture_logging"] = _capture_level(changes["capture_logging"])
+        return dataclasses.replace(self, **changes)
+
+
+def _capture_level(value) -> int | None:
+    if value is False:
+        return None
+    if value is True:
+        return logging.INFO
+    level = logging.getLevelName(value.upper()) if isinstance(value, str) else value
+    if not isinstance(level, int):
+        raise RegistryError(f"capture_logging={value!r}: use True, False or a level such as 'DEBUG'")
+    return level

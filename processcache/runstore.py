@@ -1,0 +1,214 @@
+"""Runs and locks: the SQL that decides who runs, and records how runs end.
+
+A lock is one row per lock name. Taking it is one conditional UPDATE that
+succeeds only when the row is free or its lease has expired, judged by the
+database server's clock; it behaves the same on SQLite, PostgreSQL and MySQL
+(where Pony counts matched rows, so every condition is in the WHERE clause).
+"""
+
+from dataclasses import dataclass
+
+from pony import orm
+from pony.orm.core import TransactionIntegrityError
+from pony.orm.dbapiprovider import IntegrityError
+
+from .codec import encode_value
+from .dialects import NOW
+from .errors import InvalidValueError
+from .records import RunRecord
+from .timeutil import db_time, py_time, utcnow
+
+#: A run's result summary is kept when its JSON is at most this long.
+MAX_RESULT_CHARS = 10_000
+_RUN_COLUMNS = ("r.id, p.name, j.name, r.machine, r.pid, r.status, r.started_at, r.finished_at,"
+                " r.duration, r.error, r.traceback, r.result, r.expires_at")
+RUNS_FROM = ("FROM process_job_runs r JOIN process_jobs j ON j.id = r.job_id"
+             " JOIN processes p ON p.id = j.process_id")
+
+
+@dataclass(frozen=True, slots=True)
+class LockRecord:
+    """Who holds a lock, until when (seconds from now, by the database's clock)."""
+
+    name: str
+    machine: str | None
+    pid: int | None
+    run_id: int | None
+    held_for: float | None
+    expires_in: float | None
+
+    @property
+    def held(self) -> bool:
+        return self.expires_in is not None and self.expires_in > 0
+
+
+class RunStore:
+    """Runs and locks of one database; used by the run lifecycle and the CLI."""
+
+    def __init__(self, database) -> None:
+        self.db = database.pony
+        self.store = database.store
+        self.now = NOW[self.db.provider.dialect]
+        self._lock_rows: set[str] = set()
+
+    # -- runs -------------------------------------------------------------------
+
+    def start(self, group: str, job: str, machine: str, pid: int, lease: float,
+              expect_every: float | None = None, max_duration: float | None = None) -> RunRecord:
+        """Record a new run, alive for *lease* seconds unless its heartbeat renews it.
+
+        The job's expectations (for `processcache check`) are those of its latest run.
+        """
+        job_id = self.store.job_id(group, job)
+        started_at = utcnow()
+        status = "running"
+        params = {"job_id": job_id, "machine": machine, "pid": pid, "status": status,
+                  "started_at": db_time(started_at), "lease": lease,
+                  "expect_every": expect_every, "max_duration": max_duration}
+        with orm.db_session:
+            self.db.execute("UPDATE process_jobs SET expect_every = $expect_every,"
+                            " max_duration = $max_duration WHERE id = $job_id", params)
+            params["id"] = self.db.insert(
+                "process_job_runs", returning="id", job_id=job_id, machine=machine, pid=pid, status=status,
+                started_at=params["started_at"])
+            self.db.execute(f"UPDATE process_job_runs SET expires_at = {self.now} + $lease WHERE id = $id", params)
+            run_id = params["id"]
+        return RunRecord(run_id, group, job, machine, pid, status, started_at)
+
+    def heartbeat(self, run_id: int, lease: float, lock_name: str | None = None) -> bool:
+        """Keep a run (and its lock) alive for another *lease*; False if the lock was lost."""
+        params = {"run_id": run_id, "lease": lease, "name": lock_name}
+        with orm.db_session:
+            self.db.execute(f"UPDATE process_job_runs SET expires_at = {self.now} + $lease"
+                            " WHERE id = $run_id AND status = 'running'", params)
+            if lock_name is None:
+                return True
+            cursor = self.db.execute(f"UPDATE process_job_locks SET expires_at = {self.now} + $lease"
+                                     " WHERE name = $name AND run_id = $run_id", params)
+            return cursor.rowcount == 1
+
+    def finish(self, run: RunRecord, status: str, error: str | None = None,
+               traceback: str | None = None, result=None) -> RunRecord:
+        """Record how *run* ended and return its final record."""
+        finished_at = utcnow()
+        duration = (finished_at - run.started_at).total_seconds()
+        summary = _summary(result)
+        params = {"id": run.id, "status": status, "finished_at": db_time(finished_at), "duration": duration,
+                  "error": error, "traceback": traceback, "result": summary}
+        with orm.db_session:
+            self.db.execute(
+                "UPDATE process_job_runs SET status = $status, finished_at = $finished_at, duration = $duration,"
+                " error = $error, traceback = $traceback, result = $result, expires_at = NULL WHERE id = $id",
+                params)
+        return RunRecord(run.id, run.group, run.job, run.machine, run.pid, status, run.started_at,
+                         finished_at, duration, error, traceback, None if summary is None else result)
+
+    def get(self, run_id: int) -> RunRecord | None:
+        """One run by id, with `lost` for a running run whose heartbeat stopped."""
+        found = self.select_runs("r.id = $run_id", {"run_id": run_id}, limit=1)
+        return found[0] if found else None
+
+    def last_success(self, job_id: int, machine: str | None, before_run: int | None = None) -> RunRecord | None:
+        """The newest succeeded run of a job (on *machine*, or any when None)."""
+        clauses = ["r.job_id = $job_id", "r.status = 'succeeded'"]
+        if machine is not None:
+            clauses.append("r.machine = $machine")
+        if before_run is not None:
+            clauses.append("r.id < $before")
+        found = self.select_runs(" AND ".join(clauses), {"job_id": job_id, "machine": machine,
+                                                          "before": before_run}, limit=1)
+        return found[0] if found else None
+
+    def select_runs(self, where: str, params: dict, limit: int | None = None) -> list[RunRecord]:
+        """Runs matching *where* (over ``r``, ``j`` and ``p``), newest first."""
+        page = f" LIMIT {int(limit)}" if limit is not None else ""
+        with orm.db_session:
+            now = self.db.select(f"SELECT {self.now}", {})[0]
+            rows = self.db.select(f"SELECT {_RUN_COLUMNS} {RUNS_FROM} WHERE {where} ORDER BY r.id DESC{page}",
+                                  params)
+        return [_run_record(row, now) for row in rows]
+
+    # -- locks ------------------------------------------------------------------
+
+    def acquire(self, name: str, machine: str, pid: int, run_id: int, lease: float) -> bool:
+        """Take the lock *name* for *run_id* if it is free or its lease ran out.
+
+        A previous holder whose lease ran out is a run that died: it is
+        marked `lost`.
+        """
+        self._ensure_lock_row(name)
+        params = {"name": name, "machine": machine, "pid": pid, "run_id": run_id, "lease": lease}
+        with orm.db_session:
+            previous = self.db.select("SELECT run_id FROM process_job_locks WHERE name = $name", params)
+            cursor = self.db.execute(
+                f"UPDATE process_job_locks SET machine = $machine, pid = $pid, run_id = $run_id,"
+                f" acquired_at = {self.now}, expires_at = {self.now} + $lease"
+                f" WHERE name = $name AND (expires_at IS NULL OR expires_at < {self.now})", params)
+            if cursor.rowcount != 1:
+                return False
+            if previous and previous[0] is not None:
+                self.db.execute("UPDATE process_job_runs SET status = 'lost' WHERE id = $previous"
+                                " AND status = 'running'", {"previous": previous[0]})
+        return True
+
+    def release(self, name: str, run_id: int) -> None:
+        """Free the lock if *run_id* still holds it."""
+        with orm.db_session:
+            self.db.execute("UPDATE process_job_locks SET machine = NULL, pid = NULL, run_id = NULL,"
+                            " acquired_at = NULL, expires_at = NULL WHERE name = $name AND run_id = $run_id",
+                            {"name": name, "run_id": run_id})
+
+    def break_lock(self, name: str) -> bool:
+        """Free the lock whoever holds it (an operator's decision); True if it was held."""
+        with orm.db_session:
+            cursor = self.db.execute(
+                "UPDATE process_job_locks SET machine = NULL, pid = NULL, run_id = NULL,"
+                f" acquired_at = NULL, expires_at = NULL WHERE name = $name AND expires_at >= {self.now}",
+                {"name": name})
+            return cursor.rowcount == 1
+
+    def locks(self, name: str | None = None) -> list[LockRecord]:
+        """Every lock row (or the one named), held or not."""
+        where = "WHERE name = $name" if name is not None else ""
+        with orm.db_session:
+            rows = self.db.select(
+                f"SELECT name, machine, pid, run_id, {self.now} - acquired_at, expires_at - {self.now}"
+                f" FROM process_job_locks {where} ORDER BY name", {"name": name})
+        return [LockRecord(r[0], r[1], r[2], r[3], _float(r[4]), _float(r[5])) for r in rows
+                if name is None or r[0] == name]
+
+    def _ensure_lock_row(self, name: str) -> None:
+        if name in self._lock_rows:
+            return
+        try:
+            with orm.db_session:
+                if not self.db.select("SELECT name FROM process_job_locks WHERE name = $name", {"name": name}):
+                    self.db.insert("process_job_locks", name=name)
+        except (IntegrityError, TransactionIntegrityError):
+            pass  # another process created the row first: the UPDATE decides
+        self._lock_rows.add(name)
+
+
+def _summary(result) -> str | None:
+    if result is None:
+        return None
+    try:
+        text = encode_value(result)
+    except InvalidValueError:
+        return None
+    return text if len(text) <= MAX_RESULT_CHARS else None
+
+
+def _float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def _run_record(row, now) -> RunRecord:
+    from .codec import decode_value
+
+    status = row[5]
+    if status == "running" and row[12] is not None and float(row[12]) < float(now):
+        status = "lost"  # its heartbeat stopped: the process died without a word
+    result = decode_value(row[11]) if row[11] is not None else None
+    return RunRecord(row[0], row[1], row[2], row[3], row[4], status, py_time(row[6]), py_time(row[7]),
+                     row[8], row[9], row[10], result)

@@ -1,0 +1,164 @@
+"""The life of one run: record it, take the overlap lock, keep it alive, load, finish.
+
+`cache_session` is that life as a ``with`` block; the runner calls the same
+thing around a job's hooks and function, so both record runs the same way.
+"""
+
+import contextlib
+import logging
+import os
+import os.path
+import random
+import time
+import traceback
+from collections.abc import Callable, Iterator
+
+from .context import CacheContext, _current
+from .database import Database, connect
+from .errors import ProcessCacheError
+from .heartbeat import Heartbeat
+from .logs import DatabaseHandler, LogType
+from .options import JobOptions
+from .records import LogRecord, RunRecord
+
+
+class JobLockedError(ProcessCacheError):
+    """Another run holds the job's lock: this run was recorded as `skipped`."""
+
+    def __init__(self, message: str, run: RunRecord) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+@contextlib.contextmanager
+def open_database(database: "Database | str | None") -> Iterator[Database]:
+    """Use a connected Database as it is, or connect to a URL and close it afterwards."""
+    if isinstance(database, Database):
+        yield database
+        return
+    db = connect(database)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@contextlib.contextmanager
+def cache_session(group: str, job: str, machine: str | None = None,
+                  database: "Database | str | None" = None, *,
+                  echo: Callable[[LogRecord], None] | None = None,
+                  options: JobOptions | None = None, **job_options) -> Iterator[CacheContext]:
+    """Run a ``with`` block as a recorded run of *group*/*job*, with its cache loaded.
+
+    ``database`` is a URL, a connected `Database`, or None for
+    ``PROCESSCACHE_DATABASE_URL`` or the default SQLite file. Keywords are
+    job options (see `JobOptions`); unlike ``@job``, a session takes no lock
+    unless asked (``overlap="skip"`` or ``"wait"``), and raises
+    `JobLockedError` when it cannot have it.
+
+    An exception in the block marks the run `failed` (KeyboardInterrupt and
+    SystemExit: `terminated`), stores its traceback as an ERROR log, keeps
+    every write made before it, and propagates. ``ctx.run`` holds the final
+    record after the block.
+    """
+    options = (options or JobOptions(overlap="allow")).replace(**job_options)
+    with open_database(database) as db:
+        ctx = CacheContext(db, group, job, machine, echo, options)
+        runs = db.runs
+        ctx.run = runs.start(ctx.group, ctx.job, ctx.machine, os.getpid(), options.lease,
+                             options.expect_every, options.max_duration)
+        heartbeat = Heartbeat(runs, ctx.run.id, options.lease).start()
+        try:
+            lock_name = _take_lock(ctx, heartbeat)
+            with _captured_logging(ctx), _current_context(ctx):
+                try:
+                    ctx.sync_cache()
+                    yield ctx
+                except BaseException as exc:
+                    _record_failure(ctx, exc)
+                    raise
+                ctx.run = runs.finish(ctx.run, "succeeded", result=ctx.result)
+        finally:
+            heartbeat.stop()
+            if heartbeat.lock_name is not None:
+                runs.release(lock_name, ctx.run.id)
+
+
+def lock_name_of(ctx: CacheContext) -> str:
+    """``group/job`` for a job-wide lock, ``group/job@machine`` for a per-machine one."""
+    name = f"{ctx.group}/{ctx.job}"
+    return f"{name}@{ctx.machine}" if ctx.options.lock == "machine" else name
+
+
+def _take_lock(ctx: CacheContext, heartbeat: Heartbeat) -> str | None:
+    options = ctx.options
+    if options.overlap == "allow":
+        return None
+    name = lock_name_of(ctx)
+    runs = ctx.database.runs
+    deadline = time.monotonic() + (options.wait_timeout if options.overlap == "wait" else 0)
+    delay = 0.05
+    while not runs.acquire(name, ctx.machine, os.getpid(), ctx.run.id, options.lease):
+        if time.monotonic() >= deadline:
+            message = _held_message(runs, name, options)
+            ctx.run = runs.finish(ctx.run, "skipped", error=message)
+            raise JobLockedError(message, ctx.run)
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())) * random.uniform(0.5, 1.0))
+        delay = min(delay * 2, 2.0)
+    heartbeat.lock_name = name
+    return name
+
+
+def _held_message(runs, name: str, options: JobOptions) -> str:
+    holders = runs.locks(name)
+    holder = holders[0] if holders else None
+    who = f"run {holder.run_id} on {holder.machine} (pid {holder.pid})" if holder and holder.held else "another run"
+    waited = f" after waiting {options.wait_timeout:g}s" if options.overlap == "wait" else ""
+    return f"skipped{waited}: {who} holds the lock {name}"
+
+
+@contextlib.contextmanager
+def _current_context(ctx: CacheContext) -> Iterator[None]:
+    token = _current.set(ctx)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+@contextlib.contextmanager
+def _captured_logging(ctx: CacheContext) -> Iterator[None]:
+    """With ``capture_logging``, store every logger's records during the run."""
+    level = ctx.options.capture_logging
+    if level is None:
+        yield
+        return
+    root = logging.getLogger()
+    handler = DatabaseHandler(ctx, level)
+    saved_level = root.level
+    root.addHandler(handler)
+    root.setLevel(min(saved_level, level) if saved_level else level)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved_level)
+
+
+def _record_failure(ctx: CacheContext, exc: BaseException) -> None:
+    status = "failed" if isinstance(exc, Exception) else "terminated"
+    error = f"{type(exc).__name__}: {exc}"
+    trace = _user_traceback(exc)
+    ctx.create_log(trace, LogType.ERROR)
+    ctx.run = ctx.database.runs.finish(ctx.run, status, error, trace)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback from the user's first frame: processcache's own frames are noise there."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))

@@ -1,0 +1,22 @@
+"""Time stamps people read: aware UTC datetimes, stored as naive UTC text."""
+
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    """The time stamps of entries, logs and runs: aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def db_time(moment: datetime) -> str:
+    """Naive UTC text, which the three drivers all accept for a timestamp column."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ")
+
+
+def py_time(value) -> datetime | None:
+    """A stored time stamp back as an aware UTC datetime (SQLite returns its text)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc)
