@@ -1,35 +1,14 @@
 """The ``processcache`` command: parse, call the library, format. Nothing else."""
 
-import functools
 import sys
 
 import click
 
-from . import __version__
-from .errors import ProcessCacheError
+from . import __version__, cli_ops
+from .cli_format import database_option, one_line_errors
 from .records import LogRecord
 
 EXIT_USAGE = 2
-
-
-def _database_option(func):
-    return click.option(
-        "--database", "-d", metavar="URL", envvar="PROCESSCACHE_DATABASE_URL", show_envvar=True,
-        help="sqlite:///file.db, postgresql://user@host/db or mysql://user@host/db "
-             "[default: processcache.db in your user data folder]")(func)
-
-
-def _one_line_errors(func):
-    """Show a ProcessCacheError as one line and exit 1, without a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except ProcessCacheError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,12 +25,17 @@ def main():
 
 @main.command()
 @click.argument("target")
-@_database_option
+@database_option
 @click.option("--machine", "-m", metavar="NAME", help="The machine the run is recorded on [default: this host's name].")
+@click.option("--overlap", type=click.Choice(["skip", "wait", "allow"]),
+              help="When another run holds the job's lock: skip (exit 75), wait for it, or allow "
+                   "running beside it [default: the job's, else skip].")
+@click.option("--wait-timeout", metavar="DURATION", help="How long --overlap wait waits (e.g. 10m).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not echo the job's logs to stderr.")
-@_one_line_errors
-def run(target, database, machine, quiet):
-    """Run the job TARGET once, recorded, and exit 0 if it succeeded, 1 if not.
+@one_line_errors
+def run(target, database, machine, overlap, wait_timeout, quiet):
+    """Run the job TARGET once, recorded; exit 0 if it succeeded, 1 if it failed,
+    75 if it was skipped because another run holds its lock.
 
     TARGET is path/to/file.py:attr or package.module:attr, where attr is a
     function decorated with @job. Without :attr, the module's only job runs
@@ -69,9 +53,12 @@ def run(target, database, machine, quiet):
     spec = load_target(target)
     if isinstance(spec, list):
         spec = _only_job(target, spec)
-    record = run_job(spec, database=database, machine=machine, echo=None if quiet else _echo_log)
+    record = run_job(spec, database=database, machine=machine, echo=None if quiet else _echo_log,
+                     overlap=overlap, wait_timeout=wait_timeout)
     outcome = f"{record.status} in {record.duration:.3f} s"
-    if not record.ok:
+    if record.status == "skipped":
+        outcome = record.error
+    elif not record.ok:
         outcome += f": {record.error}"
     click.echo(f"processcache: {record.group}/{record.job} run {record.id} on {record.machine} {outcome}",
                err=True)
@@ -90,7 +77,7 @@ def _only_job(target, specs):
 
 def _echo_log(record: LogRecord) -> None:
     colour = {"WARNING": "yellow", "ERROR": "red"}.get(record.type.value)
-    click.echo(click.style(f"[{record.type.value}] ", fg=colour) + record.message, err=True)
+    click.echo(click.style(f"[{record.level or record.type.value}] ", fg=colour) + record.message, err=True)
 
 
 @main.group()
@@ -99,12 +86,12 @@ def db():
 
 
 @db.command()
-@_database_option
+@database_option
 @click.option("--mode", type=click.Choice(["create", "check", "new"]), default="create", show_default=True,
               help="create: add what is missing, keep all data. check: report differences, change "
                    "nothing (exit 1 if any). new: drop every processcache table and its data, then recreate.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before --mode new destroys data.")
-@_one_line_errors
+@one_line_errors
 def sync(database, mode, yes):
     """Bring the database's schema in line with this version of processcache.
 
@@ -130,3 +117,6 @@ def sync(database, mode, yes):
             sys.exit(1)
         else:
             click.echo(f"{opened.url}: created {len(differences)} missing table(s) and column(s)")
+
+
+cli_ops.register(main)

@@ -41,11 +41,13 @@ def parse_duration(value: "str | int | float", what: str = "duration") -> float:
 
 
 def format_duration(seconds: float | None) -> str:
-    """A short human form: ``0.42s``, ``3m05s``, ``2h10m``, ``3d4h``."""
+    """A short human form: ``420ms``, ``4.2s``, ``3m05s``, ``2h10m``, ``3d4h``."""
     if seconds is None:
         return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
     if seconds < 60:
-        return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.0f}s"
+        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
     minutes, secs = divmod(int(seconds), 60)
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"

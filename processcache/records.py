@@ -34,6 +34,7 @@ class LogRecord:
     run_id: int | None = None
     level: str | None = None
     job: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,8 @@ Text columns are compared in Python as well as in SQL where exactness
 matters: MySQL's collations ignore trailing spaces even when binary.
 """
 
+from datetime import datetime
+
 from pony import orm
 from pony.orm.core import TransactionIntegrityError
 from pony.orm.dbapiprovider import IntegrityError
@@ -33,7 +35,7 @@ class Store:
     def __init__(self, database) -> None:
         self.db = database.pony
         self._job_ids: dict[tuple[str, str], int] = {}
-        self._job_names: dict[int, str] = {}
+        self._job_names: dict[int, tuple[str, str]] = {}
 
     # -- groups and jobs ------------------------------------------------------
 
@@ -48,7 +50,7 @@ class Store:
             group_id = self._get_or_create("processes", {"name": group})
             cached = self._get_or_create("process_jobs", {"process_id": group_id, "name": job})
             self._job_ids[(group, job)] = cached
-            self._job_names[cached] = job
+            self._job_names[cached] = (job, group)
         return cached
 
     def group_job_ids(self, group: str) -> list[int]:
@@ -123,38 +125,52 @@ class Store:
             log_id = self.db.insert(
                 "process_job_logs", returning="id", job_id=job_id, run_id=run_id, machine=machine,
                 log_type=log_type.value, level=level, message=message, created_at=db_time(created_at))
-        return LogRecord(log_id, log_type, message, machine, created_at, run_id, level,
-                         self._job_names.get(job_id))
+        return LogRecord(log_id, log_type, message, machine, created_at, run_id, level, *self._job_names[job_id])
 
-    def logs(self, job_ids: list[int], machine: str | None = None, log_type: LogType | None = None,
-             offset: int = 0, limit: int | None = None) -> list[LogRecord]:
-        """Logs of the given jobs, oldest first, filtered and paged as asked."""
-        if not job_ids:
+    def logs(self, job_ids: list[int] | None = None, machine: str | None = None,
+             log_type: LogType | None = None, offset: int = 0, limit: int | None = None, *,
+             run_id: int | None = None, since: datetime | None = None, after_id: int | None = None,
+             newest: bool = False) -> list[LogRecord]:
+        """Logs, oldest first, filtered and paged as asked; *job_ids* None means every job.
+
+        ``newest=True`` pages from the newest end (the last *limit* logs),
+        still returned oldest first.
+        """
+        if job_ids is not None and not job_ids:
             return []
-        params = {"machine": machine, "log_type": log_type and log_type.value}
-        ids = ", ".join(str(int(job_id)) for job_id in job_ids)
-        clauses = [f"job_id IN ({ids})"]
-        if machine is not None:
-            clauses.append("machine = $machine")
-        if log_type is not None:
-            clauses.append("log_type = $log_type")
-        page = _page(offset, limit)
-        sql = f"SELECT {_LOG_COLUMNS} FROM process_job_logs WHERE {' AND '.join(clauses)} ORDER BY id{page}"
+        params = {"machine": machine, "log_type": log_type and log_type.value, "run_id": run_id,
+                  "since": since and db_time(since), "after_id": after_id}
+        clauses = ["1 = 1"]
+        if job_ids is not None:
+            clauses.append(f"job_id IN ({', '.join(str(int(job_id)) for job_id in job_ids)})")
+        for column, name in [("machine", "machine"), ("log_type", "log_type"), ("run_id", "run_id")]:
+            if params[name] is not None:
+                clauses.append(f"{column} = ${name}")
+        if since is not None:
+            clauses.append("created_at >= $since")
+        if after_id is not None:
+            clauses.append("id > $after_id")
+        order = " DESC" if newest else ""
+        sql = (f"SELECT {_LOG_COLUMNS} FROM process_job_logs WHERE {' AND '.join(clauses)}"
+               f" ORDER BY id{order}{_page(offset, limit)}")
         with orm.db_session:
             rows = self.db.select(sql, params)
             names = self._names_of({row[7] for row in rows})
-        return [
-            LogRecord(r[0], LogType(r[1]), r[2], r[3], py_time(r[4]), r[5], r[6], names[r[7]])
+        records = [
+            LogRecord(r[0], LogType(r[1]), r[2], r[3], py_time(r[4]), r[5], r[6], *names[r[7]])
             for r in rows
             if machine is None or r[3] == machine
         ]
+        return records[::-1] if newest else records
 
-    def _names_of(self, job_ids: set[int]) -> dict[int, str]:
+    def _names_of(self, job_ids: set[int]) -> dict[int, tuple[str, str]]:
         missing = [job_id for job_id in job_ids if job_id not in self._job_names]
         if missing:
             ids = ", ".join(str(int(job_id)) for job_id in missing)
-            for job_id, name in self.db.select(f"SELECT id, name FROM process_jobs WHERE id IN ({ids})", {}):
-                self._job_names[job_id] = name
+            for job_id, job, group in self.db.select(
+                    "SELECT j.id, j.name, p.name FROM process_jobs j JOIN processes p ON p.id = j.process_id"
+                    f" WHERE j.id IN ({ids})", {}):
+                self._job_names[job_id] = (job, group)
         return self._job_names
 
     # -- schema -----------------------------------------------------------------
