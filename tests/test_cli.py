@@ -1,11 +1,9 @@
 """The `processcache` command, run as a user runs it: a real process per call."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli
 from pony.orm import db_session
 
 from processcache import cache_session, connect
@@ -13,13 +11,6 @@ from processcache import cache_session, connect
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "examples" / "hello.py"
 JOBS = Path(__file__).resolve().parent / "cli_jobs.py"
-
-
-def cli(*args, cwd=None, env=None, input=None):
-    environ = {k: v for k, v in os.environ.items() if k != "PROCESSCACHE_DATABASE_URL"}
-    environ.update(env or {})
-    return subprocess.run([sys.executable, "-m", "processcache", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env=environ, input=input, timeout=120)
 
 
 def test_hello_world_twice_like_the_readme(backend_url, tmp_path):

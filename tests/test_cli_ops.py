@@ -1,0 +1,185 @@
+"""The operations commands, run as an operator would at 9 a.m."""
+
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from cli_helpers import cli
+
+from processcache import Registry, connect
+
+JOBS = Path(__file__).resolve().parent / "cli_jobs.py"
+
+
+def seed(url):
+    registry = Registry()
+
+    @registry.job("ops", "nightly", expect_every="1h", max_duration="10m")
+    def nightly(ctx):
+        ctx.create_cache("k", 1)
+        ctx.logger.info("fetched 3 pages")
+        return {"pages": 3}
+
+    @registry.job("ops", "broken")
+    def broken(ctx):
+        ctx.create_log("about to fail")
+        raise RuntimeError("API down at 3 a.m.")
+
+    with connect(url) as db:
+        return nightly.run(database=db, machine="box-1"), broken.run(database=db, machine="box-2")
+
+
+def test_jobs_shows_last_run_status_machines_and_entries(backend_url):
+    seed(backend_url)
+    table = cli("jobs", "-d", backend_url)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["JOB", "LAST", "RUN", "STATUS", "DURATION", "ENTRIES", "MACHINES"]
+    assert lines[1].startswith("ops/broken") and "failed" in lines[1] and lines[1].endswith("box-2")
+    assert lines[2].startswith("ops/nightly") and "succeeded" in lines[2] and lines[2].endswith("box-1")
+    data = json.loads(cli("jobs", "--json", "-d", backend_url).stdout)
+    nightly = next(job for job in data if job["job"] == "nightly")
+    assert nightly["entries"] == 1 and nightly["machines"] == ["box-1"] and nightly["expect_every"] == 3600
+    assert nightly["last_run"]["result"] == {"pages": 3}
+
+
+def test_runs_filters_and_json(backend_url):
+    ok, bad = seed(backend_url)
+    failed = cli("runs", "--status", "failed", "-d", backend_url)
+    assert failed.returncode == 0
+    assert "RuntimeError: API down at 3 a.m." in failed.stdout and "ops/nightly" not in failed.stdout
+    one = json.loads(cli("runs", "ops/nightly", "--json", "-d", backend_url).stdout)
+    assert [run["id"] for run in one] == [ok.id]
+    assert json.loads(cli("runs", "--machine", "box-2", "--json", "-d", backend_url).stdout)[0]["id"] == bad.id
+    assert "no runs match" in cli("runs", "--status", "lost", "-d", backend_url).stdout
+
+
+def test_logs_filters(backend_url):
+    ok, bad = seed(backend_url)
+    all_logs = cli("logs", "-d", backend_url).stdout
+    assert "[INFO] fetched 3 pages" in all_logs and "[GENERIC] about to fail" in all_logs
+    errors = cli("logs", "ops/broken", "--type", "error", "-d", backend_url).stdout
+    assert "RuntimeError: API down" in errors and "about to fail" not in errors
+    by_run = [json.loads(line) for line in cli("logs", "--run", ok.id, "--json", "-d", backend_url).stdout.splitlines()]
+    assert [(log["level"], log["message"]) for log in by_run] == [("INFO", "fetched 3 pages")]
+    assert cli("logs", "--since", "1h", "--machine", "box-1", "-d", backend_url).stdout.count("\n") == 1
+    assert cli("logs", "--since", "2999-01-01T00:00", "-d", backend_url).stdout == ""
+    paged = cli("logs", "--offset", "1", "--limit", "1", "--json", "-d", backend_url).stdout.splitlines()
+    assert len(paged) == 1 and json.loads(paged[0])["message"] == "about to fail"
+    bad_since = cli("logs", "--since", "yesterday", "-d", backend_url)
+    assert bad_since.returncode == 1 and "the --since 'yesterday' is not a duration" in bad_since.stderr
+
+
+def test_logs_follow_prints_new_logs_as_they_come(tmp_path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/f.db"
+    seed(url)
+    follower = subprocess.Popen([sys.executable, "-m", "processcache", "logs", "--follow", "-d", url],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        registry = Registry()
+
+        @registry.job("ops", "late")
+        def late(ctx):
+            ctx.create_log("written while following")
+
+        late.run(database=url, machine="m")
+        deadline = time.time() + 20
+        seen = ""
+        while "written while following" not in seen and time.time() < deadline:
+            seen += follower.stdout.readline()
+        assert "written while following" in seen
+    finally:
+        follower.kill()
+        follower.communicate()
+
+
+def test_locks_lists_and_breaks_after_asking(backend_url):
+    with connect(backend_url) as db:
+        db.runs.acquire("ops/nightly", "box-9", 4242, run_id=77, lease=300)
+    listed = cli("locks", "-d", backend_url)
+    assert "ops/nightly" in listed.stdout and "box-9" in listed.stdout and "4242" in listed.stdout
+    assert json.loads(cli("locks", "--json", "-d", backend_url).stdout)[0]["run_id"] == 77
+    refused = cli("locks", "break", "ops/nightly", "-d", backend_url, input="n\n")
+    assert refused.returncode == 1 and "Break ops/nightly, held by run 77 on box-9 (pid 4242)?" in refused.stdout
+    assert "ops/nightly" in cli("locks", "-d", backend_url).stdout
+    broken = cli("locks", "break", "ops/nightly", "--yes", "-d", backend_url)
+    assert broken.returncode == 0 and "broke the lock ops/nightly" in broken.stdout
+    assert "no lock is held" in cli("locks", "-d", backend_url).stdout
+    again = cli("locks", "break", "ops/nightly", "--yes", "-d", backend_url)
+    assert again.returncode == 1 and "no one holds the lock ops/nightly" in again.stderr
+
+
+def test_check_exits_0_when_well_and_1_for_each_problem(tmp_path):
+    url = f"sqlite:///{tmp_path}/c.db"
+    assert cli("check", "-d", url).returncode == 0
+    registry = Registry()
+
+    @registry.job("ops", "quick", expect_every="1s")
+    def quick(ctx):
+        pass
+
+    quick.run(database=url, machine="m")
+    well = cli("check", "-d", url)
+    assert well.returncode == 0 and "all jobs are well" in well.stdout
+    time.sleep(1.2)
+    overdue = cli("check", "--grace", "0s", "--json", "-d", url)
+    assert overdue.returncode == 1
+    report = json.loads(overdue.stdout)
+    assert report["ok"] is False and [p["kind"] for p in report["problems"]] == ["overdue"]
+
+    for name, options, body, kind in [
+            ("failing", {}, lambda ctx: 1 / 0, "failed"),
+            ("too-long", {"max_duration": "0.01s"}, lambda ctx: time.sleep(0.05), "too-long")]:
+        url = f"sqlite:///{tmp_path}/{name}.db"
+        registry.job("ops", name, **options)(body).run(database=url, machine="m")
+        result = cli("check", "-d", url)
+        assert result.returncode == 1 and f"ops/{name}" in result.stdout and kind in result.stdout
+    url = f"sqlite:///{tmp_path}/lost.db"
+    with connect(url) as db:
+        db.runs.start("ops", "lost", "m", 1, lease=0.01)
+    time.sleep(0.1)
+    lost = cli("check", "-d", url)
+    assert lost.returncode == 1 and "lost" in lost.stdout
+
+
+def test_prune_dry_run_then_prune(tmp_path):
+    url = f"sqlite:///{tmp_path}/p.db"
+    seed(url)
+    dry = cli("prune", "--runs-older-than", "0s", "--logs-older-than", "0s", "--dry-run", "-d", url)
+    assert dry.returncode == 0 and dry.stdout.strip() == "would delete 2 runs, would delete 3 logs"
+    kept = cli("prune", "--runs-older-than", "0s", "--keep-failed-for", "30d", "--json", "-d", url)
+    assert json.loads(kept.stdout) == {"dry_run": False, "runs": 1}
+    assert "failed" in cli("runs", "-d", url).stdout and "succeeded" not in cli("runs", "-d", url).stdout
+    nothing = cli("prune", "-d", url)
+    assert nothing.returncode == 2 and "say what to prune" in nothing.stderr
+    bad = cli("prune", "--runs-older-than", "a while", "-d", url)
+    assert bad.returncode == 1 and "--runs-older-than 'a while' is not a duration" in bad.stderr
+
+
+def test_run_overlap_options_and_exit_75(tmp_path):
+    url = f"sqlite:///{tmp_path}/o.db"
+    with connect(url) as db:
+        db.runs.acquire("cli/env", "elsewhere", 1, run_id=5, lease=300)
+    skipped = cli("run", f"{JOBS}:env", "-d", url)
+    assert skipped.returncode == 75
+    assert "skipped: run 5 on elsewhere (pid 1) holds the lock cli/env" in skipped.stderr
+    waited = cli("run", f"{JOBS}:env", "-d", url, "--overlap", "wait", "--wait-timeout", "0.5s")
+    assert waited.returncode == 75 and "after waiting 0.5s" in waited.stderr
+    assert cli("run", f"{JOBS}:env", "-d", url, "--overlap", "allow").returncode == 0
+    bad = cli("run", f"{JOBS}:env", "-d", url, "--overlap", "wait", "--wait-timeout", "soon")
+    assert bad.returncode == 1 and "wait_timeout 'soon' is not a duration" in bad.stderr
+    statuses = json.loads(cli("runs", "--json", "-d", url).stdout)
+    assert [run["status"] for run in statuses] == ["succeeded", "skipped", "skipped"]
+
+
+def test_every_command_has_help_with_an_example():
+    for command in ["jobs", "runs", "logs", "locks", "check", "prune"]:
+        result = cli(command, "--help")
+        assert result.returncode == 0 and "Example" in result.stdout, command
+    assert "exit 1 if any" in cli("check", "--help").stdout
+    assert "75" in cli("run", "--help").stdout
