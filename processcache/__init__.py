@@ -25,6 +25,7 @@ from .errors import (
     SchemaError,
 )
 from .logs import LogType
+from .memo import MemoTimeoutError, memoize
 from .names import normalize_name
 from .options import JobOptions
 from .session import JobLockedError, cache_session
@@ -47,6 +48,7 @@ __all__ = [
     "LoadError",
     "LogRecord",
     "LogType",
+    "MemoTimeoutError",
     "MissingDriverError",
     "ProcessCacheError",
     "Registry",
@@ -57,5 +59,6 @@ __all__ = [
     "connect",
     "current_context",
     "job",
+    "memoize",
     "normalize_name",
 ]

@@ -12,13 +12,18 @@ the database, so they see what other processes wrote since.
 A context is made by `cache_session` (``session.py``) or by the runner.
 """
 
+import contextlib
 import contextvars
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from pony import orm
+
+from . import memo
 from .codec import encode_value
+from .durations import parse_duration
 from .database import Database
 from .errors import ProcessCacheError
 from .logs import DatabaseHandler, LogType
@@ -72,6 +77,7 @@ class CacheContext:
         self.tree: dict[str, list[Entry]] = {}
         self.results: dict[int, Entry] = {}
         self._store = database.store
+        self._cache = database.cache
         self._job_id = self._store.job_id(self.group, self.job)
         self._echo = echo
         self._logger: logging.Logger | None = None
@@ -81,40 +87,139 @@ class CacheContext:
 
     # -- the cache --------------------------------------------------------------
 
-    def create_cache(self, key: str, value: Any) -> Entry:
+    def create_cache(self, key: str, value: Any, ttl: "float | str | None" = None) -> Entry:
         """Append *value* under *key* (keys hold lists) and return the stored entry.
 
         The entry is committed when this returns. *value* must be a JSON value
-        (a TypeError names the type otherwise).
+        (a TypeError names the type otherwise). With *ttl* (seconds or
+        ``"6h"``; default: the job's ``cache_ttl``) the entry expires: every
+        read then acts as if it were gone.
         """
         text = encode_value(value)
-        entry = self._store.add_entry(self._job_id, self.machine, check_key(key), text)
-        self.tree.setdefault(entry.key, []).append(entry)
-        self.results[entry.id] = entry
+        entry = self._cache.add(self._job_id, self.machine, check_key(key), text, self._ttl(ttl))
+        self._remember([entry])
         return entry
+
+    def create_cache_many(self, items: "Iterable[tuple[str, Any]] | dict[str, Any]",
+                          ttl: "float | str | None" = None) -> list[Entry]:
+        """Append many ``(key, value)`` entries (or a dict's items) in one transaction.
+
+        All are stored or none: a bad key or value refuses the whole lot first.
+        """
+        pairs = list(items.items() if isinstance(items, dict) else items)
+        encoded = [(check_key(key), encode_value(value)) for key, value in pairs]
+        entries = self._cache.add_many(self._job_id, self.machine, encoded, self._ttl(ttl))
+        self._remember(entries)
+        return entries
+
+    def set_cache(self, key: str, value: Any, ttl: "float | str | None" = None) -> Entry:
+        """Make *value* the only entry under *key*, atomically.
+
+        A concurrent reader sees the old list or the new value, never an empty
+        or doubled key.
+        """
+        text = encode_value(value)
+        entry = self._cache.replace(self._job_id, self.machine, check_key(key), text, self._ttl(ttl))
+        self._forget(key)
+        self._remember([entry])
+        return entry
+
+    def delete_cache(self, key: str) -> int:
+        """Delete every entry under *key*; return how many there were."""
+        count = self._cache.delete(self._job_id, self.machine, check_key(key))
+        self._forget(key)
+        return count
+
+    def clear_cache(self) -> int:
+        """Delete every entry of this job on this machine; return how many there were."""
+        count = self._cache.delete(self._job_id, self.machine)
+        self.tree, self.results = {}, {}
+        return count
+
+    def latest(self, key: str, default: Any = None, machine: Any = _THIS) -> Any:
+        """The newest value under *key*, read from the database, or *default*."""
+        entry = self._cache.latest(self._job_id, self._machine(machine), check_key(key))
+        return default if entry is None else entry.value
 
     def get_cache(self, key: str, machine: Any = _THIS) -> list[Entry]:
         """The entries under *key*, oldest first, read from the database now."""
-        return self._store.entries(self._job_id, self._machine(machine), check_key(key))
+        return self._cache.entries(self._job_id, self._machine(machine), check_key(key))
 
     def has_cache(self, machine: Any = _THIS) -> bool:
         """Whether this job holds any entry (on this machine unless told otherwise)."""
-        return self._store.has_entries(self._job_id, self._machine(machine))
+        return self._cache.has(self._job_id, self._machine(machine))
 
     def has_cache_key(self, key: str, machine: Any = _THIS) -> bool:
         """Whether *key* holds any entry."""
-        return self._store.has_entries(self._job_id, self._machine(machine), check_key(key))
+        return self._cache.has(self._job_id, self._machine(machine), check_key(key))
 
     def get_full_cache(self, machine: Any = _THIS) -> dict[str, list[Entry]]:
         """Every key with its entries, oldest first, read from the database now."""
-        return _tree_of(self._store.entries(self._job_id, self._machine(machine)))
+        return _tree_of(self._cache.entries(self._job_id, self._machine(machine)))
 
     def sync_cache(self) -> dict[str, list[Entry]]:
         """Rebuild `tree` and `results` from the database, and return the tree."""
-        entries = self._store.entries(self._job_id, self.machine)
+        entries = self._cache.entries(self._job_id, self.machine)
         self.tree = _tree_of(entries)
         self.results = {entry.id: entry for entry in entries}
         return self.tree
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator["CacheContext"]:
+        """Make every write inside the block one transaction.
+
+        It is committed at the end of the block and rolled back entirely on
+        an exception, and `tree` and `results` return to what they were. On
+        SQLite, other writers wait while the block runs: keep it short.
+        """
+        tree = {key: list(entries) for key, entries in self.tree.items()}
+        results = dict(self.results)
+        try:
+            with orm.db_session:
+                yield self
+        except BaseException:
+            self.tree, self.results = tree, results
+            raise
+
+    def get_or_compute(self, key: str, compute: Callable[[], Any], ttl: "float | str | None" = None,
+                       lease: "float | str" = 60, timeout: "float | str" = 600) -> Any:
+        """The value under *key* from any machine, or ``compute()``'s, computed once for all.
+
+        See `processcache.memo`: one process computes while the others wait.
+        """
+        return memo.get_or_compute(self, check_key(key), compute, self._ttl(ttl),
+                                   parse_duration(lease, "lease"), parse_duration(timeout, "timeout"))
+
+    def memoize(self, ttl: "float | str | None" = None, lease: "float | str" = 60,
+                timeout: "float | str" = 600) -> Callable[[Callable], Callable]:
+        """Decorator: memoise a function by its arguments, across processes and machines.
+
+        >>> from processcache import cache_session
+        >>> with cache_session("example", "memo", database="sqlite://:memory:") as ctx:
+        ...     @ctx.memoize(ttl="1h")
+        ...     def square(n):
+        ...         return n * n
+        ...     square(12), square(12)
+        (144, 144)
+        """
+        if callable(ttl):
+            raise TypeError("ctx.memoize needs its parentheses: write @ctx.memoize() or @ctx.memoize(ttl=...)")
+        return memo.memoizer(lambda: self, self._ttl(ttl), parse_duration(lease, "lease"),
+                             parse_duration(timeout, "timeout"))
+
+    def _ttl(self, ttl: "float | str | None") -> float | None:
+        if ttl is None:
+            return self.options.cache_ttl
+        return parse_duration(ttl, "ttl")
+
+    def _remember(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            self.tree.setdefault(entry.key, []).append(entry)
+            self.results[entry.id] = entry
+
+    def _forget(self, key: str) -> None:
+        for entry in self.tree.pop(key, []):
+            self.results.pop(entry.id, None)
 
     # -- logs -------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from pony import orm
 from . import config
 from .entities import SCHEMA_VERSION, define_entities
 from .errors import DatabaseUnavailableError, MissingDriverError, SchemaError
+from .cachestore import CacheStore
 from .history import History
 from .runstore import RunStore
 from .store import Store
@@ -42,6 +43,7 @@ class Database:
         self._bind()
         self.pony.generate_mapping(create_tables=False, check_tables=False)
         self.store = Store(self)
+        self.cache = CacheStore(self)
         self.runs = RunStore(self)
         self.history = History(self)
         if create:

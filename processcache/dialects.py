@@ -20,3 +20,11 @@ SCHEMA_LOCK = {
     "PostgreSQL": ("SELECT pg_advisory_xact_lock(7013370001)", None),
     "MySQL": ("SELECT GET_LOCK('processcache_schema', 600)", "SELECT RELEASE_LOCK('processcache_schema')"),
 }
+
+#: Locks one job's row until the transaction ends, so writers that replace a
+#: key of that job take turns (SQLite's writers take turns already).
+LOCK_JOB_ROW = {
+    "SQLite": None,
+    "PostgreSQL": "SELECT id FROM process_jobs WHERE id = $job_id FOR UPDATE",
+    "MySQL": "SELECT id FROM process_jobs WHERE id = $job_id FOR UPDATE",
+}

@@ -1,43 +1,42 @@
-"""A background thread that keeps a run, and the lock it holds, alive.
+"""A background thread that keeps a lease alive: a run's, a lock's, a computation's.
 
-It renews the run's lease every ``lease / 3`` seconds, so two renewals can
-fail before anyone else sees the run as lost. It stops with the run.
+It calls *renew* every *interval* seconds (a third of the lease, so two
+renewals can fail before anyone else sees the holder as gone) until stopped.
 """
 
 import logging
 import threading
+from collections.abc import Callable
 
 log = logging.getLogger("processcache.heartbeat")
 
 
 class Heartbeat:
-    """Renew *run_id* (and *lock_name*) in *runs* until `stop()`."""
+    """Call *renew* every *interval* seconds until `stop()`; note when it returns False."""
 
-    def __init__(self, runs, run_id: int, lease: float, lock_name: str | None = None) -> None:
-        self.runs = runs
-        self.run_id = run_id
-        self.lease = lease
-        self.lock_name = lock_name
-        self.lock_lost = False
+    def __init__(self, renew: Callable[[], bool], interval: float, what: str) -> None:
+        self.renew = renew
+        self.interval = interval
+        self.what = what
+        self.lease_lost = False
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"processcache-heartbeat-{run_id}", daemon=True)
+        self._thread = threading.Thread(target=self._beat, name=f"processcache-heartbeat ({what})", daemon=True)
 
-    def start(self) -> "Heartbeat":
+    def __enter__(self) -> "Heartbeat":
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def __exit__(self, *exc_info) -> None:
         self._stopped.set()
         self._thread.join()
 
     def _beat(self) -> None:
-        while not self._stopped.wait(self.lease / 3):
+        while not self._stopped.wait(self.interval):
             try:
-                held = self.runs.heartbeat(self.run_id, self.lease, self.lock_name)
+                held = self.renew()
             except Exception as exc:  # a passing database fault must not kill the job
-                log.warning("processcache: heartbeat of run %s failed: %s", self.run_id, exc)
+                log.warning("processcache: renewing %s failed: %s", self.what, exc)
                 continue
-            if not held and not self.lock_lost:
-                self.lock_lost = True
-                log.warning("processcache: run %s lost its lock %s (its lease ran out)", self.run_id,
-                            self.lock_name)
+            if not held and not self.lease_lost:
+                self.lease_lost = True
+                log.warning("processcache: %s lost its lease (it ran out before a renewal)", self.what)

@@ -20,6 +20,7 @@ class Entry:
     value: Any
     machine: str
     created_at: datetime
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

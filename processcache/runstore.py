@@ -77,14 +77,17 @@ class RunStore:
 
     def heartbeat(self, run_id: int, lease: float, lock_name: str | None = None) -> bool:
         """Keep a run (and its lock) alive for another *lease*; False if the lock was lost."""
-        params = {"run_id": run_id, "lease": lease, "name": lock_name}
         with orm.db_session:
             self.db.execute(f"UPDATE process_job_runs SET expires_at = {self.now} + $lease"
-                            " WHERE id = $run_id AND status = 'running'", params)
-            if lock_name is None:
-                return True
+                            " WHERE id = $run_id AND status = 'running'", {"run_id": run_id, "lease": lease})
+            return lock_name is None or self.renew_lock(lock_name, run_id, lease)
+
+    def renew_lock(self, name: str, owner: int, lease: float) -> bool:
+        """Extend the lease of a lock *owner* holds; False if it no longer does."""
+        with orm.db_session:
             cursor = self.db.execute(f"UPDATE process_job_locks SET expires_at = {self.now} + $lease"
-                                     " WHERE name = $name AND run_id = $run_id", params)
+                                     " WHERE name = $name AND run_id = $owner",
+                                     {"name": name, "owner": owner, "lease": lease})
             return cursor.rowcount == 1
 
     def finish(self, run: RunRecord, status: str, error: str | None = None,
@@ -133,8 +136,9 @@ class RunStore:
     def acquire(self, name: str, machine: str, pid: int, run_id: int, lease: float) -> bool:
         """Take the lock *name* for *run_id* if it is free or its lease ran out.
 
-        A previous holder whose lease ran out is a run that died: it is
-        marked `lost`.
+        *run_id* identifies the owner (a memoised computation passes a random
+        token instead). A previous holder whose lease ran out is a run that
+        died: it is marked `lost`.
         """
         self._ensure_lock_row(name)
         params = {"name": name, "machine": machine, "pid": pid, "run_id": run_id, "lease": lease}

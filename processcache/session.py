@@ -8,7 +8,6 @@ import contextlib
 import logging
 import os
 import os.path
-import random
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from .heartbeat import Heartbeat
 from .logs import DatabaseHandler, LogType
 from .options import JobOptions
 from .records import LogRecord, RunRecord
+from .timeutil import backoff
 
 
 class JobLockedError(ProcessCacheError):
@@ -67,21 +67,24 @@ def cache_session(group: str, job: str, machine: str | None = None,
         runs = db.runs
         ctx.run = runs.start(ctx.group, ctx.job, ctx.machine, os.getpid(), options.lease,
                              options.expect_every, options.max_duration)
-        heartbeat = Heartbeat(runs, ctx.run.id, options.lease).start()
-        try:
-            lock_name = _take_lock(ctx, heartbeat)
-            with _captured_logging(ctx), _current_context(ctx):
-                try:
-                    ctx.sync_cache()
-                    yield ctx
-                except BaseException as exc:
-                    _record_failure(ctx, exc)
-                    raise
-                ctx.run = runs.finish(ctx.run, "succeeded", result=ctx.result)
-        finally:
-            heartbeat.stop()
-            if heartbeat.lock_name is not None:
-                runs.release(lock_name, ctx.run.id)
+        held = {"lock": None}
+        run_id = ctx.run.id
+        heartbeat = Heartbeat(lambda: runs.heartbeat(run_id, options.lease, held["lock"]), options.lease / 3,
+                              f"run {run_id}")
+        with heartbeat:
+            try:
+                held["lock"] = _take_lock(ctx)
+                with _captured_logging(ctx), _current_context(ctx):
+                    try:
+                        ctx.sync_cache()
+                        yield ctx
+                    except BaseException as exc:
+                        _record_failure(ctx, exc)
+                        raise
+                    ctx.run = runs.finish(ctx.run, "succeeded", result=ctx.result)
+            finally:
+                if held["lock"] is not None:
+                    runs.release(held["lock"], run_id)
 
 
 def lock_name_of(ctx: CacheContext) -> str:
@@ -90,23 +93,19 @@ def lock_name_of(ctx: CacheContext) -> str:
     return f"{name}@{ctx.machine}" if ctx.options.lock == "machine" else name
 
 
-def _take_lock(ctx: CacheContext, heartbeat: Heartbeat) -> str | None:
+def _take_lock(ctx: CacheContext) -> str | None:
     options = ctx.options
     if options.overlap == "allow":
         return None
     name = lock_name_of(ctx)
     runs = ctx.database.runs
     deadline = time.monotonic() + (options.wait_timeout if options.overlap == "wait" else 0)
-    delay = 0.05
-    while not runs.acquire(name, ctx.machine, os.getpid(), ctx.run.id, options.lease):
-        if time.monotonic() >= deadline:
-            message = _held_message(runs, name, options)
-            ctx.run = runs.finish(ctx.run, "skipped", error=message)
-            raise JobLockedError(message, ctx.run)
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())) * random.uniform(0.5, 1.0))
-        delay = min(delay * 2, 2.0)
-    heartbeat.lock_name = name
-    return name
+    for _ in backoff(deadline):
+        if runs.acquire(name, ctx.machine, os.getpid(), ctx.run.id, options.lease):
+            return name
+    message = _held_message(runs, name, options)
+    ctx.run = runs.finish(ctx.run, "skipped", error=message)
+    raise JobLockedError(message, ctx.run)
 
 
 def _held_message(runs, name: str, options: JobOptions) -> str:

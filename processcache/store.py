@@ -1,12 +1,10 @@
-"""Every read and write of processcache's tables, each in its own short session.
+"""Groups, jobs, logs and the schema: their reads and writes, each in its own short session.
 
 No transaction is held across a run: on SQLite that would lock out every
 other process. Rows are read in bulk with plain SQL (``db.select``), never
 as one ORM object per row, and come back as the immutable records of
-`records.py`. Writes are committed when the method returns.
-
-Text columns are compared in Python as well as in SQL where exactness
-matters: MySQL's collations ignore trailing spaces even when binary.
+`records.py`. Writes are committed when the method returns. The cache
+entries have `cachestore.py`; runs and locks `runstore.py`.
 """
 
 from datetime import datetime
@@ -15,15 +13,13 @@ from pony import orm
 from pony.orm.core import TransactionIntegrityError
 from pony.orm.dbapiprovider import IntegrityError
 
-from .codec import decode_value
 from .dialects import SCHEMA_LOCK
 from .entities import SCHEMA_VERSION
 from .errors import SchemaError
 from .logs import LogType
-from .records import Entry, LogRecord
+from .records import LogRecord
 from .timeutil import db_time, py_time, utcnow
 
-_ENTRY_COLUMNS = "id, entry_key, entry_value, machine, created_at"
 _LOG_COLUMNS = "id, log_type, message, machine, created_at, run_id, level, job_id"
 _GET_OR_CREATE_ATTEMPTS = 5
 
@@ -73,47 +69,6 @@ class Store:
             except (IntegrityError, TransactionIntegrityError):
                 continue
         raise SchemaError(f"could not create a row in {table}: the unique key kept conflicting")
-
-    # -- cache entries ----------------------------------------------------------
-
-    def add_entry(self, job_id: int, machine: str, key: str, text: str) -> Entry:
-        """Append one entry (value already encoded as *text*) and commit it."""
-        created_at = utcnow()
-        with orm.db_session:
-            entry_id = self.db.insert(
-                "process_cache", returning="id", job_id=job_id, machine=machine,
-                entry_key=key, entry_value=text, created_at=db_time(created_at))
-        return Entry(entry_id, key, decode_value(text), machine, created_at)
-
-    def entries(self, job_id: int, machine: str | None, key: str | None = None) -> list[Entry]:
-        """Entries of a job, oldest first; *machine* None means every machine."""
-        sql, params = self._entry_filter(job_id, machine, key)
-        with orm.db_session:
-            rows = self.db.select(f"SELECT {_ENTRY_COLUMNS} FROM process_cache WHERE {sql} ORDER BY id", params)
-        return [
-            Entry(row[0], row[1], decode_value(row[2]), row[3], py_time(row[4]))
-            for row in rows
-            if key is None or row[1] == key
-        ]
-
-    def has_entries(self, job_id: int, machine: str | None, key: str | None = None) -> bool:
-        """Whether any entry exists, without reading the values."""
-        sql, params = self._entry_filter(job_id, machine, key)
-        with orm.db_session:
-            if key is None:
-                return bool(self.db.select(f"SELECT id FROM process_cache WHERE {sql} LIMIT 1", params))
-            keys = self.db.select(f"SELECT DISTINCT entry_key FROM process_cache WHERE {sql}", params)
-        return key in keys
-
-    @staticmethod
-    def _entry_filter(job_id: int, machine: str | None, key: str | None) -> tuple[str, dict]:
-        params = {"job_id": job_id, "machine": machine, "key": key}
-        clauses = ["job_id = $job_id"]
-        if machine is not None:
-            clauses.append("machine = $machine")
-        if key is not None:
-            clauses.append("entry_key = $key")
-        return " AND ".join(clauses), params
 
     # -- logs -------------------------------------------------------------------
 

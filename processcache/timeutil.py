@@ -1,5 +1,8 @@
-"""Time stamps people read: aware UTC datetimes, stored as naive UTC text."""
+"""Time stamps people read (aware UTC datetimes, stored as naive UTC text), and waiting."""
 
+import random
+import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 
 
@@ -20,3 +23,13 @@ def py_time(value) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=timezone.utc)
+
+
+def backoff(deadline: float) -> Iterator[None]:
+    """Yield at once, then again after growing, jittered pauses until *deadline* (monotonic)."""
+    delay = 0.05
+    yield
+    while time.monotonic() < deadline:
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())) * random.uniform(0.5, 1.0))
+        delay = min(delay * 2, 2.0)
+        yield

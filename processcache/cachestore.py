@@ -1,0 +1,190 @@
+"""Cache entries: every read and write of ``process_cache``.
+
+Entries past their expiry (judged by the database server's clock) are
+invisible to every read, as if gone, until `prune_expired` deletes them.
+Reads come back in bulk through plain SQL (``db.select``), never as one ORM
+object per row. Writes are committed when a method returns, unless an outer
+session (`CacheContext.batch`) holds them in its transaction.
+
+Keys are also compared in Python where exactness matters: MySQL's
+collations ignore trailing spaces even when binary.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from pony import orm
+
+from .bulk import insert_many
+from .codec import decode_value
+from .dialects import LOCK_JOB_ROW, NOW
+from .records import Entry
+from .timeutil import db_time, py_time, utcnow
+
+_COLUMNS = "id, entry_key, entry_value, machine, created_at, expires_at"
+_INSERT_COLUMNS = ("job_id", "machine", "entry_key", "entry_value", "created_at", "expires_at")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStats:
+    """One key of a job's cache, as `processcache cache list` shows it."""
+
+    key: str
+    entries: int
+    size: int
+    newest: datetime
+
+
+class CacheStore:
+    """The cache entries of one database."""
+
+    def __init__(self, database) -> None:
+        self.db = database.pony
+        self.now = NOW[self.db.provider.dialect]
+        self._lock_job = LOCK_JOB_ROW[self.db.provider.dialect]
+        self._returning = self.db.provider.dialect == "PostgreSQL"
+
+    def add(self, job_id: int, machine: str, key: str, text: str, ttl: float | None = None) -> Entry:
+        """Append one entry (its value already encoded as *text*)."""
+        created_at = utcnow()
+        params = {"job_id": job_id, "machine": machine, "key": key, "text": text,
+                  "created_at": db_time(created_at), "ttl": ttl}
+        expires = "NULL" if ttl is None else f"{self.now} + $ttl"
+        sql = ("INSERT INTO process_cache (job_id, machine, entry_key, entry_value, created_at, expires_at)"
+               f" VALUES ($job_id, $machine, $key, $text, $created_at, {expires})")
+        with orm.db_session:
+            if self._returning:
+                entry_id = self.db.execute(sql + " RETURNING id", params).fetchone()[0]
+            else:
+                entry_id = self.db.execute(sql, params).lastrowid
+            expires_at = None
+            if ttl is not None:
+                expires_at = self.db.select("SELECT expires_at FROM process_cache WHERE id = $id", {"id": entry_id})[0]
+        return Entry(entry_id, key, decode_value(text), machine, created_at, _epoch_time(expires_at))
+
+    def add_many(self, job_id: int, machine: str, items: list[tuple[str, str]], ttl: float | None = None) -> list[Entry]:
+        """Append many (key, encoded value) entries in one transaction."""
+        created_at = utcnow()
+        stamp = db_time(created_at)
+        with orm.db_session:
+            expires_at = None if ttl is None else float(self.db.select(f"SELECT {self.now}", {})[0]) + ttl
+            rows = [(job_id, machine, key, text, stamp, expires_at) for key, text in items]
+            ids = insert_many(self.db, "process_cache", _INSERT_COLUMNS, rows)
+        expiry = _epoch_time(expires_at)
+        return [Entry(entry_id, key, decode_value(text), machine, created_at, expiry)
+                for entry_id, (key, text) in zip(ids, items)]
+
+    def restore(self, job_id: int, rows: list[tuple[str, str, str, datetime, float | None]]) -> int:
+        """Insert exported (machine, key, text, created_at, expires_at) rows as they were, in one transaction."""
+        with orm.db_session:
+            return len(insert_many(self.db, "process_cache", _INSERT_COLUMNS, [
+                (job_id, machine, key, text, db_time(created), expires) for machine, key, text, created, expires in rows]))
+
+    def entries(self, job_id: int, machine: str | None, key: str | None = None) -> list[Entry]:
+        """Live entries of a job, oldest first; *machine* None means every machine."""
+        where, params = self._filter(job_id, machine, key)
+        with orm.db_session:
+            rows = self.db.select(f"SELECT {_COLUMNS} FROM process_cache WHERE {where} ORDER BY id", params)
+        return [Entry(r[0], r[1], decode_value(r[2]), r[3], py_time(r[4]), _epoch_time(r[5]))
+                for r in rows if key is None or r[1] == key]
+
+    def has(self, job_id: int, machine: str | None, key: str | None = None) -> bool:
+        """Whether any live entry exists, without reading the values."""
+        where, params = self._filter(job_id, machine, key)
+        with orm.db_session:
+            if key is None:
+                return bool(self.db.select(f"SELECT id FROM process_cache WHERE {where} LIMIT 1", params))
+            keys = self.db.select(f"SELECT DISTINCT entry_key FROM process_cache WHERE {where}", params)
+        return key in keys
+
+    def latest(self, job_id: int, machine: str | None, key: str) -> Entry | None:
+        """The newest live entry under *key*."""
+        where, params = self._filter(job_id, machine, key)
+        with orm.db_session:
+            rows = self.db.select(f"SELECT {_COLUMNS} FROM process_cache WHERE {where} ORDER BY id DESC", params)
+        for r in rows:
+            if r[1] == key:
+                return Entry(r[0], r[1], decode_value(r[2]), r[3], py_time(r[4]), _epoch_time(r[5]))
+        return None
+
+    def replace(self, job_id: int, machine: str, key: str, text: str, ttl: float | None = None) -> Entry:
+        """Make one entry the only one under *key*, atomically.
+
+        A reader sees the old list or the new entry, never an empty or doubled
+        key: the delete and the insert commit together, and writers of the
+        same job take turns on the job's row (SQLite's writers take turns
+        already).
+        """
+        with orm.db_session:
+            self._lock_job_row(job_id)
+            self._delete(job_id, machine, key)
+            return self.add(job_id, machine, key, text, ttl)
+
+    def delete(self, job_id: int, machine: str, key: str | None = None) -> int:
+        """Delete every entry under *key* (or every key); return how many went."""
+        with orm.db_session:
+            self._lock_job_row(job_id)
+            return self._delete(job_id, machine, key)
+
+    def _delete(self, job_id: int, machine: str, key: str | None) -> int:
+        where, params = self._filter(job_id, machine, key, live_only=False)
+        ids = [r[0] for r in self.db.select(f"SELECT id, entry_key FROM process_cache WHERE {where}", params)
+               if key is None or r[1] == key]
+        for start in range(0, len(ids), 1000):
+            id_list = ", ".join(str(int(i)) for i in ids[start:start + 1000])
+            self.db.execute(f"DELETE FROM process_cache WHERE id IN ({id_list})", {})
+        return len(ids)
+
+    def _lock_job_row(self, job_id: int) -> None:
+        if self._lock_job:
+            self.db.select(self._lock_job, {"job_id": job_id})
+
+    def key_stats(self, job_id: int, machine: str | None) -> list[KeyStats]:
+        """Every live key with its number of entries, their size in bytes and the newest time."""
+        where, params = self._filter(job_id, machine, None)
+        with orm.db_session:
+            rows = self.db.select(
+                "SELECT entry_key, COUNT(*), SUM(LENGTH(entry_value)), MAX(created_at)"
+                f" FROM process_cache WHERE {where} GROUP BY entry_key ORDER BY entry_key", params)
+        return [KeyStats(r[0], int(r[1]), int(r[2]), py_time(r[3])) for r in rows]
+
+    def export_rows(self, job_id: int, machine: str | None) -> list[tuple]:
+        """Live rows as stored, oldest first: (machine, key, text, created_at, expires_at)."""
+        where, params = self._filter(job_id, machine, None)
+        with orm.db_session:
+            rows = self.db.select("SELECT machine, entry_key, entry_value, created_at, expires_at"
+                                  f" FROM process_cache WHERE {where} ORDER BY id", params)
+        return [(r[0], r[1], r[2], py_time(r[3]), None if r[4] is None else float(r[4])) for r in rows]
+
+    def prune_expired(self, dry_run: bool = False, batch: int = 1000, progress=None) -> int:
+        """Delete expired entries for good, in short batches; return how many."""
+        where = f"expires_at IS NOT NULL AND expires_at <= {self.now}"
+        if dry_run:
+            with orm.db_session:
+                return int(self.db.select(f"SELECT COUNT(*) FROM process_cache WHERE {where}", {})[0])
+        deleted = 0
+        while True:
+            with orm.db_session:
+                ids = self.db.select(f"SELECT id FROM process_cache WHERE {where} ORDER BY id LIMIT {batch}", {})
+                if ids:
+                    self.db.execute(f"DELETE FROM process_cache WHERE id IN ({', '.join(map(str, map(int, ids)))})", {})
+            if not ids:
+                return deleted
+            deleted += len(ids)
+            if progress is not None:
+                progress("entries", len(ids))
+
+    def _filter(self, job_id: int, machine: str | None, key: str | None, live_only: bool = True) -> tuple[str, dict]:
+        params = {"job_id": job_id, "machine": machine, "key": key}
+        clauses = ["job_id = $job_id"]
+        if machine is not None:
+            clauses.append("machine = $machine")
+        if key is not None:
+            clauses.append("entry_key = $key")
+        if live_only:
+            clauses.append(f"(expires_at IS NULL OR expires_at > {self.now})")
+        return " AND ".join(clauses), params
+
+
+def _epoch_time(value) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(float(value), timezone.utc)
