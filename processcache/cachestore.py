@@ -74,11 +74,17 @@ class CacheStore:
         return [Entry(entry_id, key, decode_value(text), machine, created_at, expiry)
                 for entry_id, (key, text) in zip(ids, items)]
 
-    def restore(self, job_id: int, rows: list[tuple[str, str, str, datetime, float | None]]) -> int:
+    def restore(self, job_id: int, rows: list[tuple[str, str, str, datetime, float | None]], progress=None) -> int:
         """Insert exported (machine, key, text, created_at, expires_at) rows as they were, in one transaction."""
         with orm.db_session:
-            return len(insert_many(self.db, "process_cache", _INSERT_COLUMNS, [
-                (job_id, machine, key, text, db_time(created), expires) for machine, key, text, created, expires in rows]))
+            for start in range(0, len(rows), 1000):
+                chunk = rows[start:start + 1000]
+                insert_many(self.db, "process_cache", _INSERT_COLUMNS, [
+                    (job_id, machine, key, text, db_time(created), expires)
+                    for machine, key, text, created, expires in chunk])
+                if progress is not None:
+                    progress(len(chunk))
+        return len(rows)
 
     def entries(self, job_id: int, machine: str | None, key: str | None = None) -> list[Entry]:
         """Live entries of a job, oldest first; *machine* None means every machine."""
@@ -112,17 +118,18 @@ class CacheStore:
 
         A reader sees the old list or the new entry, never an empty or doubled
         key: the delete and the insert commit together, and writers of the
-        same job take turns on the job's row (SQLite's writers take turns
-        already).
+        same job take turns on the job's row (on SQLite the session starts
+        with the write lock, so no append can slip in between the read of
+        what to delete and the delete).
         """
-        with orm.db_session:
+        with orm.db_session(immediate=True):
             self._lock_job_row(job_id)
             self._delete(job_id, machine, key)
             return self.add(job_id, machine, key, text, ttl)
 
     def delete(self, job_id: int, machine: str, key: str | None = None) -> int:
         """Delete every entry under *key* (or every key); return how many went."""
-        with orm.db_session:
+        with orm.db_session(immediate=True):
             self._lock_job_row(job_id)
             return self._delete(job_id, machine, key)
 

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from . import __version__, cli_ops
+from . import __version__, cli_cache, cli_ops
 from .cli_format import database_option, one_line_errors
 from .records import LogRecord
 
@@ -120,3 +120,4 @@ def sync(database, mode, yes):
 
 
 cli_ops.register(main)
+main.add_command(cli_cache.cache)

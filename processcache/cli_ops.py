@@ -217,31 +217,34 @@ def check(grace, database, as_json):
 @click.option("--logs-older-than", metavar="DURATION", help="Delete logs written longer ago (e.g. 14d).")
 @click.option("--keep-failed-for", metavar="DURATION",
               help="Keep failed, lost and terminated runs and their logs this long instead (e.g. 90d).")
+@click.option("--expired", is_flag=True, help="Delete expired cache entries for good.")
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
 @database_option
 @json_option
 @one_line_errors
-def prune(runs_older_than, logs_older_than, keep_failed_for, dry_run, database, as_json):
-    """Delete old runs and logs, in small batches; cache entries are never touched.
+def prune(runs_older_than, logs_older_than, keep_failed_for, expired, dry_run, database, as_json):
+    """Delete old runs and logs and expired entries, in small batches.
+
+    Live cache entries are never touched.
 
     \b
     Example (in a daily crontab):
-        processcache prune --runs-older-than 30d --logs-older-than 14d --keep-failed-for 90d
+        processcache prune --runs-older-than 30d --logs-older-than 14d --keep-failed-for 90d --expired
     """
-    if runs_older_than is None and logs_older_than is None:
-        raise click.UsageError("say what to prune: --runs-older-than and/or --logs-older-than")
+    if runs_older_than is None and logs_older_than is None and not expired:
+        raise click.UsageError("say what to prune: --runs-older-than, --logs-older-than and/or --expired")
     ages = {"runs_older_than": runs_older_than, "logs_older_than": logs_older_than,
             "keep_failed_for": keep_failed_for}
     seconds = {name: None if value is None else parse_duration(value, "--" + name.replace("_", "-"))
                for name, value in ages.items()}
     with _open(database) as db:
         if dry_run:
-            counts = db.history.prune(**seconds, dry_run=True)
+            counts = db.history.prune(**seconds, expired=expired, dry_run=True)
         else:
-            total = sum(db.history.prune(**seconds, dry_run=True).values())
+            total = sum(db.history.prune(**seconds, expired=expired, dry_run=True).values())
             with click.progressbar(length=total, label="pruning", file=sys.stderr,
                                    hidden=not sys.stderr.isatty()) as bar:
-                counts = db.history.prune(**seconds, progress=lambda _table, n: bar.update(n))
+                counts = db.history.prune(**seconds, expired=expired, progress=lambda _table, n: bar.update(n))
     if as_json:
         echo_json({"dry_run": dry_run, **counts})
         return

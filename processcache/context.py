@@ -175,7 +175,7 @@ class CacheContext:
         tree = {key: list(entries) for key, entries in self.tree.items()}
         results = dict(self.results)
         try:
-            with orm.db_session:
+            with orm.db_session(immediate=True):
                 yield self
         except BaseException:
             self.tree, self.results = tree, results

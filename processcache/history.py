@@ -55,6 +55,7 @@ class History:
     def __init__(self, database) -> None:
         self.db = database.pony
         self.runs = database.runs
+        self.cache = database.cache
 
     def job_id(self, name: str) -> int:
         """The id of an existing ``group/job``; a one-line error naming the fix otherwise."""
@@ -145,16 +146,19 @@ class History:
     # -- retention ----------------------------------------------------------------
 
     def prune(self, runs_older_than: float | None = None, logs_older_than: float | None = None,
-              keep_failed_for: float | None = None, dry_run: bool = False,
+              keep_failed_for: float | None = None, dry_run: bool = False, expired: bool = False,
               progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
         """Delete old runs and logs; failures are kept for *keep_failed_for* (seconds).
 
         Returns how many runs and logs went (or would go, with *dry_run*).
-        Cache entries are never touched here. *progress* is called with
-        ("runs" or "logs", rows deleted) after every batch.
+        Cache entries are touched only with *expired*, which deletes the
+        expired ones for good. *progress* is called with ("runs", "logs" or
+        "entries", rows deleted) after every batch.
         """
         now = utcnow()
         counts = {}
+        if expired:
+            counts["entries"] = self.cache.prune_expired(dry_run, PRUNE_BATCH, progress)
         for table, older_than, select in (("runs", runs_older_than, self._old_runs),
                                           ("logs", logs_older_than, self._old_logs)):
             if older_than is None:

@@ -76,7 +76,54 @@ def hold_forever(url: str, lease: str) -> None:
     forever.run(database=url, machine="doomed")
 
 
+def set_writer(url: str, seconds: str, start_at: str) -> None:
+    """Replace the value of one key again and again."""
+    ctx = processcache.CacheContext(processcache.connect(url), "concurrent", "set", "shared")
+    wait_until(start_at)
+    end, n = time.time() + float(seconds), 0
+    while time.time() < end:
+        ctx.set_cache("k", f"{os.getpid()}-{n}")
+        n += 1
+    print(n)
+
+
+def set_reader(url: str, seconds: str, start_at: str) -> None:
+    """Read the key again and again; print every read that is neither one value nor the first list."""
+    ctx = processcache.CacheContext(processcache.connect(url), "concurrent", "set", "shared")
+    wait_until(start_at)
+    end, reads, bad = time.time() + float(seconds), 0, []
+    while time.time() < end:
+        values = [entry.value for entry in ctx.get_cache("k")]
+        reads += 1
+        if len(values) != 1 and values != ["first", "second", "third"]:
+            bad.append(values)
+    print(json.dumps({"reads": reads, "bad": bad[:5]}))
+
+
+def memo_call(url: str, counter_file: str, start_at: str, lease: str) -> None:
+    """Call one memoised function; its body counts its calls in a file and is slow."""
+
+    @processcache.memoize("concurrent", ttl="1h", database=url, lease=float(lease), timeout=60)
+    def expensive(a, b=None):
+        with open(counter_file, "a") as out:
+            out.write(f"{os.getpid()}\n")
+        print("computing", flush=True)
+        time.sleep(float(os.environ.get("MEMO_SLEEP", "1")))
+        return {"sum": a + b["x"], "by": os.getpid()}
+
+    wait_until(start_at)
+    print(json.dumps(expensive(40, b={"x": 2})), flush=True)
+
+
+def memo_key(*_):
+    """Print memo keys of the JSON argument lists read from stdin (for hash-seed stability)."""
+    from processcache.memo import memo_key as key_of
+
+    print(json.dumps([key_of("f", tuple(args), kwargs) for args, kwargs in json.load(sys.stdin)]))
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     {"append": append, "first_run": first_run, "write_forever": write_forever, "contend": contend,
-     "hold_forever": hold_forever}[command](*args)
+     "hold_forever": hold_forever, "set_writer": set_writer, "set_reader": set_reader, "memo_call": memo_call,
+     "memo_key": memo_key}[command](*args)

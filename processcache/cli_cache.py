@@ -1,0 +1,197 @@
+"""``processcache cache ...``: look at and fix a job's cache from a shell. Parse, call, format."""
+
+import json
+import sys
+
+import click
+
+from .cli_format import database_option, echo_json, echo_table, json_line, json_option, one_line_errors
+from .codec import decode_value, encode_value
+from .names import check_key
+
+_TARGET = click.argument("job", metavar="GROUP/JOB")
+
+
+def _machine_options(func):
+    func = click.option("--all-machines", "-a", is_flag=True, help="Every machine's entries.")(func)
+    return click.option("--machine", "-m", metavar="NAME",
+                        help="The machine whose entries these are [default: this host's name].")(func)
+
+
+def _context(database, job, machine):
+    """A context on *job* (created if new) that records no run."""
+    from .context import CacheContext
+    from .database import connect
+
+    group, slash, name = job.partition("/")
+    if not slash:
+        raise click.UsageError(f"{job!r} is not GROUP/JOB: write it as example/hello-world")
+    return CacheContext(connect(database), group, name, machine)
+
+
+def _scope(ctx, all_machines):
+    from .context import ANY
+
+    return ANY if all_machines else ctx.machine
+
+
+@click.group()
+def cache():
+    """Look at and change a job's cache: list, get, set, delete, clear, export, import.
+
+    Entries belong to a machine; commands act on this host's entries unless
+    --machine names another (or --all-machines, to read every machine's).
+
+    \b
+    Examples:
+        processcache cache list example/hello-world --all-machines
+        processcache cache set example/hello-world token '"abc"' --ttl 6h
+        processcache cache export example/hello-world > hello.jsonl
+    """
+
+
+@cache.command("list")
+@_TARGET
+@_machine_options
+@database_option
+@json_option
+@one_line_errors
+def list_keys(job, machine, all_machines, database, as_json):
+    """Keys with their number of entries, size in bytes and newest time."""
+    ctx = _context(database, job, machine)
+    stats = ctx.database.cache.key_stats(ctx._job_id, None if all_machines else ctx.machine)
+    if as_json:
+        echo_json(stats)
+        return
+    echo_table(["KEY", "ENTRIES", "BYTES", "NEWEST"], [[s.key, s.entries, s.size, s.newest] for s in stats],
+               empty="the cache is empty")
+
+
+@cache.command()
+@_TARGET
+@click.argument("key")
+@_machine_options
+@database_option
+@json_option
+@one_line_errors
+def get(job, key, machine, all_machines, database, as_json):
+    """The values under KEY, oldest first, one JSON value a line (exit 1 if none)."""
+    ctx = _context(database, job, machine)
+    entries = ctx.get_cache(key, machine=_scope(ctx, all_machines))
+    if not entries:
+        raise click.ClickException(f"no entries under {key!r} in {ctx.group}/{ctx.job} on"
+                                   f" {'any machine' if all_machines else ctx.machine}")
+    if as_json:
+        echo_json(entries)
+        return
+    for entry in entries:
+        click.echo(encode_value(entry.value))
+
+
+@cache.command("set")
+@_TARGET
+@click.argument("key")
+@click.argument("value")
+@click.option("--string", "-s", "as_string", is_flag=True, help="Store VALUE as a string, not JSON.")
+@click.option("--append", is_flag=True, help="Add VALUE under KEY instead of replacing what is there.")
+@click.option("--ttl", metavar="DURATION", help="Expire the entry after this long (e.g. 6h).")
+@click.option("--machine", "-m", metavar="NAME", help="Store it as this machine's [default: this host's name].")
+@database_option
+@one_line_errors
+def set_value(job, key, value, as_string, append, ttl, machine, database):
+    """Make VALUE (JSON, or text with --string) the one value under KEY.
+
+    \b
+    Examples:
+        processcache cache set billing/sync cursor '{"page": 12}'
+        processcache cache set billing/sync token abc123 --string --ttl 6h
+    """
+    if not as_string:
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise click.ClickException(f"VALUE {value!r} is not JSON: quote a string as '\"text\"', or add --string")
+    ctx = _context(database, job, machine)
+    entry = (ctx.create_cache if append else ctx.set_cache)(key, value, ttl=ttl)
+    click.echo(f"stored entry {entry.id} under {key!r} in {ctx.group}/{ctx.job} on {ctx.machine}")
+
+
+@cache.command()
+@_TARGET
+@click.argument("key")
+@click.option("--machine", "-m", metavar="NAME", help="Delete this machine's entries [default: this host's].")
+@database_option
+@one_line_errors
+def delete(job, key, machine, database):
+    """Delete every entry under KEY."""
+    ctx = _context(database, job, machine)
+    click.echo(f"deleted {ctx.delete_cache(key)} entries under {key!r} in {ctx.group}/{ctx.job} on {ctx.machine}")
+
+
+@cache.command()
+@_TARGET
+@click.option("--machine", "-m", metavar="NAME", help="Clear this machine's entries [default: this host's].")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask first.")
+@database_option
+@one_line_errors
+def clear(job, machine, yes, database):
+    """Delete every entry of a job on a machine (asks first)."""
+    ctx = _context(database, job, machine)
+    if not yes:
+        click.confirm(f"Delete every entry of {ctx.group}/{ctx.job} on {ctx.machine}?", abort=True)
+    click.echo(f"deleted {ctx.clear_cache()} entries of {ctx.group}/{ctx.job} on {ctx.machine}")
+
+
+@cache.command()
+@_TARGET
+@click.option("--machine", "-m", metavar="NAME", help="Only this machine's entries [default: every machine's].")
+@database_option
+@one_line_errors
+def export(job, machine, database):
+    """Write every live entry as JSON lines, oldest first, to stdout.
+
+    Each line keeps the key, value, machine, creation time and expiry, so
+    `cache import` rebuilds the same cache. By default every machine's.
+    """
+    from .database import connect
+
+    with connect(database) as db:
+        for machine_name, key, text, created_at, expires_at in db.cache.export_rows(db.history.job_id(job), machine):
+            click.echo(json_line({"key": key, "value": decode_value(text), "machine": machine_name,
+                                  "created_at": created_at, "expires_at": expires_at}))
+
+
+@cache.command("import")
+@_TARGET
+@click.option("--machine", "-m", metavar="NAME", help="Store every entry as this machine's instead of its own.")
+@database_option
+@one_line_errors
+def import_entries(job, machine, database):
+    """Add the entries of a `cache export` (JSON lines on stdin), all in one transaction.
+
+    \b
+    Example:
+        processcache cache import example/hello-world -d sqlite:///copy.db < hello.jsonl
+    """
+    rows = [_import_row(number, line, machine) for number, line in enumerate(sys.stdin, 1) if line.strip()]
+    ctx = _context(database, job, machine)
+    with click.progressbar(length=len(rows), label="importing", file=sys.stderr,
+                           hidden=not sys.stderr.isatty()) as bar:
+        count = ctx.database.cache.restore(ctx._job_id, rows, progress=bar.update)
+    click.echo(f"imported {count} entries into {ctx.group}/{ctx.job}")
+
+
+def _import_row(number: int, line: str, machine: str | None) -> tuple:
+    from datetime import datetime
+
+    from .names import check_machine
+
+    try:
+        item = json.loads(line)
+        created_at = datetime.fromisoformat(item["created_at"])
+        expires_at = item.get("expires_at")
+        row = (check_machine(machine or item["machine"]), check_key(item["key"]), encode_value(item["value"]),
+               created_at, None if expires_at is None else float(expires_at))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise click.ClickException(f"line {number} is not an exported entry ({exc}): nothing was imported")
+    return row

@@ -1,0 +1,174 @@
+"""Expiry, replace and delete, bulk writes, batches and fast loads, on every backend."""
+
+import time
+
+import pytest
+from pony.orm import db_session
+
+from processcache import ANY, InvalidKeyError, Registry, cache_session
+
+
+def values(entries):
+    return [entry.value for entry in entries]
+
+
+def every_read(ctx, key):
+    """What each read path says about *key*: all must agree an expired entry is gone."""
+    fresh = ctx.sync_cache()
+    return {
+        "get_cache": values(ctx.get_cache(key)),
+        "has_cache_key": ctx.has_cache_key(key),
+        "has_cache": ctx.has_cache(),
+        "full": values(ctx.get_full_cache().get(key, [])),
+        "any machine": values(ctx.get_cache(key, machine=ANY)),
+        "tree": values(fresh.get(key, [])),
+        "results": values(e for e in ctx.results.values() if e.key == key),
+        "latest": ctx.latest(key, "default"),
+    }
+
+
+def test_an_expired_entry_is_gone_from_every_read(ctx):
+    entry = ctx.create_cache("token", "abc", ttl=1)
+    assert entry.expires_at is not None and entry.expires_at > entry.created_at
+    assert every_read(ctx, "token") == {"get_cache": ["abc"], "has_cache_key": True, "has_cache": True,
+                                        "full": ["abc"], "any machine": ["abc"], "tree": ["abc"],
+                                        "results": ["abc"], "latest": "abc"}
+    time.sleep(1.3)
+    assert every_read(ctx, "token") == {"get_cache": [], "has_cache_key": False, "has_cache": False,
+                                        "full": [], "any machine": [], "tree": [], "results": [],
+                                        "latest": "default"}
+
+
+def test_prune_expired_removes_only_expired_entries(ctx, backend):
+    ctx.create_cache("short", 1, ttl="0.5s")
+    ctx.create_cache("long", 2, ttl="1h")
+    ctx.create_cache("forever", 3)
+    time.sleep(0.8)
+    assert backend.history.prune(expired=True, dry_run=True) == {"entries": 1}
+    assert backend.history.prune(expired=True) == {"entries": 1}
+    with db_session:
+        assert sorted(backend.pony.select("SELECT entry_key FROM process_cache", {})) == ["forever", "long"]
+
+
+def test_the_jobs_cache_ttl_is_the_default(backend):
+    registry = Registry()
+
+    @registry.job("ttl", "job", cache_ttl="0.5s")
+    def job(ctx):
+        ctx.create_cache("default", 1)
+        ctx.create_cache("explicit", 2, ttl="1h")
+
+    job.run(database=backend, machine="m")
+    time.sleep(0.8)
+    with cache_session("ttl", "job", machine="m", database=backend) as ctx:
+        assert list(ctx.tree) == ["explicit"]
+
+
+def test_set_cache_replaces_the_list_with_one_value(ctx):
+    for n in range(3):
+        ctx.create_cache("k", n)
+    ctx.create_cache("other", "kept")
+    entry = ctx.set_cache("k", "only")
+    assert values(ctx.get_cache("k")) == ["only"] and values(ctx.tree["k"]) == ["only"]
+    assert entry.id in ctx.results and len(ctx.results) == 2
+    assert values(ctx.get_cache("other")) == ["kept"]
+    assert ctx.sync_cache() == ctx.tree and values(ctx.tree["k"]) == ["only"]
+
+
+def test_delete_clear_and_latest(ctx, backend):
+    ctx.create_cache("a", 1)
+    ctx.create_cache("a", 2)
+    ctx.create_cache("b", 3)
+    assert ctx.latest("a") == 2 and ctx.latest("missing") is None and ctx.latest("missing", 0) == 0
+    assert ctx.delete_cache("a") == 2
+    assert "a" not in ctx.tree and not ctx.has_cache_key("a") and len(ctx.results) == 1
+    assert ctx.delete_cache("a") == 0
+    with cache_session(ctx.group, ctx.job, machine="m2", database=backend) as other:
+        other.create_cache("b", "m2's")
+    assert ctx.clear_cache() == 1
+    assert ctx.tree == {} and ctx.results == {} and not ctx.has_cache()
+    assert values(ctx.get_cache("b", machine="m2")) == ["m2's"], "clear is this machine's only"
+
+
+def test_create_cache_many_stores_all_in_order_and_updates_the_tree(ctx):
+    entries = ctx.create_cache_many([("k", n) for n in range(2500)] + [("other", {"x": [1]})])
+    assert len(entries) == 2501 and len({e.id for e in entries}) == 2501
+    assert [e.id for e in entries] == sorted(e.id for e in entries)
+    assert values(ctx.tree["k"]) == list(range(2500))
+    assert values(ctx.get_cache("k")) == list(range(2500))
+    assert {e.id: e for e in ctx.get_full_cache()["other"]} == {entries[-1].id: entries[-1]}
+    assert ctx.create_cache_many({"d1": 1, "d2": 2})[1].key == "d2"
+    assert ctx.create_cache_many([]) == []
+
+
+def test_create_cache_many_refuses_the_whole_lot_for_one_bad_item(ctx):
+    with pytest.raises(TypeError, match="set"):
+        ctx.create_cache_many([("a", 1), ("b", {1})])
+    with pytest.raises(InvalidKeyError):
+        ctx.create_cache_many([("a", 1), ("", 2)])
+    assert not ctx.has_cache()
+
+
+def test_an_exception_inside_a_batch_leaves_nothing_of_it(ctx):
+    ctx.create_cache("before", 1)
+    with pytest.raises(RuntimeError):
+        with ctx.batch():
+            ctx.create_cache("in-batch", 1)
+            ctx.create_cache_many([("many", n) for n in range(10)])
+            ctx.set_cache("before", "replaced")
+            ctx.create_log("in the batch")
+            raise RuntimeError("halfway")
+    assert list(ctx.tree) == ["before"] and values(ctx.tree["before"]) == [1]
+    assert ctx.sync_cache().keys() == {"before"} and values(ctx.get_cache("before")) == [1]
+    assert [log.message for log in ctx.get_logs()] == []
+
+
+def test_a_batch_commits_everything_at_its_end(ctx, backend):
+    with ctx.batch():
+        for n in range(100):
+            ctx.create_cache("n", n)
+        ctx.delete_cache("nothing")
+    with cache_session(ctx.group, ctx.job, machine=ctx.machine, database=backend) as other:
+        assert values(other.tree["n"]) == list(range(100))
+
+
+def test_loading_the_tree_is_one_query_and_builds_no_orm_objects(ctx, backend):
+    ctx.create_cache_many([(f"key-{n % 50}", n) for n in range(2000)])
+    backend.pony.merge_local_stats()
+    ctx.sync_cache()
+    stats = backend.pony.local_stats
+    assert sum(stat.db_count for sql, stat in stats.items() if sql and "process_cache" in sql) == 1
+    entry = ctx.tree["key-0"][0]
+    assert type(entry).__name__ == "Entry" and not hasattr(entry, "_session_cache_")
+    assert sum(len(v) for v in ctx.tree.values()) == 2000
+
+
+def test_a_memoised_exception_is_not_cached_and_arguments_make_the_key(ctx):
+    calls = []
+
+    @ctx.memoize(ttl="1h")
+    def fetch(page, size=10):
+        calls.append((page, size))
+        if page < 0:
+            raise ValueError("no such page")
+        return {"page": page, "size": size}
+
+    assert fetch(1) == fetch(1) == {"page": 1, "size": 10}
+    assert fetch(1, size=20) == {"page": 1, "size": 20} and fetch(2) == {"page": 2, "size": 10}
+    assert calls == [(1, 10), (1, 20), (2, 10)]
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            fetch(-1)
+    assert calls[-2:] == [(-1, 10), (-1, 10)], "exceptions are not cached"
+    assert fetch.memo_key(1) != fetch.memo_key(1, size=20) == fetch.memo_key(1, size=20)
+    with pytest.raises(TypeError, match="JSON"):
+        fetch({1, 2})
+    with pytest.raises(TypeError, match="parentheses"):
+        ctx.memoize(lambda: None)
+
+
+def test_get_or_compute_reuses_a_value_from_another_machine(backend):
+    with cache_session("memo", "job", machine="m1", database=backend) as one:
+        assert one.get_or_compute("rates", lambda: {"EUR": 1.08}) == {"EUR": 1.08}
+    with cache_session("memo", "job", machine="m2", database=backend) as two:
+        assert two.get_or_compute("rates", lambda: pytest.fail("computed twice")) == {"EUR": 1.08}
