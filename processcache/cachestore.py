@@ -18,7 +18,9 @@ from pony import orm
 from .bulk import insert_many
 from .codec import decode_value
 from .dialects import LOCK_JOB_ROW, NOW
+from .fastpath import Writer
 from .records import Entry
+from .sql import rows
 from .timeutil import db_time, py_time, utcnow
 
 _COLUMNS = "id, entry_key, entry_value, machine, created_at, expires_at"
@@ -42,24 +44,21 @@ class CacheStore:
         self.db = database.pony
         self.now = NOW[self.db.provider.dialect]
         self._lock_job = LOCK_JOB_ROW[self.db.provider.dialect]
-        self._returning = self.db.provider.dialect == "PostgreSQL"
+        self.writer = Writer(self.db)
+        insert = ("INSERT INTO process_cache (job_id, machine, entry_key, entry_value, created_at, expires_at)"
+                  " VALUES (?, ?, ?, ?, ?, {})")
+        self._insert = self.writer.sql(insert.format("NULL"))
+        self._insert_expiring = self.writer.sql(insert.format(f"{self.now} + ?"))
+        self._expiry = self.writer.sql("SELECT expires_at FROM process_cache WHERE id = ?")
 
     def add(self, job_id: int, machine: str, key: str, text: str, ttl: float | None = None) -> Entry:
-        """Append one entry (its value already encoded as *text*)."""
+        """Append one entry (its value already encoded as *text*), committed on return."""
         created_at = utcnow()
-        params = {"job_id": job_id, "machine": machine, "key": key, "text": text,
-                  "created_at": db_time(created_at), "ttl": ttl}
-        expires = "NULL" if ttl is None else f"{self.now} + $ttl"
-        sql = ("INSERT INTO process_cache (job_id, machine, entry_key, entry_value, created_at, expires_at)"
-               f" VALUES ($job_id, $machine, $key, $text, $created_at, {expires})")
-        with orm.db_session:
-            if self._returning:
-                entry_id = self.db.execute(sql + " RETURNING id", params).fetchone()[0]
-            else:
-                entry_id = self.db.execute(sql, params).lastrowid
-            expires_at = None
-            if ttl is not None:
-                expires_at = self.db.select("SELECT expires_at FROM process_cache WHERE id = $id", {"id": entry_id})[0]
+        params = (job_id, machine, key, text, db_time(created_at))
+        if ttl is None:
+            entry_id = self.writer.insert(self._insert, params)
+            return Entry(entry_id, key, decode_value(text), machine, created_at)
+        entry_id, expires_at = self.writer.insert(self._insert_expiring, params + (ttl,), self._expiry)
         return Entry(entry_id, key, decode_value(text), machine, created_at, _epoch_time(expires_at))
 
     def add_many(self, job_id: int, machine: str, items: list[tuple[str, str]], ttl: float | None = None) -> list[Entry]:
@@ -90,9 +89,9 @@ class CacheStore:
         """Live entries of a job, oldest first; *machine* None means every machine."""
         where, params = self._filter(job_id, machine, key)
         with orm.db_session:
-            rows = self.db.select(f"SELECT {_COLUMNS} FROM process_cache WHERE {where} ORDER BY id", params)
-        return [Entry(r[0], r[1], decode_value(r[2]), r[3], py_time(r[4]), _epoch_time(r[5]))
-                for r in rows if key is None or r[1] == key]
+            found = rows(self.db, f"SELECT {_COLUMNS} FROM process_cache WHERE {where} ORDER BY id", params)
+        return [Entry(r[0], r[1], decode_value(r[2]), r[3], py_time(r[4]), r[5] and _epoch_time(r[5]))
+                for r in found if key is None or r[1] == key]
 
     def has(self, job_id: int, machine: str | None, key: str | None = None) -> bool:
         """Whether any live entry exists, without reading the values."""

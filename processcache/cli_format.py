@@ -37,17 +37,26 @@ def one_line_errors(func):
 
 
 def echo_json(value) -> None:
-    click.echo(json.dumps(value, default=_plain, indent=2, ensure_ascii=False))
+    click.echo(json.dumps(_records(value), default=_plain, indent=2, ensure_ascii=False))
 
 
 def json_line(value) -> str:
     """One JSON object on one line, for streams such as ``logs --follow --json``."""
-    return json.dumps(value, default=_plain, ensure_ascii=False)
+    return json.dumps(_records(value), default=_plain, ensure_ascii=False)
+
+
+def _records(value):
+    """NamedTuple records as objects: json would write them as arrays."""
+    if isinstance(value, list):
+        return [_records(item) for item in value]
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return value._asdict()
+    return value
 
 
 def _plain(value):
     if dataclasses.is_dataclass(value):
-        return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+        return {field.name: _records(getattr(value, field.name)) for field in dataclasses.fields(value)}
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, enum.Enum):

@@ -72,7 +72,8 @@ def define_entities(db, provider: str):
         value = Required(LongStr, column="entry_value", lazy=False, **text())
         created_at = timestamp()
         expires_at = Optional(float)  # database clock; None never expires
-        composite_index(job, machine, key)
+        composite_index(job, machine, key)  # get_cache(key)
+        composite_index(job, machine, id)  # the whole tree, in order, without a sort
 
     class Run(db.Entity):
         _table_ = "process_job_runs"

@@ -3,7 +3,6 @@
 The exit codes are those `processcache run` returns.
 """
 
-import asyncio
 import inspect
 
 from .records import RunRecord
@@ -53,6 +52,8 @@ def _call(func, ctx):
     """Call a job function or hook, plain or ``async def``."""
     result = func(ctx)
     if inspect.isawaitable(result):
+        import asyncio  # only async jobs pay for importing it (~20 ms)
+
         result = asyncio.run(_awaited(result))
     return result
 

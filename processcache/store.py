@@ -15,6 +15,7 @@ from pony.orm.dbapiprovider import IntegrityError
 
 from .dialects import SCHEMA_LOCK
 from .entities import SCHEMA_VERSION
+from .fastpath import Writer
 from .errors import SchemaError
 from .logs import LogType
 from .records import LogRecord
@@ -32,6 +33,10 @@ class Store:
         self.db = database.pony
         self._job_ids: dict[tuple[str, str], int] = {}
         self._job_names: dict[int, tuple[str, str]] = {}
+        self.writer = Writer(self.db)
+        self._insert_log = self.writer.sql(
+            "INSERT INTO process_job_logs (job_id, run_id, machine, log_type, level, message, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)")
 
     # -- groups and jobs ------------------------------------------------------
 
@@ -74,12 +79,10 @@ class Store:
 
     def add_log(self, job_id: int, machine: str, log_type: LogType, message: str,
                 run_id: int | None = None, level: str | None = None) -> LogRecord:
-        """Append one log line and commit it."""
+        """Append one log line, committed on return."""
         created_at = utcnow()
-        with orm.db_session:
-            log_id = self.db.insert(
-                "process_job_logs", returning="id", job_id=job_id, run_id=run_id, machine=machine,
-                log_type=log_type.value, level=level, message=message, created_at=db_time(created_at))
+        log_id = self.writer.insert(self._insert_log, (job_id, run_id, machine, log_type.value, level, message,
+                                                       db_time(created_at)))
         return LogRecord(log_id, log_type, message, machine, created_at, run_id, level, *self._job_names[job_id])
 
     def logs(self, job_ids: list[int] | None = None, machine: str | None = None,

@@ -1,6 +1,5 @@
 """The cache through the context: every parity row of the original, on every backend."""
 
-import dataclasses
 import uuid
 
 import pytest
@@ -104,7 +103,7 @@ def test_second_session_sees_first_sessions_values(backend):
 def test_entries_are_immutable_records(ctx):
     entry = ctx.create_cache("k", [1])
     assert isinstance(entry, Entry)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         entry.value = 2
     entry.value.append(2)
     assert ctx.get_cache("k")[0].value == [1], "changing a returned list changes nothing stored"
