@@ -25,10 +25,18 @@ from .errors import (
     SchemaError,
 )
 from .logs import LogType
-from .memo import MemoTimeoutError, memoize
 from .names import normalize_name
 from .options import JobOptions
 from .session import JobLockedError, cache_session
+
+
+def __getattr__(name: str):
+    # memoize lives in memo.py, imported on first use: `processcache run` does not need it.
+    if name in ("memoize", "MemoTimeoutError"):
+        from . import memo
+
+        return getattr(memo, name)
+    raise AttributeError(f"module 'processcache' has no attribute {name!r}")
 from .records import Entry, LogRecord, RunRecord
 from .registry import JobSpec, Registry, job
 

@@ -10,8 +10,8 @@ Keys are also compared in Python where exactness matters: MySQL's
 collations ignore trailing spaces even when binary.
 """
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from pony import orm
 
@@ -27,8 +27,7 @@ _COLUMNS = "id, entry_key, entry_value, machine, created_at, expires_at"
 _INSERT_COLUMNS = ("job_id", "machine", "entry_key", "entry_value", "created_at", "expires_at")
 
 
-@dataclass(frozen=True, slots=True)
-class KeyStats:
+class KeyStats(NamedTuple):
     """One key of a job's cache, as `processcache cache list` shows it."""
 
     key: str

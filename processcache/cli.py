@@ -1,17 +1,37 @@
 """The ``processcache`` command: parse, call the library, format. Nothing else."""
 
+import importlib
 import sys
 
 import click
 
-from . import __version__, cli_cache, cli_ops
+from . import __version__
 from .cli_format import database_option, one_line_errors
 from .records import LogRecord
 
 EXIT_USAGE = 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (or help lists it).
+
+    ``processcache run`` is what cron starts every minute: it should not pay
+    for importing the operations and cache commands.
+    """
+
+    lazy = {name: "cli_ops" for name in ("jobs", "runs", "logs", "locks", "check", "prune")} | {"cache": "cli_cache"}
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx, name):
+        if name in self.lazy and name not in self.commands:
+            module = importlib.import_module(f"processcache.{self.lazy[name]}")
+            self.add_command(getattr(module, name))
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="processcache")
 def main():
     """Keep what cron and batch jobs fetched between runs, and record every run.
@@ -118,6 +138,3 @@ def sync(database, mode, yes):
         else:
             click.echo(f"{opened.url}: created {len(differences)} missing table(s) and column(s)")
 
-
-cli_ops.register(main)
-main.add_command(cli_cache.cache)

@@ -19,12 +19,6 @@ def _open(database):
     return connect(database)
 
 
-def register(main: click.Group) -> None:
-    """Add the operations commands to the ``processcache`` group."""
-    for command in (jobs, runs, logs, locks, check, prune):
-        main.add_command(command)
-
-
 @click.command()
 @database_option
 @json_option

@@ -14,19 +14,17 @@ A context is made by `cache_session` (``session.py``) or by the runner.
 
 import contextlib
 import contextvars
-import logging
-import socket
+import platform
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pony import orm
 
-from . import memo
 from .codec import encode_value
 from .durations import parse_duration
 from .database import Database
 from .errors import ProcessCacheError
-from .logs import DatabaseHandler, LogType
+from .logs import LogType
 from .names import check_key, check_machine, normalize_name
 from .options import JobOptions
 from .records import Entry, LogRecord, RunRecord
@@ -69,7 +67,7 @@ class CacheContext:
         self.database = database
         self.group = normalize_name(group)
         self.job = normalize_name(job)
-        self.machine = check_machine(machine or socket.gethostname())
+        self.machine = check_machine(machine or platform.node())
         self.options = options or JobOptions()
         self.run: RunRecord | None = None
         #: The run's result summary: set it (a JSON value) or return it from the job.
@@ -80,7 +78,7 @@ class CacheContext:
         self._cache = database.cache
         self._job_id = self._store.job_id(self.group, self.job)
         self._echo = echo
-        self._logger: logging.Logger | None = None
+        self._logger = None
 
     def __repr__(self) -> str:
         return f"<CacheContext {self.group}/{self.job} on {self.machine}>"
@@ -187,6 +185,8 @@ class CacheContext:
 
         See `processcache.memo`: one process computes while the others wait.
         """
+        from . import memo
+
         return memo.get_or_compute(self, check_key(key), compute, self._ttl(ttl),
                                    parse_duration(lease, "lease"), parse_duration(timeout, "timeout"))
 
@@ -204,6 +204,8 @@ class CacheContext:
         """
         if callable(ttl):
             raise TypeError("ctx.memoize needs its parentheses: write @ctx.memoize() or @ctx.memoize(ttl=...)")
+        from . import memo
+
         return memo.memoizer(lambda: self, self._ttl(ttl), parse_duration(lease, "lease"),
                              parse_duration(timeout, "timeout"))
 
@@ -234,7 +236,7 @@ class CacheContext:
         return record
 
     @property
-    def logger(self) -> logging.Logger:
+    def logger(self) -> "logging.Logger":
         """A `logging.Logger` whose records land in this job's logs, linked to the run.
 
         DEBUG and INFO are stored as GENERIC, WARNING as WARNING, ERROR and
@@ -242,6 +244,10 @@ class CacheContext:
         the ``processcache.jobs`` logger, for handlers of your own.
         """
         if self._logger is None:
+            import logging
+
+            from .loghandler import DatabaseHandler
+
             logger = logging.Logger(f"processcache.jobs.{self.group}.{self.job}", logging.DEBUG)
             logger.parent = logging.getLogger("processcache.jobs")
             logger.addHandler(DatabaseHandler(self))

@@ -45,7 +45,9 @@ class Database:
         self.store = Store(self)
         self.cache = CacheStore(self)
         self.runs = RunStore(self)
-        if create:
+        # At every start-up one query finds the current version's marker; only
+        # a new or older database gets the full look at every table.
+        if create and self.store.schema_version() != SCHEMA_VERSION:
             self.sync("create")
 
     def __repr__(self) -> str:

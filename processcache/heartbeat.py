@@ -4,11 +4,8 @@ It calls *renew* every *interval* seconds (a third of the lease, so two
 renewals can fail before anyone else sees the holder as gone) until stopped.
 """
 
-import logging
 import threading
 from collections.abc import Callable
-
-log = logging.getLogger("processcache.heartbeat")
 
 
 class Heartbeat:
@@ -35,8 +32,14 @@ class Heartbeat:
             try:
                 held = self.renew()
             except Exception as exc:  # a passing database fault must not kill the job
-                log.warning("processcache: renewing %s failed: %s", self.what, exc)
+                _warn("processcache: renewing %s failed: %s", self.what, exc)
                 continue
             if not held and not self.lease_lost:
                 self.lease_lost = True
-                log.warning("processcache: %s lost its lease (it ran out before a renewal)", self.what)
+                _warn("processcache: %s lost its lease (it ran out before a renewal)", self.what)
+
+
+def _warn(message: str, *args) -> None:
+    import logging  # only when something went wrong: start-up stays lighter
+
+    logging.getLogger("processcache.heartbeat").warning(message, *args)

@@ -17,7 +17,6 @@ again.
 """
 
 import functools
-import hashlib
 import json
 import os
 import random
@@ -47,6 +46,8 @@ def memo_key(name: str, args: tuple, kwargs: dict) -> str:
                           allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidValueError(f"the arguments of a memoised call must be JSON values: {exc}") from None
+    import hashlib  # here, not at import: `processcache run` starts faster without it
+
     digest = hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
     return f"memo:{name[:200]}:{digest}"
 

@@ -3,7 +3,7 @@
 The exit codes are those `processcache run` returns.
 """
 
-import inspect
+from collections.abc import Awaitable
 
 from .records import RunRecord
 from .session import JobLockedError, cache_session
@@ -51,7 +51,7 @@ def exit_code(run: RunRecord) -> int:
 def _call(func, ctx):
     """Call a job function or hook, plain or ``async def``."""
     result = func(ctx)
-    if inspect.isawaitable(result):
+    if isinstance(result, Awaitable):
         import asyncio  # only async jobs pay for importing it (~20 ms)
 
         result = asyncio.run(_awaited(result))

@@ -6,7 +6,7 @@ database server's clock; it behaves the same on SQLite, PostgreSQL and MySQL
 (where Pony counts matched rows, so every condition is in the WHERE clause).
 """
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pony import orm
 from pony.orm.core import TransactionIntegrityError
@@ -26,8 +26,7 @@ RUNS_FROM = ("FROM process_job_runs r JOIN process_jobs j ON j.id = r.job_id"
              " JOIN processes p ON p.id = j.process_id")
 
 
-@dataclass(frozen=True, slots=True)
-class LockRecord:
+class LockRecord(NamedTuple):
     """Who holds a lock, until when (seconds from now, by the database's clock)."""
 
     name: str

@@ -5,7 +5,6 @@ thing around a job's hooks and function, so both record runs the same way.
 """
 
 import contextlib
-import logging
 import os
 import os.path
 import time
@@ -16,7 +15,7 @@ from .context import CacheContext, _current
 from .database import Database, connect
 from .errors import ProcessCacheError
 from .heartbeat import Heartbeat
-from .logs import DatabaseHandler, LogType
+from .logs import LogType
 from .options import JobOptions
 from .records import LogRecord, RunRecord
 from .timeutil import backoff
@@ -132,6 +131,10 @@ def _captured_logging(ctx: CacheContext) -> Iterator[None]:
     if level is None:
         yield
         return
+    import logging
+
+    from .loghandler import DatabaseHandler
+
     root = logging.getLogger()
     handler = DatabaseHandler(ctx, level)
     saved_level = root.level

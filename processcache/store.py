@@ -11,7 +11,7 @@ from datetime import datetime
 
 from pony import orm
 from pony.orm.core import TransactionIntegrityError
-from pony.orm.dbapiprovider import IntegrityError
+from pony.orm.dbapiprovider import DatabaseError, IntegrityError
 
 from .dialects import SCHEMA_LOCK
 from .entities import SCHEMA_VERSION
@@ -157,6 +157,15 @@ class Store:
             if not differences:
                 self._check_version()
         return differences
+
+    def schema_version(self) -> int | None:
+        """The version recorded in the database, or None where there is none (yet)."""
+        try:
+            with orm.db_session:
+                found = self.db.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {})
+        except DatabaseError:  # no meta table: a new database
+            return None
+        return int(found[0]) if found else None
 
     def _check_version(self) -> None:
         found = self.db.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {})

@@ -57,7 +57,12 @@ def test_a_process_killed_mid_run_keeps_every_committed_write(backend_url):
         assert line, worker.communicate()[1]
         reported = int(line)
     os.kill(worker.pid, signal.SIGKILL)
-    unread = worker.communicate(timeout=30)[0].splitlines()
+    worker.wait(timeout=30)
+    # read(), not communicate(): communicate reads the raw pipe and would skip
+    # lines readline() already buffered.
+    unread = worker.stdout.read().splitlines()
+    worker.stdout.close()
+    worker.stderr.close()
     reported = int(unread[-1]) if unread else reported  # the last write reported before the kill
     assert reported >= 50
     with cache_session("killed", "mid-run", machine="m", database=backend_url) as ctx:

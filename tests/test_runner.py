@@ -1,6 +1,7 @@
 """Running jobs: hooks, async functions, recorded runs and failures."""
 
 import os
+import socket
 
 import pytest
 
@@ -163,4 +164,4 @@ def test_cache_session_accepts_a_url(tmp_path):
         ctx.create_cache("k", 1)
     with cache_session("g", "j", database=url) as ctx:
         assert ctx.has_cache_key("k")
-        assert ctx.machine == __import__("socket").gethostname()
+        assert ctx.machine == socket.gethostname()
