@@ -55,7 +55,8 @@ def main():
 @one_line_errors
 def run(target, database, machine, overlap, wait_timeout, quiet):
     """Run the job TARGET once, recorded; exit 0 if it succeeded, 1 if it failed,
-    75 if it was skipped because another run holds its lock.
+    75 if it was skipped because another run holds its lock, 128 + the signal
+    if SIGTERM or SIGINT stopped it (a second signal exits at once).
 
     TARGET is path/to/file.py:attr or package.module:attr, where attr is a
     function decorated with @job. Without :attr, the module's only job runs
@@ -69,12 +70,26 @@ def run(target, database, machine, overlap, wait_timeout, quiet):
     """
     from .loader import load_target
     from .runner import exit_code, run_job
+    from .signals import Terminated, terminate_on_signals
 
     spec = load_target(target)
     if isinstance(spec, list):
         spec = _only_job(target, spec)
-    record = run_job(spec, database=database, machine=machine, echo=None if quiet else _echo_log,
-                     overlap=overlap, wait_timeout=wait_timeout)
+    try:
+        with terminate_on_signals():
+            record = run_job(spec, database=database, machine=machine, echo=None if quiet else _echo_log,
+                             overlap=overlap, wait_timeout=wait_timeout)
+    except Terminated as stopped:
+        if stopped.run is not None:
+            _summary(stopped.run)
+        else:
+            click.echo(f"processcache: {stopped} before the run began", err=True)
+        sys.exit(stopped.exit_code)
+    _summary(record)
+    sys.exit(exit_code(record))
+
+
+def _summary(record) -> None:
     outcome = f"{record.status} in {record.duration:.3f} s"
     if record.status == "skipped":
         outcome = record.error
@@ -82,7 +97,6 @@ def run(target, database, machine, overlap, wait_timeout, quiet):
         outcome += f": {record.error}"
     click.echo(f"processcache: {record.group}/{record.job} run {record.id} on {record.machine} {outcome}",
                err=True)
-    sys.exit(exit_code(record))
 
 
 def _only_job(target, specs):

@@ -18,6 +18,7 @@ from .heartbeat import Heartbeat
 from .logs import LogType
 from .options import JobOptions
 from .records import LogRecord, RunRecord
+from .signals import Terminated
 from .timeutil import backoff
 
 
@@ -153,6 +154,8 @@ def _record_failure(ctx: CacheContext, exc: BaseException) -> None:
     trace = _user_traceback(exc)
     ctx.create_log(trace, LogType.ERROR)
     ctx.run = ctx.database.runs.finish(ctx.run, status, error, trace)
+    if isinstance(exc, Terminated):
+        exc.run = ctx.run
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep

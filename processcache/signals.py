@@ -1,0 +1,49 @@
+"""SIGTERM and SIGINT during `processcache run`: end the run cleanly, then exit 128 + signal.
+
+cron, systemd and Ctrl-C stop jobs with these. The first one raises
+`Terminated` in the job's main thread, so the run is recorded as
+``terminated`` with the signal, its lock is released and every committed
+write kept; a second SIGINT (or SIGTERM) exits at once, without cleaning up.
+Only the CLI installs these handlers: a program calling ``spec.run`` owns
+its signals.
+"""
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+
+HANDLED = (signal.SIGTERM, signal.SIGINT)
+
+
+class Terminated(BaseException):
+    """The run was stopped by a signal (a BaseException, like KeyboardInterrupt)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.run = None  # the run's final record, once recorded
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def terminate_on_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT raise `Terminated`; a second one exits at once."""
+
+    def first(signum, _frame):
+        for handled in HANDLED:
+            signal.signal(handled, again)
+        raise Terminated(signum)
+
+    def again(signum, _frame):
+        os._exit(128 + signum)
+
+    previous = {handled: signal.signal(handled, first) for handled in HANDLED}
+    try:
+        yield
+    finally:
+        for handled, handler in previous.items():
+            signal.signal(handled, handler)
