@@ -20,6 +20,7 @@ from .codec import decode_value
 from .dialects import LOCK_JOB_ROW, NOW
 from .fastpath import Writer
 from .records import Entry
+from .retry import retrying
 from .sql import rows
 from .timeutil import db_time, py_time, utcnow
 
@@ -43,21 +44,25 @@ class CacheStore:
         self.db = database.pony
         self.now = NOW[self.db.provider.dialect]
         self._lock_job = LOCK_JOB_ROW[self.db.provider.dialect]
-        self.writer = Writer(self.db)
+        self.database = database
+        self.writer = Writer(database)
         insert = ("INSERT INTO process_cache (job_id, machine, entry_key, entry_value, created_at, expires_at)"
                   " VALUES (?, ?, ?, ?, ?, {})")
         self._insert = self.writer.sql(insert.format("NULL"))
         self._insert_expiring = self.writer.sql(insert.format(f"{self.now} + ?"))
         self._expiry = self.writer.sql("SELECT expires_at FROM process_cache WHERE id = ?")
+        self._find = self.writer.sql("SELECT MAX(id) FROM process_cache WHERE job_id = ? AND machine = ?"
+                                     " AND entry_key = ? AND created_at = ?")
 
     def add(self, job_id: int, machine: str, key: str, text: str, ttl: float | None = None) -> Entry:
         """Append one entry (its value already encoded as *text*), committed on return."""
         created_at = utcnow()
         params = (job_id, machine, key, text, db_time(created_at))
+        find = (self._find, params[:3] + params[4:])
         if ttl is None:
-            entry_id = self.writer.insert(self._insert, params)
+            entry_id = self.writer.insert(self._insert, params, find=find)
             return Entry(entry_id, key, decode_value(text), machine, created_at)
-        entry_id, expires_at = self.writer.insert(self._insert_expiring, params + (ttl,), self._expiry)
+        entry_id, expires_at = self.writer.insert(self._insert_expiring, params + (ttl,), self._expiry, find)
         return Entry(entry_id, key, decode_value(text), machine, created_at, _epoch_time(expires_at))
 
     def add_many(self, job_id: int, machine: str, items: list[tuple[str, str]], ttl: float | None = None) -> list[Entry]:
@@ -87,26 +92,22 @@ class CacheStore:
     def entries(self, job_id: int, machine: str | None, key: str | None = None) -> list[Entry]:
         """Live entries of a job, oldest first; *machine* None means every machine."""
         where, params = self._filter(job_id, machine, key)
-        with orm.db_session:
-            found = rows(self.db, f"SELECT {_COLUMNS} FROM process_cache WHERE {where} ORDER BY id", params)
+        found = self._read(f"SELECT {_COLUMNS} FROM process_cache WHERE {where} ORDER BY id", params)
         return [Entry(r[0], r[1], decode_value(r[2]), r[3], py_time(r[4]), r[5] and _epoch_time(r[5]))
                 for r in found if key is None or r[1] == key]
 
     def has(self, job_id: int, machine: str | None, key: str | None = None) -> bool:
         """Whether any live entry exists, without reading the values."""
         where, params = self._filter(job_id, machine, key)
-        with orm.db_session:
-            if key is None:
-                return bool(self.db.select(f"SELECT id FROM process_cache WHERE {where} LIMIT 1", params))
-            keys = self.db.select(f"SELECT DISTINCT entry_key FROM process_cache WHERE {where}", params)
-        return key in keys
+        if key is None:
+            return bool(self._read(f"SELECT id FROM process_cache WHERE {where} LIMIT 1", params))
+        return key in {row[0] for row in self._read(f"SELECT DISTINCT entry_key FROM process_cache WHERE {where}",
+                                                     params)}
 
     def latest(self, job_id: int, machine: str | None, key: str) -> Entry | None:
         """The newest live entry under *key*."""
         where, params = self._filter(job_id, machine, key)
-        with orm.db_session:
-            rows = self.db.select(f"SELECT {_COLUMNS} FROM process_cache WHERE {where} ORDER BY id DESC", params)
-        for r in rows:
+        for r in self._read(f"SELECT {_COLUMNS} FROM process_cache WHERE {where} ORDER BY id DESC", params):
             if r[1] == key:
                 return Entry(r[0], r[1], decode_value(r[2]), r[3], py_time(r[4]), _epoch_time(r[5]))
         return None
@@ -178,6 +179,15 @@ class CacheStore:
             deleted += len(ids)
             if progress is not None:
                 progress("entries", len(ids))
+
+    def _read(self, sql: str, params: dict) -> list[tuple]:
+        """Rows of a SELECT, tried again after a lost connection."""
+
+        def read():
+            with orm.db_session:
+                return rows(self.db, sql, params)
+
+        return retrying(self.database, read)
 
     def _filter(self, job_id: int, machine: str | None, key: str | None, live_only: bool = True) -> tuple[str, dict]:
         params = {"job_id": job_id, "machine": machine, "key": key}

@@ -16,8 +16,8 @@ overridden in the URL's query string, e.g. ``sqlite:///state.db?synchronous=full
 """
 
 import os
-from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlsplit
+from dataclasses import dataclass, field, replace
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from .errors import ConfigError
 
@@ -54,6 +54,7 @@ class DatabaseConfig:
     safe_url: str
     password: str | None = field(default=None, repr=False)
     pragmas: dict = field(default_factory=dict)
+    retries: int = 3
 
     def mask(self, text: str) -> str:
         """Return *text* with the password replaced, for messages and logs."""
@@ -80,7 +81,11 @@ def default_sqlite_path() -> str:
 
 
 def parse_url(url: str) -> DatabaseConfig:
-    """Turn a database URL into a DatabaseConfig, or raise ConfigError."""
+    """Turn a database URL into a DatabaseConfig, or raise ConfigError.
+
+    Every URL takes ``?retries=N``: how often an operation that lost its
+    connection is tried again (default 3; see `processcache.retry`).
+    """
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError(
             f"{_masked_text(url)!r} is not a database URL: use sqlite:///file.db, "
@@ -92,9 +97,21 @@ def parse_url(url: str) -> DatabaseConfig:
         raise ConfigError(
             f"unknown database URL scheme {scheme!r}: use sqlite, postgresql or mysql"
         )
-    if provider == "sqlite":
-        return _parse_sqlite(url)
-    return _parse_server(url, provider)
+    url, retries = _take_retries(url)
+    config = _parse_sqlite(url) if provider == "sqlite" else _parse_server(url, provider)
+    return replace(config, retries=retries)
+
+
+def _take_retries(url: str) -> tuple[str, int]:
+    base, _, query = url.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    kept = [(name, value) for name, value in pairs if name != "retries"]
+    retries = [value for name, value in pairs if name == "retries"]
+    if not retries:
+        return url, 3
+    if not retries[-1].isdigit() or int(retries[-1]) > 100:
+        raise ConfigError(f"retries={retries[-1]!r} in the URL: use a whole number from 0 to 100")
+    return (base + "?" + urlencode(kept)) if kept else base, int(retries[-1])
 
 
 def _parse_sqlite(url: str) -> DatabaseConfig:

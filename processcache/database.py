@@ -36,6 +36,7 @@ class Database:
         self.config = config.parse_url(config.resolve_url(url))
         self.url = self.config.safe_url
         self.provider = self.config.provider
+        self.retries = self.config.retries
         self.pony = orm.Database()
         self.entities = define_entities(self.pony, self.provider)
         if self.provider == "sqlite":

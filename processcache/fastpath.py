@@ -14,12 +14,15 @@ PostgreSQL and MySQL (`Writer.sql`).
 
 from pony.orm import core
 
+from .retry import retrying
+
 
 class Writer:
-    """Runs single-row writes of one Pony database; see the module docstring."""
+    """Runs single-row writes of one processcache Database; see the module docstring."""
 
-    def __init__(self, db) -> None:
-        self.db = db
+    def __init__(self, database) -> None:
+        self.database = database
+        db = self.db = database.pony
         self.provider = db.provider
         dialect = db.provider.dialect
         self.mark = "?" if dialect == "SQLite" else "%s"
@@ -30,11 +33,14 @@ class Writer:
         """*text* with each ``?`` turned into this driver's parameter mark."""
         return text.replace("?", self.mark)
 
-    def insert(self, sql: str, params: tuple, read_back: str | None = None):
+    def insert(self, sql: str, params: tuple, read_back: str | None = None, find: tuple | None = None):
         """Run one INSERT (written with `sql`), committed, and return the new row's id.
 
         With *read_back* (a SELECT of one value taking the id), return
         ``(id, value)``, read on the same connection before the commit.
+        *find* is ``(select, params)``: a SELECT of the row's id by its
+        identity, run before the INSERT is tried again after a lost
+        connection, so the row is never stored twice (`retry.retrying`).
         """
 
         def result(cursor):
@@ -44,19 +50,45 @@ class Writer:
             cursor.execute(read_back, (new_id,))
             return new_id, cursor.fetchone()[0]
 
-        return self._write(sql + self.returning, params, result)
+        done = None
+        if find is not None:
+            def done():
+                found = self.read_value(*find)
+                if found is None or read_back is None:
+                    return found
+                return found, self.read_value(read_back, (found,))
+        return self._write(sql + self.returning, params, result, done)
+
+    def read_value(self, sql: str, params: tuple):
+        """The first value of a one-row SELECT, or None."""
+        connection = self._connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        finally:
+            if not self.autocommit:
+                connection.rollback()
+        return None if row is None else row[0]
 
     def _new_id(self, cursor) -> int:
         return cursor.fetchone()[0] if self.returning else cursor.lastrowid
 
-    def _write(self, sql: str, params: tuple, result):
+    def _write(self, sql: str, params: tuple, result, done=None):
         if core.local.db_session is not None:  # a batch: join its transaction
             cursor = self.db.get_connection().cursor()
             cursor.execute(sql, params)
             return result(cursor)
+        return retrying(self.database, lambda: self._commit(sql, params, result), done)
+
+    def _connection(self):
         connection, is_new = self.provider.connect()
         if is_new:
             self.db.call_on_connect(connection)
+        return connection
+
+    def _commit(self, sql: str, params: tuple, result):
+        connection = self._connection()
         try:
             cursor = connection.cursor()
             cursor.execute(sql, params)
@@ -64,7 +96,7 @@ class Writer:
             if not self.autocommit:
                 connection.commit()
         except BaseException:
-            if not self.autocommit:
-                self.provider.drop(connection)
+            if not self.autocommit and self.provider.pool.con is connection:
+                self.provider.pool.drop(connection)
             raise
         return value

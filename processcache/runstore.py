@@ -16,6 +16,7 @@ from .codec import encode_value
 from .dialects import NOW
 from .errors import InvalidValueError
 from .records import RunRecord
+from .retry import retrying
 from .timeutil import db_time, py_time, utcnow
 
 #: A run's result summary is kept when its JSON is at most this long.
@@ -45,6 +46,7 @@ class RunStore:
     """Runs and locks of one database; used by the run lifecycle and the CLI."""
 
     def __init__(self, database) -> None:
+        self.database = database
         self.db = database.pony
         self.store = database.store
         self.now = NOW[self.db.provider.dialect]
@@ -64,14 +66,24 @@ class RunStore:
         params = {"job_id": job_id, "machine": machine, "pid": pid, "status": status,
                   "started_at": db_time(started_at), "lease": lease,
                   "expect_every": expect_every, "max_duration": max_duration}
-        with orm.db_session:
-            self.db.execute("UPDATE process_jobs SET expect_every = $expect_every,"
-                            " max_duration = $max_duration WHERE id = $job_id", params)
-            params["id"] = self.db.insert(
-                "process_job_runs", returning="id", job_id=job_id, machine=machine, pid=pid, status=status,
-                started_at=params["started_at"])
-            self.db.execute(f"UPDATE process_job_runs SET expires_at = {self.now} + $lease WHERE id = $id", params)
-            run_id = params["id"]
+        def insert():
+            with orm.db_session:
+                self.db.execute("UPDATE process_jobs SET expect_every = $expect_every,"
+                                " max_duration = $max_duration WHERE id = $job_id", params)
+                params["id"] = self.db.insert(
+                    "process_job_runs", returning="id", job_id=job_id, machine=machine, pid=pid, status=status,
+                    started_at=params["started_at"])
+                self.db.execute(f"UPDATE process_job_runs SET expires_at = {self.now} + $lease WHERE id = $id",
+                                params)
+                return params["id"]
+
+        def stored():  # the run, if the commit got through before the connection went
+            with orm.db_session:
+                found = self.db.select("SELECT MAX(id) FROM process_job_runs WHERE job_id = $job_id AND"
+                                       " machine = $machine AND pid = $pid AND started_at = $started_at", params)
+            return found[0] if found else None
+
+        run_id = retrying(self.database, insert, stored)
         return RunRecord(run_id, group, job, machine, pid, status, started_at)
 
     def heartbeat(self, run_id: int, lease: float, lock_name: str | None = None) -> bool:
@@ -97,11 +109,9 @@ class RunStore:
         summary = _summary(result)
         params = {"id": run.id, "status": status, "finished_at": db_time(finished_at), "duration": duration,
                   "error": error, "traceback": traceback, "result": summary}
-        with orm.db_session:
-            self.db.execute(
-                "UPDATE process_job_runs SET status = $status, finished_at = $finished_at, duration = $duration,"
-                " error = $error, traceback = $traceback, result = $result, expires_at = NULL WHERE id = $id",
-                params)
+        self._update("UPDATE process_job_runs SET status = $status, finished_at = $finished_at, duration = $duration,"
+                     " error = $error, traceback = $traceback, result = $result, expires_at = NULL WHERE id = $id",
+                     params)
         return RunRecord(run.id, run.group, run.job, run.machine, run.pid, status, run.started_at,
                          finished_at, duration, error, traceback, None if summary is None else result)
 
@@ -124,11 +134,24 @@ class RunStore:
     def select_runs(self, where: str, params: dict, limit: int | None = None) -> list[RunRecord]:
         """Runs matching *where* (over ``r``, ``j`` and ``p``), newest first."""
         page = f" LIMIT {int(limit)}" if limit is not None else ""
-        with orm.db_session:
-            now = self.db.select(f"SELECT {self.now}", {})[0]
-            rows = self.db.select(f"SELECT {_RUN_COLUMNS} {RUNS_FROM} WHERE {where} ORDER BY r.id DESC{page}",
-                                  params)
+
+        def read():
+            with orm.db_session:
+                now = self.db.select(f"SELECT {self.now}", {})[0]
+                return now, self.db.select(
+                    f"SELECT {_RUN_COLUMNS} {RUNS_FROM} WHERE {where} ORDER BY r.id DESC{page}", params)
+
+        now, rows = retrying(self.database, read)
         return [_run_record(row, now) for row in rows]
+
+    def _update(self, sql: str, params: dict) -> None:
+        """An idempotent UPDATE, tried again after a lost connection."""
+
+        def update():
+            with orm.db_session:
+                self.db.execute(sql, params)
+
+        retrying(self.database, update)
 
     # -- locks ------------------------------------------------------------------
 
@@ -141,6 +164,14 @@ class RunStore:
         """
         self._ensure_lock_row(name)
         params = {"name": name, "machine": machine, "pid": pid, "run_id": run_id, "lease": lease}
+
+        def ours():  # after a lost connection: did the UPDATE commit?
+            with orm.db_session:
+                return self.db.select("SELECT run_id FROM process_job_locks WHERE name = $name", params) == [run_id]
+
+        return retrying(self.database, lambda: self._acquire(params), ours)
+
+    def _acquire(self, params: dict) -> bool:
         with orm.db_session:
             previous = self.db.select("SELECT run_id FROM process_job_locks WHERE name = $name", params)
             cursor = self.db.execute(
@@ -156,10 +187,9 @@ class RunStore:
 
     def release(self, name: str, run_id: int) -> None:
         """Free the lock if *run_id* still holds it."""
-        with orm.db_session:
-            self.db.execute("UPDATE process_job_locks SET machine = NULL, pid = NULL, run_id = NULL,"
-                            " acquired_at = NULL, expires_at = NULL WHERE name = $name AND run_id = $run_id",
-                            {"name": name, "run_id": run_id})
+        self._update("UPDATE process_job_locks SET machine = NULL, pid = NULL, run_id = NULL,"
+                     " acquired_at = NULL, expires_at = NULL WHERE name = $name AND run_id = $run_id",
+                     {"name": name, "run_id": run_id})
 
     def break_lock(self, name: str) -> bool:
         """Free the lock whoever holds it (an operator's decision); True if it was held."""

@@ -16,6 +16,7 @@ from pony.orm.dbapiprovider import DatabaseError, IntegrityError
 from .dialects import SCHEMA_LOCK
 from .entities import SCHEMA_VERSION
 from .fastpath import Writer
+from .retry import retrying
 from .errors import SchemaError
 from .logs import LogType
 from .records import LogRecord
@@ -33,10 +34,13 @@ class Store:
         self.db = database.pony
         self._job_ids: dict[tuple[str, str], int] = {}
         self._job_names: dict[int, tuple[str, str]] = {}
-        self.writer = Writer(self.db)
+        self.database = database
+        self.writer = Writer(database)
         self._insert_log = self.writer.sql(
             "INSERT INTO process_job_logs (job_id, run_id, machine, log_type, level, message, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)")
+        self._find_log = self.writer.sql("SELECT MAX(id) FROM process_job_logs WHERE job_id = ? AND machine = ?"
+                                         " AND created_at = ? AND log_type = ?")
 
     # -- groups and jobs ------------------------------------------------------
 
@@ -48,8 +52,9 @@ class Store:
         """
         cached = self._job_ids.get((group, job))
         if cached is None:
-            group_id = self._get_or_create("processes", {"name": group})
-            cached = self._get_or_create("process_jobs", {"process_id": group_id, "name": job})
+            group_id = retrying(self.database, lambda: self._get_or_create("processes", {"name": group}))
+            cached = retrying(self.database,
+                              lambda: self._get_or_create("process_jobs", {"process_id": group_id, "name": job}))
             self._job_ids[(group, job)] = cached
             self._job_names[cached] = (job, group)
         return cached
@@ -81,8 +86,9 @@ class Store:
                 run_id: int | None = None, level: str | None = None) -> LogRecord:
         """Append one log line, committed on return."""
         created_at = utcnow()
-        log_id = self.writer.insert(self._insert_log, (job_id, run_id, machine, log_type.value, level, message,
-                                                       db_time(created_at)))
+        stamp = db_time(created_at)
+        log_id = self.writer.insert(self._insert_log, (job_id, run_id, machine, log_type.value, level, message, stamp),
+                                    find=(self._find_log, (job_id, machine, stamp, log_type.value)))
         return LogRecord(log_id, log_type, message, machine, created_at, run_id, level, *self._job_names[job_id])
 
     def logs(self, job_ids: list[int] | None = None, machine: str | None = None,
@@ -111,9 +117,12 @@ class Store:
         order = " DESC" if newest else ""
         sql = (f"SELECT {_LOG_COLUMNS} FROM process_job_logs WHERE {' AND '.join(clauses)}"
                f" ORDER BY id{order}{_page(offset, limit)}")
-        with orm.db_session:
-            rows = self.db.select(sql, params)
-            names = self._names_of({row[7] for row in rows})
+        def read():
+            with orm.db_session:
+                found = self.db.select(sql, params)
+                return found, self._names_of({row[7] for row in found})
+
+        rows, names = retrying(self.database, read)
         records = [
             LogRecord(r[0], LogType(r[1]), r[2], r[3], py_time(r[4]), r[5], r[6], *names[r[7]])
             for r in rows

@@ -61,23 +61,34 @@ def _admin(kind: str, url: str, statement: str) -> None:
         conn.close()
 
 
-@pytest.fixture(params=BACKENDS)
-def backend_url(request, tmp_path):
-    """A URL to a new, empty database of each kind."""
-    if request.param == "sqlite":
+def _new_database(kind: str, tmp_path):
+    """Yield a URL to a new, empty database of *kind*; drop it afterwards."""
+    if kind == "sqlite":
         yield f"sqlite:///{tmp_path}/test.db"
         return
-    admin = server_url(request.param)
+    admin = server_url(kind)
     name = f"pc_test_{_RUN}_{os.getpid()}_{next(_counter)}"
-    if request.param == "postgres":
+    if kind == "postgres":
         _admin("postgres", admin, f"CREATE DATABASE {name}")
     else:
         _admin("mysql", admin, f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
     yield urlsplit(admin)._replace(path="/" + name).geturl()
-    if request.param == "postgres":
+    if kind == "postgres":
         _admin("postgres", admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     else:
         _admin("mysql", admin, f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_url(request, tmp_path):
+    """A URL to a new, empty database of each kind."""
+    yield from _new_database(request.param, tmp_path)
+
+
+@pytest.fixture(params=["postgres", "mysql"])
+def server_backend_url(request, tmp_path):
+    """A URL to a new, empty database on each server (for faults only a server has)."""
+    yield from _new_database(request.param, tmp_path)
 
 
 @pytest.fixture
@@ -92,3 +103,23 @@ def ctx(backend):
     """A context of a fresh job on machine `m1`, inside a recorded run."""
     with processcache.cache_session("test-group", "test-job", machine="m1", database=backend) as context:
         yield context
+
+
+@pytest.fixture
+def secret_url(server_backend_url):
+    """The server test database's URL with a password that is a unique marker.
+
+    PostgreSQL here trusts local connections, so any password logs in;
+    MariaDB gets a user of its own with the marker as its password.
+    """
+    marker = f"Sekr3t{uuid.uuid4().hex[:10]}"
+    parts = urlsplit(server_backend_url)
+    if parts.scheme.startswith("postgres"):
+        yield parts._replace(netloc=f"{parts.username}:{marker}@{parts.hostname}:{parts.port or 5432}").geturl(), marker
+        return
+    admin = os.environ[SERVER_ENV["mysql"]]
+    user = f"pc_{uuid.uuid4().hex[:8]}"
+    _admin("mysql", admin, f"CREATE USER '{user}'@'%' IDENTIFIED BY '{marker}'")
+    _admin("mysql", admin, f"GRANT ALL ON {parts.path.lstrip('/')}.* TO '{user}'@'%'")
+    yield parts._replace(netloc=f"{user}:{marker}@{parts.hostname}:{parts.port or 3306}").geturl(), marker
+    _admin("mysql", admin, f"DROP USER '{user}'@'%'")

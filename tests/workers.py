@@ -122,8 +122,30 @@ def memo_key(*_):
     print(json.dumps([key_of("f", tuple(args), kwargs) for args, kwargs in json.load(sys.stdin)]))
 
 
+def write_through_faults(url: str, count: str) -> None:
+    """Write COUNT entries and logs one by one, reporting progress, while connections are killed."""
+    with processcache.cache_session("faults", "writer", machine="m", database=url) as ctx:
+        for n in range(int(count)):
+            ctx.create_cache("n", n)
+            ctx.create_log(f"log {n}")
+            if n % 20 == 0:
+                print(n, flush=True)
+            time.sleep(0.002)
+    print(ctx.run.status, flush=True)
+
+
+def append_and_log(url: str, count: str, start_at: str) -> None:
+    """Append entries and logs as fast as possible, together with the other workers."""
+    wait_until(start_at)
+    with processcache.cache_session("concurrent", "eight", machine=f"w{os.getpid()}", database=url) as ctx:
+        for n in range(int(count)):
+            ctx.create_cache("n", n)
+            ctx.create_log(f"log {n}")
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     {"append": append, "first_run": first_run, "write_forever": write_forever, "contend": contend,
      "hold_forever": hold_forever, "set_writer": set_writer, "set_reader": set_reader, "memo_call": memo_call,
-     "memo_key": memo_key}[command](*args)
+     "memo_key": memo_key, "write_through_faults": write_through_faults,
+     "append_and_log": append_and_log}[command](*args)
