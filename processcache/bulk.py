@@ -40,15 +40,27 @@ def insert_many(db, table: str, columns: tuple[str, ...], rows: list[tuple]) -> 
 
 def _insert_many_mysql(connection, table: str, names: str, width: int, rows: list[tuple]) -> list[int]:
     cursor = connection.cursor()
-    cursor.execute("SELECT @@innodb_autoinc_lock_mode")
-    consecutive = int(cursor.fetchone()[0]) != 2
+    cursor.execute("SELECT @@innodb_autoinc_lock_mode, @@max_allowed_packet")
+    mode, packet = cursor.fetchone()
     one = "(" + ", ".join(["%s"] * width) + ")"
     ids = []
-    page = PAGE if consecutive else 1
-    for start in range(0, len(rows), page):
-        chunk = rows[start:start + page]
+    for chunk in _pages(rows, PAGE if int(mode) != 2 else 1, int(packet) // 2):
         cursor.execute(f"INSERT INTO {table} ({names}) VALUES " + ", ".join([one] * len(chunk)),
                        [value for row in chunk for value in row])
         first = cursor.lastrowid  # LAST_INSERT_ID(): the first row's id
         ids.extend(range(first, first + len(chunk)))
     return ids
+
+
+def _pages(rows: list[tuple], most: int, max_bytes: int):
+    """Runs of at most *most* rows whose text stays under *max_bytes* (one statement each)."""
+    page, size = [], 0
+    for row in rows:
+        length = sum(len(value) for value in row if isinstance(value, str))
+        if page and (len(page) == most or size + length > max_bytes):
+            yield page
+            page, size = [], 0
+        page.append(row)
+        size += length
+    if page:
+        yield page

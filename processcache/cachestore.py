@@ -17,6 +17,7 @@ from pony import orm
 
 from .bulk import insert_many
 from .codec import decode_value
+from .errors import InvalidValueError
 from .dialects import LOCK_JOB_ROW, NOW
 from .fastpath import Writer
 from .records import Entry
@@ -46,6 +47,7 @@ class CacheStore:
         self._lock_job = LOCK_JOB_ROW[self.db.provider.dialect]
         self.database = database
         self.writer = Writer(database)
+        self._max_value: int | None = None
         insert = ("INSERT INTO process_cache (job_id, machine, entry_key, entry_value, created_at, expires_at)"
                   " VALUES (?, ?, ?, ?, ?, {})")
         self._insert = self.writer.sql(insert.format("NULL"))
@@ -54,8 +56,27 @@ class CacheStore:
         self._find = self.writer.sql("SELECT MAX(id) FROM process_cache WHERE job_id = ? AND machine = ?"
                                      " AND entry_key = ? AND created_at = ?")
 
+    def check_size(self, texts: list[str]) -> None:
+        """Refuse a value larger than the server takes in one statement, before writing anything.
+
+        MySQL and MariaDB refuse a statement over ``max_allowed_packet`` by
+        closing the connection, which would look like a lost server.
+        """
+        if self.db.provider.dialect != "MySQL":
+            return
+        if self._max_value is None:
+            with orm.db_session:
+                self._max_value = int(self.db.select("SELECT @@max_allowed_packet", {})[0]) - 65536
+        largest = max(map(len, texts), default=0)
+        if largest > self._max_value:
+            raise InvalidValueError(
+                f"the value is {largest / 2**20:.1f} MiB as stored JSON (non-ASCII text takes 6 bytes a"
+                f" character); this MySQL server takes {self._max_value / 2**20:.1f} MiB at most: raise its"
+                " max_allowed_packet or store less")
+
     def add(self, job_id: int, machine: str, key: str, text: str, ttl: float | None = None) -> Entry:
         """Append one entry (its value already encoded as *text*), committed on return."""
+        self.check_size([text])
         created_at = utcnow()
         params = (job_id, machine, key, text, db_time(created_at))
         find = (self._find, params[:3] + params[4:])
@@ -67,6 +88,7 @@ class CacheStore:
 
     def add_many(self, job_id: int, machine: str, items: list[tuple[str, str]], ttl: float | None = None) -> list[Entry]:
         """Append many (key, encoded value) entries in one transaction."""
+        self.check_size([text for _, text in items])
         created_at = utcnow()
         stamp = db_time(created_at)
         with orm.db_session:
@@ -79,6 +101,7 @@ class CacheStore:
 
     def restore(self, job_id: int, rows: list[tuple[str, str, str, datetime, float | None]], progress=None) -> int:
         """Insert exported (machine, key, text, created_at, expires_at) rows as they were, in one transaction."""
+        self.check_size([row[2] for row in rows])
         with orm.db_session:
             for start in range(0, len(rows), 1000):
                 chunk = rows[start:start + 1000]
@@ -121,6 +144,7 @@ class CacheStore:
         with the write lock, so no append can slip in between the read of
         what to delete and the delete).
         """
+        self.check_size([text])
         with orm.db_session(immediate=True):
             self._lock_job_row(job_id)
             self._delete(job_id, machine, key)
