@@ -152,3 +152,25 @@ def sync(database, mode, yes):
         else:
             click.echo(f"{opened.url}: created {len(differences)} missing table(s) and column(s)")
 
+
+
+@db.command()
+@database_option
+@one_line_errors
+def upgrade(database):
+    """Upgrade a database written by an older processcache, keeping every row.
+
+    Runs by itself on first use too; this is for doing it at a time of your
+    choosing (before a deploy, say). A database written by a newer
+    processcache is refused, not changed.
+
+    \b
+    Example:
+        processcache db upgrade --database postgresql://cron@db.internal/cron
+    """
+    from .database import connect
+
+    with connect(database, upgrade=False, create=False) as opened:
+        before, after = opened.upgrade()
+    click.echo(f"{opened.url}: " + (f"upgraded the schema from version {before} to {after}" if before != after
+                                    else f"the schema is at version {after} already"))

@@ -32,7 +32,7 @@ class Database:
     The URL's password never appears in its repr or in any error.
     """
 
-    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+    def __init__(self, url: str | None = None, *, create: bool = True, upgrade: bool = True) -> None:
         self.config = config.parse_url(config.resolve_url(url))
         self.url = self.config.safe_url
         self.provider = self.config.provider
@@ -47,9 +47,15 @@ class Database:
         self.cache = CacheStore(self)
         self.runs = RunStore(self)
         # At every start-up one query finds the current version's marker; only
-        # a new or older database gets the full look at every table.
-        if create and self.store.schema_version() != SCHEMA_VERSION:
+        # a new, older or newer database gets more.
+        version = self.store.schema_version() if create else SCHEMA_VERSION
+        if version is None or version > SCHEMA_VERSION:
             self.sync("create")
+        elif version < SCHEMA_VERSION:
+            if not upgrade:
+                raise SchemaError(f"this database has schema version {version}; this processcache needs"
+                                  f" {SCHEMA_VERSION}: run `processcache db upgrade` (it keeps every row)")
+            self.upgrade()
 
     def __repr__(self) -> str:
         return f"<processcache.Database {self.url}>"
@@ -74,19 +80,31 @@ class Database:
     def sync(self, mode: str = "create") -> list[str]:
         """Bring the schema in line with this version, and report what differs.
 
-        ``create`` makes what is missing and keeps all data; ``check`` changes
-        nothing and returns the differences (an empty list when none);
+        ``create`` makes what is missing (upgrading an older database) and
+        keeps all data; ``check`` changes nothing and returns the differences
+        (an empty list when none);
         ``new`` drops every processcache table with its data and recreates them.
         """
         if mode not in SYNC_MODES:
             raise SchemaError(f"unknown sync mode {mode!r}: use create, check or new")
         if mode == "new":
             self.pony.drop_all_tables(with_all_data=True)
+        elif mode == "create" and (self.store.schema_version() or SCHEMA_VERSION) < SCHEMA_VERSION:
+            self.upgrade()
         differences = self.store.schema_differences()
         if mode == "check" or not differences:
             return differences
         self.store.create_schema(SCHEMA_VERSION)
         return differences
+
+    def upgrade(self) -> tuple[int, int]:
+        """Upgrade a database written by an older processcache in place; return (from, to).
+
+        Runs on first use unless ``connect(url, upgrade=False)``; keeps every row.
+        """
+        from .upgrades import upgrade
+
+        return upgrade(self)
 
     def _prepare_sqlite(self) -> None:
         filename = self.config.bind_args["filename"]
@@ -116,14 +134,14 @@ class Database:
             ) from None
 
 
-def connect(url: str | None = None, *, create: bool = True) -> Database:
+def connect(url: str | None = None, *, create: bool = True, upgrade: bool = True) -> Database:
     """Open the processcache database at *url* (see `processcache.config` for the forms).
 
     >>> with connect("sqlite://:memory:") as db:
     ...     db.sync("check")
     []
     """
-    return Database(url, create=create)
+    return Database(url, create=create, upgrade=upgrade)
 
 
 def _create_private_file(filename: str) -> None:

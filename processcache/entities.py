@@ -19,7 +19,8 @@ from datetime import datetime
 from pony.orm import LongStr, Optional, PrimaryKey, Required, Set, composite_index, composite_key
 
 #: Bumped whenever a table or column changes; stored in ``processcache_meta``.
-SCHEMA_VERSION = 1
+#: Each bump comes with its steps in `upgrades.UPGRADES`.
+SCHEMA_VERSION = 2
 
 # MySQL compares text case- and accent-insensitively by default, which would
 # make the keys "Token" and "token" one key; its 3-byte `utf8` cannot hold
@@ -89,6 +90,7 @@ def define_entities(db, provider: str):
         error = Optional(LongStr, lazy=False, nullable=True, **text())
         traceback = Optional(LongStr, lazy=False, nullable=True, **text())
         result = Optional(LongStr, lazy=False, nullable=True, **text())
+        signal = Optional(int, column="exit_signal")  # version 2: the signal that terminated the run
         logs = Set("Log")
         composite_index(job, started_at)
 

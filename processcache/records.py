@@ -52,6 +52,7 @@ class RunRecord(NamedTuple):
     error: str | None = None
     traceback: str | None = None
     result: Any = None
+    signal: int | None = None
 
     @property
     def ok(self) -> bool:

@@ -22,7 +22,7 @@ from .timeutil import db_time, py_time, utcnow
 #: A run's result summary is kept when its JSON is at most this long.
 MAX_RESULT_CHARS = 10_000
 _RUN_COLUMNS = ("r.id, p.name, j.name, r.machine, r.pid, r.status, r.started_at, r.finished_at,"
-                " r.duration, r.error, r.traceback, r.result, r.expires_at")
+                " r.duration, r.error, r.traceback, r.result, r.expires_at, r.exit_signal")
 RUNS_FROM = ("FROM process_job_runs r JOIN process_jobs j ON j.id = r.job_id"
              " JOIN processes p ON p.id = j.process_id")
 
@@ -102,18 +102,18 @@ class RunStore:
             return cursor.rowcount == 1
 
     def finish(self, run: RunRecord, status: str, error: str | None = None,
-               traceback: str | None = None, result=None) -> RunRecord:
-        """Record how *run* ended and return its final record."""
+               traceback: str | None = None, result=None, signal: int | None = None) -> RunRecord:
+        """Record how *run* ended (and the signal that ended it) and return its final record."""
         finished_at = utcnow()
         duration = (finished_at - run.started_at).total_seconds()
         summary = _summary(result)
         params = {"id": run.id, "status": status, "finished_at": db_time(finished_at), "duration": duration,
-                  "error": error, "traceback": traceback, "result": summary}
+                  "error": error, "traceback": traceback, "result": summary, "signal": signal}
         self._update("UPDATE process_job_runs SET status = $status, finished_at = $finished_at, duration = $duration,"
-                     " error = $error, traceback = $traceback, result = $result, expires_at = NULL WHERE id = $id",
-                     params)
+                     " error = $error, traceback = $traceback, result = $result, exit_signal = $signal,"
+                     " expires_at = NULL WHERE id = $id", params)
         return RunRecord(run.id, run.group, run.job, run.machine, run.pid, status, run.started_at,
-                         finished_at, duration, error, traceback, None if summary is None else result)
+                         finished_at, duration, error, traceback, None if summary is None else result, signal)
 
     def get(self, run_id: int) -> RunRecord | None:
         """One run by id, with `lost` for a running run whose heartbeat stopped."""
@@ -244,4 +244,4 @@ def _run_record(row, now) -> RunRecord:
         status = "lost"  # its heartbeat stopped: the process died without a word
     result = decode_value(row[11]) if row[11] is not None else None
     return RunRecord(row[0], row[1], row[2], row[3], row[4], status, py_time(row[6]), py_time(row[7]),
-                     row[8], row[9], row[10], result)
+                     row[8], row[9], row[10], result, row[13])

@@ -153,7 +153,8 @@ def _record_failure(ctx: CacheContext, exc: BaseException) -> None:
     error = f"{type(exc).__name__}: {exc}"
     trace = _user_traceback(exc)
     ctx.create_log(trace, LogType.ERROR)
-    ctx.run = ctx.database.runs.finish(ctx.run, status, error, trace)
+    signum = exc.signum if isinstance(exc, Terminated) else None
+    ctx.run = ctx.database.runs.finish(ctx.run, status, error, trace, signal=signum)
     if isinstance(exc, Terminated):
         exc.run = ctx.run
 

@@ -164,7 +164,7 @@ class Store:
                     for column in table.column_list if column.name.lower() not in present
                 ]
             if not differences:
-                self._check_version()
+                differences = self._version_differences()
         return differences
 
     def schema_version(self) -> int | None:
@@ -176,12 +176,15 @@ class Store:
             return None
         return int(found[0]) if found else None
 
-    def _check_version(self) -> None:
+    def _version_differences(self) -> list[str]:
         found = self.db.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {})
         if found and int(found[0]) > SCHEMA_VERSION:
             raise SchemaError(
                 f"this database has schema version {found[0]}, written by a newer processcache;"
                 f" this version knows {SCHEMA_VERSION}: upgrade processcache to use it")
+        if found and int(found[0]) < SCHEMA_VERSION:
+            return [f"schema version {found[0]} is older than {SCHEMA_VERSION}: run `processcache db upgrade`"]
+        return []
 
     def create_schema(self, version: int) -> None:
         """Create what is missing and record *version*, one process at a time.

@@ -10,6 +10,7 @@ from pony.orm import db_session
 
 import processcache
 from processcache import DatabaseUnavailableError, SchemaError, cache_session, connect
+from processcache.entities import SCHEMA_VERSION
 
 
 def count(db, table):
@@ -65,7 +66,8 @@ def test_a_database_from_a_newer_version_is_refused_untouched(backend_url):
 
 def test_the_schema_version_is_recorded(backend):
     with db_session:
-        assert backend.pony.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {}) == ["1"]
+        found = backend.pony.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {})
+    assert found == [str(SCHEMA_VERSION)]
 
 
 def test_a_database_is_a_context_manager_and_hides_the_password():

@@ -31,7 +31,7 @@ def test_a_signal_ends_the_run_as_terminated_and_exits_128_plus_the_signal(backe
     assert f"terminated in" in err and f"terminated by {name}" in err
     with connect(backend_url) as db:
         [run] = db.history.list_runs("signals/sleeper")
-        assert run.status == "terminated" and name in run.error
+        assert run.status == "terminated" and name in run.error and run.signal == signum
         assert db.runs.locks("signals/sleeper")[0].held is False, "the lock was released"
     with cache_session("signals", "sleeper", machine="m", database=backend_url) as ctx:
         assert [e.value for e in ctx.tree["before"]] == ["kept"]

@@ -143,9 +143,28 @@ def append_and_log(url: str, count: str, start_at: str) -> None:
             ctx.create_log(f"log {n}")
 
 
+def crash_writer(url: str, seed: str) -> None:
+    """Write entries, logs, replacements and batches, reporting each once committed, until killed."""
+    registry = processcache.Registry()
+
+    @registry.job("crash", "writer", overlap="allow", lease=0.5)
+    def writer(ctx):
+        for n in range(10_000):
+            ctx.create_cache("n", f"{seed}-{n}")
+            print("E", f"{seed}-{n}", flush=True)
+            ctx.create_log(f"{seed}-{n}")
+            print("L", f"{seed}-{n}", flush=True)
+            ctx.set_cache("current", f"{seed}-{n}")
+            print("S", f"{seed}-{n}", flush=True)
+            ctx.create_cache_many([(f"batch-{seed}-{n}", i) for i in range(5)])
+            print("M", f"{seed}-{n}", flush=True)
+
+    writer.run(database=url, machine="m")
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     {"append": append, "first_run": first_run, "write_forever": write_forever, "contend": contend,
      "hold_forever": hold_forever, "set_writer": set_writer, "set_reader": set_reader, "memo_call": memo_call,
      "memo_key": memo_key, "write_through_faults": write_through_faults,
-     "append_and_log": append_and_log}[command](*args)
+     "append_and_log": append_and_log, "crash_writer": crash_writer}[command](*args)

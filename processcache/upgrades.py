@@ -1,0 +1,52 @@
+"""Schema upgrades: from each version to the next, keeping every row.
+
+Pony never ALTERs, so each version's changes are written here as the plain
+SQL the three databases share. `upgrade` runs them under the schema lock,
+in one transaction where the database allows (SQLite and PostgreSQL;
+MySQL commits each ALTER by itself, so every step first checks whether it
+is already done, and an interrupted upgrade resumes where it stopped).
+"""
+
+from pony import orm
+
+from .dialects import SCHEMA_LOCK
+from .entities import SCHEMA_VERSION
+from .errors import SchemaError
+
+#: version -> steps that bring a database of that version to the next:
+#: (table, column, SQL type) columns to add.
+UPGRADES: dict[int, list[tuple[str, str, str]]] = {
+    1: [("process_job_runs", "exit_signal", "INTEGER")],
+}
+
+
+def upgrade(database) -> tuple[int, int]:
+    """Bring *database* to `SCHEMA_VERSION`; return (from, to). Refuses newer databases."""
+    db = database.pony
+    lock, unlock = SCHEMA_LOCK[db.provider.dialect]
+    with orm.db_session(ddl=True):
+        connection = db.get_connection()
+        if lock:
+            db.execute(lock, {})
+        try:
+            found = db.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {})
+            start = int(found[0]) if found else SCHEMA_VERSION
+            if start > SCHEMA_VERSION:
+                raise SchemaError(f"this database has schema version {start}, written by a newer processcache;"
+                                  f" this version knows {SCHEMA_VERSION}: upgrade processcache to use it")
+            for version in range(start, SCHEMA_VERSION):
+                for table, column, sql_type in UPGRADES[version]:
+                    if not _has_column(connection, table, column):
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}", {})
+            db.execute("UPDATE processcache_meta SET value = $version WHERE name = 'schema_version'",
+                       {"version": str(SCHEMA_VERSION)})
+        finally:
+            if unlock:
+                db.execute(unlock, {})
+    return start, SCHEMA_VERSION
+
+
+def _has_column(connection, table: str, column: str) -> bool:
+    cursor = connection.cursor()
+    cursor.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+    return column.lower() in {described[0].lower() for described in cursor.description}

@@ -1,0 +1,66 @@
+"""kill -9 at random points of runs: every committed write survives, nothing half-written shows."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pony.orm import db_session
+
+from processcache import ANY, CacheContext, Registry, connect
+
+WORKERS = Path(__file__).resolve().parent / "workers.py"
+KILLS = {"sqlite": 200, "postgresql": 40, "mysql": 40}
+
+
+def kill_at_random(url: str, seed: int, rng: random.Random) -> list[tuple[str, str]]:
+    """Start a writer, SIGKILL it after a random moment, return the writes it reported committed."""
+    worker = subprocess.Popen([sys.executable, str(WORKERS), "crash_writer", url, str(seed)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(rng.uniform(0.05, 0.6))
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=30)
+    out = worker.stdout.read()
+    worker.stdout.close()
+    worker.stderr.close()
+    lines = out.splitlines()
+    if lines and not out.endswith("\n"):
+        lines = lines[:-1]  # a line cut by the kill reports nothing
+    return [tuple(line.split(" ", 1)) for line in lines]
+
+
+def test_kill_9_at_random_points_loses_no_committed_write(backend_url):
+    kind = backend_url.split(":", 1)[0]
+    rng = random.Random(20261124)
+    connect(backend_url).close()
+    reported = []
+    for seed in range(KILLS[kind]):
+        reported += kill_at_random(backend_url, seed, rng)
+    assert len(reported) > 100, "the kills landed during writes, not only at start-up"
+    with connect(backend_url) as db:
+        ctx = CacheContext(db, "crash", "writer", "m")
+        cache = ctx.get_full_cache(machine=ANY)
+        entries = {e.value for e in cache.get("n", [])}
+        logs = {log.message for log in ctx.get_logs(machine=ANY)}
+        for kind_of_write, name in reported:
+            if kind_of_write == "E":
+                assert name in entries
+            elif kind_of_write == "L":
+                assert name in logs
+            elif kind_of_write == "M":
+                assert [e.value for e in cache[f"batch-{name}"]] == list(range(5))
+        assert all(len(v) == 5 for k, v in cache.items() if k.startswith("batch-")), "no half-written batch"
+        assert len(cache.get("current", [])) <= 1, "set_cache never leaves two values"
+        if kind == "sqlite":
+            with db_session:
+                assert db.pony.execute("PRAGMA integrity_check", {}).fetchone()[0] == "ok"
+        time.sleep(0.6)  # the killed runs' leases run out
+        runs = db.history.list_runs("crash/writer", limit=1000)
+        assert {run.status for run in runs} == {"lost"}, "every killed run is reported lost"
+        assert len(runs) > KILLS[kind] / 2, "most kills landed inside a run (the rest during start-up)"
+        after = Registry().job("crash", "writer")(lambda c: c.create_cache("after", True)).run(database=db,
+                                                                                          machine="m")
+        assert after.ok, "the next run proceeds"
