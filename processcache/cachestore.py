@@ -18,14 +18,13 @@ from pony import orm
 from .bulk import insert_many
 from .codec import decode_value
 from .errors import InvalidValueError
-from .dialects import LOCK_JOB_ROW, NOW
+from .dialects import AWARE_TIME, LOCK_JOB_ROW, NOW
 from .fastpath import Writer
 from .records import Entry
 from .retry import retrying
 from .sql import rows
 from .timeutil import db_time, py_time, utcnow
 
-_COLUMNS = "id, entry_key, entry_value, machine, created_at, expires_at"
 _INSERT_COLUMNS = ("job_id", "machine", "entry_key", "entry_value", "created_at", "expires_at")
 
 
@@ -47,6 +46,8 @@ class CacheStore:
         self._lock_job = LOCK_JOB_ROW[self.db.provider.dialect]
         self.database = database
         self.writer = Writer(database)
+        created = AWARE_TIME[self.db.provider.dialect].format("created_at")
+        self._columns = f"id, entry_key, entry_value, machine, {created}, expires_at"
         self._max_value: int | None = None
         insert = ("INSERT INTO process_cache (job_id, machine, entry_key, entry_value, created_at, expires_at)"
                   " VALUES (?, ?, ?, ?, ?, {})")
@@ -115,7 +116,11 @@ class CacheStore:
     def entries(self, job_id: int, machine: str | None, key: str | None = None) -> list[Entry]:
         """Live entries of a job, oldest first; *machine* None means every machine."""
         where, params = self._filter(job_id, machine, key)
-        found = self._read(f"SELECT {_COLUMNS} FROM process_cache WHERE {where} ORDER BY id", params)
+        # With a key, ordering by (key, id) lets every database read the key's
+        # index in order; ORDER BY id alone made PostgreSQL walk the
+        # (job, machine, id) index over the whole job until statistics caught up.
+        order = "entry_key, id" if key is not None else "id"
+        found = self._read(f"SELECT {self._columns} FROM process_cache WHERE {where} ORDER BY {order}", params)
         return [Entry(r[0], r[1], decode_value(r[2]), r[3], py_time(r[4]), r[5] and _epoch_time(r[5]))
                 for r in found if key is None or r[1] == key]
 
@@ -130,7 +135,8 @@ class CacheStore:
     def latest(self, job_id: int, machine: str | None, key: str) -> Entry | None:
         """The newest live entry under *key*."""
         where, params = self._filter(job_id, machine, key)
-        for r in self._read(f"SELECT {_COLUMNS} FROM process_cache WHERE {where} ORDER BY id DESC", params):
+        for r in self._read(f"SELECT {self._columns} FROM process_cache WHERE {where}"
+                            " ORDER BY entry_key DESC, id DESC", params):
             if r[1] == key:
                 return Entry(r[0], r[1], decode_value(r[2]), r[3], py_time(r[4]), _epoch_time(r[5]))
         return None

@@ -22,6 +22,8 @@ def py_time(value) -> datetime | None:
         return None
     if isinstance(value, str):  # appending the offset parses 4x faster than replace(tzinfo=...)
         return datetime.fromisoformat(value + "+00:00")
+    if value.tzinfo is not None:  # read as aware already (dialects.AWARE_TIME)
+        return value
     return value.replace(tzinfo=timezone.utc)
 
 

@@ -17,6 +17,22 @@ from hypothesis import HealthCheck, settings
 
 import processcache
 
+def pytest_addoption(parser):
+    parser.addoption("--soak", action="store_true",
+                     help="also run the soak test: 8 processes running jobs back to back on PostgreSQL")
+    parser.addoption("--soak-seconds", type=float, default=180.0, help="how long the soak test runs")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave the soak test out (deselected, not skipped) unless --soak asks for it."""
+    if config.getoption("--soak"):
+        return
+    kept = [item for item in items if "soak" not in item.keywords]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if "soak" in item.keywords])
+        items[:] = kept
+
+
 settings.register_profile(
     "default", max_examples=40, deadline=None, derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

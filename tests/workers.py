@@ -162,9 +162,35 @@ def crash_writer(url: str, seed: str) -> None:
     writer.run(database=url, machine="m")
 
 
+def soak(url: str, seconds: str) -> None:
+    """Run a short job back to back; print runs, writes and memory (KiB) after warm-up and at the end."""
+    import resource
+
+    registry = processcache.Registry()
+
+    @registry.job("soak", "short", overlap="allow")
+    def short(ctx):
+        ctx.create_cache("n", ctx.run.id)
+        ctx.logger.info("run %s", ctx.run.id)
+        return ctx.run.id
+
+    runs, ids, warm = 0, [], None
+    end = time.time() + float(seconds)
+    with processcache.connect(url) as db:
+        while time.time() < end:
+            record = short.run(database=db, machine=f"w{os.getpid()}")
+            assert record.ok, record.error
+            ids.append(record.result)
+            runs += 1
+            if runs == 50:
+                warm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"runs": runs, "ids": ids, "warm": warm,
+                      "end": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     {"append": append, "first_run": first_run, "write_forever": write_forever, "contend": contend,
      "hold_forever": hold_forever, "set_writer": set_writer, "set_reader": set_reader, "memo_call": memo_call,
      "memo_key": memo_key, "write_through_faults": write_through_faults,
-     "append_and_log": append_and_log, "crash_writer": crash_writer}[command](*args)
+     "append_and_log": append_and_log, "crash_writer": crash_writer, "soak": soak}[command](*args)
