@@ -24,13 +24,13 @@ def json_option(func):
 
 
 def one_line_errors(func):
-    """Show a ProcessCacheError (or a bad value) as one line and exit 1, without a traceback."""
+    """Show a ProcessCacheError as one line and exit 1, without a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (ProcessCacheError, ValueError) as exc:
+        except ProcessCacheError as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper

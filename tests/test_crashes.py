@@ -13,7 +13,7 @@ from pony.orm import db_session
 from processcache import ANY, CacheContext, Registry, connect
 
 WORKERS = Path(__file__).resolve().parent / "workers.py"
-KILLS = {"sqlite": 200, "postgresql": 40, "mysql": 40}
+KILLS = {"sqlite": 200, "postgresql": 80, "mysql": 80}
 
 
 def kill_at_random(url: str, seed: int, rng: random.Random) -> list[tuple[str, str]]:
