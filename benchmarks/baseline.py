@@ -97,8 +97,9 @@ def load(raw: Raw, job_id: int) -> dict:
 
 def reads(raw: Raw, job_id: int, n: int, keys: int, seed: int = 1) -> None:
     rng = random.Random(seed)
+    # ORDER BY (key, id) keeps PostgreSQL on the key index before ANALYZE, as processcache does.
     sql = raw.sql("SELECT id, entry_key, entry_value, machine, created_at FROM process_cache"
-                  " WHERE job_id = ? AND machine = ? AND entry_key = ? ORDER BY id")
+                  " WHERE job_id = ? AND machine = ? AND entry_key = ? ORDER BY entry_key, id")
     cursor = raw.conn.cursor()
     for _ in range(n):
         cursor.execute(sql, (job_id, "m", f"key-{rng.randrange(keys)}"))
