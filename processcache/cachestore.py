@@ -22,7 +22,7 @@ from .dialects import AWARE_TIME, LOCK_JOB_ROW, NOW
 from .fastpath import Writer
 from .records import Entry
 from .retry import retrying
-from .sql import rows
+from .sql import gc_paused, rows
 from .timeutil import db_time, py_time, utcnow
 
 _INSERT_COLUMNS = ("job_id", "machine", "entry_key", "entry_value", "created_at", "expires_at")
@@ -120,9 +120,10 @@ class CacheStore:
         # index in order; ORDER BY id alone made PostgreSQL walk the
         # (job, machine, id) index over the whole job until statistics caught up.
         order = "entry_key, id" if key is not None else "id"
-        found = self._read(f"SELECT {self._columns} FROM process_cache WHERE {where} ORDER BY {order}", params)
-        return [Entry(r[0], r[1], decode_value(r[2]), r[3], py_time(r[4]), r[5] and _epoch_time(r[5]))
-                for r in found if key is None or r[1] == key]
+        with gc_paused():
+            found = self._read(f"SELECT {self._columns} FROM process_cache WHERE {where} ORDER BY {order}", params)
+            return [Entry(r[0], r[1], decode_value(r[2]), r[3], py_time(r[4]), r[5] and _epoch_time(r[5]))
+                    for r in found if key is None or r[1] == key]
 
     def has(self, job_id: int, machine: str | None, key: str | None = None) -> bool:
         """Whether any live entry exists, without reading the values."""
