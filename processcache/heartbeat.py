@@ -9,10 +9,15 @@ from collections.abc import Callable
 
 
 class Heartbeat:
-    """Call *renew* every *interval* seconds until `stop()`; note when it returns False."""
+    """Call *renew* every *interval* seconds until stopped; note when it returns False.
 
-    def __init__(self, renew: Callable[[], bool], interval: float, what: str) -> None:
+    *close* runs in the thread at its end, to close the connection it opened.
+    """
+
+    def __init__(self, renew: Callable[[], bool], interval: float, what: str,
+                 close: Callable[[], None] | None = None) -> None:
         self.renew = renew
+        self.close = close
         self.interval = interval
         self.what = what
         self.lease_lost = False
@@ -28,6 +33,13 @@ class Heartbeat:
         self._thread.join()
 
     def _beat(self) -> None:
+        try:
+            self._renew_until_stopped()
+        finally:
+            if self.close is not None:
+                self.close()  # this thread's own database connection
+
+    def _renew_until_stopped(self) -> None:
         while not self._stopped.wait(self.interval):
             try:
                 held = self.renew()

@@ -67,7 +67,8 @@ def get_or_compute(ctx, key: str, compute: Callable[[], Any], ttl: float | None 
                 found = _cached(ctx, key)  # computed by the previous holder?
                 if found is not _MISSING:
                     return found
-                with Heartbeat(lambda: runs.renew_lock(name, owner, lease), lease / 3, f"memoised {key}"):
+                with Heartbeat(lambda: runs.renew_lock(name, owner, lease), lease / 3, f"memoised {key}",
+                               close=ctx.database.pony.disconnect):
                     value = compute()
                 encode_value(value)  # a value that cannot be stored fails before anything is written
                 ctx.set_cache(key, value, ttl=ttl)

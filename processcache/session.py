@@ -70,7 +70,7 @@ def cache_session(group: str, job: str, machine: str | None = None,
         held = {"lock": None}
         run_id = ctx.run.id
         heartbeat = Heartbeat(lambda: runs.heartbeat(run_id, options.lease, held["lock"]), options.lease / 3,
-                              f"run {run_id}")
+                              f"run {run_id}", close=db.pony.disconnect)
         with heartbeat:
             try:
                 held["lock"] = _take_lock(ctx)
