@@ -2,6 +2,7 @@
 
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 
 import click
 
@@ -108,8 +109,6 @@ def logs(job, run_id, log_type, machine, since, limit, offset, follow, database,
 def _since(text):
     if text is None:
         return None
-    from datetime import datetime, timedelta, timezone
-
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

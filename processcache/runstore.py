@@ -12,7 +12,7 @@ from pony import orm
 from pony.orm.core import TransactionIntegrityError
 from pony.orm.dbapiprovider import IntegrityError
 
-from .codec import encode_value
+from .codec import decode_value, encode_value
 from .dialects import NOW
 from .errors import InvalidValueError
 from .records import RunRecord
@@ -237,8 +237,6 @@ def _float(value) -> float | None:
 
 
 def _run_record(row, now) -> RunRecord:
-    from .codec import decode_value
-
     status = row[5]
     if status == "running" and row[12] is not None and float(row[12]) < float(now):
         status = "lost"  # its heartbeat stopped: the process died without a word
