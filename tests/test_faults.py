@@ -111,7 +111,7 @@ def test_eight_sqlite_writers_never_see_database_is_locked(tmp_path):
 def test_a_background_heartbeat_survives_a_killed_connection(server_backend_url):
     registry = processcache.Registry()
 
-    @registry.job("faults", "beating", lease=0.9)
+    @registry.job("faults", "beating", lease=1.5)
     def beating(ctx):
         for _ in range(3):
             time.sleep(0.5)

@@ -61,9 +61,9 @@ def test_heartbeats_keep_a_long_run_alive_past_its_lease(backend):
     registry = Registry()
     seen = {}
 
-    @registry.job("g", "long", lease=0.6)
+    @registry.job("g", "long", lease=1.2)
     def long_job(ctx):
-        time.sleep(1.5)
+        time.sleep(3.0)
         seen["status"] = ctx.database.runs.get(ctx.run.id).status
         seen["other"] = exit_code(long_job.run(database=backend, machine="other"))
 
