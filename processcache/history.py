@@ -14,7 +14,6 @@ from pony import orm
 from .errors import ProcessCacheError
 from .names import normalize_name
 from .records import RunRecord
-from .runstore import RUNS_FROM
 from .timeutil import db_time, utcnow
 
 #: Statuses of runs that went wrong: kept longer by `prune`, reported by `check`.
@@ -169,12 +168,11 @@ class History:
             counts[table] = self._delete(table, select(), params, dry_run, progress)
         return counts
 
-    @staticmethod
-    def _old_runs() -> str:
+    def _old_runs(self) -> str:
         failed = ", ".join(f"'{status}'" for status in FAILED)
         return ("FROM process_job_runs r WHERE r.started_at < $cut AND ("
                 f"(r.status NOT IN ({failed}, 'running')) OR (r.status IN ({failed}) AND r.started_at < $failcut)"
-                f" OR (r.status = 'running' AND r.expires_at < {{now}} AND r.started_at < $failcut))")
+                f" OR (r.status = 'running' AND r.expires_at < {self.runs.now} AND r.started_at < $failcut))")
 
     @staticmethod
     def _old_logs() -> str:
@@ -184,7 +182,6 @@ class History:
                 f" OR x.status NOT IN ({failed}, 'running') OR r.created_at < $failcut)")
 
     def _delete(self, table: str, where: str, params: dict, dry_run: bool, progress) -> int:
-        where = where.replace("{now}", self.runs.now)
         if dry_run:
             with orm.db_session:
                 return int(self.db.select(f"SELECT COUNT(*) {where}", params)[0])

@@ -24,6 +24,8 @@ from .timeutil import db_time, py_time, utcnow
 
 _LOG_COLUMNS = "id, log_type, message, machine, created_at, run_id, level, job_id"
 _GET_OR_CREATE_ATTEMPTS = 5
+#: The schema version a database records (see `upgrades.py`).
+VERSION_SQL = "SELECT value FROM processcache_meta WHERE name = 'schema_version'"
 
 
 
@@ -171,13 +173,13 @@ class Store:
         """The version recorded in the database, or None where there is none (yet)."""
         try:
             with orm.db_session:
-                found = self.db.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {})
+                found = self.db.select(VERSION_SQL, {})
         except DatabaseError:  # no meta table: a new database
             return None
         return int(found[0]) if found else None
 
     def _version_differences(self) -> list[str]:
-        found = self.db.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {})
+        found = self.db.select(VERSION_SQL, {})
         if found and int(found[0]) > SCHEMA_VERSION:
             raise SchemaError(
                 f"this database has schema version {found[0]}, written by a newer processcache;"
@@ -202,7 +204,7 @@ class Store:
             try:
                 if self.schema_differences():
                     self.db.schema.create_tables(self.db.provider, connection)
-                if not self.db.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {}):
+                if not self.db.select(VERSION_SQL, {}):
                     self.db.insert("processcache_meta", name="schema_version", value=str(version))
             finally:
                 if unlock:

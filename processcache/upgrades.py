@@ -12,6 +12,7 @@ from pony import orm
 from .dialects import SCHEMA_LOCK
 from .entities import SCHEMA_VERSION
 from .errors import SchemaError
+from .store import VERSION_SQL
 
 #: version -> steps that bring a database of that version to the next:
 #: (table, column, SQL type) columns to add.
@@ -29,7 +30,7 @@ def upgrade(database) -> tuple[int, int]:
         if lock:
             db.execute(lock, {})
         try:
-            found = db.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {})
+            found = db.select(VERSION_SQL, {})
             start = int(found[0]) if found else SCHEMA_VERSION
             if start > SCHEMA_VERSION:
                 raise SchemaError(f"this database has schema version {start}, written by a newer processcache;"
