@@ -84,3 +84,13 @@ def test_precedence_explicit_then_environment_then_default(monkeypatch):
 def test_the_default_file_is_in_the_user_data_directory(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert default_sqlite_path() == os.path.join(str(tmp_path), "processcache", "processcache.db")
+
+
+def test_retries_come_from_any_url_and_are_not_passed_to_the_driver():
+    assert parse_url("sqlite:///a.db").retries == 3
+    assert parse_url("sqlite:///a.db?retries=0&synchronous=full").retries == 0
+    assert parse_url("sqlite:///a.db?retries=0&synchronous=full").pragmas["synchronous"] == "full"
+    config = parse_url("postgresql://u@h/db?retries=7&sslmode=disable")
+    assert config.retries == 7 and config.bind_args["sslmode"] == "disable" and "retries" not in config.bind_args
+    with pytest.raises(ConfigError, match="retries='lots' in the URL: use a whole number from 0 to 100"):
+        parse_url("mysql://u@h/db?retries=lots")

@@ -1,0 +1,52 @@
+"""`processcache cache ...` as an operator uses it, on every backend."""
+
+import json
+
+from cli_helpers import cli
+
+from processcache import CacheContext, connect
+
+
+def test_set_get_list_delete_and_clear(backend_url):
+    db = ["-d", backend_url]
+    assert cli("cache", "set", "ops/job", "cursor", '{"page": 12}', "-m", "box", *db).returncode == 0
+    assert cli("cache", "set", "ops/job", "token", "abc", "--string", "--ttl", "1h", "-m", "box", *db).returncode == 0
+    assert cli("cache", "set", "ops/job", "n", "1", "--append", "-m", "box", *db).returncode == 0
+    assert cli("cache", "set", "ops/job", "n", "2", "--append", "-m", "box", *db).returncode == 0
+    assert cli("cache", "set", "ops/job", "n", "3", "--append", "-m", "other", *db).returncode == 0
+    replaced = cli("cache", "set", "ops/job", "cursor", '{"page": 13}', "-m", "box", *db)
+    assert "stored entry" in replaced.stdout
+
+    assert cli("cache", "get", "ops/job", "cursor", "-m", "box", *db).stdout == '{"page":13}\n'
+    assert cli("cache", "get", "ops/job", "n", "-m", "box", *db).stdout == "1\n2\n"
+    assert cli("cache", "get", "ops/job", "n", "--all-machines", *db).stdout == "1\n2\n3\n"
+    entries = json.loads(cli("cache", "get", "ops/job", "token", "-m", "box", "--json", *db).stdout)
+    assert entries[0]["value"] == "abc" and entries[0]["expires_at"] is not None
+    missing = cli("cache", "get", "ops/job", "nothing", "-m", "box", *db)
+    assert missing.returncode == 1 and "no entries under 'nothing' in ops/job on box" in missing.stderr
+
+    listing = json.loads(cli("cache", "list", "ops/job", "-m", "box", "--json", *db).stdout)
+    assert [(k["key"], k["entries"]) for k in listing] == [("cursor", 1), ("n", 2), ("token", 1)]
+    assert listing[0]["size"] == len('{"page":13}')
+
+    deleted = cli("cache", "delete", "ops/job", "n", "-m", "box", *db)
+    assert deleted.returncode == 0 and "deleted 2 entries under 'n'" in deleted.stdout
+    refused = cli("cache", "clear", "ops/job", "-m", "box", *db, input="n\n")
+    assert refused.returncode == 1
+    with connect(backend_url) as opened:
+        assert CacheContext(opened, "ops", "job", "box").has_cache_key("cursor"), "answering no keeps the data"
+    cleared = cli("cache", "clear", "ops/job", "-m", "box", "--yes", *db)
+    assert cleared.returncode == 0 and "deleted 2 entries" in cleared.stdout
+    with connect(backend_url) as opened:
+        assert not CacheContext(opened, "ops", "job", "box").has_cache()
+        assert [e.value for e in CacheContext(opened, "ops", "job", "other").get_cache("n")] == [3]
+
+
+def test_bad_values_and_targets_are_one_line(tmp_path):
+    db = ["-d", f"sqlite:///{tmp_path}/c.db"]
+    not_json = cli("cache", "set", "ops/job", "k", "{oops", *db)
+    assert not_json.returncode == 1 and "is not JSON: quote a string" in not_json.stderr
+    bad_target = cli("cache", "list", "just-a-name", *db)
+    assert bad_target.returncode == 2 and "is not GROUP/JOB" in bad_target.stderr
+    bad_key = cli("cache", "set", "ops/job", "k" * 300, "1", *db)
+    assert bad_key.returncode == 1 and "the limit is 255" in bad_key.stderr
