@@ -9,6 +9,11 @@ def context(db, job: str) -> processcache.CacheContext:
     return processcache.CacheContext(db, "bench", job, "m")
 
 
+def seed_entries(total: int, keys: int) -> list[tuple[str, dict]]:
+    """The entries the load and read workloads find, the same for every side."""
+    return [(f"key-{i % keys}", {"n": i, "pad": "x" * 40}) for i in range(total)]
+
+
 def appends(ctx, n: int) -> None:
     for i in range(n):
         ctx.create_cache(f"key-{i % 100}", {"n": i})
@@ -53,6 +58,15 @@ class DiskcacheLists:
             for i in range(n):
                 key = f"key-{i % 100}"
                 self.cache.set(key, self.cache.get(key, []) + [{"n": i}])
+
+    def fill(self, entries: list[tuple[str, dict]]) -> None:
+        """Each key's list written once: the best case for diskcache's load."""
+        lists: dict[str, list] = {}
+        for key, value in entries:
+            lists.setdefault(key, []).append(value)
+        with self.cache.transact():
+            for key, values in lists.items():
+                self.cache.set(key, values)
 
     def load(self) -> dict:
         return {key: self.cache[key] for key in self.cache.iterkeys()}

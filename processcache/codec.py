@@ -8,12 +8,16 @@ an exported cache must stay readable by other tools.
 """
 
 import json
+from collections.abc import Sequence
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 from .errors import InvalidValueError
 
 _encoder = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
 _scan_once = json.JSONDecoder().scan_once
+_first = itemgetter(0)
 
 
 def decode_value(text: str) -> Any:
@@ -24,6 +28,11 @@ def decode_value(text: str) -> Any:
     this runs once per entry loaded).
     """
     return _scan_once(text, 0)[0]
+
+
+def decode_values(texts: Sequence[str]) -> list[Any]:
+    """`decode_value` of each text, looped in C: a load decodes 100,000 of them."""
+    return list(map(_first, map(_scan_once, texts, repeat(0))))
 
 
 def encode_value(value: Any) -> str:
