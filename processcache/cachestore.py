@@ -10,7 +10,9 @@ Keys are also compared in Python where exactness matters: MySQL's
 collations ignore trailing spaces even when binary.
 """
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
+from itertools import repeat
 from typing import NamedTuple
 
 from pony import orm
@@ -57,7 +59,7 @@ class CacheStore:
         self._find = self.writer.sql("SELECT MAX(id) FROM process_cache WHERE job_id = ? AND machine = ?"
                                      " AND entry_key = ? AND created_at = ?")
 
-    def check_size(self, texts: list[str]) -> None:
+    def check_size(self, texts: Sequence[str]) -> None:
         """Refuse a value larger than the server takes in one statement, before writing anything.
 
         MySQL and MariaDB refuse a statement over ``max_allowed_packet`` by
@@ -89,16 +91,18 @@ class CacheStore:
 
     def add_many(self, job_id: int, machine: str, items: list[tuple[str, str]], ttl: float | None = None) -> list[Entry]:
         """Append many (key, encoded value) entries in one transaction."""
-        self.check_size([text for _, text in items])
+        if not items:
+            return []
+        keys, texts = zip(*items)
+        self.check_size(texts)
         created_at = utcnow()
         stamp = db_time(created_at)
         with orm.db_session:
             expires_at = None if ttl is None else float(self.db.select(f"SELECT {self.now}", {})[0]) + ttl
             rows = [(job_id, machine, key, text, stamp, expires_at) for key, text in items]
             ids = insert_many(self.db, "process_cache", _INSERT_COLUMNS, rows)
-        expiry = _epoch_time(expires_at)
-        return [Entry(entry_id, key, decode_value(text), machine, created_at, expiry)
-                for entry_id, (key, text) in zip(ids, items)]
+        return list(map(entry_of_tuple, zip(ids, keys, decode_values(texts), repeat(machine), repeat(created_at),
+                                            repeat(_epoch_time(expires_at)))))
 
     def restore(self, job_id: int, rows: list[tuple[str, str, str, datetime, float | None]], progress=None) -> int:
         """Insert exported (machine, key, text, created_at, expires_at) rows as they were, in one transaction."""

@@ -25,7 +25,7 @@ from .durations import parse_duration
 from .database import Database
 from .errors import ProcessCacheError
 from .logs import LogType
-from .names import check_key, check_machine, normalize_name
+from .names import check_key, check_keys, check_machine, normalize_name
 from .options import JobOptions
 from .records import Entry, LogRecord, RunRecord
 
@@ -105,7 +105,8 @@ class CacheContext:
         All are stored or none: a bad key or value refuses the whole lot first.
         """
         pairs = list(items.items() if isinstance(items, dict) else items)
-        encoded = [(check_key(key), encode_value(value)) for key, value in pairs]
+        keys = check_keys([key for key, _ in pairs])
+        encoded = list(zip(keys, map(encode_value, [value for _, value in pairs])))
         entries = self._cache.add_many(self._job_id, self.machine, encoded, self._ttl(ttl))
         self._remember(entries)
         return entries

@@ -57,6 +57,13 @@ def check_key(key: str) -> str:
     return check_text(key, "cache key", InvalidKeyError)
 
 
+def check_keys(keys: list[str]) -> list[str]:
+    """`check_key` of each distinct key: a batch repeats a few keys many times."""
+    for key in set(keys) if all(isinstance(key, str) for key in keys) else keys:
+        check_key(key)
+    return keys
+
+
 def check_text(text: str, what: str, error: type[Exception]) -> str:
     """Refuse what one of the three databases cannot hold exactly.
 

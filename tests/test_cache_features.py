@@ -5,7 +5,7 @@ import time
 import pytest
 from pony.orm import db_session
 
-from processcache import ANY, InvalidKeyError, Registry, cache_session
+from processcache import ANY, InvalidKeyError, InvalidValueError, Registry, cache_session
 
 
 def values(entries):
@@ -106,6 +106,14 @@ def test_create_cache_many_refuses_the_whole_lot_for_one_bad_item(ctx):
         ctx.create_cache_many([("a", 1), ("b", {1})])
     with pytest.raises(InvalidKeyError):
         ctx.create_cache_many([("a", 1), ("", 2)])
+    with pytest.raises(InvalidKeyError, match="NUL"):  # keys repeat in a batch; each distinct one is checked
+        ctx.create_cache_many([("a", n) for n in range(100)] + [("b\x00", 1), ("a", 0)])
+    with pytest.raises(InvalidKeyError, match="must be a str"):
+        ctx.create_cache_many([("a", 1), (["unhashable"], 2)])
+    looped: list = []
+    looped.append(looped)
+    with pytest.raises(InvalidValueError, match="contains itself"):
+        ctx.create_cache_many([("a", 1), ("b", looped)])
     assert not ctx.has_cache()
 
 
