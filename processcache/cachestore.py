@@ -119,14 +119,20 @@ class CacheStore:
 
     def entries(self, job_id: int, machine: str | None, key: str | None = None) -> list[Entry]:
         """Live entries of a job, oldest first; *machine* None means every machine."""
-        where, params = self._filter(job_id, machine, key)
-        # With a key, ordering by (key, id) lets every database read the key's
-        # index in order; ORDER BY id alone made PostgreSQL walk the
-        # (job, machine, id) index over the whole job until statistics caught up.
-        order = "entry_key, id" if key is not None else "id"
         with gc_paused():
-            found = self._read(f"SELECT {self._columns} FROM process_cache WHERE {where} ORDER BY {order}", params)
+            found = self._read(*self.entries_query(job_id, machine, key))
             return _entries_of([r for r in found if r[1] == key] if key is not None else found)
+
+    def entries_query(self, job_id: int, machine: str | None, key: str | None = None) -> tuple[str, dict]:
+        """The SELECT of `entries` and its parameters (tests EXPLAIN it).
+
+        With a key, ORDER BY (key, id) is the order of the (job, machine, key,
+        id) index, so every database reads just that key's rows, in order
+        (see `_filter` for why the key is a range).
+        """
+        where, params = self._filter(job_id, machine, key)
+        order = "entry_key, id" if key is not None else "id"
+        return f"SELECT {self._columns} FROM process_cache WHERE {where} ORDER BY {order}", params
 
     def has(self, job_id: int, machine: str | None, key: str | None = None) -> bool:
         """Whether any live entry exists, without reading the values."""
@@ -229,7 +235,11 @@ class CacheStore:
         if machine is not None:
             clauses.append("machine = $machine")
         if key is not None:
-            clauses.append("entry_key = $key")
+            # A range, not "=": PostgreSQL without statistics (a young table,
+            # a bulk load since the last ANALYZE) costs "=" on the key index and
+            # the (job, machine, id) index alike and took the latter, filtering
+            # the whole job. Only the key index yields a key range in order.
+            clauses.append("entry_key >= $key AND entry_key <= $key")
         if live_only:
             clauses.append(f"(expires_at IS NULL OR expires_at > {self.now})")
         return " AND ".join(clauses), params

@@ -165,6 +165,10 @@ class Store:
                     f"column {name}.{column.name} is missing"
                     for column in table.column_list if column.name.lower() not in present
                 ]
+                differences += [
+                    f"index {index.name} on {name} is missing" for index in table.indexes.values()
+                    if not (index.is_pk or index.is_unique) and not index.exists(provider, connection, False)
+                ]
             if not differences:
                 differences = self._version_differences()
         return differences

@@ -13,6 +13,10 @@ from processcache.entities import SCHEMA_VERSION
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
 import schema_v1  # noqa: E402  (the frozen first schema)
 
+KEY_INDEX = "idx_process_cache__job_id_machine_entry_key_id"
+TREE_INDEX = "idx_process_cache__job_id_machine_id"
+OLD_KEY_INDEX = "idx_process_cache__job_id_machine_entry_key"
+
 
 def test_a_v1_database_upgrades_on_first_use_and_keeps_every_row(backend_url):
     stored = schema_v1.build(backend_url)
@@ -21,6 +25,7 @@ def test_a_v1_database_upgrades_on_first_use_and_keeps_every_row(backend_url):
     with connect(backend_url) as db:  # upgrades
         assert db.sync("check") == []
         assert db.store.schema_version() == SCHEMA_VERSION
+        assert cache_indexes(db) == {KEY_INDEX, TREE_INDEX}
         ctx = CacheContext(db, "legacy", "nightly", "old-box")
         assert [(e.key, e.value) for e in ctx.get_cache("k0") + ctx.get_cache("k1") + ctx.get_cache("k2")] \
             == stored["entries"]
@@ -32,14 +37,46 @@ def test_a_v1_database_upgrades_on_first_use_and_keeps_every_row(backend_url):
         assert [e.value for e in ctx.get_cache("new")] == ["after the upgrade"]
 
 
+def test_a_v2_database_gets_the_key_index_with_id_and_loses_the_old_one(backend_url):
+    with connect(backend_url) as db:
+        ctx = CacheContext(db, "g", "j", "m1")
+        ctx.create_cache_many([(f"k{n % 3}", n) for n in range(30)])
+        make_version_2(db)
+    with connect(backend_url, create=False) as old:
+        assert old.sync("check") == [f"index {KEY_INDEX} on process_cache is missing"]
+    with connect(backend_url) as db:  # upgrades
+        assert db.sync("check") == [] and db.store.schema_version() == SCHEMA_VERSION
+        assert cache_indexes(db) == {KEY_INDEX, TREE_INDEX}
+        assert [e.value for e in CacheContext(db, "g", "j", "m1").get_cache("k1")] == list(range(1, 30, 3))
+
+
+def make_version_2(db) -> None:
+    """Turn a current database into what version 2 left: the key index without id."""
+    with db_session(ddl=True):
+        suffix = " ON process_cache" if db.pony.provider.dialect == "MySQL" else ""
+        db.pony.execute(f"DROP INDEX {KEY_INDEX}{suffix}", {})
+        db.pony.execute(f"CREATE INDEX {OLD_KEY_INDEX} ON process_cache (job_id, machine, entry_key)", {})
+        db.pony.execute("UPDATE processcache_meta SET value = '2' WHERE name = 'schema_version'", {})
+
+
+def cache_indexes(db) -> set[str]:
+    """Which of the three key-read indexes process_cache has."""
+    with db_session:
+        connection = db.pony.get_connection()
+        return {name for name in (KEY_INDEX, TREE_INDEX, OLD_KEY_INDEX)
+                if db.pony.provider.index_exists(connection, "process_cache", name, False)}
+
+
 def test_upgrading_can_be_left_to_the_operator(backend_url):
     schema_v1.build(backend_url)
-    with pytest.raises(SchemaError, match="schema version 1; this processcache needs 2: run `processcache db upgrade`"):
+    with pytest.raises(SchemaError, match=f"schema version 1; this processcache needs {SCHEMA_VERSION}: run"
+                                          " `processcache db upgrade`"):
         connect(backend_url, upgrade=False)
     result = cli("db", "upgrade", "-d", backend_url)
-    assert result.returncode == 0 and "upgraded the schema from version 1 to 2" in result.stdout, result.stderr
+    assert result.returncode == 0 and f"upgraded the schema from version 1 to {SCHEMA_VERSION}" in result.stdout, \
+        result.stderr
     again = cli("db", "upgrade", "-d", backend_url)
-    assert "at version 2 already" in again.stdout
+    assert f"at version {SCHEMA_VERSION} already" in again.stdout
     with connect(backend_url, upgrade=False) as db:
         assert db.sync("check") == []
 
@@ -49,7 +86,7 @@ def test_an_interrupted_upgrade_resumes(backend_url):
     with connect(backend_url, create=False) as db, db_session:
         db.pony.execute("ALTER TABLE process_job_runs ADD COLUMN exit_signal INTEGER", {})  # step done, version not
     with connect(backend_url) as db:
-        assert db.sync("check") == [] and db.store.schema_version() == 2
+        assert db.sync("check") == [] and db.store.schema_version() == SCHEMA_VERSION
 
 
 def test_a_newer_database_is_refused_untouched(backend_url):
