@@ -55,7 +55,7 @@ class Raw:
 
 
 INSERT_ENTRY = ("INSERT INTO process_cache (job_id, machine, entry_key, entry_value, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, NULL)")
+                " VALUES (?, ?, ?, ?, ?, ?)")  # all parameters: PyMySQL batches only such an executemany
 INSERT_LOG = ("INSERT INTO process_job_logs (job_id, run_id, machine, log_type, level, message, created_at)"
               " VALUES (?, NULL, ?, 'GENERIC', NULL, ?, ?)")
 STAMP = "2026-11-24 03:00:00.000000"
@@ -63,11 +63,11 @@ STAMP = "2026-11-24 03:00:00.000000"
 
 def appends(raw: Raw, job_id: int, n: int) -> None:
     for i in range(n):
-        raw.write(INSERT_ENTRY, (job_id, "m", f"key-{i % 100}", json.dumps({"n": i}), STAMP))
+        raw.write(INSERT_ENTRY, (job_id, "m", f"key-{i % 100}", json.dumps({"n": i}), STAMP, None))
 
 
 def bulk(raw: Raw, job_id: int, n: int) -> None:
-    rows = [(job_id, "m", f"key-{i % 100}", json.dumps({"n": i}), STAMP) for i in range(n)]
+    rows = [(job_id, "m", f"key-{i % 100}", json.dumps({"n": i}), STAMP, None) for i in range(n)]
     cursor = raw.conn.cursor()
     if raw.kind == "sqlite":
         cursor.execute("BEGIN")
@@ -77,7 +77,7 @@ def bulk(raw: Raw, job_id: int, n: int) -> None:
         from psycopg2.extras import execute_values
 
         execute_values(cursor, "INSERT INTO process_cache (job_id, machine, entry_key, entry_value, created_at,"
-                       " expires_at) VALUES %s", [row + (None,) for row in rows], page_size=1000)
+                       " expires_at) VALUES %s", rows, page_size=1000)
         raw.conn.commit()
     else:
         cursor.executemany(raw.sql(INSERT_ENTRY), rows)  # PyMySQL batches these into multi-row INSERTs
