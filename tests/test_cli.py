@@ -1,5 +1,7 @@
 """The `processcache` command, run as a user runs it: a real process per call."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,21 @@ def test_hello_world_twice_like_the_readme(backend_url, tmp_path):
     with cache_session("example", "hello-world", machine="desktop-main", database=backend_url) as ctx:
         assert [e.value for e in ctx.tree["foo"]] == ["nope", "bar", "bar"]
         assert [log.type.value for log in ctx.get_logs(limit=4)] == ["GENERIC", "GENERIC", "WARNING", "ERROR"]
+
+
+def test_run_imports_only_what_a_run_on_sqlite_needs(tmp_path):
+    """Start-up (benchmark W6): cron pays for every import at every run."""
+    found = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "processcache", "run", f"{HELLO}:hello", "-q",
+         "-d", f"sqlite:///{tmp_path}/w6.db"], capture_output=True, text=True, timeout=120)
+    assert found.returncode == 0, found.stderr
+    imported = {line.rsplit("|", 1)[1].strip()
+                for line in found.stderr.splitlines() if line.startswith("import time:")}
+    assert {"processcache.runner", "pony.orm.dbproviders.sqlite"} <= imported
+    unneeded = {"psycopg2", "pymysql", "pony.orm.dbproviders.postgres", "pony.orm.dbproviders.mysql",
+                "processcache.history", "processcache.memo", "processcache.cli_ops", "processcache.cli_cache",
+                "processcache.upgrades", "platformdirs"}
+    assert unneeded & imported == set()
 
 
 def test_every_parity_row_through_the_cli(backend_url, tmp_path):
