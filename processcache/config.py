@@ -24,15 +24,16 @@ from .errors import ConfigError
 ENV_VAR = "PROCESSCACHE_DATABASE_URL"
 
 SQLITE_DEFAULTS = {
+    # Milliseconds a writer waits for another's lock before failing: cron
+    # jobs that start together queue up instead of seeing "database is locked".
+    # First, so that it applies to the pragmas after it.
+    "busy_timeout": "30000",
     # Readers never block the writer and the writer never blocks readers.
     "journal_mode": "wal",
     # With WAL, a committed write survives a crash of the process; only an
     # operating-system crash or power loss can take the last commits back.
     # `full` syncs on every commit for that too, at several times the cost.
     "synchronous": "normal",
-    # Milliseconds a writer waits for another's lock before failing: cron
-    # jobs that start together queue up instead of seeing "database is locked".
-    "busy_timeout": "30000",
 }
 
 _SCHEMES = {

@@ -6,6 +6,7 @@ once per program and hand it to every `cache_session`, `spec.run` or job.
 
 import functools
 import os
+import time
 
 from pony import orm
 
@@ -15,6 +16,7 @@ from .errors import DatabaseUnavailableError, MissingDriverError, SchemaError
 from .cachestore import CacheStore
 from .runstore import RunStore
 from .store import Store
+from .timeutil import backoff
 
 SYNC_MODES = ("create", "check", "new")
 
@@ -119,7 +121,10 @@ class Database:
             connection.text_factory = str
             cursor = connection.cursor()
             for name, value in pragmas.items():
-                cursor.execute(f"PRAGMA {name} = {value}")
+                if name == "journal_mode":
+                    _switch_journal(cursor, value, int(pragmas["busy_timeout"]) / 1000)
+                else:
+                    cursor.execute(f"PRAGMA {name} = {value}")
 
     def _bind(self) -> None:
         try:
@@ -132,6 +137,26 @@ class Database:
             raise DatabaseUnavailableError(
                 f"cannot open the database {self.url}: {reason}"
             ) from None
+
+
+def _switch_journal(cursor, mode: str, timeout: float) -> None:
+    """Set the journal mode, trying again while another process holds the lock it needs.
+
+    Processes that open a new file at once all switch it to WAL, which takes
+    an exclusive lock; SQLite refuses some of them at once, without waiting
+    in the busy handler, where waiting could deadlock (3 of 80 opens here).
+    Once the file is in WAL mode the switch is a no-op.
+    """
+    import sqlite3  # loaded with Pony's SQLite provider already; a server URL never needs it
+
+    for _ in backoff(time.monotonic() + timeout):
+        try:
+            cursor.execute(f"PRAGMA journal_mode = {mode}")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+    cursor.execute(f"PRAGMA journal_mode = {mode}")  # the last try: its error is the one reported
 
 
 def connect(url: str | None = None, *, create: bool = True, upgrade: bool = True) -> Database:

@@ -20,8 +20,9 @@ def start(*args):
 
 
 def finish(processes):
-    for process in processes:
-        _, err = process.communicate(timeout=180)
+    """Wait for all (so that no pipe is left open when one failed), then check each."""
+    errors = [process.communicate(timeout=180)[1] for process in processes]
+    for process, err in zip(processes, errors):
         assert process.returncode == 0, err
 
 
@@ -34,6 +35,16 @@ def test_four_processes_appending_500_each_store_exactly_2000(backend_url):
         assert len(entries) == 2000
         assert len({e.id for e in entries}) == 2000
         assert sorted(e.value for e in entries) == sorted(list(range(500)) * 4)
+
+
+def test_eight_processes_opening_one_new_sqlite_file_at_once_all_succeed(tmp_path):
+    """Each switches the new file to WAL; SQLite refused some at once (3 of 80 opens before the fix)."""
+    for round in range(6):
+        url = f"sqlite:///{tmp_path}/new-{round}.db"
+        start_at = time.time() + 1.5
+        finish([start("open_new", url, start_at) for _ in range(8)])
+        with connect(url) as db, db_session:
+            assert db.pony.execute("PRAGMA journal_mode", {}).fetchone() == ("wal",)
 
 
 def test_four_processes_running_a_never_seen_job_at_once_on_a_fresh_database(backend_url):

@@ -32,6 +32,16 @@ def first_run(url: str, start_at: str) -> None:
         ctx.create_cache("ran", True)
 
 
+def open_new(url: str, start_at: str) -> None:
+    """Open (and so create) a database at the same instant as the others: imports done, the last 50 ms spun."""
+    import pony.orm.dbproviders.sqlite  # noqa: F401
+
+    wait_until(str(float(start_at) - 0.05))
+    while time.time() < float(start_at):
+        pass
+    processcache.connect(url).close()
+
+
 def write_forever(url: str) -> None:
     """Write an entry and a log, report each once committed, until killed."""
     with processcache.cache_session("killed", "mid-run", machine="m", database=url) as ctx:
@@ -190,7 +200,7 @@ def soak(url: str, seconds: str) -> None:
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"append": append, "first_run": first_run, "write_forever": write_forever, "contend": contend,
+    {"append": append, "first_run": first_run, "open_new": open_new, "write_forever": write_forever, "contend": contend,
      "hold_forever": hold_forever, "set_writer": set_writer, "set_reader": set_reader, "memo_call": memo_call,
      "memo_key": memo_key, "write_through_faults": write_through_faults,
      "append_and_log": append_and_log, "crash_writer": crash_writer, "soak": soak}[command](*args)
