@@ -50,6 +50,9 @@ class CacheStore:
         self.writer = Writer(database)
         created = AWARE_TIME[self.db.provider.dialect].format("created_at")
         self._columns = f"id, entry_key, entry_value, machine, {created}, expires_at"
+        # Reading one machine's entries, its name is known: not fetching it
+        # spares a string per row (5 % of a load).
+        self._columns_of_one = f"id, entry_key, entry_value, {created}, expires_at"
         self._max_value: int | None = None
         insert = ("INSERT INTO process_cache (job_id, machine, entry_key, entry_value, created_at, expires_at)"
                   " VALUES (?, ?, ?, ?, ?, {})")
@@ -121,7 +124,9 @@ class CacheStore:
         """Live entries of a job, oldest first; *machine* None means every machine."""
         with gc_paused():
             found = self._read(*self.entries_query(job_id, machine, key))
-            return _entries_of([r for r in found if r[1] == key] if key is not None else found)
+            entries = _entries_of([r for r in found if r[1] == key] if key is not None else found, machine)
+            del found  # freed now: the collector's pass when it resumes walks the entries, not the rows too
+        return entries
 
     def entries_query(self, job_id: int, machine: str | None, key: str | None = None) -> tuple[str, dict]:
         """The SELECT of `entries` and its parameters (tests EXPLAIN it).
@@ -132,7 +137,8 @@ class CacheStore:
         """
         where, params = self._filter(job_id, machine, key)
         order = "entry_key, id" if key is not None else "id"
-        return f"SELECT {self._columns} FROM process_cache WHERE {where} ORDER BY {order}", params
+        columns = self._columns if machine is None else self._columns_of_one
+        return f"SELECT {columns} FROM process_cache WHERE {where} ORDER BY {order}", params
 
     def has(self, job_id: int, machine: str | None, key: str | None = None) -> bool:
         """Whether any live entry exists, without reading the values."""
@@ -245,8 +251,10 @@ class CacheStore:
         return " AND ".join(clauses), params
 
 
-def _entries_of(found: list[tuple]) -> list[Entry]:
+def _entries_of(found: list[tuple], machine: str | None) -> list[Entry]:
     """Entries of (id, key, text, machine, created_at, expires_at) rows, column by column.
+
+    Rows of one *machine* come without their machine column.
 
     The per-row Python of a comprehension (indexing, helper calls, the
     NamedTuple constructor) was two thirds of a 100,000-entry load after the
@@ -255,7 +263,10 @@ def _entries_of(found: list[tuple]) -> list[Entry]:
     """
     if not found:
         return []
-    ids, keys, texts, machines, created, expires = zip(*found)
+    if machine is None:
+        ids, keys, texts, machines, created, expires = zip(*found)
+    else:
+        (ids, keys, texts, created, expires), machines = zip(*found), repeat(machine)
     stamps = {stamp: py_time(stamp) for stamp in set(created)}
     if any(expires):
         expires = map(_epoch_time, expires)
