@@ -8,7 +8,6 @@ should not slow down as other jobs' entries and logs grow to a million rows.
 import argparse
 import statistics
 import tempfile
-import time
 
 from pony.orm import db_session
 

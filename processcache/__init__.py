@@ -27,6 +27,8 @@ from .errors import (
 from .logs import LogType
 from .names import normalize_name
 from .options import JobOptions
+from .records import Entry, LogRecord, RunRecord
+from .registry import JobSpec, Registry, job
 from .session import JobLockedError, cache_session
 
 
@@ -37,8 +39,7 @@ def __getattr__(name: str):
 
         return getattr(memo, name)
     raise AttributeError(f"module 'processcache' has no attribute {name!r}")
-from .records import Entry, LogRecord, RunRecord
-from .registry import JobSpec, Registry, job
+
 
 __all__ = [
     "ANY",
@@ -60,6 +61,7 @@ __all__ = [
     "MissingDriverError",
     "ProcessCacheError",
     "Registry",
+    "RegistryError",
     "RunRecord",
     "SchemaError",
     "__version__",

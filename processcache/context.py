@@ -16,7 +16,7 @@ import contextlib
 import contextvars
 import platform
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pony import orm
 
@@ -28,6 +28,9 @@ from .logs import LogType
 from .names import check_key, check_keys, check_machine, normalize_name
 from .options import JobOptions
 from .records import Entry, LogRecord, RunRecord
+
+if TYPE_CHECKING:
+    import logging
 
 
 class _AnyMachine:

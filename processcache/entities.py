@@ -73,9 +73,10 @@ def define_entities(db, provider: str):
         value = Required(LongStr, column="entry_value", lazy=False, **text())
         created_at = timestamp()
         expires_at = Optional(float)  # database clock; None never expires
-        # get_cache(key), in order. With id in it no planner prefers the index
-        # below and filters the whole job by key: PostgreSQL did, without
-        # statistics, 100x slower (version 3; version 2 ended at key).
+        # A key's entries in order. Key reads filter the key as a range
+        # (cachestore._filter), which only this index serves in order: with
+        # "=", PostgreSQL without statistics took the index below and filtered
+        # the whole job, 100x slower (version 3; version 2 ended at key).
         composite_index(job, machine, key, id)
         composite_index(job, machine, id)  # the whole tree, in order, without a sort
 

@@ -50,14 +50,13 @@ class Writer:
             cursor.execute(read_back, (new_id,))
             return new_id, cursor.fetchone()[0]
 
-        done = None
-        if find is not None:
-            def done():
-                found = self.read_value(*find)
-                if found is None or read_back is None:
-                    return found
-                return found, self.read_value(read_back, (found,))
-        return self._write(sql + self.returning, params, result, done)
+        def done():
+            found = self.read_value(*find)
+            if found is None or read_back is None:
+                return found
+            return found, self.read_value(read_back, (found,))
+
+        return self._write(sql + self.returning, params, result, done if find is not None else None)
 
     def read_value(self, sql: str, params: tuple):
         """The first value of a one-row SELECT, or None."""

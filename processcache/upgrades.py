@@ -15,6 +15,7 @@ from .entities import SCHEMA_VERSION
 from .errors import SchemaError
 from .store import VERSION_SQL
 
+
 def _add_column(table: str, column: str, sql_type: str):
     def step(db, connection) -> None:
         if not _has_column(connection, table, column):

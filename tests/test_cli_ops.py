@@ -2,7 +2,6 @@
 
 import json
 import time
-from datetime import timedelta
 from pathlib import Path
 
 from cli_helpers import cli

@@ -28,7 +28,7 @@ def test_a_signal_ends_the_run_as_terminated_and_exits_128_plus_the_signal(backe
     _, err = process.communicate(timeout=60)
     name = signal.Signals(signum).name
     assert process.returncode == 128 + signum, err
-    assert f"terminated in" in err and f"terminated by {name}" in err
+    assert "terminated in" in err and f"terminated by {name}" in err
     with connect(backend_url) as db:
         [run] = db.history.list_runs("signals/sleeper")
         assert run.status == "terminated" and name in run.error and run.signal == signum
