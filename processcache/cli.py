@@ -170,7 +170,9 @@ def upgrade(database):
     """
     from .database import connect
 
+    from .store import describe
+
     with connect(database, upgrade=False, create=False) as opened:
         before, after = opened.upgrade()
-    click.echo(f"{opened.url}: " + (f"upgraded the schema from version {before} to {after}" if before != after
-                                    else f"the schema is at version {after} already"))
+    click.echo(f"{opened.url}: " + (f"upgraded the schema from version {describe(before)} to {describe(after)}"
+                                    if before != after else f"the schema is at version {describe(after)} already"))

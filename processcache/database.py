@@ -11,11 +11,11 @@ import time
 from pony import orm
 
 from . import config
-from .entities import SCHEMA_VERSION, define_entities
+from .entities import SCHEMA_REVISION, SCHEMA_VERSION, define_entities
 from .errors import DatabaseUnavailableError, MissingDriverError, SchemaError
 from .cachestore import CacheStore
 from .runstore import RunStore
-from .store import Store
+from .store import CURRENT, Store
 from .timeutil import backoff
 
 SYNC_MODES = ("create", "check", "new")
@@ -48,15 +48,17 @@ class Database:
         self.store = Store(self)
         self.cache = CacheStore(self)
         self.runs = RunStore(self)
-        # At every start-up one query finds the current version's marker; only
+        # At every start-up one query finds the current version's markers; only
         # a new, older or newer database gets more.
-        version = self.store.schema_version() if create else SCHEMA_VERSION
-        if version is None or version > SCHEMA_VERSION:
+        state = self.store.schema_state() if create else CURRENT
+        if state is None or state[0] > SCHEMA_VERSION:
             self.sync("create")
-        elif version < SCHEMA_VERSION:
+        elif state[0] < SCHEMA_VERSION:
             if not upgrade:
-                raise SchemaError(f"this database has schema version {version}; this processcache needs"
+                raise SchemaError(f"this database has schema version {state[0]}; this processcache needs"
                                   f" {SCHEMA_VERSION}: run `processcache db upgrade` (it keeps every row)")
+            self.upgrade()
+        elif state[1] < SCHEMA_REVISION and upgrade:  # usable as it is: with upgrade=False, left to `db upgrade`
             self.upgrade()
 
     def __repr__(self) -> str:
@@ -91,16 +93,16 @@ class Database:
             raise SchemaError(f"unknown sync mode {mode!r}: use create, check or new")
         if mode == "new":
             self.pony.drop_all_tables(with_all_data=True)
-        elif mode == "create" and (self.store.schema_version() or SCHEMA_VERSION) < SCHEMA_VERSION:
+        elif mode == "create" and (self.store.schema_state() or CURRENT) < CURRENT:
             self.upgrade()
         differences = self.store.schema_differences()
         if mode == "check" or not differences:
             return differences
-        self.store.create_schema(SCHEMA_VERSION)
+        self.store.create_schema()
         return differences
 
-    def upgrade(self) -> tuple[int, int]:
-        """Upgrade a database written by an older processcache in place; return (from, to).
+    def upgrade(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Upgrade a database written by an older processcache in place; return ((version, revision) before, after).
 
         Runs on first use unless ``connect(url, upgrade=False)``; keeps every row.
         """

@@ -18,9 +18,14 @@ from datetime import datetime
 
 from pony.orm import LongStr, Optional, PrimaryKey, Required, Set, composite_index, composite_key
 
-#: Bumped whenever a table or column changes; stored in ``processcache_meta``.
-#: Each bump comes with its steps in `upgrades.UPGRADES`.
-SCHEMA_VERSION = 3
+#: The stored format: bumped whenever a table or column changes. A processcache
+#: refuses a database of a newer version (it would not know its columns).
+#: Stored in ``processcache_meta``; each bump comes with its steps in `upgrades.STEPS`.
+SCHEMA_VERSION = 2
+#: Changes within a version that every processcache of that version can use as
+#: they are (indexes): older releases ignore the ``schema_revision`` row, so a
+#: farm can upgrade one machine at a time. Revision 1: the key index ends in id.
+SCHEMA_REVISION = 1
 
 # MySQL compares text case- and accent-insensitively by default, which would
 # make the keys "Token" and "token" one key; its 3-byte `utf8` cannot hold
@@ -76,7 +81,7 @@ def define_entities(db, provider: str):
         # A key's entries in order. Key reads filter the key as a range
         # (cachestore._filter), which only this index serves in order: with
         # "=", PostgreSQL without statistics took the index below and filtered
-        # the whole job, 100x slower (version 3; version 2 ended at key).
+        # the whole job, 100x slower (revision 1; revision 0 ended at key).
         composite_index(job, machine, key, id)
         composite_index(job, machine, id)  # the whole tree, in order, without a sort
 

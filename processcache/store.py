@@ -14,7 +14,7 @@ from pony.orm.core import TransactionIntegrityError
 from pony.orm.dbapiprovider import DatabaseError, IntegrityError
 
 from .dialects import SCHEMA_LOCK
-from .entities import SCHEMA_VERSION
+from .entities import SCHEMA_REVISION, SCHEMA_VERSION
 from .fastpath import Writer
 from .retry import retrying
 from .errors import SchemaError
@@ -24,8 +24,10 @@ from .timeutil import db_time, py_time, utcnow
 
 _LOG_COLUMNS = "id, log_type, message, machine, created_at, run_id, level, job_id"
 _GET_OR_CREATE_ATTEMPTS = 5
-#: The schema version a database records (see `upgrades.py`).
-VERSION_SQL = "SELECT value FROM processcache_meta WHERE name = 'schema_version'"
+#: The schema version and revision a database records (see `upgrades.py`).
+STATE_SQL = "SELECT name, value FROM processcache_meta WHERE name IN ('schema_version', 'schema_revision')"
+#: What this processcache writes: (version, revision).
+CURRENT = (SCHEMA_VERSION, SCHEMA_REVISION)
 
 
 
@@ -173,27 +175,24 @@ class Store:
                 differences = self._version_differences()
         return differences
 
-    def schema_version(self) -> int | None:
-        """The version recorded in the database, or None where there is none (yet)."""
+    def schema_state(self) -> tuple[int, int] | None:
+        """The (version, revision) recorded in the database, or None where there is none (yet)."""
         try:
             with orm.db_session:
-                found = self.db.select(VERSION_SQL, {})
+                return read_state(self.db)
         except DatabaseError:  # no meta table: a new database
             return None
-        return int(found[0]) if found else None
 
     def _version_differences(self) -> list[str]:
-        found = self.db.select(VERSION_SQL, {})
-        if found and int(found[0]) > SCHEMA_VERSION:
-            raise SchemaError(
-                f"this database has schema version {found[0]}, written by a newer processcache;"
-                f" this version knows {SCHEMA_VERSION}: upgrade processcache to use it")
-        if found and int(found[0]) < SCHEMA_VERSION:
-            return [f"schema version {found[0]} is older than {SCHEMA_VERSION}: run `processcache db upgrade`"]
+        state = read_state(self.db)
+        if state and state[0] > SCHEMA_VERSION:
+            raise newer_database(state)
+        if state and state < CURRENT:
+            return [f"schema {describe(state)} is older than {describe(CURRENT)}: run `processcache db upgrade`"]
         return []
 
-    def create_schema(self, version: int) -> None:
-        """Create what is missing and record *version*, one process at a time.
+    def create_schema(self) -> None:
+        """Create what is missing and record this version and revision, one process at a time.
 
         Processes that find the tables missing at once take turns under a
         database-wide lock, all in one DDL session: the first creates the
@@ -208,11 +207,29 @@ class Store:
             try:
                 if self.schema_differences():
                     self.db.schema.create_tables(self.db.provider, connection)
-                if not self.db.select(VERSION_SQL, {}):
-                    self.db.insert("processcache_meta", name="schema_version", value=str(version))
+                if read_state(self.db) is None:
+                    self.db.insert("processcache_meta", name="schema_version", value=str(SCHEMA_VERSION))
+                    self.db.insert("processcache_meta", name="schema_revision", value=str(SCHEMA_REVISION))
             finally:
                 if unlock:
                     self.db.execute(unlock, {})
+
+
+def read_state(db) -> tuple[int, int] | None:
+    """(version, revision) from the meta table, inside the caller's session; None before any."""
+    found = dict(db.select(STATE_SQL, {}))
+    if "schema_version" not in found:
+        return None
+    return int(found["schema_version"]), int(found.get("schema_revision", 0))
+
+
+def describe(state: tuple[int, int]) -> str:
+    return f"{state[0]}.{state[1]}"
+
+
+def newer_database(state: tuple[int, int]) -> SchemaError:
+    return SchemaError(f"this database has schema version {state[0]}, written by a newer processcache;"
+                       f" this version knows {SCHEMA_VERSION}: upgrade processcache to use it")
 
 
 def _page(offset: int, limit: int | None) -> str:

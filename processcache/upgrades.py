@@ -1,6 +1,10 @@
-"""Schema upgrades: from each version to the next, keeping every row.
+"""Schema upgrades: from each version and revision to the next, keeping every row.
 
-Pony never ALTERs, so each version's changes are steps here: plain SQL the
+A version changes tables or columns: older processcache releases refuse a
+newer one. A revision changes what they can use as it is (an index), so a
+farm upgrading one machine at a time keeps running.
+
+Pony never ALTERs, so each change is a step here: plain SQL the
 three databases share, or Pony creating what is missing (a new index) before
 the old is dropped. `upgrade` runs them under the schema lock,
 in one transaction where the database allows (SQLite and PostgreSQL;
@@ -11,9 +15,8 @@ is already done, and an interrupted upgrade resumes where it stopped).
 from pony import orm
 
 from .dialects import SCHEMA_LOCK
-from .entities import SCHEMA_VERSION
-from .errors import SchemaError
-from .store import VERSION_SQL
+from .entities import SCHEMA_REVISION, SCHEMA_VERSION
+from .store import CURRENT, newer_database, read_state
 
 
 def _add_column(table: str, column: str, sql_type: str):
@@ -35,16 +38,19 @@ def _replace_index(table: str, old: str):
     return step
 
 
-#: version -> steps that bring a database of that version to the next. Each
-#: step first checks whether it is done, so an interrupted upgrade resumes.
-UPGRADES = {
-    1: [_add_column("process_job_runs", "exit_signal", "INTEGER")],
-    2: [_replace_index("process_cache", "idx_process_cache__job_id_machine_entry_key")],
-}
+#: (version, revision) a step brings a database to, and the step, in order.
+#: Each step first checks whether it is done, so an interrupted upgrade resumes.
+STEPS = [
+    ((2, 0), _add_column("process_job_runs", "exit_signal", "INTEGER")),
+    ((2, 1), _replace_index("process_cache", "idx_process_cache__job_id_machine_entry_key")),
+]
 
 
-def upgrade(database) -> tuple[int, int]:
-    """Bring *database* to `SCHEMA_VERSION`; return (from, to). Refuses newer databases."""
+def upgrade(database) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Bring *database* to this version and revision; return the (version, revision) before and after.
+
+    Refuses newer versions; a newer revision of this version is left as it is.
+    """
     db = database.pony
     lock, unlock = SCHEMA_LOCK[db.provider.dialect]
     with orm.db_session(ddl=True):
@@ -52,20 +58,27 @@ def upgrade(database) -> tuple[int, int]:
         if lock:
             db.execute(lock, {})
         try:
-            found = db.select(VERSION_SQL, {})
-            start = int(found[0]) if found else SCHEMA_VERSION
-            if start > SCHEMA_VERSION:
-                raise SchemaError(f"this database has schema version {start}, written by a newer processcache;"
-                                  f" this version knows {SCHEMA_VERSION}: upgrade processcache to use it")
-            for version in range(start, SCHEMA_VERSION):
-                for step in UPGRADES[version]:
+            start = read_state(db) or CURRENT
+            if start[0] > SCHEMA_VERSION:
+                raise newer_database(start)
+            if start >= CURRENT:
+                return start, start
+            for state, step in STEPS:
+                if start < state:
                     step(db, connection)
-            db.execute("UPDATE processcache_meta SET value = $version WHERE name = 'schema_version'",
-                       {"version": str(SCHEMA_VERSION)})
+            _record(db, "schema_version", SCHEMA_VERSION)
+            _record(db, "schema_revision", SCHEMA_REVISION)
         finally:
             if unlock:
                 db.execute(unlock, {})
-    return start, SCHEMA_VERSION
+    return start, CURRENT
+
+
+def _record(db, name: str, value: int) -> None:
+    if db.select("SELECT name FROM processcache_meta WHERE name = $name", {"name": name}):
+        db.execute("UPDATE processcache_meta SET value = $value WHERE name = $name", {"name": name, "value": str(value)})
+    else:
+        db.insert("processcache_meta", name=name, value=str(value))
 
 
 def _has_column(connection, table: str, column: str) -> bool:

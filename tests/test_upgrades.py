@@ -8,7 +8,7 @@ from cli_helpers import cli
 from pony.orm import db_session
 
 from processcache import ANY, CacheContext, SchemaError, connect
-from processcache.entities import SCHEMA_VERSION
+from processcache.store import CURRENT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
 import schema_v1  # noqa: E402  (the frozen first schema)
@@ -24,7 +24,7 @@ def test_a_v1_database_upgrades_on_first_use_and_keeps_every_row(backend_url):
         assert "column process_job_runs.exit_signal is missing" in old.sync("check")
     with connect(backend_url) as db:  # upgrades
         assert db.sync("check") == []
-        assert db.store.schema_version() == SCHEMA_VERSION
+        assert db.store.schema_state() == CURRENT == (2, 1)
         assert cache_indexes(db) == {KEY_INDEX, TREE_INDEX}
         ctx = CacheContext(db, "legacy", "nightly", "old-box")
         assert [(e.key, e.value) for e in ctx.get_cache("k0") + ctx.get_cache("k1") + ctx.get_cache("k2")] \
@@ -37,26 +37,47 @@ def test_a_v1_database_upgrades_on_first_use_and_keeps_every_row(backend_url):
         assert [e.value for e in ctx.get_cache("new")] == ["after the upgrade"]
 
 
-def test_a_v2_database_gets_the_key_index_with_id_and_loses_the_old_one(backend_url):
+def test_a_revision_0_database_gets_the_key_index_with_id_and_loses_the_old_one(backend_url):
     with connect(backend_url) as db:
         ctx = CacheContext(db, "g", "j", "m1")
         ctx.create_cache_many([(f"k{n % 3}", n) for n in range(30)])
-        make_version_2(db)
+        make_revision_0(db)
     with connect(backend_url, create=False) as old:
         assert old.sync("check") == [f"index {KEY_INDEX} on process_cache is missing"]
     with connect(backend_url) as db:  # upgrades
-        assert db.sync("check") == [] and db.store.schema_version() == SCHEMA_VERSION
+        assert db.sync("check") == [] and db.store.schema_state() == CURRENT
         assert cache_indexes(db) == {KEY_INDEX, TREE_INDEX}
         assert [e.value for e in CacheContext(db, "g", "j", "m1").get_cache("k1")] == list(range(1, 30, 3))
 
 
-def make_version_2(db) -> None:
-    """Turn a current database into what version 2 left: the key index without id."""
+def test_a_revision_is_left_to_the_operator_with_upgrade_false_and_the_database_stays_usable(backend_url):
+    with connect(backend_url) as db:
+        make_revision_0(db)
+    with connect(backend_url, upgrade=False) as db:  # compatible: opened as it is, not changed
+        ctx = CacheContext(db, "g", "j", "m1")
+        ctx.create_cache("k", 1)
+        assert [e.value for e in ctx.get_cache("k")] == [1]
+        assert db.store.schema_state() == (2, 0) and cache_indexes(db) == {OLD_KEY_INDEX, TREE_INDEX}
+    result = cli("db", "upgrade", "-d", backend_url)
+    assert "upgraded the schema from version 2.0 to 2.1" in result.stdout, result.stderr
+
+
+def test_a_newer_revision_keeps_the_version_that_older_releases_check(backend_url):
+    """Older releases read only schema_version: a revision must not change it, nor be undone."""
+    with connect(backend_url) as db, db_session:
+        assert db.pony.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {}) == ["2"]
+        db.pony.execute("UPDATE processcache_meta SET value = '9' WHERE name = 'schema_revision'", {})
+    with connect(backend_url) as db:
+        assert db.store.schema_state() == (2, 9) and db.sync("check") == [] and db.upgrade() == ((2, 9), (2, 9))
+
+
+def make_revision_0(db) -> None:
+    """Turn a current database into what the first version 2 release left: the key index without id."""
     with db_session(ddl=True):
         suffix = " ON process_cache" if db.pony.provider.dialect == "MySQL" else ""
         db.pony.execute(f"DROP INDEX {KEY_INDEX}{suffix}", {})
         db.pony.execute(f"CREATE INDEX {OLD_KEY_INDEX} ON process_cache (job_id, machine, entry_key)", {})
-        db.pony.execute("UPDATE processcache_meta SET value = '2' WHERE name = 'schema_version'", {})
+        db.pony.execute("DELETE FROM processcache_meta WHERE name = 'schema_revision'", {})
 
 
 def cache_indexes(db) -> set[str]:
@@ -69,14 +90,12 @@ def cache_indexes(db) -> set[str]:
 
 def test_upgrading_can_be_left_to_the_operator(backend_url):
     schema_v1.build(backend_url)
-    with pytest.raises(SchemaError, match=f"schema version 1; this processcache needs {SCHEMA_VERSION}: run"
-                                          " `processcache db upgrade`"):
+    with pytest.raises(SchemaError, match="schema version 1; this processcache needs 2: run `processcache db upgrade`"):
         connect(backend_url, upgrade=False)
     result = cli("db", "upgrade", "-d", backend_url)
-    assert result.returncode == 0 and f"upgraded the schema from version 1 to {SCHEMA_VERSION}" in result.stdout, \
-        result.stderr
+    assert result.returncode == 0 and "upgraded the schema from version 1.0 to 2.1" in result.stdout, result.stderr
     again = cli("db", "upgrade", "-d", backend_url)
-    assert f"at version {SCHEMA_VERSION} already" in again.stdout
+    assert "at version 2.1 already" in again.stdout
     with connect(backend_url, upgrade=False) as db:
         assert db.sync("check") == []
 
@@ -86,7 +105,7 @@ def test_an_interrupted_upgrade_resumes(backend_url):
     with connect(backend_url, create=False) as db, db_session:
         db.pony.execute("ALTER TABLE process_job_runs ADD COLUMN exit_signal INTEGER", {})  # step done, version not
     with connect(backend_url) as db:
-        assert db.sync("check") == [] and db.store.schema_version() == SCHEMA_VERSION
+        assert db.sync("check") == [] and db.store.schema_state() == CURRENT
 
 
 def test_a_newer_database_is_refused_untouched(backend_url):
