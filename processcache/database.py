@@ -30,7 +30,10 @@ class Database:
     """A processcache database: connect with a URL, use, then `close()`.
 
     ``Database(url)`` creates any missing table on first use (``create=False``
-    leaves the schema alone). Usable as a context manager, which closes it.
+    leaves the schema alone) and upgrades a database written by an older
+    processcache. With ``upgrade=False`` an older schema version is refused
+    and an older revision (an index, say) is used as it is, both left to
+    ``processcache db upgrade``. Usable as a context manager, which closes it.
     The URL's password never appears in its repr or in any error.
     """
 
