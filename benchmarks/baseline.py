@@ -29,6 +29,9 @@ class Raw:
 
             self.conn = psycopg2.connect(host=parts.hostname, port=parts.port or 5432, user=parts.username,
                                          password=parts.password, dbname=parts.path.lstrip("/"))
+            # Each statement its own transaction, one round trip, as processcache's single
+            # writes and reads run; bulk() opens a transaction (psycopg2 sends BEGIN and COMMIT).
+            self.conn.autocommit = True
             self.mark = "%s"
         else:
             import pymysql
@@ -76,9 +79,11 @@ def bulk(raw: Raw, job_id: int, n: int) -> None:
     elif raw.kind.startswith("postgres"):
         from psycopg2.extras import execute_values
 
+        raw.conn.autocommit = False
         execute_values(cursor, "INSERT INTO process_cache (job_id, machine, entry_key, entry_value, created_at,"
                        " expires_at) VALUES %s", rows, page_size=1000)
         raw.conn.commit()
+        raw.conn.autocommit = True
     else:
         cursor.executemany(raw.sql(INSERT_ENTRY), rows)  # PyMySQL batches these into multi-row INSERTs
         raw.conn.commit()

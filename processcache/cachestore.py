@@ -23,8 +23,7 @@ from .errors import InvalidValueError
 from .dialects import AWARE_TIME, LOCK_JOB_ROW, NOW
 from .fastpath import Writer
 from .records import Entry, entry_of_tuple
-from .retry import retrying
-from .sql import gc_paused, rows
+from .sql import gc_paused
 from .timeutil import db_time, py_time, utcnow
 
 _INSERT_COLUMNS = ("job_id", "machine", "entry_key", "entry_value", "created_at", "expires_at")
@@ -227,13 +226,8 @@ class CacheStore:
                 progress("entries", len(ids))
 
     def _read(self, sql: str, params: dict) -> list[tuple]:
-        """Rows of a SELECT, tried again after a lost connection."""
-
-        def read():
-            with orm.db_session:
-                return rows(self.db, sql, params)
-
-        return retrying(self.database, read)
+        """Rows of a SELECT, tried again after a lost connection (`fastpath.Writer.select`)."""
+        return self.writer.select(sql, params)
 
     def _filter(self, job_id: int, machine: str | None, key: str | None, live_only: bool = True) -> tuple[str, dict]:
         params = {"job_id": job_id, "machine": machine, "key": key}

@@ -1,4 +1,4 @@
-"""Single-row durable writes straight on the connection Pony keeps for this thread.
+"""Single-row durable writes, and the cache's reads, straight on the connection Pony keeps for this thread.
 
 A write through a Pony session spends about 25 µs in Pony's own bookkeeping
 (session cache, transaction mode, statistics): half the cost of an insert on
@@ -8,17 +8,30 @@ same on-connect hook) and commit it at once. Inside an open Pony session (a
 `CacheContext.batch`) they run on the session's connection instead and join
 its transaction.
 
+On PostgreSQL the connection is put in autocommit mode for these writes:
+the statement is then its own durable transaction, one round trip instead of
+the three psycopg2 sends otherwise (BEGIN, the statement, COMMIT). Pony sets
+the mode it needs at the start of each of its own sessions.
+
+The cache's reads run there too when no session is open: a Pony session on
+PostgreSQL ends with DISCARD ALL, a second round trip for every read.
+
 SQL here uses the driver's own parameter marks: ``?`` on SQLite, ``%s`` on
-PostgreSQL and MySQL (`Writer.sql`).
+PostgreSQL and MySQL (`Writer.sql`); `Writer.select` takes Pony's ``$name``.
 """
+
+import re
 
 from pony.orm import core
 
 from .retry import retrying
+from .sql import rows
+
+_PARAM = re.compile(r"\$(\w+)")
 
 
 class Writer:
-    """Runs single-row writes of one processcache Database; see the module docstring."""
+    """Runs single-row writes and the cache's reads of one processcache Database; see the module docstring."""
 
     def __init__(self, database) -> None:
         self.database = database
@@ -26,7 +39,10 @@ class Writer:
         self.provider = db.provider
         dialect = db.provider.dialect
         self.mark = "?" if dialect == "SQLite" else "%s"
-        self.autocommit = dialect == "SQLite"  # Pony opens SQLite with isolation_level=None
+        self.sqlite = dialect == "SQLite"
+        self.postgres = dialect == "PostgreSQL"
+        # Statements commit themselves: Pony opens SQLite with isolation_level=None.
+        self.autocommit = self.sqlite or self.postgres
         self.returning = " RETURNING id" if dialect == "PostgreSQL" else ""
 
     def sql(self, text: str) -> str:
@@ -60,15 +76,35 @@ class Writer:
 
     def read_value(self, sql: str, params: tuple):
         """The first value of a one-row SELECT, or None."""
+        found = self._fetch(sql, params)
+        return found[0][0] if found else None
+
+    def select(self, sql: str, params: dict) -> list[tuple]:
+        """Rows of a SELECT written with Pony's ``$name`` parameters, tried again after a lost connection.
+
+        Outside a Pony session it runs straight on this thread's connection: a
+        Pony session ends on PostgreSQL with DISCARD ALL, a second round trip
+        for every read. Inside one (a batch) it reads in it, seeing its writes.
+        """
+        if core.local.db_session is not None:
+            return rows(self.db, sql, params)
+        names: list[str] = []
+        text = _PARAM.sub(lambda match: names.append(match.group(1)) or self.mark, sql)
+        values = tuple(params[name] for name in names)
+        return retrying(self.database, lambda: self._fetch(text, values))
+
+    def _fetch(self, sql: str, params: tuple) -> list[tuple]:
         connection = self._connection()
         try:
             cursor = connection.cursor()
             cursor.execute(sql, params)
-            row = cursor.fetchone()
-        finally:
+            found = cursor.fetchall()
             if not self.autocommit:
-                connection.rollback()
-        return None if row is None else row[0]
+                connection.rollback()  # MySQL: end the snapshot the SELECT began
+        except BaseException:
+            self._drop(connection)
+            raise
+        return found
 
     def _new_id(self, cursor) -> int:
         return cursor.fetchone()[0] if self.returning else cursor.lastrowid
@@ -84,6 +120,8 @@ class Writer:
         connection, is_new = self.provider.connect()
         if is_new:
             self.db.call_on_connect(connection)
+        if self.postgres and not connection.autocommit:
+            connection.autocommit = True
         return connection
 
     def _commit(self, sql: str, params: tuple, result):
@@ -95,7 +133,11 @@ class Writer:
             if not self.autocommit:
                 connection.commit()
         except BaseException:
-            if not self.autocommit and self.provider.pool.con is connection:
-                self.provider.pool.drop(connection)
+            self._drop(connection)
             raise
         return value
+
+    def _drop(self, connection) -> None:
+        """Forget a server connection after a failure: it may be dead or mid-transaction."""
+        if not self.sqlite and self.provider.pool.con is connection:
+            self.provider.pool.drop(connection)
