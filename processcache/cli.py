@@ -169,7 +169,6 @@ def upgrade(database):
         processcache db upgrade --database postgresql://cron@db.internal/cron
     """
     from .database import connect
-
     from .store import describe
 
     with connect(database, upgrade=False, create=False) as opened:

@@ -47,6 +47,8 @@ class Database:
         if self.provider == "sqlite":
             self._prepare_sqlite()
         self._bind()
+        if self.provider == "postgres":
+            _end_sessions_without_discard(self.pony.provider.pool)
         self.pony.generate_mapping(create_tables=False, check_tables=False)
         self.store = Store(self)
         self.cache = CacheStore(self)
@@ -142,6 +144,26 @@ class Database:
             raise DatabaseUnavailableError(
                 f"cannot open the database {self.url}: {reason}"
             ) from None
+
+
+def _end_sessions_without_discard(pool) -> None:
+    """End each Pony session on PostgreSQL with a rollback only, not also DISCARD ALL.
+
+    Pony resets the connection after every session with DISCARD ALL, one
+    more round trip each time (a run takes several sessions). It clears
+    state processcache never leaves: temporary tables, prepared statements,
+    session settings; its locks last one transaction. The pool is Pony's
+    per-thread pool object, so its class is swapped, not an attribute set.
+    """
+    pool.__class__ = type("PGPoolWithoutDiscard", (type(pool),), {"release": _rollback_only})
+
+
+def _rollback_only(pool, connection) -> None:
+    try:
+        connection.rollback()
+    except Exception:
+        pool.drop(connection)
+        raise
 
 
 def _switch_journal(cursor, mode: str, timeout: float) -> None:

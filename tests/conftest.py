@@ -108,6 +108,12 @@ def server_backend_url(request, tmp_path):
 
 
 @pytest.fixture
+def postgres_url(tmp_path):
+    """A URL to a new, empty PostgreSQL database (for what only PostgreSQL does)."""
+    yield from _new_database("postgres", tmp_path)
+
+
+@pytest.fixture
 def backend(backend_url):
     """A connected processcache Database on each backend, tables created."""
     with processcache.connect(backend_url) as db:

@@ -148,3 +148,19 @@ def test_databases_are_independent():
         with cache_session("g", "j", machine="m", database=two) as ctx:
             assert not ctx.has_cache()
     assert processcache.Database is type(one)
+
+
+def test_a_session_on_postgresql_ends_without_discard_all(postgres_url):
+    """Pony ends every session with DISCARD ALL, a round trip each (several per run); processcache skips it."""
+    import psycopg2
+
+    with connect(postgres_url) as db:
+        with cache_session("g", "j", machine="m", database=db) as ctx:
+            ctx.create_log("a write outside Pony's sessions")
+            assert [log.message for log in ctx.get_logs()] == ["a write outside Pony's sessions"]  # a Pony session
+            pid = db.pony.provider.pool.con.get_backend_pid()
+            with psycopg2.connect(postgres_url) as other, other.cursor() as cursor:
+                cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,))
+                [(last,)] = cursor.fetchall()
+            other.close()
+    assert "process_job_logs" in last and "DISCARD" not in last
