@@ -1,11 +1,12 @@
 """Expiry, replace and delete, bulk writes, batches and fast loads, on every backend."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from pony.orm import db_session
 
-from processcache import ANY, InvalidKeyError, InvalidValueError, Registry, cache_session
+from processcache import ANY, CacheContext, InvalidKeyError, InvalidValueError, Registry, cache_session
 
 
 def values(entries):
@@ -129,6 +130,17 @@ def test_an_exception_inside_a_batch_leaves_nothing_of_it(ctx):
     assert list(ctx.tree) == ["before"] and values(ctx.tree["before"]) == [1]
     assert ctx.sync_cache().keys() == {"before"} and values(ctx.get_cache("before")) == [1]
     assert [log.message for log in ctx.get_logs()] == []
+
+
+def test_reads_inside_a_batch_see_its_writes_and_others_see_them_at_its_end(ctx, backend):
+    with ctx.batch():
+        ctx.create_cache("k", 1)
+        ctx.create_cache_many([("k", 2), ("other", 3)])
+        assert values(ctx.get_cache("k")) == [1, 2] and ctx.has_cache_key("other")
+        assert values(ctx.sync_cache()["k"]) == [1, 2]
+        with ThreadPoolExecutor(1) as pool:  # another thread, so another connection and no shared session
+            assert pool.submit(lambda: ctx.get_cache("k")).result() == []
+    assert values(CacheContext(backend, ctx.group, ctx.job, ctx.machine).get_cache("k")) == [1, 2]
 
 
 def test_a_batch_commits_everything_at_its_end(ctx, backend):
