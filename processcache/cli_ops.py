@@ -78,14 +78,17 @@ def runs(job, status, machine, limit, database, as_json):
 @click.option("--machine", "-m", metavar="NAME", help="Only logs written on this machine.")
 @click.option("--since", metavar="WHEN", help="Only logs since a duration ago (1h, 2d) or a UTC time (2026-11-24T03:00).")
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=100, show_default=True,
-              help="How many logs: the newest ones, or from --offset.")
-@click.option("--offset", type=click.IntRange(min=0), default=None, help="Skip this many of the oldest first.")
+              help="How many logs: the newest ones, or the ones before the newest --offset.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Skip this many of the newest first, to page back.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new logs as they are written (Ctrl-C stops).")
 @database_option
 @json_option
 @one_line_errors
 def logs(job, run_id, log_type, machine, since, limit, offset, follow, database, as_json):
     """Logs of every job or of one, oldest first; by default the newest 100.
+
+    --offset pages back: --offset 100 shows the 100 logs before those.
 
     \b
     Examples:
@@ -96,7 +99,7 @@ def logs(job, run_id, log_type, machine, since, limit, offset, follow, database,
     with _open(database) as db:
         filters = {"job_ids": None if job is None else [db.history.job_id(job)], "machine": machine,
                    "log_type": log_type and LogType.parse(log_type), "run_id": run_id, "since": _since(since)}
-        found = db.store.logs(**filters, offset=offset or 0, limit=limit, newest=offset is None)
+        found = db.store.logs(**filters, offset=offset, limit=limit, newest=True)
         _print_logs(found, as_json)
         last_id = found[-1].id if found else 0
         while follow:

@@ -16,6 +16,7 @@ overridden in the URL's query string, e.g. ``sqlite:///state.db?synchronous=full
 """
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
@@ -164,20 +165,27 @@ def _parse_server(url: str, provider: str) -> DatabaseConfig:
 
 
 def _mask_url(parts) -> str:
-    netloc = parts.netloc
-    if parts.password is not None:
-        userinfo, _, host = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:{_MASK}@{host}"
-    return parts._replace(netloc=netloc).geturl()
+    """The URL of *parts* with its password and any password option shown as ``***``."""
+    return _masked_text(parts.geturl())
+
+
+#: A password given as an option (``?password=``, ``&passwd=``, ``sslpassword=``, ``pwd=``): its
+#: value runs to the next ``&name=``, so an unencoded ``&``, ``#`` or ``?`` in it stays masked.
+_PASSWORD_OPTION = re.compile(r"([?&][^=&]*(?:pass|pwd)[^=&]*=)(?:[^&]|&(?![\w.-]+=))*", re.IGNORECASE)
 
 
 def _masked_text(url) -> str:
-    """Mask what looks like a password in a URL that failed to parse."""
-    text = str(url)
-    if "://" in text and "@" in text:
-        scheme, rest = text.split("://", 1)
-        userinfo, _, host = rest.rpartition("@")
-        if ":" in userinfo:
-            text = f"{scheme}://{userinfo.split(':', 1)[0]}:{_MASK}@{host}"
+    """Mask what may be a password in a URL, whether it parses or not.
+
+    A ``?password=`` option's value is masked first. Then the user part runs
+    from after ``://`` (or the start, when it is missing) to the *last* ``@``,
+    so a password with an unencoded ``/``, ``?``, ``#`` or ``@`` in it, which
+    a URL parser splits at, is masked whole; everything after the user part's
+    first ``:`` is the password.
+    """
+    text = _PASSWORD_OPTION.sub(lambda found: found.group(1) + _MASK, str(url))
+    start = text.find("://") + 3 if "://" in text else 0
+    at = text.rfind("@")
+    if at > start and ":" in text[start:at]:
+        text = f"{text[:start]}{text[start:at].split(':', 1)[0]}:{_MASK}{text[at:]}"
     return text

@@ -1,6 +1,7 @@
 """`processcache cache ...` as an operator uses it, on every backend."""
 
 import json
+import time
 
 from cli_helpers import cli
 
@@ -50,3 +51,26 @@ def test_bad_values_and_targets_are_one_line(tmp_path):
     assert bad_target.returncode == 2 and "is not GROUP/JOB" in bad_target.stderr
     bad_key = cli("cache", "set", "ops/job", "k" * 300, "1", *db)
     assert bad_key.returncode == 1 and "the limit is 255" in bad_key.stderr
+
+
+def test_list_and_export_hide_expired_entries(backend_url):
+    with connect(backend_url) as opened:
+        for machine in ("box", "other"):
+            ctx = CacheContext(opened, "ops", "job", machine)
+            ctx.create_cache("gone", "old", ttl=0.5)
+            ctx.create_cache("mixed", "short", ttl=0.5)
+            ctx.create_cache("mixed", "kept", ttl="1h")
+            ctx.create_cache("live", 1)
+    time.sleep(1.0)
+    db = ["-d", backend_url]
+    for scope, machines in [(["-m", "box"], 1), (["--all-machines"], 2)]:
+        listing = json.loads(cli("cache", "list", "ops/job", *scope, "--json", *db).stdout)
+        assert [(k["key"], k["entries"], k["size"]) for k in listing] == [
+            ("live", machines, machines * len("1")), ("mixed", machines, machines * len('"kept"'))], scope
+        table = cli("cache", "list", "ops/job", *scope, *db).stdout
+        assert "gone" not in table and "live" in table, scope
+    exported = [json.loads(line) for line in cli("cache", "export", "ops/job", *db).stdout.splitlines()]
+    assert [(e["machine"], e["key"], e["value"]) for e in exported] == [
+        ("box", "mixed", "kept"), ("box", "live", 1), ("other", "mixed", "kept"), ("other", "live", 1)]
+    only_box = [json.loads(line) for line in cli("cache", "export", "ops/job", "-m", "box", *db).stdout.splitlines()]
+    assert [(e["key"], e["value"]) for e in only_box] == [("mixed", "kept"), ("live", 1)]

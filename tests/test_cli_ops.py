@@ -5,8 +5,9 @@ import time
 from pathlib import Path
 
 from cli_helpers import cli
+from pony.orm import db_session
 
-from processcache import Registry, connect
+from processcache import CacheContext, Registry, connect
 
 JOBS = Path(__file__).resolve().parent / "cli_jobs.py"
 
@@ -182,3 +183,68 @@ def test_every_command_has_help_with_an_example():
         assert result.returncode == 0 and "Example" in result.stdout, command
     assert "exit 1 if any" in cli("check", "--help").stdout
     assert "75" in cli("run", "--help").stdout
+
+
+def runs_json(url, *args):
+    return [(run["id"], run["status"]) for run in json.loads(cli("runs", "--json", *args, "-d", url).stdout)]
+
+
+def test_runs_status_lost_lists_a_dead_run_before_anyone_takes_its_lock(backend_url):
+    with connect(backend_url) as db:
+        dead = db.runs.start("ops", "dead", "box-1", 1, lease=0.3)
+        assert db.runs.acquire("ops/dead", "box-1", 1, dead.id, lease=0.3)
+        alive = db.runs.start("ops", "alive", "box-1", 2, lease=300)
+    time.sleep(0.8)
+    assert runs_json(backend_url, "--status", "lost") == [(dead.id, "lost")]
+    assert runs_json(backend_url, "--status", "running") == [(alive.id, "running")]
+    table = cli("runs", "--status", "lost", "-d", backend_url).stdout.splitlines()
+    assert len(table) == 2 and table[1].split()[:2] == [str(dead.id), "ops/dead"] and "lost" in table[1]
+
+
+def test_check_reports_a_run_still_going_past_its_max_duration(backend_url):
+    with connect(backend_url) as db:
+        hung = db.runs.start("ops", "hung", "box-1", 1, lease=300, max_duration=0.5)
+        db.runs.start("ops", "within", "box-1", 2, lease=300, max_duration=3600)
+    time.sleep(1.0)
+    result = cli("check", "--json", "-d", backend_url)
+    assert result.returncode == 1, result.stderr
+    problems = json.loads(result.stdout)["problems"]
+    assert [(p["job"], p["kind"], p["run_id"]) for p in problems] == [("ops/hung", "too-long", hung.id)]
+    table = cli("check", "-d", backend_url).stdout
+    assert "ops/hung" in table and "has been running for" in table and "ops/within" not in table
+
+
+def test_prune_expired_deletes_every_batch(backend_url):
+    count = 2345  # more than two of prune's batches of 1,000
+    with connect(backend_url) as db:
+        ctx = CacheContext(db, "ops", "expiring", "box-1")
+        ctx.create_cache_many([(f"k{n % 7}", n) for n in range(count)], ttl=0.5)
+        ctx.set_cache("live", "kept")
+    time.sleep(1.0)
+    assert cli("prune", "--expired", "--dry-run", "-d", backend_url).stdout.strip() == f"would delete {count} entries"
+    pruned = cli("prune", "--expired", "--json", "-d", backend_url)
+    assert pruned.returncode == 0, pruned.stderr
+    assert json.loads(pruned.stdout) == {"dry_run": False, "entries": count}
+    with connect(backend_url) as db, db_session:
+        assert db.pony.select("SELECT entry_key FROM process_cache", {}) == ["live"]
+    assert cli("prune", "--expired", "--dry-run", "-d", backend_url).stdout.strip() == "would delete 0 entries"
+
+
+def test_logs_show_the_newest_page_oldest_first_and_offset_pages_back_from_the_newest(backend_url):
+    with connect(backend_url) as db:
+        ctx = CacheContext(db, "ops", "pager", "box-1")
+        for n in range(7):
+            ctx.create_log(f"m{n}")
+
+    def page(*args):
+        out = cli("logs", "ops/pager", "--json", *args, "-d", backend_url).stdout
+        return [json.loads(line)["message"] for line in out.splitlines()]
+
+    assert page() == [f"m{n}" for n in range(7)]
+    assert page("--limit", "3") == ["m4", "m5", "m6"]
+    assert page("--limit", "3", "--offset", "0") == ["m4", "m5", "m6"]
+    assert page("--limit", "3", "--offset", "3") == ["m1", "m2", "m3"]
+    assert page("--limit", "3", "--offset", "6") == ["m0"]
+    assert page("--limit", "3", "--offset", "7") == []
+    table = cli("logs", "ops/pager", "--limit", "2", "--offset", "1", "-d", backend_url).stdout.splitlines()
+    assert [line.rsplit(" ", 1)[1] for line in table] == ["m4", "m5"]

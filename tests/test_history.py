@@ -7,7 +7,9 @@ from datetime import timedelta
 import pytest
 from pony.orm import db_session
 
+import processcache
 from processcache import LogType, Registry, cache_session
+from processcache.history import PRUNE_BATCH
 from processcache.timeutil import utcnow
 
 
@@ -183,3 +185,46 @@ def test_an_unknown_job_name_says_how_to_list_jobs(backend):
         backend.history.job_id("a/b")
     with pytest.raises(Exception, match="is not GROUP/JOB"):
         backend.history.job_id("just-a-name")
+
+
+def test_a_dead_run_past_its_lease_is_lost_and_not_running_before_anyone_takes_its_lock(backend):
+    dead = backend.runs.start("history", "dead", "m", 1, lease=0.3)
+    assert backend.runs.acquire("history/dead", "m", 1, dead.id, lease=0.3)
+    alive = backend.runs.start("history", "alive", "m", 2, lease=300)
+    time.sleep(0.8)
+    assert backend.runs.locks("history/dead")[0].run_id == dead.id, "no one has taken the dead run's lock"
+    lost = backend.history.list_runs(status="lost")
+    assert [(r.id, r.status) for r in lost] == [(dead.id, "lost")]
+    assert [(r.id, r.status) for r in backend.history.list_runs(status="running")] == [(alive.id, "running")]
+    assert [r.id for r in backend.history.list_runs("history/dead", status="running")] == []
+
+
+def test_check_reports_a_run_still_going_past_its_max_duration_and_not_one_within_it(backend):
+    hung = backend.runs.start("history", "hung", "m", 1, lease=300, max_duration=0.5)
+    within = backend.runs.start("history", "within", "m", 2, lease=300, max_duration=3600)
+    time.sleep(1.0)
+    assert {r.id: r.status for r in backend.history.list_runs()} == {hung.id: "running", within.id: "running"}
+    problems = backend.history.check()
+    assert [(p.job, p.kind, p.run_id) for p in problems] == [("history/hung", "too-long", hung.id)]
+    assert "has been running for" in problems[0].detail and "the limit is 0.5s" in problems[0].detail
+
+
+def expired_entries(backend, count: int, live: int = 3):
+    """*count* entries that have expired by the time this returns, and *live* that have not."""
+    ctx = processcache.CacheContext(backend, "history", "expiring", "m")
+    ctx.create_cache_many([(f"k{n % 7}", n) for n in range(count)], ttl=0.5)
+    ctx.create_cache_many([(f"live{n}", n) for n in range(live)])
+    time.sleep(1.0)
+    return ctx
+
+
+def test_prune_expired_deletes_every_batch_not_only_the_first(backend):
+    ctx = expired_entries(backend, 2 * PRUNE_BATCH + 345)
+    assert backend.history.prune(expired=True, dry_run=True) == {"entries": 2 * PRUNE_BATCH + 345}
+    batches = []
+    counts = backend.history.prune(expired=True, progress=lambda table, n: batches.append((table, n)))
+    assert counts == {"entries": 2 * PRUNE_BATCH + 345}
+    assert batches == [("entries", PRUNE_BATCH), ("entries", PRUNE_BATCH), ("entries", 345)]
+    with db_session:
+        assert sorted(backend.pony.select("SELECT entry_key FROM process_cache", {})) == ["live0", "live1", "live2"]
+    assert sorted(ctx.get_full_cache()) == ["live0", "live1", "live2"]
