@@ -18,10 +18,12 @@ from .errors import (
     InvalidKeyError,
     InvalidNameError,
     InvalidValueError,
+    LeaseLostError,
     LoadError,
     MissingDriverError,
     ProcessCacheError,
     RegistryError,
+    RunNotRecordedError,
     SchemaError,
 )
 from .logs import LogType
@@ -54,6 +56,7 @@ __all__ = [
     "JobLockedError",
     "JobOptions",
     "JobSpec",
+    "LeaseLostError",
     "LoadError",
     "LogRecord",
     "LogType",
@@ -62,6 +65,7 @@ __all__ = [
     "ProcessCacheError",
     "Registry",
     "RegistryError",
+    "RunNotRecordedError",
     "RunRecord",
     "SchemaError",
     "__version__",

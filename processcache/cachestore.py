@@ -15,16 +15,16 @@ from datetime import datetime, timezone
 from itertools import repeat
 from typing import NamedTuple
 
-from pony import orm
-
 from .bulk import insert_many
 from .codec import decode_value, decode_values
 from .errors import InvalidValueError
-from .dialects import AWARE_TIME, LOCK_JOB_ROW, NOW
+from .dialects import AWARE_TIME, FOR_SHARE, LOCK_JOB_ROW, NOW
+from .fence import NO_FENCE, Fence
 from .fastpath import Writer
 from .records import Entry, entry_of_tuple
+from .retry import retrying
 from .sql import gc_paused
-from .timeutil import db_time, py_time, utcnow
+from .timeutil import db_time, py_time
 
 _INSERT_COLUMNS = ("job_id", "machine", "entry_key", "entry_value", "created_at", "expires_at")
 
@@ -57,6 +57,14 @@ class CacheStore:
                   " VALUES (?, ?, ?, ?, ?, {})")
         self._insert = self.writer.sql(insert.format("NULL"))
         self._insert_expiring = self.writer.sql(insert.format(f"{self.now} + ?"))
+        # The same, fenced: a row only while the lock named is held by the token given (`fence.py`).
+        fenced = ("INSERT INTO process_cache (job_id, machine, entry_key, entry_value, created_at, expires_at)"
+                  " SELECT ?, ?, ?, ?, ?, {} FROM process_job_locks WHERE name = ? AND run_id = ?"
+                  + FOR_SHARE[self.db.provider.dialect])
+        self._insert_fenced = self.writer.sql(fenced.format("NULL"))
+        self._insert_expiring_fenced = self.writer.sql(fenced.format(f"{self.now} + ?"))
+        self.transaction = database.transaction
+        self.clock = database.clock
         self._expiry = self.writer.sql("SELECT expires_at FROM process_cache WHERE id = ?")
         self._find = self.writer.sql("SELECT MAX(id) FROM process_cache WHERE job_id = ? AND machine = ?"
                                      " AND entry_key = ? AND created_at = ?")
@@ -70,7 +78,7 @@ class CacheStore:
         if self.db.provider.dialect != "MySQL":
             return
         if self._max_value is None:
-            with orm.db_session:
+            with self.transaction():
                 self._max_value = int(self.db.select("SELECT @@max_allowed_packet", {})[0]) - 65536
         largest = max(map(len, texts), default=0)
         if largest > self._max_value:
@@ -79,37 +87,76 @@ class CacheStore:
                 f" character); this MySQL server takes {self._max_value / 2**20:.1f} MiB at most: raise its"
                 " max_allowed_packet or store less")
 
-    def add(self, job_id: int, machine: str, key: str, text: str, ttl: float | None = None) -> Entry:
-        """Append one entry (its value already encoded as *text*), committed on return."""
+    def add(self, job_id: int, machine: str, key: str, text: str, ttl: float | None = None,
+            fence: Fence = NO_FENCE) -> Entry:
+        """Append one entry (its value already encoded as *text*), committed on return.
+
+        With a *fence*, only while its lock is held: one fenced statement for
+        one lock, a checked transaction for more.
+        """
         self.check_size([text])
-        created_at = utcnow()
+        if len(fence.holds) > 1:
+            with self.transaction(immediate=True):
+                fence.check(self.db)
+                return self._add(job_id, machine, key, text, ttl)
+        return self._add(job_id, machine, key, text, ttl, fence)
+
+    def _add(self, job_id: int, machine: str, key: str, text: str, ttl: float | None,
+             fence: Fence = NO_FENCE) -> Entry:
+        created_at = self.clock.now()
         params = (job_id, machine, key, text, db_time(created_at))
         find = (self._find, params[:3] + params[4:])
+        if fence:
+            sql = self._insert_expiring_fenced if ttl is not None else self._insert_fenced
+        else:
+            sql = self._insert_expiring if ttl is not None else self._insert
+        values = params + ((ttl,) if ttl is not None else ()) + (fence.holds[0] if fence else ())
+        refused = fence.lost if fence else None
         if ttl is None:
-            entry_id = self.writer.insert(self._insert, params, find=find)
+            entry_id = self.writer.insert(sql, values, find=find, refused=refused)
             return Entry(entry_id, key, decode_value(text), machine, created_at)
-        entry_id, expires_at = self.writer.insert(self._insert_expiring, params + (ttl,), self._expiry, find)
+        entry_id, expires_at = self.writer.insert(sql, values, self._expiry, find, refused)
         return Entry(entry_id, key, decode_value(text), machine, created_at, _epoch_time(expires_at))
 
-    def add_many(self, job_id: int, machine: str, items: list[tuple[str, str]], ttl: float | None = None) -> list[Entry]:
-        """Append many (key, encoded value) entries in one transaction."""
+    def add_many(self, job_id: int, machine: str, items: list[tuple[str, str]], ttl: float | None = None,
+                 fence: Fence = NO_FENCE) -> list[Entry]:
+        """Append many (key, encoded value) entries in one transaction, stored once even when retried.
+
+        All share one microsecond time stamp: after a lost connection, the
+        rows found under it tell whether the commit got through before the
+        whole transaction is tried again.
+        """
         if not items:
             return []
         keys, texts = zip(*items)
         self.check_size(texts)
-        created_at = utcnow()
+        created_at = self.clock.now()
         stamp = db_time(created_at)
-        with orm.db_session:
-            expires_at = None if ttl is None else float(self.db.select(f"SELECT {self.now}", {})[0]) + ttl
-            rows = [(job_id, machine, key, text, stamp, expires_at) for key, text in items]
-            ids = insert_many(self.db, "process_cache", _INSERT_COLUMNS, rows)
+
+        def insert():
+            with self.transaction():
+                fence.check(self.db)
+                expires_at = None if ttl is None else float(self.db.select(f"SELECT {self.now}", {})[0]) + ttl
+                rows = [(job_id, machine, key, text, stamp, expires_at) for key, text in items]
+                return insert_many(self.db, "process_cache", _INSERT_COLUMNS, rows), expires_at
+
+        def stored():
+            with self.transaction():
+                found = self.db.select("SELECT id, expires_at FROM process_cache WHERE job_id = $job_id AND"
+                                       " machine = $machine AND created_at = $stamp ORDER BY id",
+                                       {"job_id": job_id, "machine": machine, "stamp": stamp})
+            if len(found) < len(items):
+                return None
+            return [row[0] for row in found[-len(items):]], found[-1][1]
+
+        ids, expires_at = retrying(self.database, insert, stored)
         return list(map(entry_of_tuple, zip(ids, keys, decode_values(texts), repeat(machine), repeat(created_at),
                                             repeat(_epoch_time(expires_at)))))
 
     def restore(self, job_id: int, rows: list[tuple[str, str, str, datetime, float | None]], progress=None) -> int:
         """Insert exported (machine, key, text, created_at, expires_at) rows as they were, in one transaction."""
         self.check_size([row[2] for row in rows])
-        with orm.db_session:
+        with self.transaction():
             for start in range(0, len(rows), 1000):
                 chunk = rows[start:start + 1000]
                 insert_many(self.db, "process_cache", _INSERT_COLUMNS, [
@@ -156,26 +203,38 @@ class CacheStore:
                 return Entry(r[0], r[1], decode_value(r[2]), r[3], py_time(r[4]), _epoch_time(r[5]))
         return None
 
-    def replace(self, job_id: int, machine: str, key: str, text: str, ttl: float | None = None) -> Entry:
+    def replace(self, job_id: int, machine: str, key: str, text: str, ttl: float | None = None,
+                fence: Fence = NO_FENCE) -> Entry:
         """Make one entry the only one under *key*, atomically.
 
         A reader sees the old list or the new entry, never an empty or doubled
         key: the delete and the insert commit together, and writers of the
         same job take turns on the job's row (on SQLite the session starts
         with the write lock, so no append can slip in between the read of
-        what to delete and the delete).
+        what to delete and the delete). Tried again whole after a lost
+        connection: the key then holds the one new entry either way.
         """
         self.check_size([text])
-        with orm.db_session(immediate=True):
-            self._lock_job_row(job_id)
-            self._delete(job_id, machine, key)
-            return self.add(job_id, machine, key, text, ttl)
 
-    def delete(self, job_id: int, machine: str, key: str | None = None) -> int:
-        """Delete every entry under *key* (or every key); return how many went."""
-        with orm.db_session(immediate=True):
-            self._lock_job_row(job_id)
-            return self._delete(job_id, machine, key)
+        def replace():
+            with self.transaction(immediate=True):
+                fence.check(self.db)
+                self._lock_job_row(job_id)
+                self._delete(job_id, machine, key)
+                return self._add(job_id, machine, key, text, ttl)
+
+        return retrying(self.database, replace)
+
+    def delete(self, job_id: int, machine: str, key: str | None = None, fence: Fence = NO_FENCE) -> int:
+        """Delete every entry under *key* (or every key); return how many went (tried again after a lost connection)."""
+
+        def delete():
+            with self.transaction(immediate=True):
+                fence.check(self.db)
+                self._lock_job_row(job_id)
+                return self._delete(job_id, machine, key)
+
+        return retrying(self.database, delete)
 
     def _delete(self, job_id: int, machine: str, key: str | None) -> int:
         where, params = self._filter(job_id, machine, key, live_only=False)
@@ -193,7 +252,7 @@ class CacheStore:
     def key_stats(self, job_id: int, machine: str | None) -> list[KeyStats]:
         """Every live key with its number of entries, their size in bytes and the newest time."""
         where, params = self._filter(job_id, machine, None)
-        with orm.db_session:
+        with self.transaction():
             rows = self.db.select(
                 "SELECT entry_key, COUNT(*), SUM(LENGTH(entry_value)), MAX(created_at)"
                 f" FROM process_cache WHERE {where} GROUP BY entry_key ORDER BY entry_key", params)
@@ -202,7 +261,7 @@ class CacheStore:
     def export_rows(self, job_id: int, machine: str | None) -> list[tuple]:
         """Live rows as stored, oldest first: (machine, key, text, created_at, expires_at)."""
         where, params = self._filter(job_id, machine, None)
-        with orm.db_session:
+        with self.transaction():
             rows = self.db.select("SELECT machine, entry_key, entry_value, created_at, expires_at"
                                   f" FROM process_cache WHERE {where} ORDER BY id", params)
         return [(r[0], r[1], r[2], py_time(r[3]), None if r[4] is None else float(r[4])) for r in rows]
@@ -211,11 +270,11 @@ class CacheStore:
         """Delete expired entries for good, in short batches; return how many."""
         where = f"expires_at IS NOT NULL AND expires_at <= {self.now}"
         if dry_run:
-            with orm.db_session:
+            with self.transaction():
                 return int(self.db.select(f"SELECT COUNT(*) FROM process_cache WHERE {where}", {})[0])
         deleted = 0
         while True:
-            with orm.db_session:
+            with self.transaction():
                 ids = self.db.select(f"SELECT id FROM process_cache WHERE {where} ORDER BY id LIMIT {batch}", {})
                 if ids:
                     self.db.execute(f"DELETE FROM process_cache WHERE id IN ({', '.join(map(str, map(int, ids)))})", {})

@@ -54,9 +54,11 @@ def main():
 @click.option("--quiet", "-q", is_flag=True, help="Do not echo the job's logs to stderr.")
 @one_line_errors
 def run(target, database, machine, overlap, wait_timeout, quiet):
-    """Run the job TARGET once, recorded; exit 0 if it succeeded, 1 if it failed,
-    75 if it was skipped because another run holds its lock, 128 + the signal
-    if SIGTERM or SIGINT stopped it (a second signal exits at once).
+    """Run the job TARGET once, recorded; exit 0 if it succeeded, 1 if it failed
+    or lost its lock, 75 if it was skipped because another run holds its lock,
+    128 + the signal if SIGTERM, SIGINT or SIGHUP stopped it (a second signal
+    exits at once). If how the run ended cannot be stored, both that and why
+    are printed, and the exit code is still 1 (or 128 + the signal).
 
     TARGET is path/to/file.py:attr or package.module:attr, where attr is a
     function decorated with @job. Without :attr, the module's only job runs
@@ -68,8 +70,9 @@ def run(target, database, machine, overlap, wait_timeout, quiet):
         processcache run examples/hello.py --machine desktop-main \\
             --database sqlite:///state.db
     """
+    from .errors import RunNotRecordedError
     from .loader import load_target
-    from .runner import exit_code, run_job
+    from .runner import EXIT_FAILED, exit_code, run_job
     from .signals import Terminated, terminate_on_signals
 
     spec = load_target(target)
@@ -79,6 +82,10 @@ def run(target, database, machine, overlap, wait_timeout, quiet):
         with terminate_on_signals():
             record = run_job(spec, database=database, machine=machine, echo=None if quiet else _echo_log,
                              overlap=overlap, wait_timeout=wait_timeout)
+    except RunNotRecordedError as unrecorded:
+        click.echo(f"processcache: {unrecorded}", err=True)
+        stopped = unrecorded.original
+        sys.exit(stopped.exit_code if isinstance(stopped, Terminated) else EXIT_FAILED)
     except Terminated as stopped:
         if stopped.run is not None:
             _summary(stopped.run)
@@ -90,7 +97,7 @@ def run(target, database, machine, overlap, wait_timeout, quiet):
 
 
 def _summary(record) -> None:
-    outcome = f"{record.status} in {record.duration:.3f} s"
+    outcome = record.status if record.duration is None else f"{record.status} in {record.duration:.3f} s"
     if record.status == "skipped":
         outcome = record.error
     elif not record.ok:

@@ -18,12 +18,11 @@ import platform
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from pony import orm
-
 from .codec import encode_value
 from .durations import parse_duration
 from .database import Database
 from .errors import ProcessCacheError
+from .fence import NO_FENCE, Fence
 from .logs import LogType
 from .names import check_key, check_keys, check_machine, normalize_name
 from .options import JobOptions
@@ -82,6 +81,10 @@ class CacheContext:
         self._job_id = self._store.job_id(self.group, self.job)
         self._echo = echo
         self._logger = None
+        #: The lock this run's writes need held (`fence.py`); set once the run takes its lock.
+        self.fence = NO_FENCE
+        self._ended = False
+        self._pending_logs: list[tuple] = []
 
     def __repr__(self) -> str:
         return f"<CacheContext {self.group}/{self.job} on {self.machine}>"
@@ -97,7 +100,7 @@ class CacheContext:
         read then acts as if it were gone.
         """
         text = encode_value(value)
-        entry = self._cache.add(self._job_id, self.machine, check_key(key), text, self._ttl(ttl))
+        entry = self._cache.add(self._live_job(), self.machine, check_key(key), text, self._ttl(ttl), self.fence)
         self._remember([entry])
         return entry
 
@@ -110,7 +113,7 @@ class CacheContext:
         pairs = list(items.items() if isinstance(items, dict) else items)
         keys = check_keys([key for key, _ in pairs])
         encoded = list(zip(keys, map(encode_value, [value for _, value in pairs])))
-        entries = self._cache.add_many(self._job_id, self.machine, encoded, self._ttl(ttl))
+        entries = self._cache.add_many(self._live_job(), self.machine, encoded, self._ttl(ttl), self.fence)
         self._remember(entries)
         return entries
 
@@ -120,48 +123,51 @@ class CacheContext:
         A concurrent reader sees the old list or the new value, never an empty
         or doubled key.
         """
+        return self._set(key, value, self._ttl(ttl), self.fence)
+
+    def _set(self, key: str, value: Any, ttl: float | None, fence: Fence) -> Entry:
         text = encode_value(value)
-        entry = self._cache.replace(self._job_id, self.machine, check_key(key), text, self._ttl(ttl))
+        entry = self._cache.replace(self._live_job(), self.machine, check_key(key), text, ttl, fence)
         self._forget(key)
         self._remember([entry])
         return entry
 
     def delete_cache(self, key: str) -> int:
         """Delete every entry under *key*; return how many there were."""
-        count = self._cache.delete(self._job_id, self.machine, check_key(key))
+        count = self._cache.delete(self._live_job(), self.machine, check_key(key), self.fence)
         self._forget(key)
         return count
 
     def clear_cache(self) -> int:
         """Delete every entry of this job on this machine; return how many there were."""
-        count = self._cache.delete(self._job_id, self.machine)
+        count = self._cache.delete(self._live_job(), self.machine, fence=self.fence)
         self.tree, self.results = {}, {}
         return count
 
     def latest(self, key: str, default: Any = None, machine: Any = _THIS) -> Any:
         """The newest value under *key*, read from the database, or *default*."""
-        entry = self._cache.latest(self._job_id, self._machine(machine), check_key(key))
+        entry = self._cache.latest(self._live_job(), self._machine(machine), check_key(key))
         return default if entry is None else entry.value
 
     def get_cache(self, key: str, machine: Any = _THIS) -> list[Entry]:
         """The entries under *key*, oldest first, read from the database now."""
-        return self._cache.entries(self._job_id, self._machine(machine), check_key(key))
+        return self._cache.entries(self._live_job(), self._machine(machine), check_key(key))
 
     def has_cache(self, machine: Any = _THIS) -> bool:
         """Whether this job holds any entry (on this machine unless told otherwise)."""
-        return self._cache.has(self._job_id, self._machine(machine))
+        return self._cache.has(self._live_job(), self._machine(machine))
 
     def has_cache_key(self, key: str, machine: Any = _THIS) -> bool:
         """Whether *key* holds any entry."""
-        return self._cache.has(self._job_id, self._machine(machine), check_key(key))
+        return self._cache.has(self._live_job(), self._machine(machine), check_key(key))
 
     def get_full_cache(self, machine: Any = _THIS) -> dict[str, list[Entry]]:
         """Every key with its entries, oldest first, read from the database now."""
-        return _tree_of(self._cache.entries(self._job_id, self._machine(machine)))
+        return _tree_of(self._cache.entries(self._live_job(), self._machine(machine)))
 
     def sync_cache(self) -> dict[str, list[Entry]]:
         """Rebuild `tree` and `results` from the database, and return the tree."""
-        entries = self._cache.entries(self._job_id, self.machine)
+        entries = self._cache.entries(self._live_job(), self.machine)
         self.tree = _tree_of(entries)
         self.results = {entry.id: entry for entry in entries}
         return self.tree
@@ -171,17 +177,28 @@ class CacheContext:
         """Make every write inside the block one transaction.
 
         It is committed at the end of the block and rolled back entirely on
-        an exception, and `tree` and `results` return to what they were. On
-        SQLite, other writers wait while the block runs: keep it short.
+        an exception, and `tree` and `results` return to what they were. A
+        batch inside a batch is a savepoint: when the inner block raises, its
+        writes alone are undone, and the outer batch goes on if the exception
+        is caught. Logs written inside a batch are stored when the outermost
+        batch ends, committed or not, so the warnings that explain a failed
+        batch are kept (the records returned meanwhile have no id yet). On
+        SQLite, other writers wait while the block runs: keep it short; on
+        every database, a batch longer than the lease can lose the lock.
         """
+        self._live_job()
         tree = {key: list(entries) for key, entries in self.tree.items()}
         results = dict(self.results)
+        outermost = not self.database.transaction.active
         try:
-            with orm.db_session(immediate=True):
+            with self.database.transaction(immediate=True):
                 yield self
         except BaseException:
             self.tree, self.results = tree, results
             raise
+        finally:
+            if outermost:
+                self._store_pending_logs()
 
     def get_or_compute(self, key: str, compute: Callable[[], Any], ttl: "float | str | None" = None,
                        lease: "float | str" = 60, timeout: "float | str" = 600) -> Any:
@@ -234,10 +251,29 @@ class CacheContext:
         return self._store_log(str(message), LogType.parse(type))
 
     def _store_log(self, message: str, log_type: LogType, level: str | None = None) -> LogRecord:
-        record = self._store.add_log(self._job_id, self.machine, log_type, message, self.run and self.run.id, level)
+        job_id, run_id = self._live_job(), self.run and self.run.id
+        if self.database.transaction.active:  # a batch: kept for its end, so a rollback cannot take it
+            record = LogRecord(None, log_type, message, self.machine, self.database.clock.now(), run_id, level,
+                               self.job, self.group)
+            self._pending_logs.append(record)
+        else:
+            record = self._store.add_log(job_id, self.machine, log_type, message, run_id, level)
         if self._echo is not None:
             self._echo(record)
         return record
+
+    def _store_pending_logs(self) -> None:
+        pending, self._pending_logs = self._pending_logs, []
+        for record in pending:
+            self._store.add_log(self._job_id, self.machine, record.type, record.message, record.run_id,
+                                record.level, record.created_at)
+
+    def _live_job(self) -> int:
+        """This context's job id, or a clear error once its session has ended (no write may land on a finished run)."""
+        if self._ended:
+            raise ProcessCacheError(f"the run {self.run.id} of {self.group}/{self.job} has ended: use its context"
+                                    " only inside its job or its cache_session block")
+        return self._job_id
 
     @property
     def logger(self) -> "logging.Logger":
@@ -264,7 +300,7 @@ class CacheContext:
         Incremental jobs fetch only what is new since ``ctx.last_success().started_at``.
         """
         before = self.run.id if self.run is not None else None
-        return self.database.runs.last_success(self._job_id, self._machine(machine), before)
+        return self.database.runs.last_success(self._live_job(), self._machine(machine), before)
 
     def get_logs(self, offset: int = 0, limit: int | None = None, type: LogType | str | None = None,
                  machine: Any = _THIS, whole_group: bool = False) -> list[LogRecord]:
@@ -273,7 +309,7 @@ class CacheContext:
         ``machine=ANY`` reads every machine's; ``whole_group=True`` reads the
         logs of every job of this group (the original's per-process logs).
         """
-        job_ids = self._store.group_job_ids(self.group) if whole_group else [self._job_id]
+        job_ids = self._store.group_job_ids(self.group) if whole_group else [self._live_job()]
         log_type = None if type is None else LogType.parse(type)
         return self._store.logs(job_ids, self._machine(machine), log_type, offset, limit)
 

@@ -14,9 +14,12 @@ from . import config
 from .entities import SCHEMA_REVISION, SCHEMA_VERSION, define_entities
 from .errors import DatabaseUnavailableError, MissingDriverError, SchemaError
 from .cachestore import CacheStore
+from .clock import Clock
+from .dialects import NOW
 from .runstore import RunStore
 from .store import CURRENT, Store
 from .timeutil import backoff
+from .transactions import Transactions
 
 SYNC_MODES = ("create", "check", "new")
 
@@ -50,6 +53,8 @@ class Database:
         if self.provider == "postgres":
             _end_sessions_without_discard(self.pony.provider.pool)
         self.pony.generate_mapping(create_tables=False, check_tables=False)
+        self.transaction = Transactions(self.pony)
+        self.clock = Clock(self._server_epoch)
         self.store = Store(self)
         self.cache = CacheStore(self)
         self.runs = RunStore(self)
@@ -81,6 +86,10 @@ class Database:
         from .history import History
 
         return History(self)
+
+    def _server_epoch(self) -> float:
+        with self.transaction():
+            return self.pony.select(f"SELECT {NOW[self.pony.provider.dialect]}", {})[0]
 
     def close(self) -> None:
         """Close this thread's connection; the object must not be used afterwards."""

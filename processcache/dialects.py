@@ -37,3 +37,20 @@ AWARE_TIME = {
     "PostgreSQL": "({} AT TIME ZONE 'UTC')",
     "MySQL": "{}",
 }
+
+#: Appended to a SELECT of lock rows that a write depends on: the row cannot
+#: change hands until the transaction ends, so a run whose lease is taken
+#: over meanwhile cannot slip a write in after the takeover (`fence.py`).
+#: SQLite's writers take turns already.
+FOR_SHARE = {
+    "SQLite": "",
+    "PostgreSQL": " FOR SHARE",
+    "MySQL": " LOCK IN SHARE MODE",
+}
+
+#: Appended to a SELECT of a row the transaction will change.
+FOR_UPDATE = {
+    "SQLite": "",
+    "PostgreSQL": " FOR UPDATE",
+    "MySQL": " FOR UPDATE",
+}

@@ -49,3 +49,30 @@ class LoadError(ProcessCacheError):
 
 class RegistryError(ProcessCacheError):
     """A job declared twice, or declared the wrong way."""
+
+
+class LeaseLostError(ProcessCacheError):
+    """This run no longer holds its lock: another run took it over (its lease ran out) or an operator broke it.
+
+    Raised by every write the run tries after that, so that two runs never
+    write at once; the run ends as ``lost``.
+    """
+
+    def __init__(self, lock: str) -> None:
+        self.lock = lock
+        super().__init__(f"lost the lease on the lock {lock} (it ran out before a renewal and another run took the"
+                         " lock, or an operator broke it): nothing more this run writes is stored")
+
+
+class RunNotRecordedError(ProcessCacheError):
+    """A run ended but how it ended could not be stored: the message tells both.
+
+    *run* is the run's record as last known (still ``running`` in the
+    database, so ``check`` later reports it lost); *original* is what ended
+    the job (None when it succeeded).
+    """
+
+    def __init__(self, message: str, run, original: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.run = run
+        self.original = original

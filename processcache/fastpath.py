@@ -4,9 +4,10 @@ A write through a Pony session spends about 25 µs in Pony's own bookkeeping
 (session cache, transaction mode, statistics): half the cost of an insert on
 SQLite. Appends of entries and logs are the hot path of cron jobs, so they
 take the driver connection from Pony's pool (one per thread, set up by the
-same on-connect hook) and commit it at once. Inside an open Pony session (a
-`CacheContext.batch`) they run on the session's connection instead and join
-its transaction.
+same on-connect hook) and commit it at once. Inside one of processcache's own
+transactions (a `CacheContext.batch`, see `transactions.py`) they run on its
+connection instead and join it; a Pony session the application opened for
+its own database does not count.
 
 On PostgreSQL the connection is put in autocommit mode for these writes:
 the statement is then its own durable transaction, one round trip instead of
@@ -22,8 +23,7 @@ PostgreSQL and MySQL (`Writer.sql`); `Writer.select` takes Pony's ``$name``.
 
 import functools
 import re
-
-from pony.orm import core
+from collections.abc import Callable
 
 from .retry import retrying
 from .sql import rows
@@ -50,7 +50,8 @@ class Writer:
         """*text* with each ``?`` turned into this driver's parameter mark."""
         return text.replace("?", self.mark)
 
-    def insert(self, sql: str, params: tuple, read_back: str | None = None, find: tuple | None = None):
+    def insert(self, sql: str, params: tuple, read_back: str | None = None, find: tuple | None = None,
+               refused: "Callable[[], Exception] | None" = None):
         """Run one INSERT (written with `sql`), committed, and return the new row's id.
 
         With *read_back* (a SELECT of one value taking the id), return
@@ -58,9 +59,13 @@ class Writer:
         *find* is ``(select, params)``: a SELECT of the row's id by its
         identity, run before the INSERT is tried again after a lost
         connection, so the row is never stored twice (`retry.retrying`).
+        *refused* makes the error to raise when the INSERT stored no row (a
+        fenced ``INSERT ... SELECT`` whose lock is no longer held).
         """
 
         def result(cursor):
+            if refused is not None and cursor.rowcount == 0:
+                raise refused()
             new_id = self._new_id(cursor)
             if read_back is None:
                 return new_id
@@ -86,7 +91,7 @@ class Writer:
         Outside a Pony session it runs straight on this thread's connection;
         inside one (a batch) it reads in it, seeing the batch's writes.
         """
-        if core.local.db_session is not None:
+        if self.database.transaction.active:
             return rows(self.db, sql, params)
         text, names = _positional(sql, self.mark)
         values = tuple(params[name] for name in names)
@@ -109,7 +114,7 @@ class Writer:
         return cursor.fetchone()[0] if self.returning else cursor.lastrowid
 
     def _write(self, sql: str, params: tuple, result, done=None):
-        if core.local.db_session is not None:  # a batch: join its transaction
+        if self.database.transaction.active:  # a batch: join its transaction
             cursor = self.db.get_connection().cursor()
             cursor.execute(sql, params)
             return result(cursor)

@@ -14,7 +14,7 @@ from pony import orm
 from .errors import ProcessCacheError
 from .names import normalize_name
 from .records import RunRecord
-from .timeutil import db_time, utcnow
+from .timeutil import db_time
 
 #: Statuses of runs that went wrong: kept longer by `prune`, reported by `check`.
 FAILED = ("failed", "lost", "terminated")
@@ -53,6 +53,7 @@ class History:
 
     def __init__(self, database) -> None:
         self.db = database.pony
+        self.database = database
         self.runs = database.runs
         self.cache = database.cache
 
@@ -108,7 +109,7 @@ class History:
 
     def check(self, grace: float = 60.0, now: datetime | None = None) -> list[Problem]:
         """Jobs that are overdue, whose last run failed or was lost, or that ran too long."""
-        now = now or utcnow()
+        now = now or self.database.clock.now()  # the server's, as the runs' stamps are: not this machine's
         problems = []
         for summary in self.jobs():
             problems += self._problems_of(summary, self._last_attempt(summary), grace, now)
@@ -154,7 +155,7 @@ class History:
         expired ones for good. *progress* is called with ("runs", "logs" or
         "entries", rows deleted) after every batch.
         """
-        now = utcnow()
+        now = self.database.clock.now()
         counts = {}
         if expired:
             counts["entries"] = self.cache.prune_expired(dry_run, PRUNE_BATCH, progress)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .codec import encode_value
-from .errors import InvalidValueError, ProcessCacheError
+from .errors import InvalidValueError, LeaseLostError, ProcessCacheError
 from .heartbeat import Heartbeat
 from .timeutil import backoff
 
@@ -71,8 +71,7 @@ def get_or_compute(ctx, key: str, compute: Callable[[], Any], ttl: float | None 
                                close=ctx.database.pony.disconnect):
                     value = compute()
                 encode_value(value)  # a value that cannot be stored fails before anything is written
-                ctx.set_cache(key, value, ttl=ttl)
-                return value
+                return _store(ctx, key, value, ttl, ctx.fence.plus(name, owner))
             finally:
                 runs.release(name, owner)
         found = _cached(ctx, key)
@@ -82,8 +81,26 @@ def get_or_compute(ctx, key: str, compute: Callable[[], Any], ttl: float | None 
                            " the timeout")
 
 
+def _store(ctx, key: str, value: Any, ttl: float | None, fence) -> Any:
+    """Store *value* while this computation still holds its lease; else return what the one that took over stored.
+
+    A computation that outlived its lease (a paused process) is not stored
+    over the value of the process that took over: every reader sees one value.
+    """
+    try:
+        ctx._set(key, value, ttl, fence)
+        return value
+    except LeaseLostError as lost:
+        if lost.lock != fence.holds[-1][0]:
+            raise  # the run's own lock: the job must stop
+        found = _cached(ctx, key)
+        if found is _MISSING:
+            raise
+        return found
+
+
 def _cached(ctx, key: str):
-    entry = ctx.database.cache.latest(ctx._job_id, None, key)  # None: from any machine
+    entry = ctx.database.cache.latest(ctx._live_job(), None, key)  # None: from any machine
     return _MISSING if entry is None else entry.value
 
 

@@ -5,6 +5,7 @@ The exit codes are those `processcache run` returns.
 
 from collections.abc import Awaitable
 
+from .errors import RunNotRecordedError
 from .records import RunRecord
 from .session import JobLockedError, cache_session
 
@@ -22,8 +23,10 @@ def run_job(spec, database=None, machine: str | None = None, echo=None, **overri
     *overrides* replace the spec's options for this run (``overlap``,
     ``wait_timeout``, ...). The job's exception is recorded (status
     ``failed``, an ERROR log with the traceback), not raised; a run that
-    could not have the lock is ``skipped``. KeyboardInterrupt and SystemExit
-    are recorded and propagate.
+    could not have the lock is ``skipped``; one that lost its lock is ``lost``.
+    KeyboardInterrupt and SystemExit are recorded and propagate. When the
+    outcome cannot be stored, `RunNotRecordedError` says both what happened
+    and why it was not stored: the record returned is always a finished one.
     """
     options = spec.options.replace(**overrides)
     ctx = None
@@ -37,6 +40,8 @@ def run_job(spec, database=None, machine: str | None = None, echo=None, **overri
                 ctx.result = result
     except JobLockedError as exc:
         return exc.run
+    except RunNotRecordedError:
+        raise  # never a record that still says running
     except Exception:
         if ctx is None:  # the database or the names, not the job: the caller's to see
             raise

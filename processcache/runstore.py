@@ -8,16 +8,17 @@ database server's clock; it behaves the same on SQLite, PostgreSQL and MySQL
 
 from typing import NamedTuple
 
-from pony import orm
 from pony.orm.core import TransactionIntegrityError
 from pony.orm.dbapiprovider import IntegrityError
 
 from .codec import decode_value, encode_value
-from .dialects import NOW
+from .dialects import FOR_UPDATE, NOW
 from .errors import InvalidValueError
+from .fence import NO_FENCE, Fence
 from .records import RunRecord
 from .retry import retrying
-from .timeutil import db_time, py_time, utcnow
+from .texts import storable
+from .timeutil import db_time, py_time
 
 #: A run's result summary is kept when its JSON is at most this long.
 MAX_RESULT_CHARS = 10_000
@@ -50,6 +51,8 @@ class RunStore:
         self.db = database.pony
         self.store = database.store
         self.now = NOW[self.db.provider.dialect]
+        self._for_update = FOR_UPDATE[self.db.provider.dialect]
+        self.transaction = database.transaction
         self._lock_rows: set[str] = set()
 
     # -- runs -------------------------------------------------------------------
@@ -61,13 +64,14 @@ class RunStore:
         The job's expectations (for `processcache check`) are those of its latest run.
         """
         job_id = self.store.job_id(group, job)
-        started_at = utcnow()
+        retrying(self.database, self.database.clock.sync)  # this run's stamps by the server's clock
+        started_at = self.database.clock.now()
         status = "running"
         params = {"job_id": job_id, "machine": machine, "pid": pid, "status": status,
                   "started_at": db_time(started_at), "lease": lease,
                   "expect_every": expect_every, "max_duration": max_duration}
         def insert():
-            with orm.db_session:
+            with self.transaction():
                 self.db.execute("UPDATE process_jobs SET expect_every = $expect_every,"
                                 " max_duration = $max_duration WHERE id = $job_id", params)
                 params["id"] = self.db.insert(
@@ -78,7 +82,7 @@ class RunStore:
                 return params["id"]
 
         def stored():  # the run, if the commit got through before the connection went
-            with orm.db_session:
+            with self.transaction():
                 found = self.db.select("SELECT MAX(id) FROM process_job_runs WHERE job_id = $job_id AND"
                                        " machine = $machine AND pid = $pid AND started_at = $started_at", params)
             return found[0] if found else None
@@ -87,33 +91,56 @@ class RunStore:
         return RunRecord(run_id, group, job, machine, pid, status, started_at)
 
     def heartbeat(self, run_id: int, lease: float, lock_name: str | None = None) -> bool:
-        """Keep a run (and its lock) alive for another *lease*; False if the lock was lost."""
-        with orm.db_session:
+        """Keep a run (and its lock) alive for another *lease*; False if the lock was lost.
+
+        The lock row first, then the run's: the order every transaction
+        touching both takes (`finish`, `acquire`), so none waits on another in a cycle.
+        """
+        with self.transaction():
+            held = lock_name is None or self.renew_lock(lock_name, run_id, lease)
             self.db.execute(f"UPDATE process_job_runs SET expires_at = {self.now} + $lease"
                             " WHERE id = $run_id AND status = 'running'", {"run_id": run_id, "lease": lease})
-            return lock_name is None or self.renew_lock(lock_name, run_id, lease)
+            return held
 
     def renew_lock(self, name: str, owner: int, lease: float) -> bool:
         """Extend the lease of a lock *owner* holds; False if it no longer does."""
-        with orm.db_session:
+        with self.transaction():
             cursor = self.db.execute(f"UPDATE process_job_locks SET expires_at = {self.now} + $lease"
                                      " WHERE name = $name AND run_id = $owner",
                                      {"name": name, "owner": owner, "lease": lease})
             return cursor.rowcount == 1
 
-    def finish(self, run: RunRecord, status: str, error: str | None = None,
-               traceback: str | None = None, result=None, signal: int | None = None) -> RunRecord:
-        """Record how *run* ended (and the signal that ended it) and return its final record."""
-        finished_at = utcnow()
-        duration = (finished_at - run.started_at).total_seconds()
-        summary = _summary(result)
-        params = {"id": run.id, "status": status, "finished_at": db_time(finished_at), "duration": duration,
-                  "error": error, "traceback": traceback, "result": summary, "signal": signal}
-        self._update("UPDATE process_job_runs SET status = $status, finished_at = $finished_at, duration = $duration,"
-                     " error = $error, traceback = $traceback, result = $result, exit_signal = $signal,"
-                     " expires_at = NULL WHERE id = $id", params)
-        return RunRecord(run.id, run.group, run.job, run.machine, run.pid, status, run.started_at,
-                         finished_at, duration, error, traceback, None if summary is None else result, signal)
+    def finish(self, run: RunRecord, status: str, error: str | None = None, traceback: str | None = None,
+               result=None, signal: int | None = None, fence: Fence = NO_FENCE) -> RunRecord:
+        """Record how *run* ended (and the signal that ended it) and return its final record.
+
+        Only a run still ``running`` is moved; one whose *fence* (its lock)
+        is no longer held, or that the run which took its lock over marked
+        ``lost``, ends ``lost`` whatever it was asked, with its end, error and
+        traceback recorded. A run that ended already is returned as it is.
+        """
+        finished_at = self.database.clock.now()
+        params = {"id": run.id, "finished_at": db_time(finished_at),
+                  "duration": (finished_at - run.started_at).total_seconds(), "result": _summary(result),
+                  "error": storable(error), "traceback": storable(traceback), "signal": signal}
+
+        def record():
+            with self.transaction(immediate=True):
+                lost_lock = fence.lost_lock(self.db) if fence else None
+                found = self.db.select(f"SELECT status FROM process_job_runs WHERE id = $id{self._for_update}",
+                                       params)
+                if not found or found[0] not in ("running", "lost"):
+                    return
+                params["status"] = status if found[0] == "running" and lost_lock is None else "lost"
+                if params["status"] == "lost" and params["error"] is None:
+                    params["error"] = (f"lost its lease on the lock {lost_lock or fence.holds[0][0]}: another run took"
+                                       " the lock over before this one ended")
+                self.db.execute("UPDATE process_job_runs SET status = $status, finished_at = $finished_at,"
+                                " duration = $duration, error = $error, traceback = $traceback, result = $result,"
+                                " exit_signal = $signal, expires_at = NULL WHERE id = $id", params)
+
+        retrying(self.database, record)
+        return self.get(run.id)
 
     def get(self, run_id: int) -> RunRecord | None:
         """One run by id, with `lost` for a running run whose heartbeat stopped."""
@@ -136,7 +163,7 @@ class RunStore:
         page = f" LIMIT {int(limit)}" if limit is not None else ""
 
         def read():
-            with orm.db_session:
+            with self.transaction():
                 now = self.db.select(f"SELECT {self.now}", {})[0]
                 return now, self.db.select(
                     f"SELECT {_RUN_COLUMNS} {RUNS_FROM} WHERE {where} ORDER BY r.id DESC{page}", params)
@@ -148,7 +175,7 @@ class RunStore:
         """An idempotent UPDATE, tried again after a lost connection."""
 
         def update():
-            with orm.db_session:
+            with self.transaction():
                 self.db.execute(sql, params)
 
         retrying(self.database, update)
@@ -166,13 +193,13 @@ class RunStore:
         params = {"name": name, "machine": machine, "pid": pid, "run_id": run_id, "lease": lease}
 
         def ours():  # after a lost connection: did the UPDATE commit?
-            with orm.db_session:
+            with self.transaction():
                 return self.db.select("SELECT run_id FROM process_job_locks WHERE name = $name", params) == [run_id]
 
         return retrying(self.database, lambda: self._acquire(params), ours)
 
     def _acquire(self, params: dict) -> bool:
-        with orm.db_session:
+        with self.transaction():
             previous = self.db.select("SELECT run_id FROM process_job_locks WHERE name = $name", params)
             cursor = self.db.execute(
                 f"UPDATE process_job_locks SET machine = $machine, pid = $pid, run_id = $run_id,"
@@ -193,7 +220,7 @@ class RunStore:
 
     def break_lock(self, name: str) -> bool:
         """Free the lock whoever holds it (an operator's decision); True if it was held."""
-        with orm.db_session:
+        with self.transaction():
             cursor = self.db.execute(
                 "UPDATE process_job_locks SET machine = NULL, pid = NULL, run_id = NULL,"
                 f" acquired_at = NULL, expires_at = NULL WHERE name = $name AND expires_at >= {self.now}",
@@ -203,7 +230,7 @@ class RunStore:
     def locks(self, name: str | None = None) -> list[LockRecord]:
         """Every lock row (or the one named), held or not."""
         where = "WHERE name = $name" if name is not None else ""
-        with orm.db_session:
+        with self.transaction():
             rows = self.db.select(
                 f"SELECT name, machine, pid, run_id, {self.now} - acquired_at, expires_at - {self.now}"
                 f" FROM process_job_locks {where} ORDER BY name", {"name": name})
@@ -214,7 +241,7 @@ class RunStore:
         if name in self._lock_rows:
             return
         try:
-            with orm.db_session:
+            with self.transaction():
                 if not self.db.select("SELECT name FROM process_job_locks WHERE name = $name", {"name": name}):
                     self.db.insert("process_job_locks", name=name)
         except (IntegrityError, TransactionIntegrityError):

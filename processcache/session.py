@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 
 from .context import CacheContext, _current
 from .database import Database, connect
-from .errors import ProcessCacheError
+from .errors import ProcessCacheError, RunNotRecordedError
+from .fence import Fence
 from .heartbeat import Heartbeat
 from .logs import LogType
 from .options import JobOptions
@@ -73,18 +74,27 @@ def cache_session(group: str, job: str, machine: str | None = None,
                               f"run {run_id}", close=db.pony.disconnect)
         with heartbeat:
             try:
-                held["lock"] = _take_lock(ctx)
-                with _captured_logging(ctx), _current_context(ctx):
-                    try:
+                try:
+                    held["lock"] = _take_lock(ctx)
+                    with _captured_logging(ctx), _current_context(ctx):
                         ctx.sync_cache()
                         yield ctx
-                    except BaseException as exc:
-                        _record_failure(ctx, exc)
-                        raise
-                    ctx.run = runs.finish(ctx.run, "succeeded", result=ctx.result)
+                except JobLockedError:
+                    raise  # recorded as skipped already
+                except BaseException as exc:
+                    _record_failure(ctx, exc)
+                    raise
+                ctx.run = _finish(ctx, "succeeded", None, result=ctx.result)
             finally:
+                ctx._ended = True
                 if held["lock"] is not None:
+                    _locks_here.discard((db.url, held["lock"]))
                     runs.release(held["lock"], run_id)
+
+
+#: The locks runs of this process hold, by (database, lock name): a job that
+#: runs itself with overlap="wait" would otherwise wait for itself.
+_locks_here: set[tuple[str, str]] = set()
 
 
 def lock_name_of(ctx: CacheContext) -> str:
@@ -99,9 +109,14 @@ def _take_lock(ctx: CacheContext) -> str | None:
         return None
     name = lock_name_of(ctx)
     runs = ctx.database.runs
+    if options.overlap == "wait" and (ctx.database.url, name) in _locks_here:
+        raise ProcessCacheError(f"a run of this process holds the lock {name} already: this run would wait for"
+                                " itself; run the inner job with overlap='skip' or 'allow'")
     deadline = time.monotonic() + (options.wait_timeout if options.overlap == "wait" else 0)
     for _ in backoff(deadline):
         if runs.acquire(name, ctx.machine, os.getpid(), ctx.run.id, options.lease):
+            ctx.fence = Fence(((name, ctx.run.id),))
+            _locks_here.add((ctx.database.url, name))
             return name
     message = _held_message(runs, name, options)
     ctx.run = runs.finish(ctx.run, "skipped", error=message)
@@ -149,14 +164,34 @@ def _captured_logging(ctx: CacheContext) -> Iterator[None]:
 
 
 def _record_failure(ctx: CacheContext, exc: BaseException) -> None:
+    """Record how the run failed; if even that fails, raise one error that tells both."""
     status = "failed" if isinstance(exc, Exception) else "terminated"
-    error = f"{type(exc).__name__}: {exc}"
     trace = _user_traceback(exc)
-    ctx.create_log(trace, LogType.ERROR)
-    signum = exc.signum if isinstance(exc, Terminated) else None
-    ctx.run = ctx.database.runs.finish(ctx.run, status, error, trace, signal=signum)
+    try:
+        ctx.create_log(trace, LogType.ERROR)
+    except Exception:
+        pass  # the run's record below holds the traceback too; its failure is the one reported
+    ctx.run = _finish(ctx, status, exc, trace)
     if isinstance(exc, Terminated):
         exc.run = ctx.run
+
+
+def _finish(ctx: CacheContext, status: str, exc: BaseException | None, trace: str | None = None,
+            result=None) -> RunRecord:
+    """The run's final record; `RunNotRecordedError` naming the job's outcome and the storage error if it cannot be stored."""
+    error = None if exc is None else f"{type(exc).__name__}: {exc}"
+    signum = exc.signum if isinstance(exc, Terminated) else None
+    try:
+        return ctx.database.runs.finish(ctx.run, status, error, trace, result=result, signal=signum, fence=ctx.fence)
+    except Exception as storage:
+        outcome = f"the job {status}" + (f" ({error})" if error else "")
+        raise RunNotRecordedError(f"run {ctx.run.id} of {ctx.group}/{ctx.job}: {outcome}, but recording that failed:"
+                                  f" {_one_line(storage)}", ctx.run, exc) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep

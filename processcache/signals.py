@@ -1,6 +1,7 @@
-"""SIGTERM and SIGINT during `processcache run`: end the run cleanly, then exit 128 + signal.
+"""SIGTERM, SIGINT and SIGHUP during `processcache run`: end the run cleanly, then exit 128 + signal.
 
-cron, systemd and Ctrl-C stop jobs with these. The first one raises
+cron, systemd and Ctrl-C stop jobs with these; SIGHUP comes when the ssh
+session or terminal that started a job closes. The first one raises
 `Terminated` in the job's main thread, so the run is recorded as
 ``terminated`` with the signal, its lock is released and every committed
 write kept; a second SIGINT (or SIGTERM) exits at once, without cleaning up.
@@ -13,7 +14,7 @@ import os
 import signal
 from collections.abc import Iterator
 
-HANDLED = (signal.SIGTERM, signal.SIGINT)
+HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Terminated(BaseException):
@@ -31,7 +32,7 @@ class Terminated(BaseException):
 
 @contextlib.contextmanager
 def terminate_on_signals() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGINT raise `Terminated`; a second one exits at once."""
+    """Within the block, SIGTERM, SIGINT and SIGHUP raise `Terminated`; a second one exits at once."""
 
     def first(signum, _frame):
         for handled in HANDLED:

@@ -20,6 +20,7 @@ from .retry import retrying
 from .errors import SchemaError
 from .logs import LogType
 from .records import LogRecord
+from .texts import storable
 from .timeutil import db_time, py_time, utcnow
 
 _LOG_COLUMNS = "id, log_type, message, machine, created_at, run_id, level, job_id"
@@ -65,7 +66,7 @@ class Store:
 
     def group_job_ids(self, group: str) -> list[int]:
         """Ids of every job of *group* (for logs across a whole group)."""
-        with orm.db_session:
+        with self.database.transaction():
             return list(self.db.select(
                 "SELECT j.id FROM process_jobs j JOIN processes p ON p.id = j.process_id"
                 " WHERE p.name = $group ORDER BY j.id", {"group": group}))
@@ -75,7 +76,7 @@ class Store:
         sql = f"SELECT id FROM {table} WHERE {where}"
         for _ in range(_GET_OR_CREATE_ATTEMPTS):
             try:
-                with orm.db_session:
+                with self.database.transaction():
                     found = self.db.select(sql, dict(columns))
                     if found:
                         return found[0]
@@ -87,10 +88,11 @@ class Store:
     # -- logs -------------------------------------------------------------------
 
     def add_log(self, job_id: int, machine: str, log_type: LogType, message: str,
-                run_id: int | None = None, level: str | None = None) -> LogRecord:
-        """Append one log line, committed on return."""
-        created_at = utcnow()
+                run_id: int | None = None, level: str | None = None, created_at: datetime | None = None) -> LogRecord:
+        """Append one log line (written at *created_at*, default now), committed on return."""
+        created_at = created_at or self.database.clock.now()
         stamp = db_time(created_at)
+        message = storable(message)
         log_id = self.writer.insert(self._insert_log, (job_id, run_id, machine, log_type.value, level, message, stamp),
                                     find=(self._find_log, (job_id, machine, stamp, log_type.value)))
         return LogRecord(log_id, log_type, message, machine, created_at, run_id, level, *self._job_names[job_id])
@@ -122,7 +124,7 @@ class Store:
         sql = (f"SELECT {_LOG_COLUMNS} FROM process_job_logs WHERE {' AND '.join(clauses)}"
                f" ORDER BY id{order}{_page(offset, limit)}")
         def read():
-            with orm.db_session:
+            with self.database.transaction():
                 found = self.db.select(sql, params)
                 return found, self._names_of({row[7] for row in found})
 
@@ -153,7 +155,7 @@ class Store:
         which this version must not change.
         """
         differences = []
-        with orm.db_session:
+        with self.database.transaction():
             connection = self.db.get_connection()
             provider = self.db.provider
             for name, table in self.db.schema.tables.items():
@@ -178,7 +180,7 @@ class Store:
     def schema_state(self) -> tuple[int, int] | None:
         """The (version, revision) recorded in the database, or None where there is none (yet)."""
         try:
-            with orm.db_session:
+            with self.database.transaction():
                 return read_state(self.db)
         except DatabaseError:  # no meta table: a new database
             return None

@@ -1,11 +1,14 @@
 """Expiry, replace and delete, bulk writes, batches and fast loads, on every backend."""
 
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from pony.orm import db_session
 
+import processcache
 from processcache import ANY, CacheContext, InvalidKeyError, InvalidValueError, Registry, cache_session
 
 
@@ -118,18 +121,61 @@ def test_create_cache_many_refuses_the_whole_lot_for_one_bad_item(ctx):
     assert not ctx.has_cache()
 
 
-def test_an_exception_inside_a_batch_leaves_nothing_of_it(ctx):
+def test_an_exception_inside_a_batch_leaves_nothing_of_it_but_its_logs(ctx):
     ctx.create_cache("before", 1)
     with pytest.raises(RuntimeError):
         with ctx.batch():
             ctx.create_cache("in-batch", 1)
             ctx.create_cache_many([("many", n) for n in range(10)])
             ctx.set_cache("before", "replaced")
-            ctx.create_log("in the batch")
+            ctx.create_log("why the batch is about to fail", "WARNING")
             raise RuntimeError("halfway")
     assert list(ctx.tree) == ["before"] and values(ctx.tree["before"]) == [1]
     assert ctx.sync_cache().keys() == {"before"} and values(ctx.get_cache("before")) == [1]
-    assert [log.message for log in ctx.get_logs()] == []
+    logs = ctx.get_logs()
+    assert [(log.message, log.type.value, log.run_id) for log in logs] == [
+        ("why the batch is about to fail", "WARNING", ctx.run.id)]
+
+
+def test_a_batch_inside_a_batch_that_raises_undoes_its_own_writes_only(ctx):
+    with ctx.batch():
+        ctx.create_cache("outer", 1)
+        with pytest.raises(RuntimeError):
+            with ctx.batch():
+                ctx.create_cache("inner", 2)
+                ctx.set_cache("outer", "replaced")
+                raise RuntimeError("inner fails")
+        ctx.create_cache("outer", 3)
+    assert {key: values(entries) for key, entries in ctx.tree.items()} == {"outer": [1, 3]}
+    assert {key: values(entries) for key, entries in ctx.get_full_cache().items()} == {"outer": [1, 3]}
+
+
+def test_a_write_inside_the_applications_own_pony_session_is_committed_at_once(backend_url):
+    """Pony's session flag is shared by every Pony database: the application's must not hold processcache's writes."""
+    script = (
+        "import os, sys\n"
+        "from pony import orm\n"
+        "import processcache\n"
+        "app = orm.Database()\n"
+        "class Thing(app.Entity):\n"
+        "    name = orm.Required(str)\n"
+        "app.bind(provider='sqlite', filename=':memory:')\n"
+        "app.generate_mapping(create_tables=True)\n"
+        "db = processcache.connect(sys.argv[1])\n"
+        "ctx = processcache.CacheContext(db, 'app', 'own-session', 'm1')\n"
+        "with orm.db_session:\n"
+        "    Thing(name='x')\n"
+        "    ctx.create_cache('appended', 1)\n"
+        "    ctx.set_cache('replaced', 2)\n"
+        "    with ctx.batch():\n"
+        "        ctx.create_cache_many({'many': 3})\n"
+        "    os._exit(0)  # a crash before the application's session ends\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, backend_url], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    with processcache.connect(backend_url) as db:
+        tree = CacheContext(db, "app", "own-session", "m1").get_full_cache()
+    assert {key: values(entries) for key, entries in tree.items()} == {"appended": [1], "replaced": [2], "many": [3]}
 
 
 def test_reads_inside_a_batch_see_its_writes_and_others_see_them_at_its_end(ctx, backend):
