@@ -1,0 +1,168 @@
+"""Run states that tell the truth: every way a run ends is recorded as it was, or said aloud when it cannot be."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from pony.orm import db_session
+
+import processcache
+from processcache import ProcessCacheError, Registry, RunNotRecordedError, cache_session, connect
+
+JOBS = Path(__file__).resolve().parent / "state_jobs.py"
+
+
+def start(target: str, url: str, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "PROCESSCACHE_DATABASE_URL"}
+    return subprocess.Popen([sys.executable, "-m", "processcache", "run", f"{JOBS}:{target}", "-d", url, "-m", "m",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def runs_of(url: str, name: str) -> list:
+    with connect(url) as db:
+        return [run for run in db.history.list_runs() if f"{run.group}/{run.job}" == name]
+
+
+def test_a_signal_while_waiting_for_the_lock_ends_the_run_terminated(backend_url):
+    holder = start("holder", backend_url)
+    try:
+        assert holder.stdout.readline() == "started\n", holder.communicate()[1]
+        waiter = start("holder", backend_url, "--overlap", "wait", "--wait-timeout", "2m")
+        deadline = time.monotonic() + 30
+        while len(runs_of(backend_url, "states/holder")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)  # inside the lock's wait now
+        waiter.send_signal(signal.SIGTERM)
+        _, err = waiter.communicate(timeout=60)
+        assert waiter.returncode == 128 + signal.SIGTERM, err
+        run = runs_of(backend_url, "states/holder")[0]
+        assert run.status == "terminated" and run.signal == signal.SIGTERM and "SIGTERM" in run.error
+    finally:
+        holder.kill()
+        holder.communicate()
+
+
+def test_sighup_ends_a_run_like_sigterm(tmp_path):
+    url = f"sqlite:///{tmp_path}/h.db"
+    process = start("sleeper", url)
+    assert process.stdout.readline() == "started\n", process.communicate()[1]
+    process.send_signal(signal.SIGHUP)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGHUP, err
+    [run] = runs_of(url, "states/sleeper")
+    assert run.status == "terminated" and run.signal == signal.SIGHUP
+
+
+def test_a_job_that_runs_itself_with_overlap_wait_fails_at_once_instead_of_waiting_for_itself(backend):
+    registry = Registry()
+
+    @registry.job("states", "recursive", overlap="wait", wait_timeout=600)
+    def recursive(ctx):
+        recursive.run(database=ctx.database, machine="m")
+
+    began = time.monotonic()
+    outer = recursive.run(database=backend, machine="m")
+    assert time.monotonic() - began < 30
+    assert outer.status == "failed" and "this run would wait for itself" in outer.error
+    inner = backend.runs.get(outer.id + 1)
+    assert inner.status == "failed" and "this run would wait for itself" in inner.error
+
+
+def test_a_context_used_after_its_session_raises_instead_of_writing_onto_a_finished_run(backend):
+    with cache_session("states", "after", machine="m", database=backend) as ctx:
+        ctx.create_cache("k", 1)
+    for late in (lambda: ctx.create_cache("k", 2), lambda: ctx.create_log("late"), lambda: ctx.get_cache("k"),
+                 lambda: ctx.set_cache("k", 3), ctx.sync_cache):
+        with pytest.raises(ProcessCacheError, match=f"the run {ctx.run.id} of states/after has ended"):
+            late()
+    assert backend.runs.get(ctx.run.id).status == "succeeded"
+    assert [log.message for log in backend.store.logs()] == []
+
+
+@pytest.mark.parametrize("text", ["a NUL \x00 in the middle", "x" * (20 * 2**20)], ids=["nul", "20MiB"])
+def test_a_failure_quoting_nul_or_a_huge_text_is_recorded(backend, text):
+    """PostgreSQL's text cannot hold NUL; MariaDB refuses a statement over max_allowed_packet."""
+    registry = Registry()
+
+    @registry.job("states", "quoting")
+    def quoting(ctx):
+        ctx.create_log(text)
+        raise ValueError(text)
+
+    run = quoting.run(database=backend, machine="m")
+    assert run.status == "failed"
+    stored = backend.runs.get(run.id)
+    assert stored.status == "failed" and stored.error.startswith("ValueError: ")
+    messages = [log.message for log in backend.store.logs()]
+    if "\x00" in text:
+        assert stored.error == "ValueError: a NUL \\x00 in the middle" and messages[0] == "a NUL \\x00 in the middle"
+    else:
+        for stored_text in (stored.error, stored.traceback, *messages):
+            assert "characters cut by processcache" in stored_text and len(stored_text) < 300 * 1024
+
+
+def test_a_failure_that_cannot_be_recorded_says_both_errors(backend_url):
+    process = start("unrecordable", backend_url)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("processcache: run ") and "the job failed (ValueError: the real error)" in last
+    assert "recording that failed" in last and "process_job_runs" in last
+    assert "Traceback" not in err.split("[ERROR]")[0]
+
+
+def test_spec_run_never_returns_a_running_record(backend):
+    registry = Registry()
+
+    @registry.job("states", "unrecordable-inline")
+    def unrecordable(ctx):
+        with db_session:
+            ctx.database.pony.execute("ALTER TABLE process_job_runs RENAME TO process_job_runs_gone")
+        return "done"
+
+    with pytest.raises(RunNotRecordedError, match="the job succeeded, but recording that failed") as caught:
+        unrecordable.run(database=backend, machine="m")
+    assert caught.value.original is None and caught.value.run.status == "running"
+
+
+class _Behind:
+    """This machine's clock, *hours* behind the database server's (the runner's clock, not the server's, is faked)."""
+
+    def __init__(self, monkeypatch, hours: float) -> None:
+        shift = timedelta(hours=hours)
+        real_time = time.time
+
+        class Clock(datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return datetime.now(tz) - shift
+
+        monkeypatch.setattr(processcache.clock, "datetime", Clock)
+        monkeypatch.setattr(processcache.clock.time, "time", lambda: real_time() - shift.total_seconds())
+
+
+@pytest.mark.parametrize("hours", [2, 31 * 24])
+def test_runs_are_stamped_by_the_servers_clock_so_check_and_prune_agree_across_machines(backend_url, monkeypatch,
+                                                                                        hours):
+    import processcache.clock
+
+    registry = Registry()
+
+    @registry.job("states", "skewed", expect_every="1h")
+    def skewed(ctx):
+        ctx.create_log("ran")
+
+    with monkeypatch.context() as patched:
+        _Behind(patched, hours)
+        run = skewed.run(database=backend_url, machine="behind")
+    assert abs(run.started_at - datetime.now(timezone.utc)) < timedelta(minutes=5)
+    with connect(backend_url) as db:
+        assert [problem for problem in db.history.check(grace=60)] == []
+        assert db.history.prune(runs_older_than=30 * 86400, logs_older_than=30 * 86400) == {"runs": 0, "logs": 0}
+        [log] = db.store.logs()
+        assert abs(log.created_at - datetime.now(timezone.utc)) < timedelta(minutes=5)
