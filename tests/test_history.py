@@ -136,7 +136,8 @@ def test_skipped_runs_do_not_count_as_attempts_for_overdue(backend):
 
     @registry.job("history", "hourly", expect_every="1h")
     def hourly(ctx):
-        inner.append(hourly.run(database=backend, machine="other"))
+        if ctx.machine == "m":  # only the outer run starts another: bounded even if the lock breaks
+            inner.append(hourly.run(database=backend, machine="other"))
 
     hourly.run(database=backend, machine="m")
     assert inner[0].status == "skipped"
