@@ -7,8 +7,11 @@ Without a URL the server variants are skipped with the reason shown, unless
 PROCESSCACHE_TEST_REQUIRE_SERVERS is set (as .ci/run does): then they fail.
 """
 
+import faulthandler
 import itertools
 import os
+import sys
+import threading
 import uuid
 from urllib.parse import urlsplit
 
@@ -26,11 +29,64 @@ def pytest_addoption(parser):
 def pytest_collection_modifyitems(config, items):
     """Leave the soak test out (deselected, not skipped) unless --soak asks for it."""
     if config.getoption("--soak"):
+        for item in items:
+            if "soak" in item.keywords:  # its workers run --soak-seconds, then report
+                item.add_marker(pytest.mark.timeout(config.getoption("--soak-seconds") + 600))
         return
     kept = [item for item in items if "soak" not in item.keywords]
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[item for item in items if "soak" in item.keywords])
         items[:] = kept
+
+
+#: How long after its time limit a test still running is ended with the whole run (see below).
+BACKSTOP_GRACE = 60.0
+
+
+def _time_limit(item) -> float:
+    """The test's limit as pytest-timeout reads it: its marker, else --timeout, else the ini's (0: none)."""
+    marker = item.get_closest_marker("timeout")
+    if marker is not None:
+        return float(marker.kwargs.get("timeout", marker.args[0] if marker.args else 0) or 0)
+    given = item.config.getoption("timeout", None)
+    return float(given if given is not None else item.config.getini("timeout") or 0)
+
+
+def _end_the_run(item, limit: float) -> None:
+    """Show what the stuck test printed and where every thread is, then exit 1 (pytest-timeout's thread way)."""
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.suspend_global_capture(in_=True)
+        out, err = capture.read_global_capture()
+        sys.stdout.write(out)
+        sys.stderr.write(err)
+    sys.stderr.write(f"\n+++ {item.nodeid} is still running {BACKSTOP_GRACE:.0f}s after its {limit:g}s time limit"
+                     " (stuck where no signal reaches it, as in a driver's C code); the stacks of every thread:\n")
+    sys.stderr.flush()
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()
+    os._exit(1)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A backstop to pytest-timeout's signal, which fails a test at its limit and goes on with the next.
+
+    A test blocked in C code (libpq waiting on the server; psycopg2 retries
+    the interrupted wait) sees the signal only when the call returns, which
+    may be never. A timer thread then ends the whole run, so CI fails within
+    minutes and names the test instead of running out of time.
+    """
+    limit = _time_limit(item)
+    timer = threading.Timer(limit + BACKSTOP_GRACE, _end_the_run, (item, limit)) if limit > 0 else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 settings.register_profile(

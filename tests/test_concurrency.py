@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from pony.orm import db_session
 
 from processcache import ANY, cache_session, connect
@@ -37,6 +38,7 @@ def test_four_processes_appending_500_each_store_exactly_2000(backend_url):
         assert sorted(e.value for e in entries) == sorted(list(range(500)) * 4)
 
 
+@pytest.mark.slow
 def test_eight_processes_opening_one_new_sqlite_file_at_once_all_succeed(tmp_path):
     """Each switches the new file to WAL; SQLite refused some at once (3 of 80 opens before the fix)."""
     for round in range(6):

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from pony.orm import db_session
 
 from processcache import ANY, CacheContext, Registry, connect
@@ -32,6 +33,8 @@ def kill_at_random(url: str, seed: int, rng: random.Random) -> list[tuple[str, s
     return [tuple(line.split(" ", 1)) for line in lines]
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # 200 kills on SQLite: 30 to 70 s on a loaded 2-core machine
 def test_kill_9_at_random_points_loses_no_committed_write(backend_url):
     kind = backend_url.split(":", 1)[0]
     rng = random.Random(20261124)
