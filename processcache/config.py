@@ -13,6 +13,46 @@ SQLite file ``processcache.db`` in the user's data directory.
 
 SQLite settings, chosen for many cron processes writing one file (each can be
 overridden in the URL's query string, e.g. ``sqlite:///state.db?synchronous=full``):
+see `SQLITE_DEFAULTS`.
+
+Every URL takes ``?retry_for=30s`` (a duration, default 30 s; 0 never
+retries): how long an operation that lost its connection, and the first
+connection itself, keep being tried again (see `processcache.retry`), so
+that a server restart or a failover does not fail the run. ``?retries=N``
+of older versions is refused with a pointer to it.
+
+No wait without a bound. Neither driver bounds a wait by default, so a
+server that stops answering (a stalled network, a paused VM, a hung proxy)
+would hang a cron job, and a SIGTERM with it, for ever. The servers' URLs
+get defaults that bound every wait, each overridable in the query string:
+
+- PostgreSQL (`POSTGRES_DEFAULTS`, libpq options passed as they are):
+  ``connect_timeout=10`` (whole seconds), TCP keepalives and
+  ``tcp_user_timeout``, which notice a peer that stops acknowledging; and
+  processcache's own ``read_timeout=15s`` (a duration, not passed to libpq):
+  the longest processcache waits for any answer from the server, which a
+  peer that acknowledges and never answers needs. A psycopg2 wait callback
+  enforces both for processcache's own connections only, and makes their
+  waits interruptible by signals (`processcache.waits`, which also says what
+  it does to the application's own connections).
+- MySQL/MariaDB (`MYSQL_DEFAULTS`): PyMySQL's ``connect_timeout=10``,
+  ``read_timeout=15`` and ``write_timeout=15`` (durations). Options are
+  given the types PyMySQL wants (`MYSQL_OPTIONS`: numbers, booleans from
+  true/false/1/0/yes/no); an unknown one is refused.
+
+Timeouts must be positive. One statement that runs longer than the read
+timeout (a large ``prune``, an index built by an upgrade) is cut off as a
+lost connection: raise ``read_timeout`` for such work.
+
+The bound on a server that goes silent: the first stalled wait ends after
+the read timeout (15 s), the retries go on for the retry budget (30 s),
+and the last attempt started within it can wait one more timeout (the
+connect timeout, 10 s, or on a server that still accepts connections the
+read timeout, 15 s): about a minute at the defaults (55 to 60 s), then a
+one-line `DatabaseUnavailableError` naming the database. What the run does
+next (record its failure, release its lock) fails at once for as long as
+the budget again (`processcache.retry.RetryBudget`) instead of adding its
+own minute. SIGTERM during the wait ends the process within the same bound.
 """
 
 import os
@@ -20,6 +60,7 @@ import re
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from .durations import parse_duration
 from .errors import ConfigError
 
 ENV_VAR = "PROCESSCACHE_DATABASE_URL"
@@ -35,6 +76,58 @@ SQLITE_DEFAULTS = {
     # operating-system crash or power loss can take the last commits back.
     # `full` syncs on every commit for that too, at several times the cost.
     "synchronous": "normal",
+}
+
+DEFAULT_RETRY_FOR = 30.0
+
+POSTGRES_DEFAULTS = {
+    "connect_timeout": "10",
+    # Probe a connection idle for 15 s every 5 s; 3 unanswered probes end it.
+    "keepalives": "1",
+    "keepalives_idle": "15",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    # Milliseconds sent data may stay unacknowledged before the kernel gives up.
+    "tcp_user_timeout": "30000",
+}
+DEFAULT_READ_TIMEOUT = 15.0
+
+MYSQL_DEFAULTS = {"connect_timeout": 10.0, "read_timeout": 15.0, "write_timeout": 15.0}
+
+
+def _seconds(name: str, value: str) -> float:
+    seconds = parse_duration(value, f"{name} in the URL")
+    if seconds <= 0:
+        raise ConfigError(f"{name}={value!r} in the URL: use a positive duration such as 15s")
+    return seconds
+
+
+def _boolean(name: str, value: str) -> bool:
+    found = _BOOLEANS.get(value.strip().lower())
+    if found is None:
+        raise ConfigError(f"{name}={value!r} in the URL: use true or false (or 1/0, yes/no)")
+    return found
+
+
+def _whole(name: str, value: str) -> int:
+    if not value.strip().isdigit():
+        raise ConfigError(f"{name}={value!r} in the URL: use a whole number")
+    return int(value)
+
+
+def _text(_name: str, value: str) -> str:
+    return value
+
+
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+#: PyMySQL's keyword options a URL may set, each with the conversion that gives PyMySQL its type.
+MYSQL_OPTIONS = {
+    "connect_timeout": _seconds, "read_timeout": _seconds, "write_timeout": _seconds,
+    "charset": _text, "collation": _text, "sql_mode": _text, "init_command": _text,
+    "unix_socket": _text, "bind_address": _text, "program_name": _text, "max_allowed_packet": _whole,
+    "ssl_ca": _text, "ssl_cert": _text, "ssl_key": _text, "ssl_key_password": _text,
+    "ssl_disabled": _boolean, "ssl_verify_cert": _boolean, "ssl_verify_identity": _boolean,
 }
 
 _SCHEMES = {
@@ -56,7 +149,11 @@ class DatabaseConfig:
     safe_url: str
     password: str | None = field(default=None, repr=False)
     pragmas: dict = field(default_factory=dict)
-    retries: int = 3
+    retry_for: float = DEFAULT_RETRY_FOR
+    #: Servers: the longest one wait for an answer lasts, in seconds (None on SQLite).
+    read_timeout: float | None = None
+    #: Servers: the longest opening a connection lasts, in seconds (None on SQLite).
+    connect_timeout: float | None = None
 
     def mask(self, text: str) -> str:
         """Return *text* with the password replaced, for messages and logs."""
@@ -83,11 +180,7 @@ def default_sqlite_path() -> str:
 
 
 def parse_url(url: str) -> DatabaseConfig:
-    """Turn a database URL into a DatabaseConfig, or raise ConfigError.
-
-    Every URL takes ``?retries=N``: how often an operation that lost its
-    connection is tried again (default 3; see `processcache.retry`).
-    """
+    """Turn a database URL into a DatabaseConfig, or raise ConfigError (see the module docstring)."""
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError(
             f"{_masked_text(url)!r} is not a database URL: use sqlite:///file.db, "
@@ -99,21 +192,25 @@ def parse_url(url: str) -> DatabaseConfig:
         raise ConfigError(
             f"unknown database URL scheme {scheme!r}: use sqlite, postgresql or mysql"
         )
-    url, retries = _take_retries(url)
+    url, retry_for = _take_option(url, "retry_for")
+    if _take_option(url, "retries")[1] is not None:
+        raise ConfigError("retries= in the URL is no longer read: write retry_for= with how long to keep"
+                          " trying a lost connection (a duration such as retry_for=30s; 0 never retries)")
     config = _parse_sqlite(url) if provider == "sqlite" else _parse_server(url, provider)
-    return replace(config, retries=retries)
+    if retry_for is None:
+        return config
+    return replace(config, retry_for=parse_duration(retry_for, "retry_for in the URL"))
 
 
-def _take_retries(url: str) -> tuple[str, int]:
+def _take_option(url: str, name: str) -> tuple[str, str | None]:
+    """*url* without the option *name*, and its (last) value or None, for options processcache reads itself."""
     base, _, query = url.partition("?")
     pairs = parse_qsl(query, keep_blank_values=True)
-    kept = [(name, value) for name, value in pairs if name != "retries"]
-    retries = [value for name, value in pairs if name == "retries"]
-    if not retries:
-        return url, 3
-    if not retries[-1].isdigit() or int(retries[-1]) > 100:
-        raise ConfigError(f"retries={retries[-1]!r} in the URL: use a whole number from 0 to 100")
-    return (base + "?" + urlencode(kept)) if kept else base, int(retries[-1])
+    values = [value for key, value in pairs if key == name]
+    if not values:
+        return url, None
+    kept = [(key, value) for key, value in pairs if key != name]
+    return (base + "?" + urlencode(kept)) if kept else base, values[-1]
 
 
 def _parse_sqlite(url: str) -> DatabaseConfig:
@@ -151,7 +248,8 @@ def _parse_server(url: str, provider: str) -> DatabaseConfig:
     database = unquote(parts.path.lstrip("/"))
     if not database:
         raise ConfigError(f"the URL {_mask_url(parts)!r} names no database: add /dbname at its end")
-    args = {"host": parts.hostname or "localhost", **dict(parse_qsl(parts.query))}
+    options = _postgres_options(parts.query) if provider == "postgres" else _mysql_options(parts.query)
+    args = {"host": parts.hostname or "localhost", **options}
     if port:
         args["port"] = port
     if parts.username:
@@ -159,9 +257,34 @@ def _parse_server(url: str, provider: str) -> DatabaseConfig:
     args["database"] = database
     if password is not None:
         args["password"] = password
-    if provider == "mysql":
-        args.setdefault("charset", "utf8mb4")  # 3-byte utf8 cannot hold emoji
-    return DatabaseConfig(provider, args, _mask_url(parts), password=password or None)
+    # On PostgreSQL read_timeout is processcache's, not libpq's.
+    read_timeout = args.pop("read_timeout") if provider == "postgres" else args["read_timeout"]
+    return DatabaseConfig(provider, args, _mask_url(parts), password=password or None,
+                          read_timeout=read_timeout, connect_timeout=float(args["connect_timeout"]))
+
+
+def _postgres_options(query: str) -> dict:
+    """libpq's options as given over `POSTGRES_DEFAULTS`; processcache's ``read_timeout`` in seconds."""
+    options = {**POSTGRES_DEFAULTS, "read_timeout": DEFAULT_READ_TIMEOUT}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name == "read_timeout":
+            options[name] = _seconds(name, value)
+        elif name == "connect_timeout" and not (value.isdigit() and int(value) > 0):
+            raise ConfigError(f"connect_timeout={value!r} in the URL: use a whole number of seconds such as 10")
+        else:
+            options[name] = value
+    return options
+
+
+def _mysql_options(query: str) -> dict:
+    """PyMySQL's keyword options over `MYSQL_DEFAULTS`, each of the type PyMySQL wants."""
+    options: dict = {**MYSQL_DEFAULTS, "charset": "utf8mb4"}  # 3-byte utf8 cannot hold emoji
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        convert = MYSQL_OPTIONS.get(name)
+        if convert is None:
+            raise ConfigError(f"unknown MySQL option {name!r} in the URL: use one of {', '.join(MYSQL_OPTIONS)}")
+        options[name] = convert(name, value)
+    return options
 
 
 def _mask_url(parts) -> str:

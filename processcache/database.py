@@ -16,6 +16,7 @@ from .errors import DatabaseUnavailableError, MissingDriverError, SchemaError
 from .cachestore import CacheStore
 from .clock import Clock
 from .dialects import NOW
+from .retry import Attempts, RetryBudget, is_unreachable, reason, retrying
 from .runstore import RunStore
 from .store import CURRENT, Store
 from .timeutil import backoff
@@ -44,7 +45,7 @@ class Database:
         self.config = config.parse_url(config.resolve_url(url))
         self.url = self.config.safe_url
         self.provider = self.config.provider
-        self.retries = self.config.retries
+        self.retry_budget = RetryBudget(self.config.retry_for)
         self.pony = orm.Database()
         self.entities = define_entities(self.pony, self.provider)
         if self.provider == "sqlite":
@@ -60,7 +61,7 @@ class Database:
         self.runs = RunStore(self)
         # At every start-up one query finds the current version's markers; only
         # a new, older or newer database gets more.
-        state = self.store.schema_state() if create else CURRENT
+        state = retrying(self, self.store.schema_state) if create else CURRENT
         if state is None or state[0] > SCHEMA_VERSION:
             self.sync("create")
         elif state[0] < SCHEMA_VERSION:
@@ -143,16 +144,37 @@ class Database:
                     cursor.execute(f"PRAGMA {name} = {value}")
 
     def _bind(self) -> None:
-        try:
-            self.pony.bind(provider=self.provider, **self.config.bind_args)
-        except ImportError:
-            name, extra, module = _DRIVERS[self.provider]
-            raise MissingDriverError(name, extra, module) from None
-        except Exception as exc:
-            reason = self.config.mask(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-            raise DatabaseUnavailableError(
-                f"cannot open the database {self.url}: {reason}"
-            ) from None
+        """Bind Pony (it opens a first connection), waiting within the retry budget for a server that is away.
+
+        Cron may start a job while the server restarts or fails over; bad
+        settings (a wrong password, say) fail at once.
+        """
+        attempts = Attempts(self.config.retry_for)
+        while True:
+            try:
+                self.pony.bind(provider=self.provider, **self._driver_args())
+                return
+            except ImportError:
+                name, extra, module = _DRIVERS[self.provider]
+                raise MissingDriverError(name, extra, module) from None
+            except Exception as exc:
+                if is_unreachable(exc) and attempts.wait():
+                    continue
+                advice = "" if attempts.started is None else (
+                    f"; {attempts.spent()}: check that the server is up and reachable"
+                    " (retry_for= in the URL sets how long to keep trying)")
+                raise DatabaseUnavailableError(
+                    f"cannot open the database {self.url}: {reason(self.config, exc)}{advice}") from None
+
+    def _driver_args(self) -> dict:
+        """The driver's arguments: on PostgreSQL, with the connection class whose waits `waits.wait` bounds."""
+        if self.provider != "postgres":
+            return self.config.bind_args
+        from . import waits
+
+        waits.install()
+        factory = waits.connection_factory(self.config.connect_timeout, self.config.read_timeout)
+        return {**self.config.bind_args, "connection_factory": factory}
 
 
 def _end_sessions_without_discard(pool) -> None:

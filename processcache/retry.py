@@ -1,11 +1,19 @@
-"""Surviving a lost database connection: a bounded retry with backoff, never a double write.
+"""Surviving a lost database connection: retries within a time budget, never a double write.
 
 A server restart, a failover or an operator's ``pg_terminate_backend`` /
-``KILL`` breaks the connection a process holds. An operation that fails
-because the connection went away is tried again on a new connection, after
-0.1 s, 0.2 s, 0.4 s... (with jitter), at most ``retries`` times (the URL's
-``?retries=N``, default 3), and then fails with one line naming the
-database, never its password.
+``KILL`` breaks the connection a process holds, and a stalled server ends a
+wait at the read timeout (`processcache.config`). An operation that fails
+because the connection went away is tried again on a new connection after
+pauses of 0.1 s, 0.2 s, 0.4 s... capped at 2 s (each jittered by ±50 %, so
+that the processes a restart cut off do not all come back at once) until
+the retry budget runs out: the URL's ``?retry_for=30s`` (default 30 s; 0
+never retries), measured from the first failure, long enough for a server
+restart or a failover. The first connection of a `Database` is waited for
+the same way: cron may start a job while the server restarts. Then one
+line says what was lost, for how long it was tried, and what to do, naming
+the database, never its password. Once one operation has spent the budget,
+the Database's other operations fail at once for as long again
+(`RetryBudget`), so that ending the run does not wait the budget again.
 
 A write whose commit was cut off may or may not have been stored. Before
 trying it again, the caller's *done* check looks for it by its identity
@@ -18,10 +26,74 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .durations import format_duration
 from .errors import DatabaseUnavailableError
 
-DEFAULT_RETRIES = 3
-_NOT_DONE = object()
+FIRST_PAUSE = 0.1
+MAX_PAUSE = 2.0
+#: MySQL/MariaDB error codes of a connection that is gone or cannot be had now: can't connect (2003),
+#: gone away (2006), lost during a query (2013), server shutting down (1053), connection killed (1927),
+#: idle too long (4031).
+_MYSQL_LOST = (2003, 2006, 2013, 1053, 1927, 4031)
+#: What a failed first connection says when trying again cannot help: bad settings, not a server away.
+_PERMANENT = ("password authentication failed", "does not exist", "no pg_hba.conf entry", "could not translate host",
+              "invalid connection option", "invalid sslmode", "Name or service not known", "nodename nor servname",
+              "Access denied", "Unknown database")
+
+
+class Attempts:
+    """One operation's retries: growing, jittered pauses until *seconds* after its first failure."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started: float | None = None
+        self._pause = FIRST_PAUSE
+
+    def wait(self) -> bool:
+        """After a failure: pause and return True, or return False once the budget is spent."""
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        left = self.started + self.seconds - now
+        if left <= 0:
+            return False
+        time.sleep(min(left, self._pause * random.uniform(0.5, 1.5)))
+        self._pause = min(self._pause * 2, MAX_PAUSE)
+        return True
+
+    def spent(self) -> str:
+        """What a message says about the retries: for how long, or that there were none."""
+        if self.seconds <= 0:
+            return "not tried again (retry_for=0 in the URL)"
+        return f"tried again for {format_duration(time.monotonic() - (self.started or time.monotonic()))}"
+
+
+class RetryBudget:
+    """A Database's retry budget, shared by its threads: ``?retry_for=`` seconds per outage.
+
+    Once an operation has spent it, every operation of the Database fails
+    at once with the same error for as long again, without waiting: a run
+    whose job lost the server then records its failure, releases its lock
+    and ends, instead of waiting the whole budget again for each of those.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._gave_up: tuple[float, str] | None = None  # (when, the error's message)
+
+    def attempts(self) -> Attempts:
+        """The retries of one operation; raises the last error while the budget is spent."""
+        gave_up = self._gave_up
+        if gave_up is not None:
+            if time.monotonic() - gave_up[0] < self.seconds:
+                raise DatabaseUnavailableError(gave_up[1])
+            self._gave_up = None
+        return Attempts(self.seconds)
+
+    def give_up(self, message: str) -> DatabaseUnavailableError:
+        """Note that the budget is spent, and return the error to raise."""
+        self._gave_up = (time.monotonic(), message)
+        return DatabaseUnavailableError(message)
 
 
 def is_disconnect(provider, exc: BaseException) -> bool:
@@ -30,47 +102,70 @@ def is_disconnect(provider, exc: BaseException) -> bool:
 
     if isinstance(exc, ConnectionClosedError):
         return True
+    for failed in getattr(exc, "exceptions", ()):  # Pony's CommitException/RollbackException: (type, value, tb)s
+        if is_disconnect(provider, failed[1]):
+            return True
     original = getattr(exc, "original_exc", exc)
     if provider.should_reconnect(original):
         return True
+    return _is_lost(original)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether a failed first connection may succeed later (a server down, restarting or stalled).
+
+    Bad settings (a wrong password, database or host name) fail at once:
+    trying them again for the whole budget would only delay the error.
+    """
+    original = getattr(exc, "original_exc", exc)
+    if any(marker in str(original) for marker in _PERMANENT):
+        return False
+    return type(original).__name__ == "OperationalError" or _is_lost(original)
+
+
+def _is_lost(original: BaseException) -> bool:
     name = type(original).__name__
     if name == "InterfaceError":  # psycopg2 "connection already closed", PyMySQL on a dead socket
         return True
-    return name == "OperationalError" and getattr(original, "args", (None,))[0] in (2006, 2013, 4031)
+    args = getattr(original, "args", ())
+    return name == "OperationalError" and bool(args) and args[0] in _MYSQL_LOST
+
+
+def reason(database_config, exc: BaseException) -> str:
+    """The first line of the driver's message, password masked: what a one-line error quotes."""
+    original = getattr(exc, "original_exc", exc)
+    text = str(original).strip()
+    return database_config.mask(text.splitlines()[0] if text else type(original).__name__)
 
 
 def retrying(database, operation: Callable[[], Any], done: Callable[[], Any] | None = None) -> Any:
-    """Run *operation*; after a lost connection, check *done*, then run it again (bounded)."""
+    """Run *operation*; after a lost connection, check *done*, then run it again, within the retry budget.
+
+    Inside a batch it runs once: the lost connection took the batch's
+    transaction with it, and only the whole batch can be run again.
+    """
+    if database.transaction.active:
+        return operation()
     provider = database.pony.provider
-    retries = database.retries
-    for attempt in range(retries + 1):
+    attempts = database.retry_budget.attempts()
+    check = None
+    while True:
         try:
+            if check is not None:
+                found = check()
+                if found:  # stored before the connection went
+                    return found
             return operation()
         except Exception as exc:
-            if not is_disconnect(provider, exc) or attempt == retries:
-                if is_disconnect(provider, exc):
-                    reason = database.config.mask(str(getattr(exc, "original_exc", exc)).strip().splitlines()[0]
-                                                  if str(exc).strip() else type(exc).__name__)
-                    raise DatabaseUnavailableError(
-                        f"lost the connection to {database.url} and {retries} retries failed ({reason}):"
-                        " check that the server is up, then run again") from None
+            if not is_disconnect(provider, exc):
                 raise
             _drop_connection(provider)
-            time.sleep(0.1 * 2 ** attempt * random.uniform(0.5, 1.5))
-            if done is not None:
-                found = _safely(database, done)
-                if found is not _NOT_DONE and found:  # stored before the connection went
-                    return found
-
-
-def _safely(database, check: Callable[[], Any]) -> Any:
-    try:
-        return check()
-    except Exception as exc:
-        if is_disconnect(database.pony.provider, exc):
-            _drop_connection(database.pony.provider)
-            return _NOT_DONE
-        raise
+            if not attempts.wait():
+                raise database.retry_budget.give_up(
+                    f"lost the connection to {database.url} ({reason(database.config, exc)}) and"
+                    f" {attempts.spent()}: check that the server is up and reachable, then run again"
+                    " (retry_for= in the URL sets how long to keep trying)") from None
+            check = done
 
 
 def _drop_connection(provider) -> None:

@@ -89,14 +89,64 @@ def test_the_default_file_is_in_the_user_data_directory(monkeypatch, tmp_path):
     assert default_sqlite_path() == os.path.join(str(tmp_path), "processcache", "processcache.db")
 
 
-def test_retries_come_from_any_url_and_are_not_passed_to_the_driver():
-    assert parse_url("sqlite:///a.db").retries == 3
-    assert parse_url("sqlite:///a.db?retries=0&synchronous=full").retries == 0
-    assert parse_url("sqlite:///a.db?retries=0&synchronous=full").pragmas["synchronous"] == "full"
-    config = parse_url("postgresql://u@h/db?retries=7&sslmode=disable")
-    assert config.retries == 7 and config.bind_args["sslmode"] == "disable" and "retries" not in config.bind_args
-    with pytest.raises(ConfigError, match="retries='lots' in the URL: use a whole number from 0 to 100"):
-        parse_url("mysql://u@h/db?retries=lots")
+def test_the_retry_budget_is_a_duration_from_any_url_and_not_passed_to_the_driver():
+    assert parse_url("sqlite:///a.db").retry_for == 30.0
+    assert parse_url("sqlite:///a.db?retry_for=0&synchronous=full").retry_for == 0
+    assert parse_url("sqlite:///a.db?retry_for=0&synchronous=full").pragmas["synchronous"] == "full"
+    config = parse_url("postgresql://u@h/db?retry_for=2m&sslmode=disable")
+    assert config.retry_for == 120 and config.bind_args["sslmode"] == "disable" and "retry_for" not in config.bind_args
+    with pytest.raises(ConfigError, match="retry_for in the URL 'lots' is not a duration"):
+        parse_url("mysql://u@h/db?retry_for=lots")
+
+
+@pytest.mark.parametrize("url", ["sqlite:///a.db?retries=3", "postgresql://u@h/db?retries=0", "mysql://u@h/db?retries=7"])
+def test_retries_of_older_versions_is_one_line_that_says_to_write_retry_for(url):
+    with pytest.raises(ConfigError, match="write retry_for=") as info:
+        parse_url(url)
+    assert "\n" not in str(info.value)
+
+
+def test_server_urls_bound_every_wait_by_default():
+    postgres = parse_url("postgresql://u@h/db")
+    assert {name: postgres.bind_args[name] for name in ("connect_timeout", "keepalives", "tcp_user_timeout")} == {
+        "connect_timeout": "10", "keepalives": "1", "tcp_user_timeout": "30000"}
+    assert (postgres.connect_timeout, postgres.read_timeout) == (10, 15) and "read_timeout" not in postgres.bind_args
+    mysql = parse_url("mysql://u@h/db").bind_args
+    assert (mysql["connect_timeout"], mysql["read_timeout"], mysql["write_timeout"]) == (10, 15, 15)
+
+
+@given(seconds=st.integers(1, 10**6), unit=st.sampled_from(["", "s", "m", "h"]),
+       name=st.sampled_from(["connect_timeout", "read_timeout", "write_timeout"]))
+def test_mysql_timeouts_reach_pymysql_as_seconds(seconds, unit, name):
+    value = parse_url(f"mysql://u@h/db?{name}={seconds}{unit}").bind_args[name]
+    assert value == seconds * {"": 1, "s": 1, "m": 60, "h": 3600}[unit] and isinstance(value, float)
+
+
+@given(text=st.sampled_from(["true", "false", "1", "0", "yes", "no", "TRUE", "No"]),
+       name=st.sampled_from(["ssl_disabled", "ssl_verify_cert", "ssl_verify_identity"]))
+def test_mysql_booleans_reach_pymysql_as_booleans(text, name):
+    assert parse_url(f"mysql://u@h/db?{name}={text}").bind_args[name] is (text.lower() in ("true", "1", "yes"))
+
+
+@given(seconds=st.floats(0.5, 10**5), unit=st.sampled_from(["", "s"]))
+def test_postgres_read_timeout_is_processcaches_own(seconds, unit):
+    config = parse_url(f"postgresql://u@h/db?read_timeout={seconds}{unit}")
+    assert config.read_timeout == pytest.approx(seconds) and "read_timeout" not in config.bind_args
+
+
+@pytest.mark.parametrize("url, message", [
+    ("mysql://u@h/db?read_timeout=soon", "read_timeout in the URL 'soon' is not a duration"),
+    ("mysql://u@h/db?read_timeout=0", "read_timeout='0' in the URL: use a positive duration"),
+    ("mysql://u@h/db?ssl_disabled=maybe", "ssl_disabled='maybe' in the URL: use true or false"),
+    ("mysql://u@h/db?max_allowed_packet=lots", "max_allowed_packet='lots' in the URL: use a whole number"),
+    ("mysql://u@h/db?autocommit=1", "unknown MySQL option 'autocommit' in the URL: use one of connect_timeout"),
+    ("postgresql://u@h/db?connect_timeout=10s", "connect_timeout='10s' in the URL: use a whole number of seconds"),
+    ("postgresql://u@h/db?read_timeout=-1", "read_timeout in the URL '-1' must be a finite, non-negative"),
+])
+def test_a_malformed_driver_option_is_one_line_that_says_what_to_use(url, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_url(url)
+    assert "\n" not in str(info.value)
 
 
 # -- no part of a password in what a URL's errors and safe forms show -----------------------------------

@@ -1,0 +1,84 @@
+"""Bounded, interruptible waits on PostgreSQL: a psycopg2 wait callback with timeouts for our connections.
+
+libpq's ``connect_timeout``, keepalives and ``tcp_user_timeout`` notice a
+peer that stops acknowledging. A server or proxy that acknowledges and
+never answers keeps libpq waiting for ever, inside C, where a Python signal
+handler cannot run: SIGTERM waits too. With a wait callback installed
+(`psycopg2.extensions.set_wait_callback`), psycopg2 drives every
+connection in non-blocking mode and calls the callback whenever it must
+wait, so the wait happens in Python's ``select()``: with a timeout, and
+with signal handlers running (a handler that raises ends the wait).
+
+The callback is process-wide, so `wait` tells processcache's connections
+(made with the class `connection_factory` returns, which carries their
+timeouts) from the application's. Ours wait at most ``connect_timeout``
+for a connection to open (libpq does not enforce it in non-blocking mode)
+and ``read_timeout`` for each answer; then `wait` raises
+`psycopg2.OperationalError`, psycopg2 closes the connection, and
+`processcache.retry` sees a lost connection. Any other connection waits
+exactly as with `psycopg2.extras.wait_select`: no timeout, and Ctrl-C
+cancels its query.
+
+What this means for an application's own psycopg2 connections once a
+processcache PostgreSQL database is opened: they run in non-blocking mode
+too, where psycopg2 refuses COPY (``copy_expert`` and friends) and large
+objects, and libpq does not enforce their ``connect_timeout``. Such an
+application can set the callback back to None around its COPY
+(processcache's waits are unbounded meanwhile). An application that
+installed a wait callback of its own (psycogreen for gevent or eventlet,
+say) keeps it: `install` does not replace it, and processcache's
+connections then rely on libpq's keepalives and ``tcp_user_timeout`` only,
+which do not bound a server that acknowledges and never answers.
+"""
+
+import functools
+import select
+import time
+
+import psycopg2
+from psycopg2 import extensions, extras
+
+
+class BoundedConnection(extensions.connection):
+    """A processcache connection: `wait` bounds its waits by these (seconds; set per subclass)."""
+
+    connect_timeout: float
+    read_timeout: float
+
+
+@functools.cache
+def connection_factory(connect_timeout: float, read_timeout: float) -> type:
+    """The connection class (psycopg2's ``connection_factory``) whose waits these timeouts bound."""
+    return type("BoundedConnection", (BoundedConnection,),
+                {"connect_timeout": connect_timeout, "read_timeout": read_timeout})
+
+
+def install() -> bool:
+    """Make `wait` psycopg2's wait callback unless the application installed another; whether `wait` is it."""
+    current = extensions.get_wait_callback()
+    if current is None or current is extras.wait_select:
+        extensions.set_wait_callback(wait)
+    return extensions.get_wait_callback() is wait
+
+
+def wait(conn) -> None:
+    """psycopg2's wait callback: bounded for processcache's connections, `wait_select` for the others."""
+    if not isinstance(conn, BoundedConnection):
+        extras.wait_select(conn)
+        return
+    connecting = conn.status == extensions.STATUS_SETUP
+    deadline = time.monotonic() + conn.connect_timeout if connecting else None
+    while True:
+        state = conn.poll()
+        if state == extensions.POLL_OK:
+            return
+        if state not in (extensions.POLL_READ, extensions.POLL_WRITE):
+            raise psycopg2.OperationalError(f"bad state from poll: {state}")
+        timeout = conn.read_timeout if deadline is None else max(0.0, deadline - time.monotonic())
+        fd = [conn.fileno()]
+        ready = select.select(fd, [], [], timeout) if state == extensions.POLL_READ else \
+            select.select([], fd, [], timeout)
+        if not any(ready):
+            what = f"connect within connect_timeout={conn.connect_timeout:g}s" if connecting else \
+                f"answer within read_timeout={conn.read_timeout:g}s"
+            raise psycopg2.OperationalError(f"the server did not {what}: the connection was closed")
