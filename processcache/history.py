@@ -77,7 +77,8 @@ class History:
             jobs = self.db.select("SELECT j.id, p.name, j.name, j.expect_every, j.max_duration"
                                   " FROM process_jobs j JOIN processes p ON p.id = j.process_id"
                                   " ORDER BY p.name, j.name", {})
-            entries = dict(self.db.select("SELECT job_id, COUNT(*) FROM process_cache GROUP BY job_id", {}))
+            entries = dict(self.db.select("SELECT job_id, COUNT(*) FROM process_cache WHERE expires_at IS NULL"
+                                          f" OR expires_at > {self.runs.now} GROUP BY job_id", {}))
             machines: dict[int, set[str]] = {}
             for job_id, machine in self.db.select("SELECT DISTINCT job_id, machine FROM process_job_runs", {}):
                 machines.setdefault(job_id, set()).add(machine)

@@ -53,7 +53,7 @@ def test_bad_values_and_targets_are_one_line(tmp_path):
     assert bad_key.returncode == 1 and "the limit is 255" in bad_key.stderr
 
 
-def test_list_and_export_hide_expired_entries(backend_url):
+def test_list_export_and_jobs_hide_expired_entries(backend_url):
     with connect(backend_url) as opened:
         for machine in ("box", "other"):
             ctx = CacheContext(opened, "ops", "job", machine)
@@ -74,3 +74,4 @@ def test_list_and_export_hide_expired_entries(backend_url):
         ("box", "mixed", "kept"), ("box", "live", 1), ("other", "mixed", "kept"), ("other", "live", 1)]
     only_box = [json.loads(line) for line in cli("cache", "export", "ops/job", "-m", "box", *db).stdout.splitlines()]
     assert [(e["key"], e["value"]) for e in only_box] == [("mixed", "kept"), ("live", 1)]
+    assert [job["entries"] for job in json.loads(cli("jobs", "--json", *db).stdout)] == [4]

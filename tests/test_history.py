@@ -210,17 +210,11 @@ def test_check_reports_a_run_still_going_past_its_max_duration_and_not_one_withi
     assert "has been running for" in problems[0].detail and "the limit is 0.5s" in problems[0].detail
 
 
-def expired_entries(backend, count: int, live: int = 3):
-    """*count* entries that have expired by the time this returns, and *live* that have not."""
-    ctx = processcache.CacheContext(backend, "history", "expiring", "m")
-    ctx.create_cache_many([(f"k{n % 7}", n) for n in range(count)], ttl=0.5)
-    ctx.create_cache_many([(f"live{n}", n) for n in range(live)])
-    time.sleep(1.0)
-    return ctx
-
-
 def test_prune_expired_deletes_every_batch_not_only_the_first(backend):
-    ctx = expired_entries(backend, 2 * PRUNE_BATCH + 345)
+    ctx = processcache.CacheContext(backend, "history", "expiring", "m")
+    ctx.create_cache_many([(f"k{n % 7}", n) for n in range(2 * PRUNE_BATCH + 345)], ttl=0.5)
+    ctx.create_cache_many([(f"live{n}", n) for n in range(3)])
+    time.sleep(1.0)
     assert backend.history.prune(expired=True, dry_run=True) == {"entries": 2 * PRUNE_BATCH + 345}
     batches = []
     counts = backend.history.prune(expired=True, progress=lambda table, n: batches.append((table, n)))
