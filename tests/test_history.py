@@ -202,9 +202,12 @@ def test_a_dead_run_past_its_lease_is_lost_and_not_running_before_anyone_takes_i
 
 def test_check_reports_a_run_still_going_past_its_max_duration_and_not_one_within_it(backend):
     hung = backend.runs.start("history", "hung", "m", 1, lease=300, max_duration=0.5)
+    assert backend.runs.acquire("history/hung", "m", 1, hung.id, lease=300)
     within = backend.runs.start("history", "within", "m", 2, lease=300, max_duration=3600)
     time.sleep(1.0)
-    assert {r.id: r.status for r in backend.history.list_runs()} == {hung.id: "running", within.id: "running"}
+    # cron's next start is skipped while the hung run holds the lock: check still looks at the hung one
+    assert job(name="hung", max_duration="0.5s").run(database=backend, machine="m").status == "skipped"
+    assert [r.status for r in backend.history.list_runs()] == ["skipped", "running", "running"]
     problems = backend.history.check()
     assert [(p.job, p.kind, p.run_id) for p in problems] == [("history/hung", "too-long", hung.id)]
     assert "has been running for" in problems[0].detail and "the limit is 0.5s" in problems[0].detail
