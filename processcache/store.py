@@ -9,7 +9,6 @@ entries have `cachestore.py`; runs and locks `runstore.py`.
 
 from datetime import datetime
 
-from pony import orm
 from pony.orm.core import TransactionIntegrityError
 from pony.orm.dbapiprovider import DatabaseError, IntegrityError
 
@@ -202,7 +201,7 @@ class Store:
         exclusive transaction already; the servers take an explicit lock.
         """
         lock, unlock = SCHEMA_LOCK[self.db.provider.dialect]
-        with orm.db_session(ddl=True):
+        with self.database.transaction.ddl():
             connection = self.db.get_connection()
             if lock:
                 self.db.execute(lock, {})

@@ -56,6 +56,12 @@ class Transactions:
                 yield
 
     @contextlib.contextmanager
+    def ddl(self) -> Iterator[None]:
+        """A schema-changing transaction (Pony's ``ddl`` session); the reads inside it join it."""
+        with orm.db_session(ddl=True), self._depth():
+            yield
+
+    @contextlib.contextmanager
     def _depth(self) -> Iterator[None]:
         self._local.depth = getattr(self._local, "depth", 0) + 1
         try:

@@ -12,7 +12,6 @@ MySQL commits each ALTER by itself, so every step first checks whether it
 is already done, and an interrupted upgrade resumes where it stopped).
 """
 
-from pony import orm
 
 from .dialects import SCHEMA_LOCK
 from .entities import SCHEMA_REVISION, SCHEMA_VERSION
@@ -53,7 +52,7 @@ def upgrade(database) -> tuple[tuple[int, int], tuple[int, int]]:
     """
     db = database.pony
     lock, unlock = SCHEMA_LOCK[db.provider.dialect]
-    with orm.db_session(ddl=True):
+    with database.transaction.ddl():
         connection = db.get_connection()
         if lock:
             db.execute(lock, {})

@@ -47,21 +47,25 @@ def kill_connections(url: str) -> int:
     return killed
 
 
-def test_writes_survive_connections_killed_by_the_server_and_are_stored_once(server_backend_url):
-    connect(server_backend_url).close()
-    count = 300
-    worker = subprocess.Popen([sys.executable, str(WORKERS), "write_through_faults", server_backend_url, str(count)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    kills = 0
-    for line in worker.stdout:
-        if line.strip().isdigit() and int(line) % 60 == 0 and int(line) > 0:
-            kills += kill_connections(server_backend_url)
-        if not line.strip().isdigit():
-            assert line.strip() == "succeeded"
-            break
-    _, err = worker.communicate(timeout=120)
-    assert worker.returncode == 0, err
+def run_while_killing_connections(url: str, worker: str, count: int, every: int) -> str:
+    """Run a worker that prints its progress; cut every connection each *every* steps; return its last line."""
+    connect(url).close()
+    process = subprocess.Popen([sys.executable, str(WORKERS), worker, url, str(count)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    kills, last = 0, ""
+    for line in process.stdout:
+        last = line.strip()
+        if last.isdigit() and int(last) % every == 0 and int(last) > 0:
+            kills += kill_connections(url)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
     assert kills >= 4, "connections were really cut"
+    return last
+
+
+def test_writes_survive_connections_killed_by_the_server_and_are_stored_once(server_backend_url):
+    count = 300
+    assert run_while_killing_connections(server_backend_url, "write_through_faults", count, 60) == "succeeded"
     with connect(server_backend_url) as db:
         ctx = CacheContext(db, "faults", "writer", "m")
         assert [e.value for e in ctx.get_cache("n")] == list(range(count)), "every write once, in order"
@@ -70,16 +74,40 @@ def test_writes_survive_connections_killed_by_the_server_and_are_stored_once(ser
         assert run.status == "succeeded"
 
 
+def test_bulk_writes_and_replacements_cut_off_by_killed_connections_are_stored_once(server_backend_url):
+    count = 200
+    assert run_while_killing_connections(server_backend_url, "bulk_through_faults", count, 20) == "succeeded"
+    with connect(server_backend_url) as db:
+        tree = CacheContext(db, "faults", "bulk", "m").get_full_cache()
+    assert {key: [e.value for e in entries] for key, entries in tree.items() if key != "last"} == {
+        f"b{n}": list(range(20)) for n in range(count)}, "every batch once"
+    assert [e.value for e in tree["last"]] == [195]
+
+
+def test_a_batch_cut_off_by_a_killed_connection_is_rolled_back_with_one_line(server_backend_url):
+    with connect(server_backend_url) as db:
+        ctx = CacheContext(db, "faults", "batch", "m")
+        with pytest.raises(DatabaseUnavailableError, match="lost the connection to .* during a batch") as info:
+            with ctx.batch():
+                ctx.create_cache("in-batch", 1)
+                ctx.set_cache("replaced", 2)
+                kill_connections(server_backend_url)
+                ctx.create_cache_many({"after-kill": 3})
+        assert "\n" not in str(info.value)
+        ctx.create_cache("after", 4)
+        assert {key: [e.value for e in entries] for key, entries in ctx.get_full_cache().items()} == {"after": [4]}
+
+
 def test_after_the_retries_a_lost_connection_is_one_line_without_the_password(server_backend_url, secret_url):
     url, marker = secret_url
-    with connect(url + "?retries=0") as db:
+    with connect(url + "?retry_for=0") as db:
         ctx = CacheContext(db, "faults", "no-retry", "m")
         ctx.create_cache("k", "before")
         kill_connections(server_backend_url)
         with pytest.raises(DatabaseUnavailableError) as info:
             ctx.create_cache("k", "after")
     message = str(info.value)
-    assert message.startswith("lost the connection to ") and "0 retries failed" in message
+    assert message.startswith("lost the connection to ") and "not tried again (retry_for=0 in the URL)" in message
     assert marker not in message and "\n" not in message and ":***@" in message
     with connect(server_backend_url) as db:
         assert [e.value for e in CacheContext(db, "faults", "no-retry", "m").get_cache("k")] == ["before"]

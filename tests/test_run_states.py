@@ -12,6 +12,7 @@ import pytest
 from pony.orm import db_session
 
 import processcache
+import processcache.clock
 from processcache import ProcessCacheError, Registry, RunNotRecordedError, cache_session, connect
 
 JOBS = Path(__file__).resolve().parent / "state_jobs.py"
@@ -149,8 +150,6 @@ class _Behind:
 @pytest.mark.parametrize("hours", [2, 31 * 24])
 def test_runs_are_stamped_by_the_servers_clock_so_check_and_prune_agree_across_machines(backend_url, monkeypatch,
                                                                                         hours):
-    import processcache.clock
-
     registry = Registry()
 
     @registry.job("states", "skewed", expect_every="1h")

@@ -144,6 +144,18 @@ def write_through_faults(url: str, count: str) -> None:
     print(ctx.run.status, flush=True)
 
 
+def bulk_through_faults(url: str, count: str) -> None:
+    """Write COUNT batches of 20 entries and replace one key every fifth, reporting progress, while connections are killed."""
+    with processcache.cache_session("faults", "bulk", machine="m", database=url) as ctx:
+        for n in range(int(count)):
+            ctx.create_cache_many([(f"b{n}", i) for i in range(20)])
+            if n % 5 == 0:
+                ctx.set_cache("last", n)
+            if n % 10 == 0:
+                print(n, flush=True)
+    print(ctx.run.status, flush=True)
+
+
 def append_and_log(url: str, count: str, start_at: str) -> None:
     """Append entries and logs as fast as possible, together with the other workers."""
     wait_until(start_at)
@@ -202,5 +214,5 @@ if __name__ == "__main__":
     command, *args = sys.argv[1:]
     {"append": append, "first_run": first_run, "open_new": open_new, "write_forever": write_forever, "contend": contend,
      "hold_forever": hold_forever, "set_writer": set_writer, "set_reader": set_reader, "memo_call": memo_call,
-     "memo_key": memo_key, "write_through_faults": write_through_faults,
+     "memo_key": memo_key, "write_through_faults": write_through_faults, "bulk_through_faults": bulk_through_faults,
      "append_and_log": append_and_log, "crash_writer": crash_writer, "soak": soak}[command](*args)
