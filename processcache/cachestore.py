@@ -22,7 +22,7 @@ from .dialects import AWARE_TIME, FOR_SHARE, LOCK_JOB_ROW, NOW
 from .fence import NO_FENCE, Fence
 from .fastpath import Writer
 from .records import Entry, entry_of_tuple
-from .retry import retrying
+from .retry import one_line_when_lost, retrying
 from .sql import gc_paused
 from .timeutil import db_time, py_time
 
@@ -156,7 +156,7 @@ class CacheStore:
     def restore(self, job_id: int, rows: list[tuple[str, str, str, datetime, float | None]], progress=None) -> int:
         """Insert exported (machine, key, text, created_at, expires_at) rows as they were, in one transaction."""
         self.check_size([row[2] for row in rows])
-        with self.transaction():
+        with one_line_when_lost(self.database, "the import"), self.transaction():
             for start in range(0, len(rows), 1000):
                 chunk = rows[start:start + 1000]
                 insert_many(self.db, "process_cache", _INSERT_COLUMNS, [

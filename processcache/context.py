@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 from .codec import encode_value
 from .durations import parse_duration
 from .database import Database
-from .errors import DatabaseUnavailableError, ProcessCacheError
+from .errors import ProcessCacheError
 from .fence import NO_FENCE, Fence
 from .logs import LogType
 from .names import check_key, check_keys, check_machine, normalize_name
 from .options import JobOptions
 from .records import Entry, LogRecord, RunRecord
-from .retry import is_disconnect, reason
+from .retry import one_line_when_lost
 
 if TYPE_CHECKING:
     import logging
@@ -192,15 +192,10 @@ class CacheContext:
         results = dict(self.results)
         outermost = not self.database.transaction.active
         try:
-            with self.database.transaction(immediate=True):
+            with one_line_when_lost(self.database, "a batch"), self.database.transaction(immediate=True):
                 yield self
-        except BaseException as exc:
+        except BaseException:
             self.tree, self.results = tree, results
-            if outermost and isinstance(exc, Exception) and is_disconnect(self.database.pony.provider, exc):
-                raise DatabaseUnavailableError(
-                    f"lost the connection to {self.database.url} during a batch ({reason(self.database.config, exc)}):"
-                    " it was rolled back, unless the connection went while it committed; look at the cache before"
-                    " running it again") from None
             raise
         finally:
             if outermost:

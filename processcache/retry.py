@@ -21,9 +21,10 @@ trying it again, the caller's *done* check looks for it by its identity
 write is never stored twice.
 """
 
+import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .durations import format_duration
@@ -166,6 +167,25 @@ def retrying(database, operation: Callable[[], Any], done: Callable[[], Any] | N
                     f" {attempts.spent()}: check that the server is up and reachable, then run again"
                     " (retry_for= in the URL sets how long to keep trying)") from None
             check = done
+
+
+@contextlib.contextmanager
+def one_line_when_lost(database, what: str) -> Iterator[None]:
+    """Around a transaction the caller cannot run again by itself (a batch, an import): a lost connection in one line.
+
+    The transaction was rolled back, unless the connection went while it
+    committed, which no one can tell from here.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not is_disconnect(database.pony.provider, exc):
+            raise
+        _drop_connection(database.pony.provider)
+        raise DatabaseUnavailableError(
+            f"lost the connection to {database.url} during {what} ({reason(database.config, exc)}): it was rolled"
+            " back, unless the connection went while it committed; look at the cache before running it again"
+        ) from None
 
 
 def _drop_connection(provider) -> None:
