@@ -239,11 +239,13 @@ def _parse_sqlite(url: str) -> DatabaseConfig:
 
 
 def _parse_server(url: str, provider: str) -> DatabaseConfig:
+    _refuse_split_password(url)
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"bad database URL {_masked_text(url)!r}: {exc}") from None
+    except ValueError:  # its message quotes the text it split at, which may be a password's start
+        raise ConfigError(f"bad database URL {_masked_text(url)!r}: its port is not a number, or its password holds"
+                          " / ? # or @ unencoded (write them as %2F %3F %23 %40)") from None
     password = unquote(parts.password) if parts.password is not None else None
     database = unquote(parts.path.lstrip("/"))
     if not database:
@@ -295,6 +297,20 @@ def _mask_url(parts) -> str:
 #: A password given as an option (``?password=``, ``&passwd=``, ``sslpassword=``, ``pwd=``): its
 #: value runs to the next ``&name=``, so an unencoded ``&``, ``#`` or ``?`` in it stays masked.
 _PASSWORD_OPTION = re.compile(r"([?&][^=&]*(?:pass|pwd)[^=&]*=)(?:[^&]|&(?![\w.-]+=))*", re.IGNORECASE)
+
+
+def _refuse_split_password(url: str) -> None:
+    """Refuse a password with an unencoded / ? or #: a URL parser splits it, and shows its end as a path or an option.
+
+    Such a URL has a user part with a ``:`` and an ``@`` after the first
+    ``/``, ``?`` or ``#``. An ``@`` in an option's value looks the same, so
+    it must be written ``%40`` in a URL with a password.
+    """
+    rest = url.split("://", 1)[1]
+    cut = min((rest.find(mark) for mark in "/?#" if mark in rest), default=-1)
+    if cut >= 0 and ":" in rest[:cut] and "@" in rest[cut:]:
+        raise ConfigError(f"bad database URL {_masked_text(url)!r}: its password holds / ? # or @ unencoded, or an"
+                          " option's value holds @ (write them as %2F %3F %23 %40)")
 
 
 def _masked_text(url) -> str:
