@@ -89,12 +89,20 @@ def cache_session(group: str, job: str, machine: str | None = None,
                 ctx._ended = True
                 if held["lock"] is not None:
                     _locks_here.discard((db.url, held["lock"]))
-                    runs.release(held["lock"], run_id)
+                    _release(runs, held["lock"], run_id)
 
 
 #: The locks runs of this process hold, by (database, lock name): a job that
 #: runs itself with overlap="wait" would otherwise wait for itself.
 _locks_here: set[tuple[str, str]] = set()
+
+
+def _release(runs, name: str, run_id: int) -> None:
+    """Free the lock if the database lets us; if not, its lease frees it, and the error that matters is already raised."""
+    try:
+        runs.release(name, run_id)
+    except Exception:
+        pass
 
 
 def lock_name_of(ctx: CacheContext) -> str:
