@@ -46,6 +46,8 @@ class CacheStore:
         self.now = NOW[self.db.provider.dialect]
         self._lock_job = LOCK_JOB_ROW[self.db.provider.dialect]
         self.database = database
+        self.transaction = database.transaction
+        self.clock = database.clock
         self.writer = Writer(database)
         created = AWARE_TIME[self.db.provider.dialect].format("created_at")
         self._columns = f"id, entry_key, entry_value, machine, {created}, expires_at"
@@ -63,8 +65,6 @@ class CacheStore:
                   + FOR_SHARE[self.db.provider.dialect])
         self._insert_fenced = self.writer.sql(fenced.format("NULL"))
         self._insert_expiring_fenced = self.writer.sql(fenced.format(f"{self.now} + ?"))
-        self.transaction = database.transaction
-        self.clock = database.clock
         self._expiry = self.writer.sql("SELECT expires_at FROM process_cache WHERE id = ?")
         self._find = self.writer.sql("SELECT MAX(id) FROM process_cache WHERE job_id = ? AND machine = ?"
                                      " AND entry_key = ? AND created_at = ?")
@@ -91,14 +91,10 @@ class CacheStore:
             fence: Fence = NO_FENCE) -> Entry:
         """Append one entry (its value already encoded as *text*), committed on return.
 
-        With a *fence*, only while its lock is held: one fenced statement for
-        one lock, a checked transaction for more.
+        With a *fence* (a run's lock: one at most), only while its lock is
+        held, checked by the INSERT itself.
         """
         self.check_size([text])
-        if len(fence.holds) > 1:
-            with self.transaction(immediate=True):
-                fence.check(self.db)
-                return self._add(job_id, machine, key, text, ttl)
         return self._add(job_id, machine, key, text, ttl, fence)
 
     def _add(self, job_id: int, machine: str, key: str, text: str, ttl: float | None,

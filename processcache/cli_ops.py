@@ -9,7 +9,6 @@ import click
 from .cli_format import database_option, echo_json, echo_table, json_line, json_option, one_line_errors
 from .durations import parse_duration
 from .logs import LogType
-from .timeutil import utcnow
 
 RUN_STATUSES = ["running", "succeeded", "failed", "skipped", "lost", "terminated"]
 
@@ -98,7 +97,7 @@ def logs(job, run_id, log_type, machine, since, limit, offset, follow, database,
     """
     with _open(database) as db:
         filters = {"job_ids": None if job is None else [db.history.job_id(job)], "machine": machine,
-                   "log_type": log_type and LogType.parse(log_type), "run_id": run_id, "since": _since(since)}
+                   "log_type": log_type and LogType.parse(log_type), "run_id": run_id, "since": _since(since, db.clock)}
         found = db.store.logs(**filters, offset=offset, limit=limit, newest=True)
         _print_logs(found, as_json)
         last_id = found[-1].id if found else 0
@@ -109,13 +108,14 @@ def logs(job, run_id, log_type, machine, since, limit, offset, follow, database,
             last_id = found[-1].id if found else last_id
 
 
-def _since(text):
+def _since(text, clock):
+    """--since as a time: a duration back from the database server's clock, the one logs are stamped by."""
     if text is None:
         return None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        return utcnow() - timedelta(seconds=parse_duration(text, "--since"))
+        return clock.now() - timedelta(seconds=parse_duration(text, "--since"))
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 

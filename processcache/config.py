@@ -244,9 +244,7 @@ def _parse_server(url: str, provider: str) -> DatabaseConfig:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:  # its message quotes the text it split at, which may be a password's start
-        raise ConfigError(f"bad database URL {_masked_text(url)!r}: its port is not a number, or its password holds"
-                          " / ? # or @ unencoded (write them as %2F %3F %23 %40)") from None
-    password = unquote(parts.password) if parts.password is not None else None
+        raise ConfigError(f"bad database URL {_masked_text(url)!r}: its port is not a number") from None
     database = unquote(parts.path.lstrip("/"))
     if not database:
         raise ConfigError(f"the URL {_mask_url(parts)!r} names no database: add /dbname at its end")
@@ -257,8 +255,9 @@ def _parse_server(url: str, provider: str) -> DatabaseConfig:
     if parts.username:
         args["user"] = unquote(parts.username)
     args["database"] = database
-    if password is not None:
-        args["password"] = password
+    if parts.password is not None:
+        args["password"] = unquote(parts.password)
+    password = args.get("password")  # from the user part, or libpq's ?password= option: masked in every message
     # On PostgreSQL read_timeout is processcache's, not libpq's.
     read_timeout = args.pop("read_timeout") if provider == "postgres" else args["read_timeout"]
     return DatabaseConfig(provider, args, _mask_url(parts), password=password or None,

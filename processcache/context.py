@@ -85,7 +85,6 @@ class CacheContext:
         #: The lock this run's writes need held (`fence.py`); set once the run takes its lock.
         self.fence = NO_FENCE
         self._ended = False
-        self._pending_logs: list[tuple] = []
 
     def __repr__(self) -> str:
         return f"<CacheContext {self.group}/{self.job} on {self.machine}>"
@@ -190,16 +189,13 @@ class CacheContext:
         self._live_job()
         tree = {key: list(entries) for key, entries in self.tree.items()}
         results = dict(self.results)
-        outermost = not self.database.transaction.active
         try:
-            with one_line_when_lost(self.database, "a batch"), self.database.transaction(immediate=True):
+            with one_line_when_lost(self.database, "a batch"), self.database.transaction(immediate=True,
+                                                                                          savepoint=True):
                 yield self
         except BaseException:
             self.tree, self.results = tree, results
             raise
-        finally:
-            if outermost:
-                self._store_pending_logs()
 
     def get_or_compute(self, key: str, compute: Callable[[], Any], ttl: "float | str | None" = None,
                        lease: "float | str" = 60, timeout: "float | str" = 600) -> Any:
@@ -253,21 +249,17 @@ class CacheContext:
 
     def _store_log(self, message: str, log_type: LogType, level: str | None = None) -> LogRecord:
         job_id, run_id = self._live_job(), self.run and self.run.id
-        if self.database.transaction.active:  # a batch: kept for its end, so a rollback cannot take it
+        transaction = self.database.transaction
+        if transaction.active:  # a batch: stored once it ends, so that its rollback cannot take the log
             record = LogRecord(None, log_type, message, self.machine, self.database.clock.now(), run_id, level,
                                self.job, self.group)
-            self._pending_logs.append(record)
+            transaction.after(lambda: self._store.add_log(job_id, self.machine, log_type, message, run_id, level,
+                                                          record.created_at))
         else:
             record = self._store.add_log(job_id, self.machine, log_type, message, run_id, level)
         if self._echo is not None:
             self._echo(record)
         return record
-
-    def _store_pending_logs(self) -> None:
-        pending, self._pending_logs = self._pending_logs, []
-        for record in pending:
-            self._store.add_log(self._job_id, self.machine, record.type, record.message, record.run_id,
-                                record.level, record.created_at)
 
     def _live_job(self) -> int:
         """This context's job id, or a clear error once its session has ended (no write may land on a finished run)."""

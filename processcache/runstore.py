@@ -124,23 +124,29 @@ class RunStore:
                   "duration": (finished_at - run.started_at).total_seconds(), "result": _summary(result),
                   "error": storable(error), "traceback": storable(traceback), "signal": signal}
 
-        def record():
+        def record() -> tuple[str, str | None] | None:
             with self.transaction(immediate=True):
                 lost_lock = fence.lost_lock(self.db) if fence else None
                 found = self.db.select(f"SELECT status FROM process_job_runs WHERE id = $id{self._for_update}",
                                        params)
                 if not found or found[0] not in ("running", "lost"):
-                    return
-                params["status"] = status if found[0] == "running" and lost_lock is None else "lost"
-                if params["status"] == "lost" and params["error"] is None:
-                    params["error"] = (f"lost its lease on the lock {lost_lock or fence.holds[0][0]}: another run took"
-                                       " the lock over before this one ended")
+                    return None
+                ending = {"status": status, "error": params["error"]}
+                if found[0] == "lost" or lost_lock is not None:
+                    ending["status"] = "lost"
+                    ending["error"] = ending["error"] or (f"lost its lease on the lock {lost_lock or fence.holds[0][0]}:"
+                                                          " another run took the lock over before this one ended")
                 self.db.execute("UPDATE process_job_runs SET status = $status, finished_at = $finished_at,"
                                 " duration = $duration, error = $error, traceback = $traceback, result = $result,"
-                                " exit_signal = $signal, expires_at = NULL WHERE id = $id", params)
+                                " exit_signal = $signal, expires_at = NULL WHERE id = $id", {**params, **ending})
+                return ending["status"], ending["error"]
 
-        retrying(self.database, record)
-        return self.get(run.id)
+        ended = retrying(self.database, record)
+        if ended is None:  # it had ended already: as it was recorded then
+            return self.get(run.id)
+        return RunRecord(run.id, run.group, run.job, run.machine, run.pid, ended[0], run.started_at, finished_at,
+                         params["duration"], ended[1], params["traceback"],
+                         None if params["result"] is None else result, signal)
 
     def get(self, run_id: int) -> RunRecord | None:
         """One run by id, with `lost` for a running run whose heartbeat stopped."""

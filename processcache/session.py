@@ -7,9 +7,12 @@ thing around a job's hooks and function, so both record runs the same way.
 import contextlib
 import os
 import os.path
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+
+from pony.orm.dbapiprovider import DBException
 
 from .context import CacheContext, _current
 from .database import Database, connect
@@ -88,20 +91,27 @@ def cache_session(group: str, job: str, machine: str | None = None,
             finally:
                 ctx._ended = True
                 if held["lock"] is not None:
-                    _locks_here.discard((db.url, held["lock"]))
+                    _locks_here.held.discard((db.url, held["lock"]))
                     _release(runs, held["lock"], run_id)
 
 
-#: The locks runs of this process hold, by (database, lock name): a job that
-#: runs itself with overlap="wait" would otherwise wait for itself.
-_locks_here: set[tuple[str, str]] = set()
+class _LocksHere(threading.local):
+    """The locks runs of this thread hold, by (database, lock name): a job that
+    runs itself with overlap="wait" would otherwise wait for itself. Per
+    thread, so that a scheduler's threads running one job still take turns."""
+
+    def __init__(self) -> None:
+        self.held: set[tuple[str, str]] = set()
+
+
+_locks_here = _LocksHere()
 
 
 def _release(runs, name: str, run_id: int) -> None:
     """Free the lock if the database lets us; if not, its lease frees it, and the error that matters is already raised."""
     try:
         runs.release(name, run_id)
-    except Exception:
+    except (ProcessCacheError, DBException):
         pass
 
 
@@ -117,14 +127,14 @@ def _take_lock(ctx: CacheContext) -> str | None:
         return None
     name = lock_name_of(ctx)
     runs = ctx.database.runs
-    if options.overlap == "wait" and (ctx.database.url, name) in _locks_here:
+    if options.overlap == "wait" and (ctx.database.url, name) in _locks_here.held:
         raise ProcessCacheError(f"a run of this process holds the lock {name} already: this run would wait for"
                                 " itself; run the inner job with overlap='skip' or 'allow'")
     deadline = time.monotonic() + (options.wait_timeout if options.overlap == "wait" else 0)
     for _ in backoff(deadline):
         if runs.acquire(name, ctx.machine, os.getpid(), ctx.run.id, options.lease):
             ctx.fence = Fence(((name, ctx.run.id),))
-            _locks_here.add((ctx.database.url, name))
+            _locks_here.held.add((ctx.database.url, name))
             return name
     message = _held_message(runs, name, options)
     ctx.run = runs.finish(ctx.run, "skipped", error=message)
@@ -206,8 +216,10 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _user_traceback(exc: BaseException) -> str:
-    """The traceback from the user's first frame: processcache's own frames are noise there."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+    """The traceback through the user's frames only: processcache's own (the runner above the job, the
+    store below a ``ctx`` call that raised) are noise there. All of them when the user has none."""
+    trace = traceback.TracebackException.from_exception(exc)
+    users = [frame for frame in trace.stack if not frame.filename.startswith(_PACKAGE_DIR)]
+    if users:
+        trace.stack = traceback.StackSummary.from_list(users)
+    return "".join(trace.format())

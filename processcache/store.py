@@ -15,7 +15,7 @@ from pony.orm.dbapiprovider import DatabaseError, IntegrityError
 from .dialects import SCHEMA_LOCK
 from .entities import SCHEMA_REVISION, SCHEMA_VERSION
 from .fastpath import Writer
-from .retry import retrying
+from .retry import is_disconnect, retrying
 from .errors import SchemaError
 from .logs import LogType
 from .records import LogRecord
@@ -181,8 +181,10 @@ class Store:
         try:
             with self.database.transaction():
                 return read_state(self.db)
-        except DatabaseError:  # no meta table: a new database
-            return None
+        except DatabaseError as exc:
+            if is_disconnect(self.db.provider, exc):
+                raise  # a server away, not a new database: the caller's retry decides
+            return None  # no meta table: a new database
 
     def _version_differences(self) -> list[str]:
         state = read_state(self.db)

@@ -12,14 +12,19 @@ and per database, and:
 - inside a session processcache did not open, it commits (or rolls back)
   processcache's database alone when it ends, leaving the application's
   database to the application;
-- inside one of processcache's own (a `CacheContext.batch`), it is a
-  savepoint: an inner block that raises rolls back its own writes only.
+- inside one of processcache's own, it joins it; a `CacheContext.batch`
+  inside a batch is a savepoint instead, so an inner block that raises
+  rolls back its own writes only.
+
+Work that must not share the transaction's fate (the logs written inside a
+batch, which explain why it failed) is deferred with `after` to the moment
+the outermost transaction has ended, committed or rolled back.
 """
 
 import contextlib
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pony import orm
 from pony.orm import core
@@ -39,27 +44,56 @@ class Transactions:
         return getattr(self._local, "depth", 0) > 0
 
     @contextlib.contextmanager
-    def __call__(self, immediate: bool = False) -> Iterator[None]:
+    def __call__(self, immediate: bool = False, savepoint: bool = False) -> Iterator[None]:
         """A transaction: committed at the end of the block, rolled back on an exception.
 
         *immediate* takes SQLite's write lock at the start, so a read that
-        decides a write cannot be overtaken by another writer.
+        decides a write cannot be overtaken by another writer. Inside another
+        of processcache's transactions it joins that one, or with *savepoint*
+        is a savepoint in it.
         """
         if self.active:
-            with self._savepoint():
+            with self._savepoint() if savepoint else self._depth():
                 yield
         elif core.local.db_session is None:
-            with orm.db_session(immediate=immediate), self._depth():
+            with self._outermost(orm.db_session(immediate=immediate)):
                 yield
         else:
-            with self._inside_foreign_session():
+            with self._outermost(self._inside_foreign_session()):
                 yield
 
     @contextlib.contextmanager
     def ddl(self) -> Iterator[None]:
         """A schema-changing transaction (Pony's ``ddl`` session); the reads inside it join it."""
-        with orm.db_session(ddl=True), self._depth():
+        with self._outermost(orm.db_session(ddl=True)):
             yield
+
+    def after(self, callback: Callable[[], None]) -> None:
+        """Call *callback* once this thread's outermost transaction has ended (at once outside any)."""
+        if not self.active:
+            callback()
+            return
+        self._local.after.append(callback)
+
+    @contextlib.contextmanager
+    def _outermost(self, session) -> Iterator[None]:
+        self._local.after = []
+        try:
+            with session, self._depth():
+                yield
+        except BaseException:
+            self._run_after(quiet=True)  # the transaction's own error is the one to see
+            raise
+        self._run_after(quiet=False)
+
+    def _run_after(self, quiet: bool) -> None:
+        callbacks, self._local.after = self._local.after, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                if not quiet:
+                    raise
 
     @contextlib.contextmanager
     def _depth(self) -> Iterator[None]:
@@ -85,8 +119,7 @@ class Transactions:
     @contextlib.contextmanager
     def _inside_foreign_session(self) -> Iterator[None]:
         try:
-            with self._depth():
-                yield
+            yield
         except BaseException:
             self.pony.rollback()
             raise

@@ -218,3 +218,9 @@ def test_the_command_line_shows_no_part_of_the_password_of_a_url_it_cannot_parse
     result = cli("jobs", "-d", _URL_SHAPES[shape].format(secret))
     assert result.returncode == 1 and result.stderr.startswith("Error: "), result
     assert shown_parts(secret, result.stdout + result.stderr) == [], result.stderr
+
+
+def test_a_password_given_as_a_libpq_option_is_masked_in_what_the_driver_says():
+    config = parse_url("postgresql://cron@db.internal/jobs?password=Opt10nSecret")
+    assert config.bind_args["password"] == "Opt10nSecret" and "Opt10nSecret" not in config.safe_url
+    assert config.mask("FATAL: password Opt10nSecret rejected") == "FATAL: password *** rejected"

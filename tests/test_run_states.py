@@ -165,3 +165,50 @@ def test_runs_are_stamped_by_the_servers_clock_so_check_and_prune_agree_across_m
         assert db.history.prune(runs_older_than=30 * 86400, logs_older_than=30 * 86400) == {"runs": 0, "logs": 0}
         [log] = db.store.logs()
         assert abs(log.created_at - datetime.now(timezone.utc)) < timedelta(minutes=5)
+
+
+def test_logs_since_a_duration_count_back_from_the_servers_clock_on_a_machine_whose_clock_is_ahead(backend_url,
+                                                                                                  monkeypatch):
+    from processcache.cli_ops import _since
+
+    with cache_session("states", "since", machine="m", database=backend_url) as ctx:
+        ctx.create_log("just now")
+    with monkeypatch.context() as patched:
+        _Behind(patched, -2)  # two hours ahead
+        with connect(backend_url) as db:
+            assert [log.message for log in db.store.logs(since=_since("1h", db.clock))] == ["just now"]
+
+
+def test_two_threads_running_one_waiting_job_take_turns_instead_of_failing(backend_url):
+    """Only a run waiting for its own thread's lock fails at once; a scheduler's threads wait for each other."""
+    import threading
+
+    registry = Registry()
+    held = threading.Event()
+
+    @registry.job("states", "threaded", overlap="wait", wait_timeout=60)
+    def threaded(ctx):
+        held.set()
+        time.sleep(0.5)
+
+    with connect(backend_url) as db:
+        results = []
+        first = threading.Thread(target=lambda: results.append(threaded.run(database=db, machine="m")))
+        first.start()
+        held.wait(30)
+        second = threaded.run(database=db, machine="m")
+        first.join(30)
+    assert [run.status for run in results] == ["succeeded"] and second.status == "succeeded", second.error
+
+
+def test_a_stored_traceback_shows_the_jobs_frames_not_processcaches(backend):
+    registry = Registry()
+
+    @registry.job("states", "bad-key")
+    def bad_key(ctx):
+        ctx.create_cache("", 1)
+
+    run = bad_key.run(database=backend, machine="m")
+    package = str(Path(processcache.__file__).parent)
+    assert run.status == "failed" and 'ctx.create_cache("", 1)' in run.traceback
+    assert f'File "{package}' not in run.traceback and "InvalidKeyError" in run.traceback.splitlines()[-1]
