@@ -115,8 +115,8 @@ def test_the_default_database_is_the_user_data_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("url", [
-    "postgresql://cron:Sekr3tMarker@127.0.0.1:1/cron",
-    "mysql://cron:Sekr3tMarker@127.0.0.1:1/cron",
+    "postgresql://cron:Sekr3tMarker@127.0.0.1:1/cron?retry_for=0",  # no server there: no waiting for one either
+    "mysql://cron:Sekr3tMarker@127.0.0.1:1/cron?retry_for=0",
 ])
 def test_an_unreachable_server_is_one_line_without_the_password(url):
     with pytest.raises(DatabaseUnavailableError) as info:

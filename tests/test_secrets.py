@@ -51,7 +51,7 @@ def test_no_command_or_failure_shows_the_password(server_backend_url, secret_url
         run_cli(["db", "sync", "--mode", "check"], url),
         run_cli(["--help"], env_url=url), run_cli(["run", "--help"], env_url=url),
         # failure paths: a wrong port, a bad port, a missing job, a bad sync mode
-        run_cli(["jobs"], url.replace(f":{url.rsplit(':', 1)[1].split('/')[0]}/", ":1/")),
+        run_cli(["jobs"], url.replace(f":{url.rsplit(':', 1)[1].split('/')[0]}/", ":1/") + "?retry_for=0"),
         run_cli(["jobs"], url.replace("@", "@[bad")),
         run_cli(["runs", "no/such-job"], url),
         run_cli(["run", "missing.py:job"], url),
