@@ -85,9 +85,13 @@ def test_a_context_used_after_its_session_raises_instead_of_writing_onto_a_finis
     assert [log.message for log in backend.store.logs()] == []
 
 
-@pytest.mark.parametrize("text", ["a NUL \x00 in the middle", "x" * (20 * 2**20)], ids=["nul", "20MiB"])
-def test_a_failure_quoting_nul_or_a_huge_text_is_recorded(backend, text):
-    """PostgreSQL's text cannot hold NUL; MariaDB refuses a statement over max_allowed_packet."""
+@pytest.mark.parametrize("text, stored_as", [
+    ("a NUL \x00 in the middle", "a NUL \\x00 in the middle"),
+    ("undecodable bytes \udcff from a subprocess", "undecodable bytes \\udcff from a subprocess"),
+    ("x" * (20 * 2**20), None),
+], ids=["nul", "lone surrogate", "20MiB"])
+def test_a_failure_quoting_nul_a_lone_surrogate_or_a_huge_text_is_recorded(backend, text, stored_as):
+    """PostgreSQL's text cannot hold NUL, no database a lone surrogate; MariaDB refuses a statement over max_allowed_packet."""
     registry = Registry()
 
     @registry.job("states", "quoting")
@@ -100,8 +104,8 @@ def test_a_failure_quoting_nul_or_a_huge_text_is_recorded(backend, text):
     stored = backend.runs.get(run.id)
     assert stored.status == "failed" and stored.error.startswith("ValueError: ")
     messages = [log.message for log in backend.store.logs()]
-    if "\x00" in text:
-        assert stored.error == "ValueError: a NUL \\x00 in the middle" and messages[0] == "a NUL \\x00 in the middle"
+    if stored_as is not None:
+        assert stored.error == f"ValueError: {stored_as}" and messages[0] == stored_as
     else:
         for stored_text in (stored.error, stored.traceback, *messages):
             assert "characters cut by processcache" in stored_text and len(stored_text) < 300 * 1024
