@@ -221,7 +221,10 @@ def check(grace, database, as_json):
 def prune(runs_older_than, logs_older_than, keep_failed_for, expired, dry_run, database, as_json):
     """Delete old runs and logs and expired entries, in small batches.
 
-    Live cache entries are never touched.
+    Live cache entries are never touched, and neither are, per job and
+    machine, the latest run and the latest successful run with their logs,
+    whatever their age: `check` judges the one, ctx.last_success() returns
+    the other.
 
     \b
     Example (in a daily crontab):

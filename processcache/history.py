@@ -19,6 +19,12 @@ from .timeutil import db_time
 #: Statuses of runs that went wrong: kept longer by `prune`, reported by `check`.
 FAILED = ("failed", "lost", "terminated")
 PRUNE_BATCH = 1000
+#: Runs `prune` keeps whatever their age: per job and machine, the latest run
+#: (what `jobs` and `check` show) and the latest successful run (what
+#: ``ctx.last_success()`` returns, which incremental jobs start from).
+_KEPT_RUNS = ("SELECT MAX(k.id) FROM process_job_runs k GROUP BY k.job_id, k.machine"
+              " UNION SELECT MAX(k.id) FROM process_job_runs k WHERE k.status = 'succeeded'"
+              " GROUP BY k.job_id, k.machine")
 
 
 @dataclass(frozen=True)
@@ -174,14 +180,16 @@ class History:
         failed = ", ".join(f"'{status}'" for status in FAILED)
         return ("FROM process_job_runs r WHERE r.started_at < $cut AND ("
                 f"(r.status NOT IN ({failed}, 'running')) OR (r.status IN ({failed}) AND r.started_at < $failcut)"
-                f" OR (r.status = 'running' AND r.expires_at < {self.runs.now} AND r.started_at < $failcut))")
+                f" OR (r.status = 'running' AND r.expires_at < {self.runs.now} AND r.started_at < $failcut))"
+                f" AND r.id NOT IN ({_KEPT_RUNS})")
 
     @staticmethod
     def _old_logs() -> str:
         failed = ", ".join(f"'{status}'" for status in FAILED)
         return ("FROM process_job_logs r LEFT JOIN process_job_runs x ON x.id = r.run_id"
                 " WHERE r.created_at < $cut AND (x.status IS NULL"
-                f" OR x.status NOT IN ({failed}, 'running') OR r.created_at < $failcut)")
+                f" OR x.status NOT IN ({failed}, 'running') OR r.created_at < $failcut)"
+                f" AND (r.run_id IS NULL OR r.run_id NOT IN ({_KEPT_RUNS}))")
 
     def _delete(self, table: str, where: str, params: dict, dry_run: bool, progress) -> int:
         if dry_run:

@@ -168,7 +168,8 @@ def test_prune_dry_run_deletes_nothing_and_prune_deletes_what_it_reported(backen
     assert [log.type for log in backend.store.logs()] == [LogType.ERROR], "the failed run's log is kept"
     with cache_session("history", "ok", machine="m", database=backend) as ctx:
         assert [e.value for e in ctx.tree["kept"]] == ["forever"], "entries are never pruned"
-    assert backend.history.prune(runs_older_than=0, keep_failed_for=0, logs_older_than=0, dry_run=True)["runs"] >= 2
+    # only `fresh` may go now: the session's run is ok's latest, and `bad` is the only run of its job
+    assert backend.history.prune(runs_older_than=0, keep_failed_for=0, logs_older_than=0, dry_run=True)["runs"] == 1
 
 
 def test_prune_in_batches(backend, monkeypatch):
@@ -176,6 +177,8 @@ def test_prune_in_batches(backend, monkeypatch):
     with cache_session("history", "many", machine="m", database=backend) as ctx:
         for n in range(5):
             ctx.create_log(f"log {n}")
+    with cache_session("history", "many", machine="m", database=backend):
+        pass  # a later run: the logs above are no longer the latest run's, which prune keeps
     batches = []
     counts = backend.history.prune(logs_older_than=0, progress=lambda table, n: batches.append(n))
     assert counts == {"logs": 5} and batches == [2, 2, 1]
@@ -226,3 +229,34 @@ def test_prune_expired_deletes_every_batch_not_only_the_first(backend):
     with db_session:
         assert sorted(backend.pony.select("SELECT entry_key FROM process_cache", {})) == ["live0", "live1", "live2"]
     assert sorted(ctx.get_full_cache()) == ["live0", "live1", "live2"]
+
+
+def test_prune_keeps_the_last_run_and_last_success_the_incremental_pattern_starts_from(backend):
+    """The README's daily prune line must not make the README's incremental job import everything again."""
+    feed = []  # (moment, item): what an API would return, newest last
+
+    def incremental(ctx):
+        since = ctx.last_success()
+        for moment, item in feed:
+            if since is None or moment > since.started_at:
+                ctx.create_cache("items", item)
+
+    spec = job(name="incremental", body=incremental)
+    feed.append((utcnow(), "a"))
+    assert spec.run(database=backend, machine="m").status == "succeeded"
+    assert spec.run(database=backend, machine="m").status == "succeeded"  # nothing new: the last success
+    failing = job(name="incremental", body=lambda ctx: 1 / 0)
+    assert failing.run(database=backend, machine="m").status == "failed"
+    assert job(name="other").run(database=backend, machine="m2").status == "succeeded"
+    age(backend, "process_job_runs", "started_at", 40 * 86400)
+    age(backend, "process_job_logs", "created_at", 40 * 86400)
+    feed[:] = [(moment - timedelta(days=40), item) for moment, item in feed]  # all of it happened 40 days ago
+    feed.append((utcnow(), "b"))
+    # the README's retention line, then cron's next run of the job
+    assert backend.history.prune(runs_older_than=30 * 86400, logs_older_than=14 * 86400,
+                                 keep_failed_for=30 * 86400) == {"runs": 1, "logs": 0}
+    assert spec.run(database=backend, machine="m").status == "succeeded"
+    with cache_session("history", "incremental", machine="m", database=backend) as ctx:
+        assert [entry.value for entry in ctx.tree["items"]] == ["a", "b"], "nothing imported twice"
+    kept = {(r.job, r.status) for r in backend.history.list_runs(limit=100)}
+    assert ("other", "succeeded") in kept, "a job's only run is kept, so `jobs` and `check` still see it"
