@@ -191,8 +191,10 @@ def check(grace, database, as_json):
 
     A job is reported when it is overdue (declared with expect_every and no
     run started within that period plus --grace), when its last run failed,
-    was terminated or was lost, or when it ran longer than its max_duration.
-    Call it from any monitoring system.
+    was terminated or was lost (a lost run is only that, however long ago it
+    died), or when it ran longer than its max_duration. A database that holds
+    no job at all is a problem too (no-jobs): a probe given the wrong
+    --database must not pass. Call it from any monitoring system.
 
     \b
     Example:

@@ -49,7 +49,7 @@ class Problem:
     """Something `processcache check` reports about a job."""
 
     job: str
-    kind: str  # overdue, failed, lost, terminated, too-long
+    kind: str  # overdue, failed, lost, terminated, too-long; no-jobs for a database that holds none
     detail: str
     run_id: int | None = None
 
@@ -117,8 +117,12 @@ class History:
     def check(self, grace: float = 60.0, now: datetime | None = None) -> list[Problem]:
         """Jobs that are overdue, whose last run failed or was lost, or that ran too long."""
         now = now or self.database.clock.now()  # the server's, as the runs' stamps are: not this machine's
+        summaries = self.jobs()
+        if not summaries:  # a probe pointed at the wrong database must not pass
+            return [Problem("-", "no-jobs", f"{self.database.url} holds no job: is --database right?"
+                                            " A job's first run records it")]
         problems = []
-        for summary in self.jobs():
+        for summary in summaries:
             problems += self._problems_of(summary, self._last_attempt(summary), grace, now)
         return problems
 
@@ -142,7 +146,7 @@ class History:
                                         run and run.id))
         if run is not None and run.status in FAILED:
             problems.append(Problem(name, run.status, run.error or f"run {run.id} {run.status}", run.id))
-        if run is not None and summary.max_duration is not None:
+        if run is not None and summary.max_duration is not None and run.status != "lost":  # a dead run is only lost
             took = run.duration if run.duration is not None else (now - run.started_at).total_seconds()
             if took > summary.max_duration:
                 verb = "took" if run.duration is not None else "has been running for"

@@ -116,7 +116,7 @@ def test_locks_lists_and_breaks_after_asking(backend_url):
 
 def test_check_exits_0_when_well_and_1_for_each_problem(tmp_path):
     url = f"sqlite:///{tmp_path}/c.db"
-    assert cli("check", "-d", url).returncode == 0
+    assert cli("check", "-d", url).returncode == 1, "no database there yet"
     registry = Registry()
 
     @registry.job("ops", "quick", expect_every="1s")
@@ -250,3 +250,20 @@ def test_logs_show_the_newest_page_oldest_first_and_offset_pages_back_from_the_n
     assert page("--limit", "3", "--offset", "7") == []
     table = cli("logs", "ops/pager", "--limit", "2", "--offset", "1", "-d", backend_url).stdout.splitlines()
     assert [line.rsplit(" ", 1)[1] for line in table] == ["m4", "m5"]
+
+
+def test_check_reports_a_dead_run_only_as_lost_not_also_as_running_too_long(backend_url):
+    with connect(backend_url) as db:
+        dead = db.runs.start("ops", "dead", "m", 1, lease=0.2, max_duration=0.1)
+    time.sleep(0.6)
+    result = cli("check", "--json", "-d", backend_url)
+    assert result.returncode == 1
+    problems = json.loads(result.stdout)["problems"]
+    assert [(p["job"], p["kind"], p["run_id"]) for p in problems] == [("ops/dead", "lost", dead.id)]
+
+
+def test_check_on_a_database_without_jobs_says_so_and_fails(backend_url):
+    result = cli("check", "-d", backend_url)
+    assert result.returncode == 1, "a monitoring probe pointed at the wrong database must not pass"
+    assert "no-jobs" in result.stdout and "holds no job" in result.stdout and "all jobs are well" not in result.stdout
+    assert json.loads(cli("check", "--json", "-d", backend_url).stdout)["ok"] is False
