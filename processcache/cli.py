@@ -52,8 +52,11 @@ def main():
                    "running beside it [default: the job's, else skip].")
 @click.option("--wait-timeout", metavar="DURATION", help="How long --overlap wait waits (e.g. 10m).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not echo the job's logs to stderr.")
+@click.option("--job", "-j", "job_name", metavar="GROUP/NAME",
+              help="The job TARGET holds. If TARGET cannot be loaded, a failed run is recorded under this "
+                   "name, so `processcache check` reports it. Give it in crontabs.")
 @one_line_errors
-def run(target, database, machine, overlap, wait_timeout, quiet):
+def run(target, database, machine, overlap, wait_timeout, quiet, job_name):
     """Run the job TARGET once, recorded; exit 0 if it succeeded, 1 if it failed
     or lost its lock, 75 if it was skipped because another run holds its lock,
     128 + the signal if SIGTERM, SIGINT or SIGHUP stopped it (a second signal
@@ -62,22 +65,25 @@ def run(target, database, machine, overlap, wait_timeout, quiet):
 
     TARGET is path/to/file.py:attr or package.module:attr, where attr is a
     function decorated with @job. Without :attr, the module's only job runs
-    (a module with several lists them). The job's logs go to stderr.
+    (a module with several lists them; --job picks one). The job's logs go
+    to stderr.
+
+    A job whose code no longer loads (a dependency missing after a deploy,
+    a wrong path) never runs, so nothing records it, unless --job names it:
+    then the load error is recorded as a failed run of that job, and the
+    crontab line is checked to hold the job it names.
 
     \b
     Examples:
         processcache run examples/hello.py:hello
-        processcache run examples/hello.py --machine desktop-main \\
-            --database sqlite:///state.db
+        processcache run --job example/hello-world examples/hello.py \\
+            --machine desktop-main --database sqlite:///state.db
     """
     from .errors import RunNotRecordedError
-    from .loader import load_target
     from .runner import EXIT_FAILED, exit_code, run_job
     from .signals import Terminated, terminate_on_signals
 
-    spec = load_target(target)
-    if isinstance(spec, list):
-        spec = _only_job(target, spec)
+    spec = _load(target, job_name, database, machine)
     try:
         with terminate_on_signals():
             record = run_job(spec, database=database, machine=machine, echo=None if quiet else _echo_log,
@@ -94,6 +100,23 @@ def run(target, database, machine, overlap, wait_timeout, quiet):
         sys.exit(stopped.exit_code)
     _summary(record)
     sys.exit(exit_code(record))
+
+
+def _load(target, job_name, database, machine):
+    """The job to run; with --job, a target that fails to load is recorded as a failed run of that job."""
+    from .loader import load_target
+    from .runner import EXIT_FAILED, record_load_failure, select_job
+
+    try:
+        spec = select_job(target, load_target(target), job_name)
+    except Exception as error:
+        if job_name is None:
+            raise
+        record = record_load_failure(job_name, error, database, machine)
+        click.echo(record.traceback.rstrip(), err=True)
+        _summary(record)
+        sys.exit(EXIT_FAILED)
+    return _only_job(target, spec) if isinstance(spec, list) else spec
 
 
 def _summary(record) -> None:

@@ -77,6 +77,15 @@ class History:
                                     " `processcache jobs` lists them")
         return found[0]
 
+    def expectations(self, group: str, job: str) -> dict[str, float]:
+        """The stored ``expect_every`` and ``max_duration`` of a job (normalised names), those set; {} for a new job."""
+        with orm.db_session:
+            found = self.db.select("SELECT j.expect_every, j.max_duration FROM process_jobs j"
+                                   " JOIN processes p ON p.id = j.process_id WHERE p.name = $group AND j.name = $job",
+                                   {"group": group, "job": job})
+        names = ("expect_every", "max_duration")
+        return {name: value for name, value in zip(names, found[0] if found else ()) if value is not None}
+
     def jobs(self) -> list[JobSummary]:
         """Every job with its last run, the machines it ran on and its number of entries."""
         with orm.db_session:

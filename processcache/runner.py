@@ -5,9 +5,11 @@ The exit codes are those `processcache run` returns.
 
 from collections.abc import Awaitable
 
-from .errors import RunNotRecordedError
+from .errors import LoadError, RunNotRecordedError
+from .names import normalize_name
+from .options import JobOptions
 from .records import RunRecord
-from .session import JobLockedError, cache_session
+from .session import JobLockedError, cache_session, open_database
 
 EXIT_OK = 0
 #: The job raised; its traceback is in the run's record and an ERROR log.
@@ -46,6 +48,54 @@ def run_job(spec, database=None, machine: str | None = None, echo=None, **overri
         if ctx is None:  # the database or the names, not the job: the caller's to see
             raise
     return ctx.run
+
+
+def parse_job_name(text: str) -> tuple[str, str]:
+    """``GROUP/NAME`` as the normalised (group, name) a job is stored under."""
+    group, slash, name = text.partition("/")
+    if not slash or not group or not name:
+        raise LoadError(f"{text!r} is not GROUP/NAME: write it as example/hello-world")
+    return normalize_name(group), normalize_name(name)
+
+
+def select_job(target: str, found, job: str | None):
+    """The job *target* loaded (`loader.load_target`'s result), checked against the name the crontab gave.
+
+    With *job* (``run --job``), a module of several jobs needs no ``:attr``,
+    and a target holding another job is an error, not a run of the wrong job.
+    """
+    specs = found if isinstance(found, list) else [found]
+    if job is None:
+        return found
+    wanted = parse_job_name(job)
+    matching = [spec for spec in specs if (spec.group, spec.name) == wanted]
+    if not matching:
+        held = ", ".join(f"{spec.group}/{spec.name}" for spec in specs) or "no job"
+        raise LoadError(f"{target} holds {held}, not {wanted[0]}/{wanted[1]}: fix the target or --job")
+    return matching[0]
+
+
+def record_load_failure(job: str, error: Exception, database=None, machine: str | None = None) -> RunRecord:
+    """Record a failed run of *job* (``GROUP/NAME``) whose code could not be loaded, and return it.
+
+    A job that no longer imports (a dependency missing after a deploy, a
+    wrong path in the crontab) never runs, so nothing else would record it:
+    this failed run is what `processcache check` reports. The job's stored
+    expectations are kept, since the code that declares them never ran.
+    """
+    group, name = parse_job_name(job)
+    with open_database(database) as db:
+        options = JobOptions(overlap="allow").replace(**db.history.expectations(group, name))
+        ctx = None
+        try:
+            with cache_session(group, name, machine, db, options=options) as ctx:
+                raise error
+        except RunNotRecordedError:
+            raise
+        except Exception:
+            if ctx is None:  # the database's error, not the job's
+                raise
+        return ctx.run
 
 
 def exit_code(run: RunRecord) -> int:
