@@ -233,13 +233,15 @@ class CacheStore:
         return retrying(self.database, delete)
 
     def _delete(self, job_id: int, machine: str, key: str | None) -> int:
+        """Delete the entries, expired ones too; count the live ones only, the ones every read showed."""
         where, params = self._filter(job_id, machine, key, live_only=False)
-        ids = [r[0] for r in self.db.select(f"SELECT id, entry_key FROM process_cache WHERE {where}", params)
-               if key is None or r[1] == key]
-        for start in range(0, len(ids), 1000):
-            id_list = ", ".join(str(int(i)) for i in ids[start:start + 1000])
+        live = f"CASE WHEN expires_at IS NULL OR expires_at > {self.now} THEN 1 ELSE 0 END"
+        rows = [r for r in self.db.select(f"SELECT id, entry_key, {live} FROM process_cache WHERE {where}", params)
+                if key is None or r[1] == key]
+        for start in range(0, len(rows), 1000):
+            id_list = ", ".join(str(int(r[0])) for r in rows[start:start + 1000])
             self.db.execute(f"DELETE FROM process_cache WHERE id IN ({id_list})", {})
-        return len(ids)
+        return sum(int(r[2]) for r in rows)
 
     def _lock_job_row(self, job_id: int) -> None:
         if self._lock_job:

@@ -18,15 +18,22 @@ def _machine_options(func):
                         help="The machine whose entries these are [default: this host's name].")(func)
 
 
-def _context(database, job, machine):
-    """A context on *job* (created if new) that records no run."""
+def _context(database, job, machine, create=False):
+    """A context on *job* that records no run.
+
+    Only `set` and `import` (*create*) make a job that does not exist yet:
+    every other command refuses a mistyped name, and creates nothing.
+    """
     from .context import CacheContext
     from .database import connect
 
     group, slash, name = job.partition("/")
     if not slash:
         raise click.UsageError(f"{job!r} is not GROUP/JOB: write it as example/hello-world")
-    return CacheContext(connect(database), group, name, machine)
+    db = connect(database)
+    if not create:
+        db.history.job_id(job)
+    return CacheContext(db, group, name, machine)
 
 
 def _scope(ctx, all_machines):
@@ -111,7 +118,7 @@ def set_value(job, key, value, as_string, append, ttl, machine, database):
             value = json.loads(value)
         except ValueError:
             raise click.ClickException(f"VALUE {value!r} is not JSON: quote a string as '\"text\"', or add --string")
-    ctx = _context(database, job, machine)
+    ctx = _context(database, job, machine, create=True)
     entry = (ctx.create_cache if append else ctx.set_cache)(key, value, ttl=ttl)
     click.echo(f"stored entry {entry.id} under {key!r} in {ctx.group}/{ctx.job} on {ctx.machine}")
 
@@ -174,7 +181,7 @@ def import_entries(job, machine, database):
         processcache cache import example/hello-world -d sqlite:///copy.db < hello.jsonl
     """
     rows = [_import_row(number, line, machine) for number, line in enumerate(sys.stdin, 1) if line.strip()]
-    ctx = _context(database, job, machine)
+    ctx = _context(database, job, machine, create=True)
     with click.progressbar(length=len(rows), label="importing", file=sys.stderr,
                            hidden=not sys.stderr.isatty()) as bar:
         count = ctx.database.cache.restore(ctx._job_id, rows, progress=bar.update)

@@ -145,6 +145,8 @@ def locks(click_ctx, database, as_json):
         processcache locks break example/hello-world --yes
     """
     if click_ctx.invoked_subcommand is not None:
+        if as_json:
+            raise click.UsageError(f"--json lists the locks; `locks {click_ctx.invoked_subcommand}` takes no --json")
         return
     with _open(database) as db:
         found = [lock for lock in db.runs.locks() if lock.held]
@@ -160,15 +162,16 @@ def locks(click_ctx, database, as_json):
 @click.argument("name", metavar="GROUP/JOB[@MACHINE]")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask first.")
 @database_option
+@click.pass_context
 @one_line_errors
-def break_lock(name, yes, database):
+def break_lock(click_ctx, name, yes, database):
     """Free a job's lock now, whoever holds it.
 
     Only for a holder you know is gone: a live holder keeps running, and
     another run may then start beside it. A dead holder's lock frees itself
-    when its lease runs out.
+    when its lease runs out. --database may be given before or after `break`.
     """
-    with _open(database) as db:
+    with _open(_database_of(click_ctx, database)) as db:
         held = [lock for lock in db.runs.locks(name) if lock.held]
         if not held:
             raise click.ClickException(f"no one holds the lock {name}: `processcache locks` lists held locks")
@@ -178,6 +181,18 @@ def break_lock(name, yes, database):
                           abort=True)
         db.runs.break_lock(name)
     click.echo(f"broke the lock {name}")
+
+
+def _database_of(click_ctx, database):
+    """The --database of a subcommand, or of its group (`locks -d URL break ...`): never silently the default."""
+    from click.core import ParameterSource
+
+    given = click_ctx.get_parameter_source("database") == ParameterSource.COMMANDLINE
+    parent = click_ctx.parent
+    parent_given = parent.get_parameter_source("database") == ParameterSource.COMMANDLINE
+    if given and parent_given and database != parent.params["database"]:
+        raise click.UsageError("two different --database values: give it once")
+    return parent.params["database"] if parent_given else database
 
 
 @click.command()

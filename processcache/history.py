@@ -73,9 +73,18 @@ class History:
             found = self.db.select("SELECT j.id FROM process_jobs j JOIN processes p ON p.id = j.process_id"
                                    " WHERE p.name = $group AND j.name = $job", params)
         if not found:
-            raise ProcessCacheError(f"there is no job {params['group']}/{params['job']} in this database:"
-                                    " `processcache jobs` lists them")
+            raise ProcessCacheError(f"no job {params['group']}/{params['job']} in this database:"
+                                    f" `processcache jobs` lists them{self._did_you_mean(params)}")
         return found[0]
+
+    def _did_you_mean(self, params: dict) -> str:
+        import difflib
+
+        with orm.db_session:
+            names = [f"{group}/{job}" for group, job in self.db.select(
+                "SELECT p.name, j.name FROM process_jobs j JOIN processes p ON p.id = j.process_id", {})]
+        close = difflib.get_close_matches(f"{params['group']}/{params['job']}", names, n=1, cutoff=0.6)
+        return f" (did you mean {close[0]}?)" if close else ""
 
     def expectations(self, group: str, job: str) -> dict[str, float]:
         """The stored ``expect_every`` and ``max_duration`` of a job (normalised names), those set; {} for a new job."""

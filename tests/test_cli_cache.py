@@ -75,3 +75,30 @@ def test_list_export_and_jobs_hide_expired_entries(backend_url):
     only_box = [json.loads(line) for line in cli("cache", "export", "ops/job", "-m", "box", *db).stdout.splitlines()]
     assert [(e["key"], e["value"]) for e in only_box] == [("mixed", "kept"), ("live", 1)]
     assert [job["entries"] for job in json.loads(cli("jobs", "--json", *db).stdout)] == [4]
+
+
+def test_a_mistyped_job_is_refused_with_a_suggestion_and_creates_nothing(backend_url):
+    CacheContext(connect(backend_url), "billing", "sync-invoices", "m").create_cache("token", "abc")
+    for command, *rest in (["list"], ["get", "token"], ["delete", "token"], ["clear", "--yes"], ["export"]):
+        result = cli("cache", command, "billing/sync-invoice", *rest, "-m", "m", "-d", backend_url)
+        assert result.returncode == 1, command
+        assert result.stderr.strip() == ("Error: no job billing/sync-invoice in this database: `processcache jobs`"
+                                         " lists them (did you mean billing/sync-invoices?)"), command
+    jobs = json.loads(cli("jobs", "--json", "-d", backend_url).stdout)
+    assert [(j["group"], j["job"]) for j in jobs] == [("billing", "sync-invoices")]
+    assert cli("cache", "get", "billing/sync-invoices", "token", "-m", "m", "-d", backend_url).stdout == '"abc"\n'
+
+
+def test_delete_and_clear_count_only_the_entries_reads_showed(backend_url):
+    ctx = CacheContext(connect(backend_url), "ops", "expiring", "m")
+    ctx.create_cache("k", "gone soon", ttl=0.2)
+    ctx.create_cache("k", "live")
+    ctx.create_cache("other", "gone soon", ttl=0.2)
+    time.sleep(0.5)
+    assert "1 entries" not in cli("cache", "list", "ops/expiring", "-m", "m", "-d", backend_url).stdout
+    deleted = cli("cache", "delete", "ops/expiring", "k", "-m", "m", "-d", backend_url)
+    assert deleted.stdout.startswith("deleted 1 entries under 'k'"), deleted.stdout + deleted.stderr
+    cleared = cli("cache", "clear", "ops/expiring", "-m", "m", "--yes", "-d", backend_url)
+    assert cleared.stdout.startswith("deleted 0 entries"), cleared.stdout + cleared.stderr
+    with connect(backend_url) as db:
+        assert db.cache.export_rows(db.history.job_id("ops/expiring"), None) == []

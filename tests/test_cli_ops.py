@@ -267,3 +267,21 @@ def test_check_on_a_database_without_jobs_says_so_and_fails(backend_url):
     assert result.returncode == 1, "a monitoring probe pointed at the wrong database must not pass"
     assert "no-jobs" in result.stdout and "holds no job" in result.stdout and "all jobs are well" not in result.stdout
     assert json.loads(cli("check", "--json", "-d", backend_url).stdout)["ok"] is False
+
+
+def test_locks_break_acts_on_the_database_given_to_the_group(tmp_path):
+    other, default = f"sqlite:///{tmp_path}/other.db", f"sqlite:///{tmp_path}/default.db"
+    env = {"PROCESSCACHE_DATABASE_URL": default}
+    for url in (other, default):
+        with connect(url) as db:
+            run = db.runs.start("ops", "held", "m", 1, lease=300)
+            assert db.runs.acquire("ops/held", "m", 1, run.id, lease=300)
+    broken = cli("locks", "-d", other, "break", "ops/held", "--yes", env=env)
+    assert broken.returncode == 0, broken.stderr
+    assert "ops/held" not in cli("locks", "-d", other).stdout, "the lock of the database given is broken"
+    assert "ops/held" in cli("locks", env=env).stdout, "the default database's lock is untouched"
+    twice = cli("locks", "-d", other, "break", "ops/held", "--yes", "-d", default)
+    assert twice.returncode == 2 and "two different --database values" in twice.stderr
+    as_json = cli("locks", "--json", "break", "ops/held", "--yes", env=env)
+    assert as_json.returncode == 2 and "takes no --json" in as_json.stderr
+    assert "ops/held" in cli("locks", env=env).stdout

@@ -185,7 +185,7 @@ def test_prune_in_batches(backend, monkeypatch):
 
 
 def test_an_unknown_job_name_says_how_to_list_jobs(backend):
-    with pytest.raises(Exception, match="there is no job a/b in this database: `processcache jobs` lists them"):
+    with pytest.raises(Exception, match="no job a/b in this database: `processcache jobs` lists them"):
         backend.history.job_id("a/b")
     with pytest.raises(Exception, match="is not GROUP/JOB"):
         backend.history.job_id("just-a-name")
