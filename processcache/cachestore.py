@@ -10,6 +10,7 @@ Keys are also compared in Python where exactness matters: MySQL's
 collations ignore trailing spaces even when binary.
 """
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from itertools import repeat
@@ -149,18 +150,39 @@ class CacheStore:
         return list(map(entry_of_tuple, zip(ids, keys, decode_values(texts), repeat(machine), repeat(created_at),
                                             repeat(_epoch_time(expires_at)))))
 
-    def restore(self, job_id: int, rows: list[tuple[str, str, str, datetime, float | None]], progress=None) -> int:
-        """Insert exported (machine, key, text, created_at, expires_at) rows as they were, in one transaction."""
+    def restore(self, job_id: int, rows: Sequence[tuple[str, str, str, datetime, float | None]],
+                append: bool = False, progress=None) -> int:
+        """Insert exported (machine, key, text, created_at, expires_at) rows as they were, in one transaction.
+
+        Returns how many were inserted. Unless *append*, a row already stored
+        (same machine, key, value and creation time, expired or not) is not
+        stored again, so importing one file twice, or a retried import, is a
+        no-op; rows repeated in the file are kept as often as it holds them.
+        *progress* is called with the number of rows dealt with.
+        """
         self.check_size([row[2] for row in rows])
-        with one_line_when_lost(self.database, "the import"), self.transaction():
-            for start in range(0, len(rows), 1000):
-                chunk = rows[start:start + 1000]
-                insert_many(self.db, "process_cache", _INSERT_COLUMNS, [
-                    (job_id, machine, key, text, db_time(created), expires)
-                    for machine, key, text, created, expires in chunk])
+        with one_line_when_lost(self.database, "the import"), self.transaction(immediate=True):
+            self._lock_job_row(job_id)  # two imports of one file take turns, so neither doubles the other's
+            stored = Counter() if append else self._stored_identities(job_id)
+            new = []
+            for machine, key, text, created, expires in rows:
+                identity = (machine, key, text, created.astimezone(timezone.utc))
+                if stored[identity]:
+                    stored[identity] -= 1
+                else:
+                    new.append((job_id, machine, key, text, db_time(created), expires))
+            if progress is not None:
+                progress(len(rows) - len(new))
+            for start in range(0, len(new), 1000):
+                insert_many(self.db, "process_cache", _INSERT_COLUMNS, new[start:start + 1000])
                 if progress is not None:
-                    progress(len(chunk))
-        return len(rows)
+                    progress(len(new[start:start + 1000]))
+        return len(new)
+
+    def _stored_identities(self, job_id: int) -> Counter:
+        rows = self.db.select("SELECT machine, entry_key, entry_value, created_at FROM process_cache"
+                              " WHERE job_id = $job_id", {"job_id": job_id})
+        return Counter((machine, key, text, py_time(created)) for machine, key, text, created in rows)
 
     def entries(self, job_id: int, machine: str | None, key: str | None = None) -> list[Entry]:
         """Live entries of a job, oldest first; *machine* None means every machine."""

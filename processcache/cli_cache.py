@@ -6,8 +6,8 @@ import sys
 import click
 
 from .cli_format import database_option, echo_json, echo_table, json_line, json_option, one_line_errors
-from .codec import decode_value, encode_value
-from .names import check_key
+from .codec import encode_value
+from .errors import ProcessCacheError
 
 _TARGET = click.argument("job", metavar="GROUP/JOB")
 
@@ -98,7 +98,7 @@ def get(job, key, machine, all_machines, database, as_json):
 @cache.command("set")
 @_TARGET
 @click.argument("key")
-@click.argument("value")
+@click.argument("value", default="-")
 @click.option("--string", "-s", "as_string", is_flag=True, help="Store VALUE as a string, not JSON.")
 @click.option("--append", is_flag=True, help="Add VALUE under KEY instead of replacing what is there.")
 @click.option("--ttl", metavar="DURATION", help="Expire the entry after this long (e.g. 6h).")
@@ -108,19 +108,33 @@ def get(job, key, machine, all_machines, database, as_json):
 def set_value(job, key, value, as_string, append, ttl, machine, database):
     """Make VALUE (JSON, or text with --string) the one value under KEY.
 
+    Without VALUE, or with -, the value is read from standard input (one
+    final newline dropped): a secret on the command line is visible to
+    every user of the machine in `ps`, one piped in is not.
+
     \b
     Examples:
         processcache cache set billing/sync cursor '{"page": 12}'
-        processcache cache set billing/sync token abc123 --string --ttl 6h
+        printf '%s' "$TOKEN" | processcache cache set billing/sync token --string --ttl 6h
     """
+    if value == "-":
+        value = _stdin_value()
     if not as_string:
         try:
             value = json.loads(value)
-        except ValueError:
-            raise click.ClickException(f"VALUE {value!r} is not JSON: quote a string as '\"text\"', or add --string")
+        except ValueError as exc:  # the value itself is not shown: it may be a secret
+            raise click.ClickException(f"VALUE is not JSON ({exc.msg} at column {exc.colno}): quote a string"
+                                       " as '\"text\"', or add --string") from None
     ctx = _context(database, job, machine, create=True)
     entry = (ctx.create_cache if append else ctx.set_cache)(key, value, ttl=ttl)
     click.echo(f"stored entry {entry.id} under {key!r} in {ctx.group}/{ctx.job} on {ctx.machine}")
+
+
+def _stdin_value() -> str:
+    if sys.stdin.isatty():
+        raise click.UsageError("give VALUE, or pipe it in: printf '%s' \"$TOKEN\" | processcache cache set JOB KEY")
+    text = sys.stdin.read()
+    return text[:-1] if text.endswith("\n") else text
 
 
 @cache.command()
@@ -161,44 +175,41 @@ def export(job, machine, database):
     `cache import` rebuilds the same cache. By default every machine's.
     """
     from .database import connect
+    from .transfer import ExportedEntry
 
     with connect(database) as db:
-        for machine_name, key, text, created_at, expires_at in db.cache.export_rows(db.history.job_id(job), machine):
-            click.echo(json_line({"key": key, "value": decode_value(text), "machine": machine_name,
-                                  "created_at": created_at, "expires_at": expires_at}))
+        for row in db.cache.export_rows(db.history.job_id(job), machine):
+            click.echo(json_line(ExportedEntry(*row).line()))
 
 
 @cache.command("import")
 @_TARGET
 @click.option("--machine", "-m", metavar="NAME", help="Store every entry as this machine's instead of its own.")
+@click.option("--append", is_flag=True,
+              help="Store every line, even an entry already there [default: skip those, so a second import of "
+                   "the same file changes nothing].")
 @database_option
 @one_line_errors
-def import_entries(job, machine, database):
+def import_entries(job, machine, append, database):
     """Add the entries of a `cache export` (JSON lines on stdin), all in one transaction.
+
+    Every line is checked before anything is stored: one bad line imports
+    nothing. An entry already in the cache (same machine, key, value and
+    creation time) is skipped unless --append.
 
     \b
     Example:
         processcache cache import example/hello-world -d sqlite:///copy.db < hello.jsonl
     """
-    rows = [_import_row(number, line, machine) for number, line in enumerate(sys.stdin, 1) if line.strip()]
+    from .transfer import parse_line
+
+    try:
+        rows = [parse_line(number, line, machine) for number, line in enumerate(sys.stdin, 1) if line.strip()]
+    except ProcessCacheError as exc:
+        raise click.ClickException(f"{exc}: nothing was imported") from None
     ctx = _context(database, job, machine, create=True)
     with click.progressbar(length=len(rows), label="importing", file=sys.stderr,
                            hidden=not sys.stderr.isatty()) as bar:
-        count = ctx.database.cache.restore(ctx._job_id, rows, progress=bar.update)
-    click.echo(f"imported {count} entries into {ctx.group}/{ctx.job}")
-
-
-def _import_row(number: int, line: str, machine: str | None) -> tuple:
-    from datetime import datetime
-
-    from .names import check_machine
-
-    try:
-        item = json.loads(line)
-        created_at = datetime.fromisoformat(item["created_at"])
-        expires_at = item.get("expires_at")
-        row = (check_machine(machine or item["machine"]), check_key(item["key"]), encode_value(item["value"]),
-               created_at, None if expires_at is None else float(expires_at))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise click.ClickException(f"line {number} is not an exported entry ({exc}): nothing was imported")
-    return row
+        count = ctx.database.cache.restore(ctx._job_id, rows, append=append, progress=bar.update)
+    skipped = f" ({len(rows) - count} already there)" if len(rows) > count else ""
+    click.echo(f"imported {count} entries into {ctx.group}/{ctx.job}{skipped}")

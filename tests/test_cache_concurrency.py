@@ -127,5 +127,5 @@ def test_a_bad_import_line_imports_nothing(tmp_path):
     url = f"sqlite:///{tmp_path}/i.db"
     good = json.dumps({"key": "k", "value": 1, "machine": "m", "created_at": "2026-01-01T00:00:00+00:00"})
     result = cli("cache", "import", "g/j", "-d", url, input=good + "\n{not json\n")
-    assert result.returncode == 1 and "line 2 is not an exported entry" in result.stderr
-    assert cli("cache", "list", "g/j", "-a", "-d", url).stdout.strip() == "the cache is empty"
+    assert result.returncode == 1 and "line 2: not JSON" in result.stderr and "nothing was imported" in result.stderr
+    assert cli("cache", "list", "g/j", "-a", "-d", url).returncode == 1, "not even the job was created"
