@@ -19,7 +19,8 @@ from datetime import datetime
 from pony.orm import LongStr, Optional, PrimaryKey, Required, Set, composite_index, composite_key
 
 #: The stored format: bumped whenever a table or column changes. A processcache
-#: refuses a database of a newer version (it would not know its columns).
+#: refuses a database of a newer version (it would not know its columns), reads
+#: the version before anything else and changes nothing there (`Store.refuse_newer`).
 #: Stored in ``processcache_meta``; each bump comes with its steps in `upgrades.STEPS`.
 SCHEMA_VERSION = 2
 #: Changes within a version that every processcache of that version can use as

@@ -19,16 +19,22 @@ A write whose commit was cut off may or may not have been stored. Before
 trying it again, the caller's *done* check looks for it by its identity
 (the row's job, machine, key and microsecond time stamp), so a retried
 write is never stored twice.
+
+A processcache table that does not exist (an operator dropped it by hand)
+is not tried again either: it fails at once with one line that says how
+to see and repair it (`missing_table`). Here, because every operation of
+a run passes through `retrying`.
 """
 
 import contextlib
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .durations import format_duration
-from .errors import DatabaseUnavailableError
+from .errors import DatabaseUnavailableError, SchemaError
 
 FIRST_PAUSE = 0.1
 MAX_PAUSE = 2.0
@@ -36,6 +42,10 @@ MAX_PAUSE = 2.0
 #: gone away (2006), lost during a query (2013), server shutting down (1053), connection killed (1927),
 #: idle too long (4031).
 _MYSQL_LOST = (2003, 2006, 2013, 1053, 1927, 4031)
+#: A table that does not exist: MySQL/MariaDB's error code, PostgreSQL's SQLSTATE, the start of SQLite's message.
+_MYSQL_NO_SUCH_TABLE = 1146
+_PG_UNDEFINED_TABLE = "42P01"
+_SQLITE_NO_SUCH_TABLE = "no such table"
 #: What a failed first connection says when trying again cannot help: bad settings, not a server away.
 _PERMANENT = ("password authentication failed", "does not exist", "no pg_hba.conf entry", "could not translate host",
               "invalid connection option", "invalid sslmode", "Name or service not known", "nodename nor servname",
@@ -143,10 +153,16 @@ def retrying(database, operation: Callable[[], Any], done: Callable[[], Any] | N
     """Run *operation*; after a lost connection, check *done*, then run it again, within the retry budget.
 
     Inside a batch it runs once: the lost connection took the batch's
-    transaction with it, and only the whole batch can be run again.
+    transaction with it, and only the whole batch can be run again. A
+    missing table raises `missing_table`'s SchemaError, here or in a batch.
     """
-    if database.transaction.active:
-        return operation()
+    with _missing_table_in_one_line(database):
+        if database.transaction.active:
+            return operation()
+        return _with_retries(database, operation, done)
+
+
+def _with_retries(database, operation: Callable[[], Any], done: Callable[[], Any] | None) -> Any:
     provider = database.pony.provider
     attempts = database.retry_budget.attempts()
     check = None
@@ -169,6 +185,40 @@ def retrying(database, operation: Callable[[], Any], done: Callable[[], Any] | N
             check = done
 
 
+def missing_table(database, exc: BaseException) -> SchemaError | None:
+    """The one-line error for a processcache table that does not exist, or None when *exc* says something else.
+
+    An operator dropped it by hand, or restored a partial backup: trying
+    again cannot help, and the driver's traceback does not say what to do.
+    `db sync --mode check` lists all that is missing; `db sync` recreates
+    it, empty. A table that is not processcache's (an application's own
+    statement inside a batch) is left to its error.
+    """
+    original = getattr(exc, "original_exc", exc)
+    args = getattr(original, "args", ())
+    if not (getattr(original, "pgcode", None) == _PG_UNDEFINED_TABLE or (args and args[0] == _MYSQL_NO_SUCH_TABLE)
+            or str(original).startswith(_SQLITE_NO_SUCH_TABLE)):
+        return None
+    said = reason(database.config, exc)
+    for table in database.pony.schema.tables:
+        if re.search(rf"\b{table}\b", said):
+            return SchemaError(f"table {table} is missing from {database.url}: `processcache db sync --mode check`"
+                               " lists what is missing, `processcache db sync` recreates it (empty)")
+    return None
+
+
+@contextlib.contextmanager
+def _missing_table_in_one_line(database) -> Iterator[None]:
+    """Raise `missing_table`'s one line in place of the driver's error it explains."""
+    try:
+        yield
+    except Exception as exc:
+        missing = missing_table(database, exc)
+        if missing is None:
+            raise
+        raise missing from None
+
+
 @contextlib.contextmanager
 def one_line_when_lost(database, what: str) -> Iterator[None]:
     """Around a transaction the caller cannot run again by itself (a batch, an import): a lost connection in one line.
@@ -177,7 +227,8 @@ def one_line_when_lost(database, what: str) -> Iterator[None]:
     committed, which no one can tell from here.
     """
     try:
-        yield
+        with _missing_table_in_one_line(database):
+            yield
     except Exception as exc:
         if not is_disconnect(database.pony.provider, exc):
             raise

@@ -246,12 +246,16 @@ class RunStore:
     def _ensure_lock_row(self, name: str) -> None:
         if name in self._lock_rows:
             return
-        try:
-            with self.transaction():
-                if not self.db.select("SELECT name FROM process_job_locks WHERE name = $name", {"name": name}):
-                    self.db.insert("process_job_locks", name=name)
-        except (IntegrityError, TransactionIntegrityError):
-            pass  # another process created the row first: the UPDATE decides
+
+        def ensure():
+            try:
+                with self.transaction():
+                    if not self.db.select("SELECT name FROM process_job_locks WHERE name = $name", {"name": name}):
+                        self.db.insert("process_job_locks", name=name)
+            except (IntegrityError, TransactionIntegrityError):
+                pass  # another process created the row first: the UPDATE decides
+
+        retrying(self.database, ensure)  # a run's first use of the lock table: a dropped one is said in one line
         self._lock_rows.add(name)
 
 

@@ -16,7 +16,7 @@ from pony.orm.dbapiprovider import DBException
 
 from .context import CacheContext, _current
 from .database import Database, connect
-from .errors import ProcessCacheError, RunNotRecordedError
+from .errors import ProcessCacheError, RunNotRecordedError, SchemaError
 from .fence import Fence
 from .heartbeat import Heartbeat
 from .logs import LogType
@@ -182,13 +182,19 @@ def _captured_logging(ctx: CacheContext) -> Iterator[None]:
 
 
 def _record_failure(ctx: CacheContext, exc: BaseException) -> None:
-    """Record how the run failed; if even that fails, raise one error that tells both."""
+    """Record how the run failed; if even that fails, raise one error that tells both.
+
+    A SchemaError (a table dropped by hand) is the database's state, not the
+    job's: its one line, in the run's error and on stderr, says it all. Its
+    traceback is not stored as a log, which `run` would echo above that line.
+    """
     status = "failed" if isinstance(exc, Exception) else "terminated"
     trace = _user_traceback(exc)
-    try:
-        ctx.create_log(trace, LogType.ERROR)
-    except Exception:
-        pass  # the run's record below holds the traceback too; its failure is the one reported
+    if not isinstance(exc, SchemaError):
+        try:
+            ctx.create_log(trace, LogType.ERROR)
+        except Exception:
+            pass  # the run's record below holds the traceback too; its failure is the one reported
     ctx.run = _finish(ctx, status, exc, trace)
     if isinstance(exc, Terminated):
         exc.run = ctx.run

@@ -7,6 +7,8 @@ as one ORM object per row, and come back as the immutable records of
 entries have `cachestore.py`; runs and locks `runstore.py`.
 """
 
+import contextlib
+from collections.abc import Iterator
 from datetime import datetime
 
 from pony.orm.core import TransactionIntegrityError
@@ -28,7 +30,6 @@ _GET_OR_CREATE_ATTEMPTS = 5
 STATE_SQL = "SELECT name, value FROM processcache_meta WHERE name IN ('schema_version', 'schema_revision')"
 #: What this processcache writes: (version, revision).
 CURRENT = (SCHEMA_VERSION, SCHEMA_REVISION)
-
 
 
 class Store:
@@ -150,13 +151,17 @@ class Store:
     def schema_differences(self) -> list[str]:
         """What the database lacks against this version's schema ([] when none).
 
-        Raises SchemaError for a database written by a newer processcache,
-        which this version must not change.
+        Reads the version first and raises SchemaError for a database written
+        by a newer processcache: its tables are not this release's to compare,
+        let alone to create. A newer revision's indexes are not compared
+        either: it may have replaced some, and a revision is usable as it is.
         """
         differences = []
         with self.database.transaction():
             connection = self.db.get_connection()
             provider = self.db.provider
+            state = stored_state(self.db)
+            self.refuse_newer(state)
             for name, table in self.db.schema.tables.items():
                 if not provider.table_exists(connection, name):
                     differences.append(f"table {name} is missing")
@@ -170,10 +175,11 @@ class Store:
                 ]
                 differences += [
                     f"index {index.name} on {name} is missing" for index in table.indexes.values()
-                    if not (index.is_pk or index.is_unique) and not index.exists(provider, connection, False)
+                    if not (index.is_pk or index.is_unique) and (state is None or state <= CURRENT)
+                    and not index.exists(provider, connection, False)
                 ]
-            if not differences:
-                differences = self._version_differences()
+        if not differences and state is not None and state < CURRENT:
+            differences = [f"schema {describe(state)} is older than {describe(CURRENT)}: run `processcache db upgrade`"]
         return differences
 
     def schema_state(self) -> tuple[int, int] | None:
@@ -186,36 +192,62 @@ class Store:
                 raise  # a server away, not a new database: the caller's retry decides
             return None  # no meta table: a new database
 
-    def _version_differences(self) -> list[str]:
-        state = read_state(self.db)
-        if state and state[0] > SCHEMA_VERSION:
-            raise newer_database(state)
-        if state and state < CURRENT:
-            return [f"schema {describe(state)} is older than {describe(CURRENT)}: run `processcache db upgrade`"]
-        return []
+    def refuse_newer(self, state: tuple[int, int] | None) -> None:
+        """Raise SchemaError for a database a newer processcache wrote: this release must neither change nor use it.
 
-    def create_schema(self) -> None:
-        """Create what is missing and record this version and revision, one process at a time.
+        During a rolling upgrade, an older release that brought a newer
+        schema back to its own shape would take other lock tables than the
+        newer machines, and both would run the job. A newer revision of this
+        version is usable as it is.
+        """
+        if state is not None and state[0] > SCHEMA_VERSION:
+            raise SchemaError(f"{self.database.url} has schema version {state[0]}, written by a newer processcache"
+                              f" (this release knows version {SCHEMA_VERSION}): upgrade processcache on this machine"
+                              " to use it; nothing was changed")
 
-        Processes that find the tables missing at once take turns under a
-        database-wide lock, all in one DDL session: the first creates the
-        tables, the others then find them made. SQLite's DDL session is an
-        exclusive transaction already; the servers take an explicit lock.
+    @contextlib.contextmanager
+    def schema_change(self) -> Iterator[tuple[int, int] | None]:
+        """A DDL session under the schema lock; yields the (version, revision) stored, None for a new database.
+
+        Processes changing the schema at once take turns under a
+        database-wide lock, all in one DDL session: SQLite's is an exclusive
+        transaction already; the servers take an explicit lock. The version
+        is read under the lock, before anything else: a newer processcache
+        may have upgraded the database a moment ago, and this release must
+        not change it (SchemaError).
         """
         lock, unlock = SCHEMA_LOCK[self.db.provider.dialect]
         with self.database.transaction.ddl():
-            connection = self.db.get_connection()
             if lock:
                 self.db.execute(lock, {})
             try:
-                if self.schema_differences():
-                    self.db.schema.create_tables(self.db.provider, connection)
-                if read_state(self.db) is None:
-                    self.db.insert("processcache_meta", name="schema_version", value=str(SCHEMA_VERSION))
-                    self.db.insert("processcache_meta", name="schema_revision", value=str(SCHEMA_REVISION))
+                state = stored_state(self.db)
+                self.refuse_newer(state)
+                yield state
             finally:
                 if unlock:
                     self.db.execute(unlock, {})
+
+    def create_schema(self) -> None:
+        """Create what is missing and record this version and revision (the first process that gets to)."""
+        with self.schema_change() as state:
+            if self.schema_differences():
+                self.db.schema.create_tables(self.db.provider, self.db.get_connection())
+            if state is None:
+                self.db.insert("processcache_meta", name="schema_version", value=str(SCHEMA_VERSION))
+                self.db.insert("processcache_meta", name="schema_revision", value=str(SCHEMA_REVISION))
+
+    def drop_schema(self) -> None:
+        """Drop every processcache table with its data (``sync("new")``).
+
+        Refused for a database a newer processcache wrote: this release
+        knows only its own tables, and would leave the newer one's behind.
+        """
+        with self.schema_change():
+            connection = self.db.get_connection()
+            for name in self.db.schema.tables:  # as Pony's drop_all_tables, which opens a DDL session of its own
+                if self.db.provider.table_exists(connection, name):
+                    self.db.provider.drop_table(connection, name)
 
 
 def read_state(db) -> tuple[int, int] | None:
@@ -226,13 +258,15 @@ def read_state(db) -> tuple[int, int] | None:
     return int(found["schema_version"]), int(found.get("schema_revision", 0))
 
 
+def stored_state(db) -> tuple[int, int] | None:
+    """`read_state`, and None without a meta table, looked for first: a failed SELECT ends a PostgreSQL transaction."""
+    if not db.provider.table_exists(db.get_connection(), "processcache_meta"):
+        return None
+    return read_state(db)
+
+
 def describe(state: tuple[int, int]) -> str:
     return f"{state[0]}.{state[1]}"
-
-
-def newer_database(state: tuple[int, int]) -> SchemaError:
-    return SchemaError(f"this database has schema version {state[0]}, written by a newer processcache;"
-                       f" this version knows {SCHEMA_VERSION}: upgrade processcache to use it")
 
 
 def _page(offset: int, limit: int | None) -> str:

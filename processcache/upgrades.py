@@ -13,9 +13,9 @@ is already done, and an interrupted upgrade resumes where it stopped).
 """
 
 
-from .dialects import SCHEMA_LOCK
 from .entities import SCHEMA_REVISION, SCHEMA_VERSION
-from .store import CURRENT, newer_database, read_state
+from .errors import SchemaError
+from .store import CURRENT
 
 
 def _add_column(table: str, column: str, sql_type: str):
@@ -48,28 +48,22 @@ STEPS = [
 def upgrade(database) -> tuple[tuple[int, int], tuple[int, int]]:
     """Bring *database* to this version and revision; return the (version, revision) before and after.
 
-    Refuses newer versions; a newer revision of this version is left as it is.
+    Refuses newer versions (`Store.schema_change` reads the version first);
+    a newer revision of this version is left as it is.
     """
     db = database.pony
-    lock, unlock = SCHEMA_LOCK[db.provider.dialect]
-    with database.transaction.ddl():
+    with database.store.schema_change() as start:
+        if start is None:
+            raise SchemaError(f"{database.url} has no processcache tables to upgrade:"
+                              " `processcache db sync` creates them")
+        if start >= CURRENT:
+            return start, start
         connection = db.get_connection()
-        if lock:
-            db.execute(lock, {})
-        try:
-            start = read_state(db) or CURRENT
-            if start[0] > SCHEMA_VERSION:
-                raise newer_database(start)
-            if start >= CURRENT:
-                return start, start
-            for state, step in STEPS:
-                if start < state:
-                    step(db, connection)
-            _record(db, "schema_version", SCHEMA_VERSION)
-            _record(db, "schema_revision", SCHEMA_REVISION)
-        finally:
-            if unlock:
-                db.execute(unlock, {})
+        for state, step in STEPS:
+            if start < state:
+                step(db, connection)
+        _record(db, "schema_version", SCHEMA_VERSION)
+        _record(db, "schema_revision", SCHEMA_REVISION)
     return start, CURRENT
 
 
