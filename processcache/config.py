@@ -8,6 +8,12 @@ Accepted URLs::
     postgresql://user:password@host:5432/dbname   (also postgres://)
     mysql://user:password@host:3306/dbname        (MySQL and MariaDB; also mariadb://)
 
+A password is percent-encoded in the URL (``urllib.parse.quote(password,
+safe='')``): one holding an unencoded ``/``, ``?`` or ``#`` is refused,
+since a URL parser would read its start as a port and its end as the path.
+On either server it may instead be given as ``?password=`` (or ``passwd=``).
+Every URL processcache shows, and every error, has it as ``***``.
+
 Precedence: an explicit URL, then ``PROCESSCACHE_DATABASE_URL``, then the
 SQLite file ``processcache.db`` in the user's data directory.
 
@@ -125,7 +131,7 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "
 MYSQL_OPTIONS = {
     "connect_timeout": _seconds, "read_timeout": _seconds, "write_timeout": _seconds,
     "charset": _text, "collation": _text, "sql_mode": _text, "init_command": _text,
-    "unix_socket": _text, "bind_address": _text, "program_name": _text, "max_allowed_packet": _whole,
+    "password": _text, "unix_socket": _text, "bind_address": _text, "program_name": _text, "max_allowed_packet": _whole,
     "ssl_ca": _text, "ssl_cert": _text, "ssl_key": _text, "ssl_key_password": _text,
     "ssl_disabled": _boolean, "ssl_verify_cert": _boolean, "ssl_verify_identity": _boolean,
 }
@@ -180,18 +186,27 @@ def default_sqlite_path() -> str:
 
 
 def parse_url(url: str) -> DatabaseConfig:
-    """Turn a database URL into a DatabaseConfig, or raise ConfigError (see the module docstring)."""
-    if not isinstance(url, str) or "://" not in url:
+    """Turn a database URL into a DatabaseConfig, or raise ConfigError (see the module docstring).
+
+    Every error quotes the URL with its password masked (`_masked_text`),
+    never the URL parser's own message, which quotes what it failed on.
+    """
+    scheme = url.split("://", 1)[0].lower() if isinstance(url, str) and "://" in url else ""
+    if not _SCHEME.fullmatch(scheme):  # a text before "://" that is no scheme may be a user part
         raise ConfigError(
             f"{_masked_text(url)!r} is not a database URL: use sqlite:///file.db, "
             "postgresql://user@host/db or mysql://user@host/db"
         )
-    scheme = url.split("://", 1)[0].lower()
     provider = _SCHEMES.get(scheme.split("+", 1)[0])
     if provider is None:
         raise ConfigError(
             f"unknown database URL scheme {scheme!r}: use sqlite, postgresql or mysql"
         )
+    # Before any option is read: the end of a password may look like one.
+    if provider == "sqlite":
+        _refuse_sqlite_without_path(url)
+    else:
+        _refuse_unencoded(url)
     url, retry_for = _take_option(url, "retry_for")
     if _take_option(url, "retries")[1] is not None:
         raise ConfigError("retries= in the URL is no longer read: write retry_for= with how long to keep"
@@ -213,6 +228,14 @@ def _take_option(url: str, name: str) -> tuple[str, str | None]:
     return (base + "?" + urlencode(kept)) if kept else base, values[-1]
 
 
+def _refuse_sqlite_without_path(url: str) -> None:
+    """Refuse a SQLite URL with a user or host part where its path belongs (``sqlite://cron:pw@host/db``)."""
+    location = url.split("://", 1)[1].partition("?")[0]
+    if not location.startswith("/") and location != ":memory:":
+        raise ConfigError(f"{_masked_text(url)!r} has no file path: use sqlite:///relative.db or"
+                          " sqlite:////abs/path.db")
+
+
 def _parse_sqlite(url: str) -> DatabaseConfig:
     rest = url.split("://", 1)[1]
     path, _, query = rest.partition("?")
@@ -225,11 +248,9 @@ def _parse_sqlite(url: str) -> DatabaseConfig:
         pragmas[name] = value.lower()
     if path in (":memory:", "/:memory:"):
         return DatabaseConfig("sqlite", {"filename": ":sharedmemory:"}, "sqlite://:memory:", pragmas=pragmas)
-    if not path.startswith("/"):
-        raise ConfigError(f"{url!r} has no file path: use sqlite:///relative.db or sqlite:////abs/path.db")
     path = unquote(path[1:])
     if not path:
-        raise ConfigError(f"{url!r} has no file name: use sqlite:///state.db")
+        raise ConfigError(f"{_masked_text(url)!r} has no file name: use sqlite:///state.db")
     # Pony resolves a relative name against the calling module's folder; hand
     # it an absolute path so a relative URL means the current directory.
     filename = os.path.abspath(os.path.expanduser(path))
@@ -239,12 +260,16 @@ def _parse_sqlite(url: str) -> DatabaseConfig:
 
 
 def _parse_server(url: str, provider: str) -> DatabaseConfig:
-    _refuse_split_password(url)
     try:
         parts = urlsplit(url)
+    except ValueError:  # its message quotes the text it failed on, which may be a password
+        raise ConfigError(f"bad database URL {_masked_text(url)!r}: its user name, password or host holds a"
+                          f" character that cannot stand there; {_PERCENT_ENCODE}") from None
+    try:
         port = parts.port
-    except ValueError:  # its message quotes the text it split at, which may be a password's start
-        raise ConfigError(f"bad database URL {_masked_text(url)!r}: its port is not a number") from None
+    except ValueError:
+        raise ConfigError(f"bad database URL {_mask_url(parts)!r}: its port is not a whole number"
+                          " from 0 to 65535") from None
     database = unquote(parts.path.lstrip("/"))
     if not database:
         raise ConfigError(f"the URL {_mask_url(parts)!r} names no database: add /dbname at its end")
@@ -257,7 +282,11 @@ def _parse_server(url: str, provider: str) -> DatabaseConfig:
     args["database"] = database
     if parts.password is not None:
         args["password"] = unquote(parts.password)
-    password = args.get("password")  # from the user part, or libpq's ?password= option: masked in every message
+    password = args.get("password")  # from the user part, or a ?password= option: masked in every message
+    if provider == "mysql" and password:
+        # PyMySQL sends a str password as latin-1, which fails on most characters (its error naming
+        # the one it failed on) and differs from the UTF-8 that a utf8mb4 client set the password in.
+        args["password"] = password.encode()
     # On PostgreSQL read_timeout is processcache's, not libpq's.
     read_timeout = args.pop("read_timeout") if provider == "postgres" else args["read_timeout"]
     return DatabaseConfig(provider, args, _mask_url(parts), password=password or None,
@@ -267,7 +296,7 @@ def _parse_server(url: str, provider: str) -> DatabaseConfig:
 def _postgres_options(query: str) -> dict:
     """libpq's options as given over `POSTGRES_DEFAULTS`; processcache's ``read_timeout`` in seconds."""
     options = {**POSTGRES_DEFAULTS, "read_timeout": DEFAULT_READ_TIMEOUT}
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    for name, value in _options(query):
         if name == "read_timeout":
             options[name] = _seconds(name, value)
         elif name == "connect_timeout" and not (value.isdigit() and int(value) > 0):
@@ -280,7 +309,7 @@ def _postgres_options(query: str) -> dict:
 def _mysql_options(query: str) -> dict:
     """PyMySQL's keyword options over `MYSQL_DEFAULTS`, each of the type PyMySQL wants."""
     options: dict = {**MYSQL_DEFAULTS, "charset": "utf8mb4"}  # 3-byte utf8 cannot hold emoji
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    for name, value in _options(query):
         convert = MYSQL_OPTIONS.get(name)
         if convert is None:
             raise ConfigError(f"unknown MySQL option {name!r} in the URL: use one of {', '.join(MYSQL_OPTIONS)}")
@@ -288,42 +317,69 @@ def _mysql_options(query: str) -> dict:
     return options
 
 
+def _options(query: str) -> list[tuple[str, str]]:
+    """A server URL's options, ``passwd`` (PyMySQL's old name) read as ``password`` on either server."""
+    return [("password" if name == "passwd" else name, value)
+            for name, value in parse_qsl(query, keep_blank_values=True)]
+
+
 def _mask_url(parts) -> str:
-    """The URL of *parts* with its password and any password option shown as ``***``."""
-    return _masked_text(parts.geturl())
+    """The URL of *parts* as shown: its password and any password option's value as ``***``."""
+    if parts.password is not None:
+        parts = parts._replace(netloc=f"{parts.username}:{_MASK}@{parts.netloc.rpartition('@')[2]}")
+    return _mask_options(parts.geturl())
 
 
+#: A URL scheme (RFC 3986): a text before "://" that is not one may be a user part.
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
+#: A scheme processcache reads, then "://": what follows is the user part, if the URL has one.
+_KNOWN_SCHEME = re.compile(rf"(?:{'|'.join(_SCHEMES)})(?:\+[\w.-]*)?://", re.IGNORECASE)
 #: A password given as an option (``?password=``, ``&passwd=``, ``sslpassword=``, ``pwd=``): its
 #: value runs to the next ``&name=``, so an unencoded ``&``, ``#`` or ``?`` in it stays masked.
 _PASSWORD_OPTION = re.compile(r"([?&][^=&]*(?:pass|pwd)[^=&]*=)(?:[^&]|&(?![\w.-]+=))*", re.IGNORECASE)
+_PERCENT_ENCODE = ("percent-encode the user name and password (/ as %2F, ? as %3F, # as %23, @ as %40, : as %3A;"
+                   " urllib.parse.quote(password, safe='') does it)")
 
 
-def _refuse_split_password(url: str) -> None:
-    """Refuse a password with an unencoded / ? or #: a URL parser splits it, and shows its end as a path or an option.
+def _refuse_unencoded(url: str) -> None:
+    """Refuse a server URL that a URL parser would split elsewhere than its writer meant.
 
-    Such a URL has a user part with a ``:`` and an ``@`` after the first
-    ``/``, ``?`` or ``#``. An ``@`` in an option's value looks the same, so
-    it must be written ``%40`` in a URL with a password.
+    A password with an unencoded ``/``, ``?`` or ``#`` ends early: the
+    parser reads its start as a port (so ``cron:12345/Secret@host`` has port
+    12345) and its end as the path or an option. Such a URL has a user part
+    with a ``:`` and an ``@`` after the first ``/``, ``?`` or ``#``; an
+    ``@`` in an option's value looks the same, so a URL with a password must
+    write it ``%40``. What follows a ``#`` would be dropped unread (the end
+    of a ``?password=``, say), so a ``#`` must be ``%23`` everywhere.
     """
     rest = url.split("://", 1)[1]
-    cut = min((rest.find(mark) for mark in "/?#" if mark in rest), default=-1)
-    if cut >= 0 and ":" in rest[:cut] and "@" in rest[cut:]:
-        raise ConfigError(f"bad database URL {_masked_text(url)!r}: its password holds / ? # or @ unencoded, or an"
-                          " option's value holds @ (write them as %2F %3F %23 %40)")
+    cut = min((rest.find(mark) for mark in "/?#" if mark in rest), default=len(rest))
+    user_part = rest[:cut].partition("@")[0]  # with no "@" before the cut, all of it may be one
+    if "#" in rest or (":" in user_part and "@" in rest[cut:]):
+        raise ConfigError(f"bad database URL {_masked_text(url)!r}: a / ? # or @ in its password, or a # or @ in"
+                          f" an option's value, is read as the end of that part; {_PERCENT_ENCODE}")
+
+
+def _mask_options(text: str) -> str:
+    return _PASSWORD_OPTION.sub(lambda found: found.group(1) + _MASK, text)
 
 
 def _masked_text(url) -> str:
-    """Mask what may be a password in a URL, whether it parses or not.
+    """Mask what may be a password in a URL's text, whether it parses or not.
 
-    A ``?password=`` option's value is masked first. Then the user part runs
-    from after ``://`` (or the start, when it is missing) to the *last* ``@``,
-    so a password with an unencoded ``/``, ``?``, ``#`` or ``@`` in it, which
-    a URL parser splits at, is masked whole; everything after the user part's
-    first ``:`` is the password.
+    A ``?password=`` option's value is masked first. The user part runs from
+    after a known scheme's ``://`` (else from the start: without it nothing
+    says where a scheme ends) to the *last* ``@``, so that a password holding
+    an unencoded ``/``, ``?``, ``#``, ``@`` or even ``://``, where a URL
+    parser splits it, is masked whole. From the user part's first ``:`` on
+    it is the password: ``postgresql:/cron:pw@db`` is shown as
+    ``postgresql:***@db``.
     """
-    text = _PASSWORD_OPTION.sub(lambda found: found.group(1) + _MASK, str(url))
-    start = text.find("://") + 3 if "://" in text else 0
+    text = _mask_options(str(url))
+    known = _KNOWN_SCHEME.match(text)
+    start = known.end() if known else 0
     at = text.rfind("@")
-    if at > start and ":" in text[start:at]:
-        text = f"{text[:start]}{text[start:at].split(':', 1)[0]}:{_MASK}{text[at:]}"
+    colon = text.find(":", start, max(at, start))
+    if colon >= 0:
+        text = f"{text[:colon + 1]}{_MASK}{text[at:]}"
     return text
