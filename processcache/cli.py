@@ -170,7 +170,7 @@ def sync(database, mode, yes):
     """
     from .database import connect
 
-    with connect(database, create=False) as opened:
+    with connect(database, create=False, read_only=mode == "check") as opened:
         if mode == "new" and not yes:
             click.confirm(f"Drop every processcache table in {opened.url} with all its data?", abort=True)
         differences = opened.sync(mode)

@@ -18,11 +18,12 @@ def _machine_options(func):
                         help="The machine whose entries these are [default: this host's name].")(func)
 
 
-def _context(database, job, machine, create=False):
+def _context(database, job, machine, create=False, read_only=False):
     """A context on *job* that records no run.
 
     Only `set` and `import` (*create*) make a job that does not exist yet:
-    every other command refuses a mistyped name, and creates nothing.
+    every other command refuses a mistyped name, and creates nothing. The
+    reading commands open the database *read_only*.
     """
     from .context import CacheContext
     from .database import connect
@@ -30,7 +31,7 @@ def _context(database, job, machine, create=False):
     group, slash, name = job.partition("/")
     if not slash:
         raise click.UsageError(f"{job!r} is not GROUP/JOB: write it as example/hello-world")
-    db = connect(database)
+    db = connect(database, read_only=read_only)
     if not create:
         db.history.job_id(job)
     return CacheContext(db, group, name, machine)
@@ -65,7 +66,7 @@ def cache():
 @one_line_errors
 def list_keys(job, machine, all_machines, database, as_json):
     """Keys with their number of entries, size in bytes and newest time."""
-    ctx = _context(database, job, machine)
+    ctx = _context(database, job, machine, read_only=True)
     stats = ctx.database.cache.key_stats(ctx._job_id, None if all_machines else ctx.machine)
     if as_json:
         echo_json(stats)
@@ -83,7 +84,7 @@ def list_keys(job, machine, all_machines, database, as_json):
 @one_line_errors
 def get(job, key, machine, all_machines, database, as_json):
     """The values under KEY, oldest first, one JSON value a line (exit 1 if none)."""
-    ctx = _context(database, job, machine)
+    ctx = _context(database, job, machine, read_only=True)
     entries = ctx.get_cache(key, machine=_scope(ctx, all_machines))
     if not entries:
         raise click.ClickException(f"no entries under {key!r} in {ctx.group}/{ctx.job} on"
@@ -177,7 +178,7 @@ def export(job, machine, database):
     from .database import connect
     from .transfer import ExportedEntry
 
-    with connect(database) as db:
+    with connect(database, read_only=True) as db:
         for row in db.cache.export_rows(db.history.job_id(job), machine):
             click.echo(json_line(ExportedEntry(*row).line()))
 

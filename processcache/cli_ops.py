@@ -13,10 +13,11 @@ from .logs import LogType
 RUN_STATUSES = ["running", "succeeded", "failed", "skipped", "lost", "terminated"]
 
 
-def _open(database):
+def _open(database, read_only=True):
+    """The database, read-only unless the command changes it: looking never creates or changes anything."""
     from .database import connect
 
-    return connect(database)
+    return connect(database, read_only=read_only)
 
 
 @click.command()
@@ -171,7 +172,7 @@ def break_lock(click_ctx, name, yes, database):
     another run may then start beside it. A dead holder's lock frees itself
     when its lease runs out. --database may be given before or after `break`.
     """
-    with _open(_database_of(click_ctx, database)) as db:
+    with _open(_database_of(click_ctx, database), read_only=False) as db:
         held = [lock for lock in db.runs.locks(name) if lock.held]
         if not held:
             raise click.ClickException(f"no one holds the lock {name}: `processcache locks` lists held locks")
@@ -253,7 +254,7 @@ def prune(runs_older_than, logs_older_than, keep_failed_for, expired, dry_run, d
             "keep_failed_for": keep_failed_for}
     seconds = {name: None if value is None else parse_duration(value, "--" + name.replace("_", "-"))
                for name, value in ages.items()}
-    with _open(database) as db:
+    with _open(database, read_only=dry_run) as db:
         if dry_run:
             counts = db.history.prune(**seconds, expired=expired, dry_run=True)
         else:

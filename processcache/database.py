@@ -5,7 +5,6 @@ once per program and hand it to every `cache_session`, `spec.run` or job.
 """
 
 import functools
-import os
 import time
 
 from pony import orm
@@ -41,8 +40,11 @@ class Database:
     The URL's password never appears in its repr or in any error.
     """
 
-    def __init__(self, url: str | None = None, *, create: bool = True, upgrade: bool = True) -> None:
+    def __init__(self, url: str | None = None, *, create: bool = True, upgrade: bool = True,
+                 read_only: bool = False) -> None:
         self.config = config.parse_url(config.resolve_url(url))
+        self.read_only = read_only
+        create = create and not read_only
         self.url = self.config.safe_url
         self.provider = self.config.provider
         self.retry_budget = RetryBudget(self.config.retry_for)
@@ -60,17 +62,25 @@ class Database:
         self.cache = CacheStore(self)
         self.runs = RunStore(self)
         # At every start-up one query finds the current version's markers; only
-        # a new, older or newer database gets more.
-        state = retrying(self, self.store.schema_state) if create else CURRENT
-        if state is None or state[0] > SCHEMA_VERSION:
-            self.sync("create")
-        elif state[0] < SCHEMA_VERSION:
-            if not upgrade:
-                raise SchemaError(f"this database has schema version {state[0]}; this processcache needs"
-                                  f" {SCHEMA_VERSION}: run `processcache db upgrade` (it keeps every row)")
-            self.upgrade()
-        elif state[1] < SCHEMA_REVISION and upgrade:  # usable as it is: with upgrade=False, left to `db upgrade`
-            self.upgrade()
+        # a new or older database gets more. A newer one is refused before
+        # anything else, with create=False too (`Store.refuse_newer`).
+        try:
+            state = retrying(self, self.store.schema_state)
+            self.store.refuse_newer(state)
+            if not create:
+                return
+            if state is None:
+                self.sync("create")
+            elif state[0] < SCHEMA_VERSION:
+                if not upgrade:
+                    raise SchemaError(f"this database has schema version {state[0]}; this processcache needs"
+                                      f" {SCHEMA_VERSION}: run `processcache db upgrade` (it keeps every row)")
+                self.upgrade()
+            elif state[1] < SCHEMA_REVISION and upgrade:  # usable as it is: with upgrade=False, left to `db upgrade`
+                self.upgrade()
+        except BaseException:
+            self.close()  # refused: a caller that tries again later must not pile up open connections
+            raise
 
     def __repr__(self) -> str:
         return f"<processcache.Database {self.url}>"
@@ -103,11 +113,15 @@ class Database:
         keeps all data; ``check`` changes nothing and returns the differences
         (an empty list when none);
         ``new`` drops every processcache table with its data and recreates them.
+        Every mode reads the schema version first and refuses a database a
+        newer processcache wrote, changing nothing (SchemaError): ``new`` too,
+        as this release knows only its own tables and would leave a newer
+        one's behind; recreate such a database with the newer processcache.
         """
         if mode not in SYNC_MODES:
             raise SchemaError(f"unknown sync mode {mode!r}: use create, check or new")
         if mode == "new":
-            self.pony.drop_all_tables(with_all_data=True)
+            self.store.drop_schema()
         elif mode == "create" and (self.store.schema_state() or CURRENT) < CURRENT:
             self.upgrade()
         differences = self.store.schema_differences()
@@ -128,8 +142,13 @@ class Database:
     def _prepare_sqlite(self) -> None:
         filename = self.config.bind_args["filename"]
         if filename != ":sharedmemory:":
-            _create_private_file(filename)
+            from . import sqlitefiles
+
+            sqlitefiles.prepare(filename, self.read_only)
+            if self.read_only:
+                self.config.bind_args["factory"] = sqlitefiles.read_only_connection(filename)
         pragmas = self.config.pragmas
+        read_only = self.read_only
 
         @self.pony.on_connect(provider="sqlite")
         def _set_pragmas(_db, connection):
@@ -139,7 +158,8 @@ class Database:
             cursor = connection.cursor()
             for name, value in pragmas.items():
                 if name == "journal_mode":
-                    _switch_journal(cursor, value, int(pragmas["busy_timeout"]) / 1000)
+                    if not read_only:  # a reader takes the file as its writers left it
+                        _switch_journal(cursor, value, int(pragmas["busy_timeout"]) / 1000)
                 else:
                     cursor.execute(f"PRAGMA {name} = {value}")
 
@@ -217,29 +237,17 @@ def _switch_journal(cursor, mode: str, timeout: float) -> None:
     cursor.execute(f"PRAGMA journal_mode = {mode}")  # the last try: its error is the one reported
 
 
-def connect(url: str | None = None, *, create: bool = True, upgrade: bool = True) -> Database:
+def connect(url: str | None = None, *, create: bool = True, upgrade: bool = True,
+            read_only: bool = False) -> Database:
     """Open the processcache database at *url* (see `processcache.config` for the forms).
+
+    ``read_only=True`` is for looking, as the read commands do: it creates
+    and changes nothing (no schema, no upgrade), refuses a SQLite file that
+    does not exist, and opens one read-only, so a user who may only read the
+    file (or its folder) can use it.
 
     >>> with connect("sqlite://:memory:") as db:
     ...     db.sync("check")
     []
     """
-    return Database(url, create=create, upgrade=upgrade)
-
-
-def _create_private_file(filename: str) -> None:
-    """Create the SQLite file and its folder readable by the owner only.
-
-    The cache may hold API tokens; a new file must not be readable by others.
-    """
-    folder = os.path.dirname(filename)
-    if not os.path.isdir(folder):
-        try:
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-        except OSError as exc:
-            raise DatabaseUnavailableError(f"cannot create the folder {folder}: {exc.strerror}") from None
-    if not os.path.exists(filename):
-        try:
-            os.close(os.open(filename, os.O_CREAT | os.O_WRONLY, 0o600))
-        except OSError as exc:
-            raise DatabaseUnavailableError(f"cannot create the database file {filename}: {exc.strerror}") from None
+    return Database(url, create=create, upgrade=upgrade, read_only=read_only)

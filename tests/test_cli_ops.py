@@ -263,6 +263,7 @@ def test_check_reports_a_dead_run_only_as_lost_not_also_as_running_too_long(back
 
 
 def test_check_on_a_database_without_jobs_says_so_and_fails(backend_url):
+    connect(backend_url).close()  # the schema, and not one job
     result = cli("check", "-d", backend_url)
     assert result.returncode == 1, "a monitoring probe pointed at the wrong database must not pass"
     assert "no-jobs" in result.stdout and "holds no job" in result.stdout and "all jobs are well" not in result.stdout
