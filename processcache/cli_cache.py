@@ -1,13 +1,19 @@
 """``processcache cache ...``: look at and fix a job's cache from a shell. Parse, call, format."""
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 
-from .cli_format import database_option, echo_json, echo_table, json_line, json_option, one_line_errors
+from .cli_format import database_option, echo_json, echo_table, json_line, json_option, one_line_errors, opened
 from .codec import encode_value
 from .errors import ProcessCacheError
+
+if TYPE_CHECKING:
+    from .context import CacheContext
 
 _TARGET = click.argument("job", metavar="GROUP/JOB")
 
@@ -18,7 +24,8 @@ def _machine_options(func):
                         help="The machine whose entries these are [default: this host's name].")(func)
 
 
-def _context(database, job, machine, create=False, read_only=False):
+@contextlib.contextmanager
+def _context(database, job, machine, create=False, read_only=False) -> Iterator["CacheContext"]:
     """A context on *job* that records no run.
 
     Only `set` and `import` (*create*) make a job that does not exist yet:
@@ -26,15 +33,14 @@ def _context(database, job, machine, create=False, read_only=False):
     reading commands open the database *read_only*.
     """
     from .context import CacheContext
-    from .database import connect
 
     group, slash, name = job.partition("/")
     if not slash:
         raise click.UsageError(f"{job!r} is not GROUP/JOB: write it as example/hello-world")
-    db = connect(database, read_only=read_only)
-    if not create:
-        db.history.job_id(job)
-    return CacheContext(db, group, name, machine)
+    with opened(database, read_only) as db:
+        if not create:
+            db.history.job_id(job)
+        yield CacheContext(db, group, name, machine)
 
 
 def _scope(ctx, all_machines):
@@ -66,13 +72,13 @@ def cache():
 @one_line_errors
 def list_keys(job, machine, all_machines, database, as_json):
     """Keys with their number of entries, size in bytes and newest time."""
-    ctx = _context(database, job, machine, read_only=True)
-    stats = ctx.database.cache.key_stats(ctx._job_id, None if all_machines else ctx.machine)
-    if as_json:
-        echo_json(stats)
-        return
-    echo_table(["KEY", "ENTRIES", "BYTES", "NEWEST"], [[s.key, s.entries, s.size, s.newest] for s in stats],
-               empty="the cache is empty")
+    with _context(database, job, machine, read_only=True) as ctx:
+        stats = ctx.database.cache.key_stats(ctx._job_id, None if all_machines else ctx.machine)
+        if as_json:
+            echo_json(stats)
+            return
+        echo_table(["KEY", "ENTRIES", "BYTES", "NEWEST"], [[s.key, s.entries, s.size, s.newest] for s in stats],
+                   empty="the cache is empty")
 
 
 @cache.command()
@@ -84,16 +90,16 @@ def list_keys(job, machine, all_machines, database, as_json):
 @one_line_errors
 def get(job, key, machine, all_machines, database, as_json):
     """The values under KEY, oldest first, one JSON value a line (exit 1 if none)."""
-    ctx = _context(database, job, machine, read_only=True)
-    entries = ctx.get_cache(key, machine=_scope(ctx, all_machines))
-    if not entries:
-        raise click.ClickException(f"no entries under {key!r} in {ctx.group}/{ctx.job} on"
-                                   f" {'any machine' if all_machines else ctx.machine}")
-    if as_json:
-        echo_json(entries)
-        return
-    for entry in entries:
-        click.echo(encode_value(entry.value))
+    with _context(database, job, machine, read_only=True) as ctx:
+        entries = ctx.get_cache(key, machine=_scope(ctx, all_machines))
+        if not entries:
+            raise click.ClickException(f"no entries under {key!r} in {ctx.group}/{ctx.job} on"
+                                       f" {'any machine' if all_machines else ctx.machine}")
+        if as_json:
+            echo_json(entries)
+            return
+        for entry in entries:
+            click.echo(encode_value(entry.value))
 
 
 @cache.command("set")
@@ -126,9 +132,9 @@ def set_value(job, key, value, as_string, append, ttl, machine, database):
         except ValueError as exc:  # the value itself is not shown: it may be a secret
             raise click.ClickException(f"VALUE is not JSON ({exc.msg} at column {exc.colno}): quote a string"
                                        " as '\"text\"', or add --string") from None
-    ctx = _context(database, job, machine, create=True)
-    entry = (ctx.create_cache if append else ctx.set_cache)(key, value, ttl=ttl)
-    click.echo(f"stored entry {entry.id} under {key!r} in {ctx.group}/{ctx.job} on {ctx.machine}")
+    with _context(database, job, machine, create=True) as ctx:
+        entry = (ctx.create_cache if append else ctx.set_cache)(key, value, ttl=ttl)
+        click.echo(f"stored entry {entry.id} under {key!r} in {ctx.group}/{ctx.job} on {ctx.machine}")
 
 
 def _stdin_value() -> str:
@@ -146,8 +152,8 @@ def _stdin_value() -> str:
 @one_line_errors
 def delete(job, key, machine, database):
     """Delete every entry under KEY."""
-    ctx = _context(database, job, machine)
-    click.echo(f"deleted {ctx.delete_cache(key)} entries under {key!r} in {ctx.group}/{ctx.job} on {ctx.machine}")
+    with _context(database, job, machine) as ctx:
+        click.echo(f"deleted {ctx.delete_cache(key)} entries under {key!r} in {ctx.group}/{ctx.job} on {ctx.machine}")
 
 
 @cache.command()
@@ -158,10 +164,10 @@ def delete(job, key, machine, database):
 @one_line_errors
 def clear(job, machine, yes, database):
     """Delete every entry of a job on a machine (asks first)."""
-    ctx = _context(database, job, machine)
-    if not yes:
-        click.confirm(f"Delete every entry of {ctx.group}/{ctx.job} on {ctx.machine}?", abort=True)
-    click.echo(f"deleted {ctx.clear_cache()} entries of {ctx.group}/{ctx.job} on {ctx.machine}")
+    with _context(database, job, machine) as ctx:
+        if not yes:
+            click.confirm(f"Delete every entry of {ctx.group}/{ctx.job} on {ctx.machine}?", abort=True)
+        click.echo(f"deleted {ctx.clear_cache()} entries of {ctx.group}/{ctx.job} on {ctx.machine}")
 
 
 @cache.command()
@@ -175,10 +181,9 @@ def export(job, machine, database):
     Each line keeps the key, value, machine, creation time and expiry, so
     `cache import` rebuilds the same cache. By default every machine's.
     """
-    from .database import connect
     from .transfer import ExportedEntry
 
-    with connect(database, read_only=True) as db:
+    with opened(database) as db:
         for row in db.cache.export_rows(db.history.job_id(job), machine):
             click.echo(json_line(ExportedEntry(*row).line()))
 
@@ -208,9 +213,9 @@ def import_entries(job, machine, append, database):
         rows = [parse_line(number, line, machine) for number, line in enumerate(sys.stdin, 1) if line.strip()]
     except ProcessCacheError as exc:
         raise click.ClickException(f"{exc}: nothing was imported") from None
-    ctx = _context(database, job, machine, create=True)
-    with click.progressbar(length=len(rows), label="importing", file=sys.stderr,
-                           hidden=not sys.stderr.isatty()) as bar:
-        count = ctx.database.cache.restore(ctx._job_id, rows, append=append, progress=bar.update)
-    skipped = f" ({len(rows) - count} already there)" if len(rows) > count else ""
-    click.echo(f"imported {count} entries into {ctx.group}/{ctx.job}{skipped}")
+    with _context(database, job, machine, create=True) as ctx:
+        with click.progressbar(length=len(rows), label="importing", file=sys.stderr,
+                               hidden=not sys.stderr.isatty()) as bar:
+            count = ctx.database.cache.restore(ctx._job_id, rows, append=append, progress=bar.update)
+        skipped = f" ({len(rows) - count} already there)" if len(rows) > count else ""
+        click.echo(f"imported {count} entries into {ctx.group}/{ctx.job}{skipped}")

@@ -1,15 +1,21 @@
 """What the CLI commands share: options defined once, one-line errors, tables and JSON."""
 
+import contextlib
 import dataclasses
 import enum
 import functools
 import json
+from collections.abc import Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from .durations import format_duration
 from .errors import ProcessCacheError
+
+if TYPE_CHECKING:
+    from .database import Database
 
 
 def database_option(func):
@@ -21,6 +27,16 @@ def database_option(func):
 
 def json_option(func):
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines instead of a table.")(func)
+
+
+@contextlib.contextmanager
+def opened(database: str | None, read_only: bool = True) -> Iterator["Database"]:
+    """The command's database, read-only unless the command changes it, with its errors in one line."""
+    from .database import connect
+    from .retry import command_in_one_line
+
+    with connect(database, read_only=read_only) as db, command_in_one_line(db):
+        yield db
 
 
 def one_line_errors(func):

@@ -6,18 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
-from .cli_format import database_option, echo_json, echo_table, json_line, json_option, one_line_errors
+from .cli_format import database_option, echo_json, echo_table, json_line, json_option, one_line_errors, opened
 from .durations import parse_duration
 from .logs import LogType
 
 RUN_STATUSES = ["running", "succeeded", "failed", "skipped", "lost", "terminated"]
-
-
-def _open(database, read_only=True):
-    """The database, read-only unless the command changes it: looking never creates or changes anything."""
-    from .database import connect
-
-    return connect(database, read_only=read_only)
 
 
 @click.command()
@@ -31,7 +24,7 @@ def jobs(database, as_json):
     Example:
         processcache jobs --database postgresql://cron@db.internal/cron
     """
-    with _open(database) as db:
+    with opened(database) as db:
         summaries = db.history.jobs()
     if as_json:
         echo_json(summaries)
@@ -60,7 +53,7 @@ def runs(job, status, machine, limit, database, as_json):
         processcache runs example/hello-world --status failed
         processcache runs --machine desktop-main --limit 50 --json
     """
-    with _open(database) as db:
+    with opened(database) as db:
         found = db.history.list_runs(job, status, machine, limit)
     if as_json:
         echo_json(found)
@@ -96,7 +89,7 @@ def logs(job, run_id, log_type, machine, since, limit, offset, follow, database,
         processcache logs --run 1234
         processcache logs example/hello-world --follow
     """
-    with _open(database) as db:
+    with opened(database) as db:
         filters = {"job_ids": None if job is None else [db.history.job_id(job)], "machine": machine,
                    "log_type": log_type and LogType.parse(log_type), "run_id": run_id, "since": _since(since, db.clock)}
         found = db.store.logs(**filters, offset=offset, limit=limit, newest=True)
@@ -149,7 +142,7 @@ def locks(click_ctx, database, as_json):
         if as_json:
             raise click.UsageError(f"--json lists the locks; `locks {click_ctx.invoked_subcommand}` takes no --json")
         return
-    with _open(database) as db:
+    with opened(database) as db:
         found = [lock for lock in db.runs.locks() if lock.held]
     if as_json:
         echo_json(found)
@@ -172,7 +165,7 @@ def break_lock(click_ctx, name, yes, database):
     another run may then start beside it. A dead holder's lock frees itself
     when its lease runs out. --database may be given before or after `break`.
     """
-    with _open(_database_of(click_ctx, database), read_only=False) as db:
+    with opened(_database_of(click_ctx, database), read_only=False) as db:
         held = [lock for lock in db.runs.locks(name) if lock.held]
         if not held:
             raise click.ClickException(f"no one holds the lock {name}: `processcache locks` lists held locks")
@@ -216,7 +209,7 @@ def check(grace, database, as_json):
     Example:
         processcache check --json
     """
-    with _open(database) as db:
+    with opened(database) as db:
         problems = db.history.check(parse_duration(grace, "--grace"))
     if as_json:
         echo_json({"ok": not problems, "problems": problems})
@@ -254,7 +247,7 @@ def prune(runs_older_than, logs_older_than, keep_failed_for, expired, dry_run, d
             "keep_failed_for": keep_failed_for}
     seconds = {name: None if value is None else parse_duration(value, "--" + name.replace("_", "-"))
                for name, value in ages.items()}
-    with _open(database, read_only=dry_run) as db:
+    with opened(database, read_only=dry_run) as db:
         if dry_run:
             counts = db.history.prune(**seconds, expired=expired, dry_run=True)
         else:

@@ -239,6 +239,23 @@ def one_line_when_lost(database, what: str) -> Iterator[None]:
         ) from None
 
 
+@contextlib.contextmanager
+def command_in_one_line(database) -> Iterator[None]:
+    """Around what a CLI command does: a missing table or a lost connection in one line, not the driver's traceback.
+
+    Every write a command makes is retried or committed in batches already,
+    so running the command again is always safe.
+    """
+    try:
+        with _missing_table_in_one_line(database):
+            yield
+    except Exception as exc:
+        if not is_disconnect(database.pony.provider, exc):
+            raise
+        raise DatabaseUnavailableError(f"lost the connection to {database.url} ({reason(database.config, exc)}):"
+                                       " check that the server is up, then run the command again") from None
+
+
 def _drop_connection(provider) -> None:
     """Forget this thread's pooled connection so the next use opens a new one."""
     pool = provider.pool

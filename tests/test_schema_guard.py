@@ -228,3 +228,17 @@ def dump(url: str):
             rows[table] = cursor.fetchall()
     assert rows["processcache_meta"] and rows["process_cache"]  # the dump holds what it should
     return schema, rows
+
+
+@pytest.mark.parametrize("table", ["process_cache", "process_job_runs", "process_job_locks"])
+def test_read_commands_on_a_dropped_table_say_so_in_one_line(backend_url, table):
+    fill(backend_url)
+    with raw(backend_url) as connection:
+        drop(connection, kind(backend_url), table)
+    commands = {"process_cache": [["jobs"], ["cache", "list", "guard/probe", "-a"], ["cache", "export", "guard/probe"]],
+                "process_job_runs": [["check"], ["runs"], ["jobs"]],
+                "process_job_locks": [["locks"], ["locks", "break", "guard/probe", "--yes"]]}[table]
+    for args in commands:
+        result = cli(*args, "-d", backend_url)
+        assert result.returncode == 1 and result.stderr.count("\n") == 1, (args, result.stderr)
+        assert f"table {table} is missing" in result.stderr and "db sync --mode check" in result.stderr, args
