@@ -2,10 +2,29 @@
 
 Group and job names are normalised as the original `process-cache` did, so a
 database shared with it names things the same way: trim, lower-case, and turn
-every run of white space, ``*``, ``,``, ``.`` and ``-`` into one ``-``.
-White space means what JavaScript's ``\\s`` and ``trim()`` mean (Unicode
-white space and U+FEFF); like the original, the control characters
+every run of white space, ``*``, ``,``, ``.`` and ``-`` into one ``-``
+(`normalize`). White space means what JavaScript's ``\\s`` and ``trim()`` mean
+(Unicode white space and U+FEFF); like the original, the control characters
 U+001C–U+001F and U+0085, which Python alone calls white space, are kept.
+
+A job is then declared (`normalize_name`: ``@job``, ``JobSpec``,
+``cache_session``, ``memoize``, a context) only under names every command
+can address and no other job's lock can equal, which the original did not
+require: a group or job name holding ``/`` or ``@``, or no letter or digit,
+is refused with the name to write instead. ``/`` separates the group from
+the job in ``GROUP/JOB`` (the CLI's address of a job) and in lock names,
+``@`` the job from the machine (``GROUP/JOB@MACHINE``, see `locknames`); a
+name of punctuation alone normalises to ``-``, which a command line reads as
+an option.
+
+Databases written before these checks, or by the original, may hold jobs
+whose names the checks refuse. Nothing of them is changed: their runs, logs
+and entries stay, ``processcache jobs`` lists them and ``processcache runs``
+shows their runs, but no new run, entry or log can be written under them,
+since declaring them is refused. Declare the job under the name the message
+gives; its history stays under the old name. Their lock rows stay as well:
+only a machine still on an older release can take one again (and so block
+the declarable job whose lock has that name), so upgrade every machine.
 """
 
 import re
@@ -18,27 +37,45 @@ JS_WHITESPACE = (
     "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 )
 _SEPARATORS = re.compile("[" + re.escape(JS_WHITESPACE) + r"*,.\-]+")
+#: The characters a declared group or job name may not hold, with what each separates.
+_RESERVED = {"/": "the group from the job in GROUP/JOB", "@": "the job from the machine in GROUP/JOB@MACHINE"}
 
 #: Longest group, job, machine name or key, in characters (a VARCHAR(255) column).
 MAX_LENGTH = 255
 
 
-def normalize_name(name: str) -> str:
-    """Return the stored form of a group or job name.
+def normalize(name: str) -> str:
+    """The original's normalisation alone, refusing nothing but a non-str.
+
+    >>> normalize("  My Job.v2 ** daily ")
+    'my-job-v2-daily'
+    """
+    if not isinstance(name, str):
+        raise InvalidNameError(f"a group or job name must be a str, not {type(name).__name__}")
+    return _SEPARATORS.sub("-", name.strip(JS_WHITESPACE).lower())
+
+
+def normalize_name(name: str, what: str = "name") -> str:
+    """Return the stored form of a group or job name being declared (*what* says which, for messages).
 
     >>> normalize_name("  My Job.v2 ** daily ")
     'my-job-v2-daily'
 
-    Raises InvalidNameError when nothing is left, or the name cannot be stored.
+    Raises InvalidNameError when nothing is left, when the name holds no
+    letter or digit, ``/`` or ``@`` (see the module docstring), or cannot be stored.
     """
-    if not isinstance(name, str):
-        raise InvalidNameError(f"a group or job name must be a str, not {type(name).__name__}")
-    normalized = _SEPARATORS.sub("-", name.strip(JS_WHITESPACE).lower())
+    normalized = normalize(name)
     if not normalized:
-        raise InvalidNameError(
-            f"the name {name!r} is empty once normalised: use letters or digits"
-        )
-    return check_text(normalized, "name", InvalidNameError)
+        raise InvalidNameError(f"the {what} {name!r} is empty once normalised: use letters or digits")
+    if not any(char.isalnum() for char in normalized):
+        raise InvalidNameError(f"the {what} {name!r} normalises to {normalized!r}, which holds no letter or"
+                               " digit: use a name with letters or digits, such as 'nightly-sync'")
+    for char, separates in _RESERVED.items():
+        if char in normalized:
+            instead = normalize("".join("-" if c in _RESERVED else c for c in normalized))
+            raise InvalidNameError(f"the {what} {name!r} holds {char!r}, which separates {separates}:"
+                                   f" write {instead!r} instead")
+    return check_text(normalized, what, InvalidNameError)
 
 
 def check_machine(machine: str) -> str:

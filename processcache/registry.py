@@ -20,8 +20,8 @@ class JobSpec:
 
     def __init__(self, func: Callable, group: str, name: str, options: JobOptions | None = None) -> None:
         self.func = func
-        self.group = normalize_name(group)
-        self.name = normalize_name(name)
+        self.group = normalize_name(group, "group name")
+        self.name = normalize_name(name, "job name")
         self.options = options or JobOptions()
         self.cache_empty_hook: Hook | None = None
         self.cache_exist_hook: Hook | None = None

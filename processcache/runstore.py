@@ -4,6 +4,10 @@ A lock is one row per lock name. Taking it is one conditional UPDATE that
 succeeds only when the row is free or its lease has expired, judged by the
 database server's clock; it behaves the same on SQLite, PostgreSQL and MySQL
 (where Pony counts matched rows, so every condition is in the WHERE clause).
+Every lock method takes a lock's name (``group/job[@machine]``) or its key
+as `processcache locks` lists it, and acts on the row `locknames.lock_key`
+gives, so a name too long for the row, or one MariaDB would compare without
+its trailing spaces, is never another lock's row.
 """
 
 from typing import NamedTuple
@@ -15,6 +19,7 @@ from .codec import decode_value, encode_value
 from .dialects import FOR_UPDATE, NOW
 from .errors import InvalidValueError
 from .fence import NO_FENCE, Fence
+from .locknames import lock_key
 from .records import RunRecord
 from .retry import retrying
 from .texts import storable
@@ -107,7 +112,7 @@ class RunStore:
         with self.transaction():
             cursor = self.db.execute(f"UPDATE process_job_locks SET expires_at = {self.now} + $lease"
                                      " WHERE name = $name AND run_id = $owner",
-                                     {"name": name, "owner": owner, "lease": lease})
+                                     {"name": lock_key(name), "owner": owner, "lease": lease})
             return cursor.rowcount == 1
 
     def finish(self, run: RunRecord, status: str, error: str | None = None, traceback: str | None = None,
@@ -195,6 +200,7 @@ class RunStore:
         token instead). A previous holder whose lease ran out is a run that
         died: it is marked `lost`.
         """
+        name = lock_key(name)
         self._ensure_lock_row(name)
         params = {"name": name, "machine": machine, "pid": pid, "run_id": run_id, "lease": lease}
 
@@ -222,7 +228,7 @@ class RunStore:
         """Free the lock if *run_id* still holds it."""
         self._update("UPDATE process_job_locks SET machine = NULL, pid = NULL, run_id = NULL,"
                      " acquired_at = NULL, expires_at = NULL WHERE name = $name AND run_id = $run_id",
-                     {"name": name, "run_id": run_id})
+                     {"name": lock_key(name), "run_id": run_id})
 
     def break_lock(self, name: str) -> bool:
         """Free the lock whoever holds it (an operator's decision); True if it was held."""
@@ -230,20 +236,24 @@ class RunStore:
             cursor = self.db.execute(
                 "UPDATE process_job_locks SET machine = NULL, pid = NULL, run_id = NULL,"
                 f" acquired_at = NULL, expires_at = NULL WHERE name = $name AND expires_at >= {self.now}",
-                {"name": name})
+                {"name": lock_key(name)})
             return cursor.rowcount == 1
 
     def locks(self, name: str | None = None) -> list[LockRecord]:
-        """Every lock row (or the one named), held or not."""
+        """Every lock row (or the one named), held or not; a record's name is the lock's key.
+
+        A key never ends with a space, so MariaDB's comparison finds exactly its row.
+        """
         where = "WHERE name = $name" if name is not None else ""
+        params = {"name": None if name is None else lock_key(name)}
         with self.transaction():
             rows = self.db.select(
                 f"SELECT name, machine, pid, run_id, {self.now} - acquired_at, expires_at - {self.now}"
-                f" FROM process_job_locks {where} ORDER BY name", {"name": name})
-        return [LockRecord(r[0], r[1], r[2], r[3], _float(r[4]), _float(r[5])) for r in rows
-                if name is None or r[0] == name]
+                f" FROM process_job_locks {where} ORDER BY name", params)
+        return [LockRecord(r[0], r[1], r[2], r[3], _float(r[4]), _float(r[5])) for r in rows]
 
     def _ensure_lock_row(self, name: str) -> None:
+        """Create the row of the lock key *name* unless it exists."""
         if name in self._lock_rows:
             return
 

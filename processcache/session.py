@@ -19,6 +19,7 @@ from .database import Database, connect
 from .errors import ProcessCacheError, RunNotRecordedError, SchemaError
 from .fence import Fence
 from .heartbeat import Heartbeat
+from .locknames import lock_key, lock_name
 from .logs import LogType
 from .options import JobOptions
 from .records import LogRecord, RunRecord
@@ -116,9 +117,12 @@ def _release(runs, name: str, run_id: int) -> None:
 
 
 def lock_name_of(ctx: CacheContext) -> str:
-    """``group/job`` for a job-wide lock, ``group/job@machine`` for a per-machine one."""
-    name = f"{ctx.group}/{ctx.job}"
-    return f"{name}@{ctx.machine}" if ctx.options.lock == "machine" else name
+    """The key of the run's lock: of ``group/job`` for a job-wide lock, ``group/job@machine`` per machine.
+
+    The key, not the name, is what the lock row, the fence and the messages
+    hold (`locknames`): a long name's key is the one that fits the row.
+    """
+    return lock_key(lock_name(ctx.group, ctx.job, ctx.machine if ctx.options.lock == "machine" else None))
 
 
 def _take_lock(ctx: CacheContext) -> str | None:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from test_names import original_rule
+from test_names import declarable, original_rule
 
 from processcache import CacheContext, InvalidKeyError, InvalidNameError, InvalidValueError, ProcessCacheError, connect
 
@@ -29,7 +29,7 @@ def test_names_keys_and_values_round_trip_or_are_refused(backend, group, job, ma
         sentinel.create_cache("kept", {"safe": True})
     # An empty machine means this host's name.
     names_ok = all(stores_text(t) and len(t) <= 255 for t in (group, job, machine)) and all(
-        original_rule(t) for t in (group, job))
+        declarable(original_rule(t)) for t in (group, job))
     try:
         ctx = CacheContext(backend, group, job, machine)
     except InvalidNameError as exc:

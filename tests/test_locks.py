@@ -1,5 +1,6 @@
-"""Overlap locks: one holder at a time across processes and machines, leases that expire."""
+"""Overlap locks: one holder at a time across processes and machines, leases that expire, names that never collide."""
 
+import itertools
 import json
 import os
 import signal
@@ -10,7 +11,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from pony.orm import db_session
+from test_names import declared, identities, lock_of, respelled, same_lock
 
 import processcache
 from processcache import Registry, connect
@@ -19,6 +24,7 @@ from processcache.runner import EXIT_SKIPPED, exit_code
 TESTS = Path(__file__).resolve().parent
 WORKERS = TESTS / "workers.py"
 SLOW_JOBS = TESTS / "slow_jobs.py"
+LOCK_JOBS = TESTS / "lock_jobs.py"
 
 
 def test_a_lock_is_held_by_one_run_until_released(backend):
@@ -193,3 +199,111 @@ def test_two_machines_running_the_same_job_at_once(backend_url, tmp_path, lock, 
     if 75 in expected:
         skipped = next(err for code, err in results if code == 75)
         assert "skipped: run" in skipped and "holds the lock slow/job" in skipped
+
+
+# -- names that never collide ---------------------------------------------------
+
+def canonical(identity) -> str:
+    """The lock's name as a person types it: GROUP/JOB, or GROUP/JOB@MACHINE for a per-machine lock."""
+    group, job, machine, scope = identity
+    return f"{group}/{job}@{machine}" if scope == "machine" else f"{group}/{job}"
+
+
+_owners = itertools.count(1000)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(pair=st.one_of(st.tuples(identities, identities), respelled()))
+def test_distinct_identities_hold_their_locks_at_once_and_each_is_found_by_its_name(backend, pair):
+    first, second = map(declared, pair)
+    assume(first is not None and second is not None and same_lock(first) != same_lock(second))
+    runs, one, other = backend.runs, next(_owners), next(_owners)
+    assert runs.acquire(lock_of(first), first[2], 1, one, lease=60)
+    try:
+        assert runs.acquire(lock_of(second), second[2], 2, other, lease=60), "the first run's lock blocked it"
+        assert [lock.run_id for lock in runs.locks(canonical(first))] == [one]
+        assert [lock.run_id for lock in runs.locks(canonical(second))] == [other]
+    finally:
+        runs.release(lock_of(first), one)
+        runs.release(lock_of(second), other)
+
+
+_LONG = ("g" * 255, "j" * 255)
+#: Jobs whose lock names were one text (or one row, on MariaDB), each with the
+#: refusal it now gets, or None: then they all run at once, each holding its lock.
+COLLIDED = {
+    "a per-machine lock and a job named like it": [
+        ("team", "sync", "machine", "web1", None),
+        ("team", "sync@web1", "job", "web1", "the job name 'sync@web1' holds '@'"),
+    ],
+    "a group holding / and a job holding /": [
+        ("a/b", "c", "job", "m", "the group name 'a/b' holds '/', which separates the group from the job"),
+        ("a", "b/c", "job", "m", "the job name 'b/c' holds '/', which separates the group from the job"),
+    ],
+    "machines that differ in a trailing space": [
+        ("team", "sync", "machine", "web1", None),
+        ("team", "sync", "machine", "web1 ", None),
+    ],
+    "255-character names": [
+        (*_LONG, "machine", "m" * 255, None),
+        (*_LONG, "machine", "m" * 254 + "n", None),
+        (*_LONG, "job", "m" * 255, None),
+    ],
+}
+
+
+@pytest.mark.parametrize("sides", COLLIDED.values(), ids=COLLIDED.keys())
+def test_jobs_whose_lock_names_used_to_collide_are_refused_or_run_side_by_side(backend_url, tmp_path, sides):
+    connect(backend_url).close()
+    here = [tmp_path / f"run-{n}" for n in range(len(sides))]
+    running = [here[n] for n, side in enumerate(sides) if side[4] is None]
+    environ = {k: v for k, v in os.environ.items() if k != "PROCESSCACHE_DATABASE_URL"}
+    runs = []
+    for n, (group, name, scope, machine, _) in enumerate(sides):
+        env = {**environ, "LOCK_JOB_GROUP": group, "LOCK_JOB_NAME": name, "LOCK_JOB_SCOPE": scope,
+               "LOCK_JOB_HERE": str(here[n]),
+               "LOCK_JOB_WAIT_FOR": os.pathsep.join(str(other) for other in running if other != here[n])}
+        runs.append(subprocess.Popen([sys.executable, "-m", "processcache", "run", f"{LOCK_JOBS}:held", "-q",
+                                      "-d", backend_url, "--machine", machine], env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    for run, (*_, refusal) in zip(runs, sides):
+        err = run.communicate(timeout=90)[1]
+        if refusal is None:
+            assert run.returncode == 0, err
+        else:
+            assert (run.returncode, err.count("\n")) == (1, 1) and refusal in err, err
+    with connect(backend_url) as db:
+        assert [run.status for run in db.history.list_runs()] == ["succeeded"] * len(running)
+
+
+def test_a_job_of_255_character_names_runs_and_its_lock_is_listed_and_broken_by_its_name(backend_url):
+    group, name, machine = "g" * 255, "j" * 255, "m" * 255
+    typed = f"{group}/{name}@{machine}"
+    registry = Registry()
+    seen = {}
+
+    @registry.job(group, name, lock="machine")
+    def long_names(ctx):
+        runs = ctx.database.runs
+        seen["listed"] = [lock for lock in runs.locks() if lock.held]
+        seen["by name"] = runs.locks(typed)
+        seen["by key"] = [lock.run_id for held in seen["listed"] for lock in runs.locks(held.name)]
+        if seen.get("break"):
+            broke = cli("locks", "break", typed, "--yes", "--database", backend_url)
+            seen["broke"] = broke.returncode, broke.stdout, broke.stderr
+            ctx.create_cache("after the break", 1)  # refused: the run lost its lock
+
+    with connect(backend_url) as db:
+        first = long_names.run(database=db, machine=machine)
+        assert first.status == "succeeded", first.error
+        [listed] = seen["listed"]
+        assert listed.run_id == first.id and len(listed.name) <= 255 and listed.name.startswith("g" * 100)
+        assert [(lock.name, lock.run_id) for lock in seen["by name"]] == [(listed.name, first.id)], \
+            "the lock commands find it by the name a person types"
+        assert seen["by key"] == [first.id], "and by the name `processcache locks` lists"
+        seen["break"] = True
+        second = long_names.run(database=db, machine=machine)
+        assert seen["broke"] == (0, f"broke the lock {typed}\n", ""), seen["broke"]
+        assert second.status == "lost", "the break freed the lock this run held"
+        assert not db.runs.locks(typed)[0].held
