@@ -33,9 +33,9 @@ def json_option(func):
 def opened(database: str | None, read_only: bool = True) -> Iterator["Database"]:
     """The command's database, read-only unless the command changes it, with its errors in one line."""
     from .database import connect
-    from .retry import command_in_one_line
+    from .retry import one_line_when_lost
 
-    with connect(database, read_only=read_only) as db, command_in_one_line(db):
+    with connect(database, read_only=read_only) as db, one_line_when_lost(db):
         yield db
 
 

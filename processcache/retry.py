@@ -220,11 +220,14 @@ def _missing_table_in_one_line(database) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def one_line_when_lost(database, what: str) -> Iterator[None]:
-    """Around a transaction the caller cannot run again by itself (a batch, an import): a lost connection in one line.
+def one_line_when_lost(database, what: str | None = None) -> Iterator[None]:
+    """A lost connection (or a missing table) in one line, not the driver's traceback.
 
-    The transaction was rolled back, unless the connection went while it
-    committed, which no one can tell from here.
+    *what* names a transaction the caller cannot run again by itself (a
+    batch, an import): it was rolled back, unless the connection went while
+    it committed, which no one can tell from here. Without *what*, around a
+    whole CLI command, whose writes are retried or committed in batches
+    already: running it again is safe.
     """
     try:
         with _missing_table_in_one_line(database):
@@ -233,27 +236,11 @@ def one_line_when_lost(database, what: str) -> Iterator[None]:
         if not is_disconnect(database.pony.provider, exc):
             raise
         _drop_connection(database.pony.provider)
-        raise DatabaseUnavailableError(
-            f"lost the connection to {database.url} during {what} ({reason(database.config, exc)}): it was rolled"
-            " back, unless the connection went while it committed; look at the cache before running it again"
-        ) from None
-
-
-@contextlib.contextmanager
-def command_in_one_line(database) -> Iterator[None]:
-    """Around what a CLI command does: a missing table or a lost connection in one line, not the driver's traceback.
-
-    Every write a command makes is retried or committed in batches already,
-    so running the command again is always safe.
-    """
-    try:
-        with _missing_table_in_one_line(database):
-            yield
-    except Exception as exc:
-        if not is_disconnect(database.pony.provider, exc):
-            raise
-        raise DatabaseUnavailableError(f"lost the connection to {database.url} ({reason(database.config, exc)}):"
-                                       " check that the server is up, then run the command again") from None
+        lost = f"lost the connection to {database.url}" + (f" during {what}" if what else "")
+        advice = ("check that the server is up, then run the command again" if what is None else
+                  "it was rolled back, unless the connection went while it committed; look at the cache before"
+                  " running it again")
+        raise DatabaseUnavailableError(f"{lost} ({reason(database.config, exc)}): {advice}") from None
 
 
 def _drop_connection(provider) -> None:
