@@ -163,7 +163,8 @@ def break_lock(click_ctx, name, yes, database):
 
     Only for a holder you know is gone: a live holder keeps running, and
     another run may then start beside it. A dead holder's lock frees itself
-    when its lease runs out. --database may be given before or after `break`.
+    when its lease runs out. NAME is the job's, or the key `processcache
+    locks` lists. --database may be given before or after `break`.
     """
     with opened(_database_of(click_ctx, database), read_only=False) as db:
         held = [lock for lock in db.runs.locks(name) if lock.held]

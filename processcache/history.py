@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pony import orm
 
 from .errors import ProcessCacheError
-from .names import normalize_name
+from .names import normalize
 from .records import RunRecord
 from .timeutil import db_time
 
@@ -68,7 +68,8 @@ class History:
         group, slash, job = name.partition("/")
         if not slash or not group or not job:
             raise ProcessCacheError(f"{name!r} is not GROUP/JOB: write it as example/hello-world")
-        params = {"group": normalize_name(group), "job": normalize_name(job)}
+        # the original's rule only: a job an older release stored under a name now refused stays findable
+        params = {"group": normalize(group), "job": normalize(job)}
         with orm.db_session:
             found = self.db.select("SELECT j.id FROM process_jobs j JOIN processes p ON p.id = j.process_id"
                                    " WHERE p.name = $group AND j.name = $job", params)

@@ -59,7 +59,7 @@ def get_or_compute(ctx, key: str, compute: Callable[[], Any], ttl: float | None 
     if found is not _MISSING:
         return found
     runs = ctx.database.runs
-    name = f"memo/{ctx.group}/{ctx.job}/{key}"[:255]
+    name = f"memo/{ctx.group}/{ctx.job}/{key}"  # the lock table keys a long one by its digest (`locknames`)
     owner = random.getrandbits(62)
     for _ in backoff(time.monotonic() + timeout):
         if runs.acquire(name, ctx.machine, os.getpid(), owner, lease):

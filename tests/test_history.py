@@ -260,3 +260,10 @@ def test_prune_keeps_the_last_run_and_last_success_the_incremental_pattern_start
         assert [entry.value for entry in ctx.tree["items"]] == ["a", "b"], "nothing imported twice"
     kept = {(r.job, r.status) for r in backend.history.list_runs(limit=100)}
     assert ("other", "succeeded") in kept, "a job's only run is kept, so `jobs` and `check` still see it"
+
+
+def test_a_job_an_older_release_stored_under_a_name_now_refused_stays_findable(backend):
+    old = backend.store.job_id("team", "sync@web1")  # as an older release stored it, before '@' was refused
+    assert backend.history.job_id("team/sync@web1") == old
+    with pytest.raises(processcache.InvalidNameError, match="holds '@'"):
+        cache_session("team", "sync@web1", database=backend).__enter__()
