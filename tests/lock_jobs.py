@@ -13,7 +13,9 @@ from pathlib import Path
 from processcache import job
 
 
-@job(os.environ["LOCK_JOB_GROUP"], os.environ["LOCK_JOB_NAME"], lock=os.environ["LOCK_JOB_SCOPE"])
+# Defaults only so that pytest's --doctest-modules can import this file.
+@job(os.environ.get("LOCK_JOB_GROUP", "locks"), os.environ.get("LOCK_JOB_NAME", "held"),
+     lock=os.environ.get("LOCK_JOB_SCOPE", "job"))
 def held(ctx):
     Path(os.environ["LOCK_JOB_HERE"]).touch()
     others = [Path(path) for path in os.environ["LOCK_JOB_WAIT_FOR"].split(os.pathsep) if path]
