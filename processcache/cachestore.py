@@ -222,8 +222,8 @@ class CacheStore:
         return None
 
     def replace(self, job_id: int, machine: str, key: str, text: str, ttl: float | None = None,
-                fence: Fence = NO_FENCE) -> Entry:
-        """Make one entry the only one under *key*, atomically.
+                fence: Fence = NO_FENCE, across_machines: bool = False) -> Entry:
+        """Make one entry, *machine*'s, the only one under *key* (of every machine's, *across_machines*), atomically.
 
         A reader sees the old list or the new entry, never an empty or doubled
         key: the delete and the insert commit together, and writers of the
@@ -238,13 +238,15 @@ class CacheStore:
             with self.transaction(immediate=True):
                 fence.check(self.db)
                 self._lock_job_row(job_id)
-                self._delete(job_id, machine, key)
+                self._delete(job_id, None if across_machines else machine, key)
                 return self._add(job_id, machine, key, text, ttl)
 
         return retrying(self.database, replace)
 
-    def delete(self, job_id: int, machine: str, key: str | None = None, fence: Fence = NO_FENCE) -> int:
-        """Delete every entry under *key* (or every key); return how many went (tried again after a lost connection)."""
+    def delete(self, job_id: int, machine: str | None, key: str | None = None, fence: Fence = NO_FENCE) -> int:
+        """Delete every entry under *key* (or every key) of *machine* (or every machine); return how many went.
+
+        Tried again after a lost connection."""
 
         def delete():
             with self.transaction(immediate=True):
@@ -254,7 +256,7 @@ class CacheStore:
 
         return retrying(self.database, delete)
 
-    def _delete(self, job_id: int, machine: str, key: str | None) -> int:
+    def _delete(self, job_id: int, machine: str | None, key: str | None) -> int:
         """Delete the entries, expired ones too; count the live ones only, the ones every read showed."""
         where, params = self._filter(job_id, machine, key, live_only=False)
         live = f"CASE WHEN expires_at IS NULL OR expires_at > {self.now} THEN 1 ELSE 0 END"

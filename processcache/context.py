@@ -1,8 +1,11 @@
 """`CacheContext`, the object a job receives, and `cache_session` for scripts.
 
-The cache of a job is scoped to (group, job, machine), as in the original:
-two machines running the same job keep separate lists. Reads across
-machines are explicit: ``machine=ANY`` or a named machine.
+A job's cache, ``last_success`` and logs are read in its scope (the job
+option ``scope``, by default the lock's): ``job`` reads every machine's, so a
+job that moves host keeps its cache; ``machine`` reads this machine's alone,
+as the original process-cache scoped them. Every entry and log still records
+the machine that wrote it, and reads can name a scope of their own:
+``machine=ANY`` or a machine's name.
 
 ``ctx.tree`` and ``ctx.results`` are the snapshot of the last load or
 `sync_cache`, kept in step with every write made through this context;
@@ -40,8 +43,15 @@ class _AnyMachine:
         return "ANY"
 
 
+class _JobScope:
+    """The default of every read: the job's scope (`JobOptions.scope`)."""
+
+    def __repr__(self) -> str:
+        return "JOB_SCOPE"
+
+
 ANY = _AnyMachine()
-_THIS = object()  # "this context's machine", the default of every read
+_THIS = _JobScope()
 
 _current: contextvars.ContextVar["CacheContext | None"] = contextvars.ContextVar(
     "processcache_context", default=None)
@@ -127,20 +137,21 @@ class CacheContext:
 
     def _set(self, key: str, value: Any, ttl: float | None, fence: Fence) -> Entry:
         text = encode_value(value)
-        entry = self._cache.replace(self._live_job(), self.machine, check_key(key), text, ttl, fence)
+        entry = self._cache.replace(self._live_job(), self.machine, check_key(key), text, ttl, fence,
+                                    across_machines=self._machine(_THIS) is None)
         self._forget(key)
         self._remember([entry])
         return entry
 
     def delete_cache(self, key: str) -> int:
-        """Delete every entry under *key*; return how many there were."""
-        count = self._cache.delete(self._live_job(), self.machine, check_key(key), self.fence)
+        """Delete every entry under *key* in the job's scope; return how many there were."""
+        count = self._cache.delete(self._live_job(), self._machine(_THIS), check_key(key), self.fence)
         self._forget(key)
         return count
 
     def clear_cache(self) -> int:
-        """Delete every entry of this job on this machine; return how many there were."""
-        count = self._cache.delete(self._live_job(), self.machine, fence=self.fence)
+        """Delete every entry of this job in its scope; return how many there were."""
+        count = self._cache.delete(self._live_job(), self._machine(_THIS), fence=self.fence)
         self.tree, self.results = {}, {}
         return count
 
@@ -154,7 +165,7 @@ class CacheContext:
         return self._cache.entries(self._live_job(), self._machine(machine), check_key(key))
 
     def has_cache(self, machine: Any = _THIS) -> bool:
-        """Whether this job holds any entry (on this machine unless told otherwise)."""
+        """Whether this job holds any entry (in its scope unless told otherwise)."""
         return self._cache.has(self._live_job(), self._machine(machine))
 
     def has_cache_key(self, key: str, machine: Any = _THIS) -> bool:
@@ -167,7 +178,7 @@ class CacheContext:
 
     def sync_cache(self) -> dict[str, list[Entry]]:
         """Rebuild `tree` and `results` from the database, and return the tree."""
-        entries = self._cache.entries(self._live_job(), self.machine)
+        entries = self._cache.entries(self._live_job(), self._machine(_THIS))
         self.tree = _tree_of(entries)
         self.results = {entry.id: entry for entry in entries}
         return self.tree
@@ -288,7 +299,8 @@ class CacheContext:
         return self._logger
 
     def last_success(self, machine: Any = _THIS) -> RunRecord | None:
-        """The previous successful run of this job (on this machine unless told otherwise).
+        """The previous successful run of this job (in its scope unless told otherwise: on any machine
+        for ``scope="job"``, so a job that moved host goes on from where it stopped).
 
         Incremental jobs fetch only what is new since ``ctx.last_success().started_at``.
         """
@@ -308,7 +320,7 @@ class CacheContext:
 
     def _machine(self, machine: Any) -> str | None:
         if machine is _THIS:
-            return self.machine
+            return self.machine if self.options.data_scope == "machine" else None
         if machine is ANY:
             return None
         return check_machine(machine)

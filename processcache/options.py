@@ -19,6 +19,12 @@ class JobOptions:
                     ``allow`` takes no lock.
     lock:           ``job`` (default) locks the job across every machine;
                     ``machine`` locks it per machine.
+    scope:          whose cache and history the job reads: ``job`` (every
+                    machine's: a job that moves host, or runs from the same
+                    crontab on three, keeps its cache and ``last_success``)
+                    or ``machine`` (this machine's alone, as the original
+                    process-cache scoped them). Default: the lock's, so a
+                    job locked per machine keeps per-machine data too.
     lease:          how long a lock and a run stay alive without a heartbeat
                     (default 60s; the heartbeat renews them every lease / 3).
                     A holder killed with SIGKILL blocks others this long at most.
@@ -33,12 +39,18 @@ class JobOptions:
 
     overlap: str = "skip"
     lock: str = "job"
+    scope: str | None = None
     lease: float = 60.0
     wait_timeout: float = 600.0
     expect_every: float | None = None
     max_duration: float | None = None
     capture_logging: int | None = None
     cache_ttl: float | None = None
+
+    @property
+    def data_scope(self) -> str:
+        """``job`` or ``machine``: the scope given, else the lock's."""
+        return self.scope or self.lock
 
     @classmethod
     def parse(cls, **given) -> "JobOptions":
@@ -56,6 +68,8 @@ class JobOptions:
             raise RegistryError(f"overlap={changes['overlap']!r}: use skip, wait or allow")
         if changes.get("lock", self.lock) not in LOCK_SCOPES:
             raise RegistryError(f"lock={changes['lock']!r}: use job or machine")
+        if changes.get("scope", "job") not in LOCK_SCOPES:
+            raise RegistryError(f"scope={changes['scope']!r}: use job (every machine's data) or machine")
         for name in ("lease", "wait_timeout", "expect_every", "max_duration", "cache_ttl"):
             if name in changes:
                 changes[name] = parse_duration(changes[name], name)

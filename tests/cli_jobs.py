@@ -5,9 +5,9 @@ import os
 from processcache import ANY, LogType, job
 
 
-@job("cli", "parity")
+@job("cli", "parity", scope="machine")
 def parity(ctx):
-    """Every method of the original's API, through the CLI."""
+    """Every method of the original's API, through the CLI, scoped per machine as the original was."""
     runs = len(ctx.get_cache("run")) + 1
     ctx.create_cache("run", runs)
     ctx.create_cache("machine", ctx.machine)

@@ -76,10 +76,10 @@ def test_get_full_cache_and_sync_cache_rebuild_the_tree(ctx, backend):
     assert sorted(ctx.results) == sorted(e.id for v in tree.values() for e in v)
 
 
-def test_the_cache_is_scoped_to_group_job_and_machine(backend):
-    with cache_session("g", "j", machine="m1", database=backend) as one:
+def test_scope_machine_keeps_the_originals_cache_per_group_job_and_machine(backend):
+    with cache_session("g", "j", machine="m1", database=backend, scope="machine") as one:
         one.create_cache("k", "from-m1")
-    with cache_session("g", "j", machine="m2", database=backend) as two:
+    with cache_session("g", "j", machine="m2", database=backend, scope="machine") as two:
         assert two.tree == {} and not two.has_cache()
         two.create_cache("k", "from-m2")
         assert [e.value for e in two.get_cache("k", machine=ANY)] == ["from-m1", "from-m2"]
@@ -171,3 +171,29 @@ def test_deeply_nested_json_round_trips(ctx):
         value = [value, {"k": value}] if len(str(value)) < 1000 else [value]
     ctx.create_cache("deep", value)
     assert ctx.get_cache("deep")[0].value == value
+
+
+def test_a_job_scoped_cache_follows_the_job_to_another_machine(backend):
+    """The default, with the default farm-wide lock: a job that moves host keeps its cache and its last success."""
+    with cache_session("g", "j", machine="m1", database=backend) as one:
+        one.create_cache("k", "from-m1")
+        one.set_cache("cursor", 10)
+    first = one.run
+    with cache_session("g", "j", machine="m2", database=backend) as two:
+        assert [e.value for e in two.tree["k"]] == ["from-m1"] and two.has_cache_key("cursor")
+        assert two.last_success().id == first.id, "an incremental job goes on where m1 stopped"
+        two.create_cache("k", "from-m2")
+        two.set_cache("cursor", 20)  # replaces m1's: one cursor for the job
+        assert [(e.value, e.machine) for e in two.get_cache("k")] == [("from-m1", "m1"), ("from-m2", "m2")]
+        assert [e.value for e in two.get_cache("k", machine="m2")] == ["from-m2"]
+        assert [e.value for e in two.get_cache("cursor", machine=ANY)] == [20]
+        assert two.delete_cache("k") == 2
+    with cache_session("g", "j", machine="m3", database=backend, lock="machine") as three:
+        assert not three.has_cache() and three.last_success() is None, "a per-machine lock keeps per-machine data"
+    with cache_session("g", "j", machine="m3", database=backend, lock="machine", scope="job") as four:
+        assert four.has_cache_key("cursor"), "scope= overrides the lock's"
+
+
+def test_a_scope_other_than_job_or_machine_is_refused():
+    with pytest.raises(processcache.RegistryError, match="scope='farm': use job"):
+        processcache.JobOptions.parse(scope="farm")

@@ -87,11 +87,14 @@ def test_delete_clear_and_latest(ctx, backend):
     assert ctx.delete_cache("a") == 2
     assert "a" not in ctx.tree and not ctx.has_cache_key("a") and len(ctx.results) == 1
     assert ctx.delete_cache("a") == 0
-    with cache_session(ctx.group, ctx.job, machine="m2", database=backend) as other:
+    with cache_session(ctx.group, ctx.job, machine="m2", database=backend, scope="machine") as other:
         other.create_cache("b", "m2's")
-    assert ctx.clear_cache() == 1
+        other.create_cache("c", "m2's")
+        assert other.clear_cache() == 2 and not other.has_cache(), "a per-machine clear is this machine's"
+        other.create_cache("b", "m2's")
+    assert ctx.clear_cache() == 2, "the job's scope: every machine's"
     assert ctx.tree == {} and ctx.results == {} and not ctx.has_cache()
-    assert values(ctx.get_cache("b", machine="m2")) == ["m2's"], "clear is this machine's only"
+    assert not ctx.has_cache(machine="m2")
 
 
 def test_create_cache_many_stores_all_in_order_and_updates_the_tree(ctx):

@@ -58,13 +58,17 @@ def test_last_success_is_the_previous_successful_run(backend):
     spec = job(body=lambda ctx: seen.append(ctx.last_success()))
     first = spec.run(database=backend, machine="m")
     job(name="job", body=lambda ctx: 1 / 0, registry=Registry()).run(database=backend, machine="m")
-    spec.run(database=backend, machine="m")
+    second = spec.run(database=backend, machine="m")
     spec.run(database=backend, machine="other")
+    per_machine = job(name="job", scope="machine", body=lambda ctx: seen.append(ctx.last_success()),
+                      registry=Registry())
+    per_machine.run(database=backend, machine="new")
     assert seen[0] is None
     assert seen[1].id == first.id and seen[1].started_at == first.started_at
-    assert seen[2] is None, "by default, this machine's runs"
-    with cache_session("history", "job", machine="other", database=backend) as ctx:
-        assert ctx.last_success(machine=__import__("processcache").ANY).machine == "other"
+    assert seen[2].id == second.id, "by default, the job's runs on any machine: it goes on where m stopped"
+    assert seen[3] is None, "with scope='machine', this machine's runs"
+    with cache_session("history", "job", machine="other", database=backend, scope="machine") as ctx:
+        assert ctx.last_success(machine=__import__("processcache").ANY).machine == "new"
 
 
 def test_ctx_logger_stores_records_with_levels_linked_to_the_run(backend):
