@@ -13,13 +13,17 @@ class ConfigError(ProcessCacheError, ValueError):
     """A database URL or an option that cannot be used as given."""
 
 
+#: What pip installs for each driver extra: named by itself, it works from a checkout as from an index.
+_PACKAGES = {"postgres": "psycopg2-binary", "mysql": "PyMySQL"}
+
+
 class MissingDriverError(ProcessCacheError, ImportError):
     """The Python driver for the chosen database is not installed."""
 
     def __init__(self, database: str, extra: str, module: str) -> None:
         super().__init__(
-            f"the {database} driver ({module}) is not installed: "
-            f"pip install 'processcache[{extra}]'"
+            f"the {database} driver ({module}) is not installed: pip install {_PACKAGES[extra]}"
+            f" (or the extra: pip install 'processcache[{extra}]')"
         )
 
 

@@ -148,3 +148,12 @@ def test_version():
     import processcache
 
     assert cli("--version").stdout.strip() == f"processcache, version {processcache.__version__}"
+
+
+def test_the_readme_shows_the_example_that_prints_its_output():
+    """The job the README shows is examples/hello.py itself, so its output is the one shown above it."""
+    readme = (Path(__file__).parent.parent / "README.rst").read_text()
+    example = Path(HELLO).read_text()
+    code = example[example.index("from processcache import"):].rstrip("\n")
+    assert "\n".join(("    " + line) if line else "" for line in code.split("\n")) in readme
+    assert "python -m processcache run examples/hello.py:hello --database sqlite:///try.db" in readme
