@@ -30,6 +30,14 @@ class LazyGroup(click.Group):
             self.add_command(getattr(module, name))
         return super().get_command(ctx, name)
 
+    def resolve_command(self, ctx, args):
+        """Click's, suggesting the closest command among the lazy ones too (``jbos``: did you mean 'jobs'?)."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand:
+            name = args[0]
+            raise click.exceptions.NoSuchCommand(name, possibilities=self.list_commands(ctx), ctx=ctx) from None
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="processcache")

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli_format import database_option, echo_json, echo_table, json_line, json_option, one_line_errors, opened
+from .cli_format import (database_option, echo_json, echo_table, job_argument, json_line, json_option,
+                         one_line_errors, opened)
 from .codec import encode_value
 from .errors import ProcessCacheError
 
 if TYPE_CHECKING:
     from .context import CacheContext
 
-_TARGET = click.argument("job", metavar="GROUP/JOB")
 
 
 def _machine_options(func):
@@ -65,7 +65,7 @@ def cache():
 
 
 @cache.command("list")
-@_TARGET
+@job_argument
 @_machine_options
 @database_option
 @json_option
@@ -82,7 +82,7 @@ def list_keys(job, machine, all_machines, database, as_json):
 
 
 @cache.command()
-@_TARGET
+@job_argument
 @click.argument("key")
 @_machine_options
 @database_option
@@ -103,7 +103,7 @@ def get(job, key, machine, all_machines, database, as_json):
 
 
 @cache.command("set")
-@_TARGET
+@job_argument
 @click.argument("key")
 @click.argument("value", default="-")
 @click.option("--string", "-s", "as_string", is_flag=True, help="Store VALUE as a string, not JSON.")
@@ -145,7 +145,7 @@ def _stdin_value() -> str:
 
 
 @cache.command()
-@_TARGET
+@job_argument
 @click.argument("key")
 @click.option("--machine", "-m", metavar="NAME", help="Delete this machine's entries [default: this host's].")
 @database_option
@@ -157,7 +157,7 @@ def delete(job, key, machine, database):
 
 
 @cache.command()
-@_TARGET
+@job_argument
 @click.option("--machine", "-m", metavar="NAME", help="Clear this machine's entries [default: this host's].")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask first.")
 @database_option
@@ -171,7 +171,7 @@ def clear(job, machine, yes, database):
 
 
 @cache.command()
-@_TARGET
+@job_argument
 @click.option("--machine", "-m", metavar="NAME", help="Only this machine's entries [default: every machine's].")
 @database_option
 @one_line_errors
@@ -189,7 +189,7 @@ def export(job, machine, database):
 
 
 @cache.command("import")
-@_TARGET
+@job_argument
 @click.option("--machine", "-m", metavar="NAME", help="Store every entry as this machine's instead of its own.")
 @click.option("--append", is_flag=True,
               help="Store every line, even an entry already there [default: skip those, so a second import of "

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .cli_style import coloured, local_option, show_time, zone_label
 from .durations import format_duration
 from .errors import ProcessCacheError
 
@@ -26,7 +27,25 @@ def database_option(func):
 
 
 def json_option(func):
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines instead of a table.")(func)
+    """``--json`` for machines, and ``--local`` for the times people read in the table otherwise."""
+    func = local_option(func)
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print JSON for machines instead of a table (times in UTC, with their offset).")(func)
+
+
+def job_argument(func):
+    """The GROUP/JOB argument, completed by the shell from the jobs of the database the line names."""
+    return click.argument("job", metavar="GROUP/JOB", shell_complete=_complete_jobs)(func)
+
+
+def _complete_jobs(ctx: click.Context, _param, incomplete: str) -> list[str]:
+    """Names of jobs starting with *incomplete*; none at all when the database cannot be read (never an error)."""
+    try:
+        with opened(ctx.params.get("database")) as db:
+            names = [summary.name for summary in db.history.jobs()]
+    except Exception:
+        return []
+    return [name for name in names if name.startswith(incomplete)]
 
 
 @contextlib.contextmanager
@@ -83,22 +102,32 @@ def _plain(value):
 
 
 def echo_table(headers: list[str], rows: list[list], empty: str = "nothing to show") -> None:
-    """Aligned columns, the last one left unpadded (it holds messages and errors)."""
+    """Aligned columns, the last one left unpadded (it holds messages and errors).
+
+    A column of times says their zone in its header; a STATUS or PROBLEM
+    column is coloured on a terminal.
+    """
     if not rows:
         click.echo(empty)
         return
+    timed = {i for row in rows for i, value in enumerate(row) if isinstance(value, datetime)}
+    headers = [f"{header} ({zone_label()})" if i in timed else header for i, header in enumerate(headers)]
     cells = [[_cell(value) for value in row] for row in rows]
     widths = [max(len(headers[i]), *(len(row[i]) for row in cells)) for i in range(len(headers) - 1)]
-    for row in [headers, *cells]:
-        padded = [value.ljust(width) for value, width in zip(row, widths)]
-        click.echo("  ".join(padded + [row[-1]]).rstrip())
+    statuses = [i for i, header in enumerate(headers) if header in ("STATUS", "PROBLEM")]
+    click.echo("  ".join([header.ljust(width) for header, width in zip(headers, widths)] + [headers[-1]]).rstrip())
+    for row in cells:
+        padded = [value.ljust(width) for value, width in zip(row, widths)] + [row[-1]]
+        for i in statuses:
+            padded[i] = coloured(padded[i], row[i])
+        click.echo("  ".join(padded).rstrip())
 
 
 def _cell(value) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return show_time(value)
     if isinstance(value, float):
         return format_duration(value)
     return str(value).splitlines()[0] if str(value) else ""

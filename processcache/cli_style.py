@@ -1,0 +1,64 @@
+"""How the CLI shows times and statuses to a person: the time zone said, colour only on a terminal.
+
+Times are stored and printed in UTC, and the column says so; ``--local``
+(this machine's zone) or ``PROCESSCACHE_TZ`` (``local`` or a zone name such
+as ``Europe/Berlin``) shows them in another. JSON always carries UTC with
+its offset, for machines. Statuses are coloured on a terminal (failed and
+lost red, skipped grey), plain when piped or when ``NO_COLOR`` is set
+(https://no-color.org).
+"""
+
+import os
+import sys
+from datetime import datetime, timezone, tzinfo
+
+import click
+
+COLOURS = {"failed": "red", "lost": "red", "terminated": "red", "timed-out": "red", "overdue": "yellow",
+           "too-long": "yellow", "no-jobs": "red", "skipped": "bright_black", "running": "cyan",
+           "succeeded": "green"}
+_shown = {"zone": None}  # None: UTC
+
+
+def local_option(func):
+    """``--local``: the command's times in this machine's zone; read before the command runs."""
+    return click.option("--local", is_flag=True, expose_value=False, callback=_choose_zone,
+                        help="Show times in this machine's time zone (or PROCESSCACHE_TZ's) instead of UTC.")(func)
+
+
+def _choose_zone(_ctx, _param, local: bool) -> None:
+    _shown["zone"] = _zone(os.environ.get("PROCESSCACHE_TZ", "local" if local else "UTC"), local)
+
+
+def _zone(name: str, local: bool) -> tzinfo | None:
+    if local or name.lower() == "local":
+        return datetime.now().astimezone().tzinfo
+    if name.upper() in ("UTC", ""):
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.UsageError(f"PROCESSCACHE_TZ={name!r} is not a time zone: use local, UTC or a name such as"
+                               " Europe/Berlin") from None
+
+
+def show_time(moment: datetime) -> str:
+    """A stored (UTC) time in the zone chosen, to the second."""
+    zone = _shown["zone"]
+    return (moment if zone is None else moment.astimezone(zone)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def zone_label() -> str:
+    """What a time column's header says its times are in: ``UTC``, or the zone's name now (``CET``)."""
+    zone = _shown["zone"]
+    return "UTC" if zone is None else datetime.now(timezone.utc).astimezone(zone).strftime("%Z")
+
+
+def coloured(text: str, word: str) -> str:
+    """*text* in the colour of the status *word*, on a terminal that wants colour; as it is otherwise."""
+    colour = COLOURS.get(word)
+    if colour is None or os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        return text
+    return click.style(text, fg=colour)
