@@ -15,6 +15,7 @@ from .database import Database, connect
 from .errors import (
     ConfigError,
     DatabaseUnavailableError,
+    ImportLineError,
     InvalidKeyError,
     InvalidNameError,
     InvalidValueError,
@@ -50,6 +51,7 @@ __all__ = [
     "Database",
     "DatabaseUnavailableError",
     "Entry",
+    "ImportLineError",
     "InvalidKeyError",
     "InvalidNameError",
     "InvalidValueError",

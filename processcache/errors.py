@@ -80,3 +80,7 @@ class RunNotRecordedError(ProcessCacheError):
         super().__init__(message)
         self.run = run
         self.original = original
+
+
+class ImportLineError(ProcessCacheError, ValueError):
+    """A line given to `cache import` that `cache export` could not have written; its message names the line and field."""

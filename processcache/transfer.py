@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from .codec import decode_value, encode_value
-from .errors import ProcessCacheError
+from .errors import ImportLineError, ProcessCacheError
 from .names import check_key, check_machine
 
 REQUIRED = ("key", "value", "machine", "created_at")
@@ -32,10 +32,6 @@ class ExportedEntry(NamedTuple):
         """The JSON object `cache export` writes for this entry."""
         return {"key": self.key, "value": decode_value(self.text), "machine": self.machine,
                 "created_at": self.created_at, "expires_at": self.expires_at}
-
-
-class ImportLineError(ProcessCacheError):
-    """A line of an import that `cache export` could not have written."""
 
 
 def parse_line(number: int, line: str, machine: str | None = None) -> ExportedEntry:
