@@ -46,6 +46,9 @@ _MYSQL_LOST = (2003, 2006, 2013, 1053, 1927, 4031)
 _MYSQL_NO_SUCH_TABLE = 1146
 _PG_UNDEFINED_TABLE = "42P01"
 _SQLITE_NO_SUCH_TABLE = "no such table"
+#: A statement the database user may not run: MySQL/MariaDB's codes (table, column), PostgreSQL's SQLSTATE.
+_MYSQL_DENIED = (1142, 1143)
+_PG_DENIED = "42501"
 #: What a failed first connection says when trying again cannot help: bad settings, not a server away.
 _PERMANENT = ("password authentication failed", "does not exist", "no pg_hba.conf entry", "could not translate host",
               "invalid connection option", "invalid sslmode", "Name or service not known", "nodename nor servname",
@@ -156,7 +159,7 @@ def retrying(database, operation: Callable[[], Any], done: Callable[[], Any] | N
     transaction with it, and only the whole batch can be run again. A
     missing table raises `missing_table`'s SchemaError, here or in a batch.
     """
-    with _missing_table_in_one_line(database):
+    with _explained_in_one_line(database):
         if database.transaction.active:
             return operation()
         return _with_retries(database, operation, done)
@@ -207,16 +210,32 @@ def missing_table(database, exc: BaseException) -> SchemaError | None:
     return None
 
 
+def denied(database, exc: BaseException) -> DatabaseUnavailableError | None:
+    """The one-line error for a statement the database user has no right to run, or None.
+
+    A monitoring user given SELECT alone runs the read commands; a run or
+    a cache change needs more, and the driver's traceback does not say so.
+    """
+    original = getattr(exc, "original_exc", exc)
+    args = getattr(original, "args", ())
+    if not (getattr(original, "pgcode", None) == _PG_DENIED or (args and args[0] in _MYSQL_DENIED)):
+        return None
+    return DatabaseUnavailableError(
+        f"the database user may not change {database.url} ({reason(database.config, exc)}): running jobs and"
+        " changing the cache need SELECT, INSERT, UPDATE and DELETE on processcache's tables; the read commands"
+        " (check, jobs, runs, logs, cache list/get) need SELECT alone")
+
+
 @contextlib.contextmanager
-def _missing_table_in_one_line(database) -> Iterator[None]:
-    """Raise `missing_table`'s one line in place of the driver's error it explains."""
+def _explained_in_one_line(database) -> Iterator[None]:
+    """Raise the one line of `missing_table` or `denied` in place of the driver's error it explains."""
     try:
         yield
     except Exception as exc:
-        missing = missing_table(database, exc)
-        if missing is None:
+        explained = missing_table(database, exc) or denied(database, exc)
+        if explained is None:
             raise
-        raise missing from None
+        raise explained from None
 
 
 @contextlib.contextmanager
@@ -230,7 +249,7 @@ def one_line_when_lost(database, what: str | None = None) -> Iterator[None]:
     already: running it again is safe.
     """
     try:
-        with _missing_table_in_one_line(database):
+        with _explained_in_one_line(database):
             yield
     except Exception as exc:
         if not is_disconnect(database.pony.provider, exc):
