@@ -21,10 +21,12 @@ def kill_at_random(url: str, seed: int, rng: random.Random) -> list[tuple[str, s
     """Start a writer, SIGKILL it after a random moment, return the writes it reported committed."""
     worker = subprocess.Popen([sys.executable, str(WORKERS), "crash_writer", url, str(seed)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Most kills land inside the run, however long a loaded machine takes to start one; the rest anywhere.
+    begun = worker.stdout.readline() if rng.random() < 0.8 else ""
     time.sleep(rng.uniform(0.05, 0.6))
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait(timeout=30)
-    out = worker.stdout.read()
+    out = begun + worker.stdout.read()
     worker.stdout.close()
     worker.stderr.close()
     lines = out.splitlines()
@@ -53,7 +55,7 @@ def test_kill_9_at_random_points_loses_no_committed_write(backend_url):
                 assert name in entries
             elif kind_of_write == "L":
                 assert name in logs
-            elif kind_of_write == "M":
+            elif kind_of_write == "M":  # "R": the run began; nothing to find
                 assert [e.value for e in cache[f"batch-{name}"]] == list(range(5))
         assert all(len(v) == 5 for k, v in cache.items() if k.startswith("batch-")), "no half-written batch"
         assert len(cache.get("current", [])) <= 1, "set_cache never leaves two values"

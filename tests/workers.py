@@ -171,6 +171,7 @@ def crash_writer(url: str, seed: str) -> None:
 
     @registry.job("crash", "writer", overlap="allow", lease=0.5)
     def writer(ctx):
+        print("R", seed, flush=True)
         for n in range(10_000):
             ctx.create_cache("n", f"{seed}-{n}")
             print("E", f"{seed}-{n}", flush=True)
