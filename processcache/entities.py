@@ -26,7 +26,11 @@ SCHEMA_VERSION = 2
 #: Changes within a version that every processcache of that version can use as
 #: they are (indexes): older releases ignore the ``schema_revision`` row, so a
 #: farm can upgrade one machine at a time. Revision 1: the key index ends in id.
-SCHEMA_REVISION = 1
+#: Revision 2: ``process_jobs.retired_at`` and ``process_jobs.scope``, both
+#: nullable: an older release inserts jobs without them and never reads them.
+#: This release reads ``retired_at`` only where the revision says it is there
+#: (`History`), since a read-only command never upgrades.
+SCHEMA_REVISION = 2
 
 # MySQL compares text case- and accent-insensitively by default, which would
 # make the keys "Token" and "token" one key; its 3-byte `utf8` cannot hold
@@ -65,6 +69,8 @@ def define_entities(db, provider: str):
         created_at = timestamp()
         expect_every = Optional(float)  # seconds, from @job(expect_every=...)
         max_duration = Optional(float)  # seconds, from @job(max_duration=...)
+        retired_at = timestamp(Optional)  # revision 2: `processcache jobs retire`; a later run undoes it
+        scope = Optional(str, 16, nullable=True, **text(16))  # revision 2: the job's cache scope
         entries = Set("Entry")
         logs = Set("Log")
         runs = Set("Run")

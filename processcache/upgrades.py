@@ -1,12 +1,13 @@
 """Schema upgrades: from each version and revision to the next, keeping every row.
 
-A version changes tables or columns: older processcache releases refuse a
-newer one. A revision changes what they can use as it is (an index), so a
-farm upgrading one machine at a time keeps running.
+A version changes tables or columns older processcache releases could not
+use: they refuse a newer one. A revision changes only what they can use as
+it is (an index; a nullable column they neither insert nor read), so a farm
+upgrading one machine at a time keeps running.
 
-Pony never ALTERs, so each change is a step here: plain SQL the
-three databases share, or Pony creating what is missing (a new index) before
-the old is dropped. `upgrade` runs them under the schema lock,
+Pony never ALTERs, so each change is a step here: a column added as the
+entities declare it (Pony writes each database's SQL type), or Pony
+creating what is missing (a new index) before the old is dropped. `upgrade` runs them under the schema lock,
 in one transaction where the database allows (SQLite and PostgreSQL;
 MySQL commits each ALTER by itself, so every step first checks whether it
 is already done, and an interrupted upgrade resumes where it stopped).
@@ -18,10 +19,19 @@ from .errors import SchemaError
 from .store import CURRENT
 
 
-def _add_column(table: str, column: str, sql_type: str):
+def _add_columns_as_declared(table: str, *columns: str):
+    """Add *columns* as this version's entities declare them, in each database's own SQL type.
+
+    Pony writes the definition (``DATETIME``, ``TIMESTAMP`` or
+    ``DATETIME(6)``; MySQL's text with its character set and collation), so
+    an upgraded table is the same as a new one, on every database.
+    """
+
     def step(db, connection) -> None:
-        if not _has_column(connection, table, column):
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}", {})
+        declared = db.schema.tables[table].column_dict
+        for column in columns:
+            if not _has_column(connection, table, column):
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {declared[column].get_sql()}", {})
 
     return step
 
@@ -40,8 +50,9 @@ def _replace_index(table: str, old: str):
 #: (version, revision) a step brings a database to, and the step, in order.
 #: Each step first checks whether it is done, so an interrupted upgrade resumes.
 STEPS = [
-    ((2, 0), _add_column("process_job_runs", "exit_signal", "INTEGER")),
+    ((2, 0), _add_columns_as_declared("process_job_runs", "exit_signal")),
     ((2, 1), _replace_index("process_cache", "idx_process_cache__job_id_machine_entry_key")),
+    ((2, 2), _add_columns_as_declared("process_jobs", "retired_at", "scope")),
 ]
 
 

@@ -24,7 +24,7 @@ def test_a_v1_database_upgrades_on_first_use_and_keeps_every_row(backend_url):
         assert "column process_job_runs.exit_signal is missing" in old.sync("check")
     with connect(backend_url) as db:  # upgrades
         assert db.sync("check") == []
-        assert db.store.schema_state() == CURRENT == (2, 1)
+        assert db.store.schema_state() == CURRENT == (2, 2)
         assert cache_indexes(db) == {KEY_INDEX, TREE_INDEX}
         ctx = CacheContext(db, "legacy", "nightly", "old-box")
         assert [(e.key, e.value) for e in ctx.get_cache("k0") + ctx.get_cache("k1") + ctx.get_cache("k2")] \
@@ -59,7 +59,7 @@ def test_a_revision_is_left_to_the_operator_with_upgrade_false_and_the_database_
         assert [e.value for e in ctx.get_cache("k")] == [1]
         assert db.store.schema_state() == (2, 0) and cache_indexes(db) == {OLD_KEY_INDEX, TREE_INDEX}
     result = cli("db", "upgrade", "-d", backend_url)
-    assert "upgraded the schema from version 2.0 to 2.1" in result.stdout, result.stderr
+    assert "upgraded the schema from version 2.0 to 2.2" in result.stdout, result.stderr
 
 
 def test_a_newer_revision_keeps_the_version_that_older_releases_check(backend_url):
@@ -69,6 +69,32 @@ def test_a_newer_revision_keeps_the_version_that_older_releases_check(backend_ur
         db.pony.execute("UPDATE processcache_meta SET value = '9' WHERE name = 'schema_revision'", {})
     with connect(backend_url) as db:
         assert db.store.schema_state() == (2, 9) and db.sync("check") == [] and db.upgrade() == ((2, 9), (2, 9))
+
+
+def test_a_revision_1_database_is_read_as_it_is_and_upgraded_to_retired_at_and_scope(backend_url):
+    with connect(backend_url) as db:
+        CacheContext(db, "legacy", "nightly", "old-box").create_cache("k", 1)
+        make_revision_1(db)
+    for command in ("jobs", "check", "runs"):  # a monitoring host reads it without changing it
+        result = cli(command, "-d", backend_url)
+        assert result.returncode == 0 and result.stderr == "", (command, result.stderr)
+    with connect(backend_url, read_only=True) as db:
+        assert "column process_jobs.retired_at is missing" in db.sync("check")
+        assert db.store.schema_state() == (2, 1)
+    with connect(backend_url) as db:  # upgrades
+        assert db.store.schema_state() == CURRENT and db.sync("check") == []
+        with db_session:  # an older release inserts jobs without the new columns
+            db.pony.execute("INSERT INTO process_jobs (process_id, name, created_at)"
+                            " SELECT id, 'older', created_at FROM processes", {})
+        assert [s.name for s in db.history.jobs()] == ["legacy/nightly", "legacy/older"]
+
+
+def make_revision_1(db) -> None:
+    """Turn a current database into what revision 1 left: process_jobs without retired_at and scope."""
+    with db_session(ddl=True):
+        for column in ("retired_at", "scope"):
+            db.pony.execute(f"ALTER TABLE process_jobs DROP COLUMN {column}", {})
+        db.pony.execute("UPDATE processcache_meta SET value = '1' WHERE name = 'schema_revision'", {})
 
 
 def make_revision_0(db) -> None:
@@ -93,9 +119,9 @@ def test_upgrading_can_be_left_to_the_operator(backend_url):
     with pytest.raises(SchemaError, match="schema version 1; this processcache needs 2: run `processcache db upgrade`"):
         connect(backend_url, upgrade=False)
     result = cli("db", "upgrade", "-d", backend_url)
-    assert result.returncode == 0 and "upgraded the schema from version 1.0 to 2.1" in result.stdout, result.stderr
+    assert result.returncode == 0 and "upgraded the schema from version 1.0 to 2.2" in result.stdout, result.stderr
     again = cli("db", "upgrade", "-d", backend_url)
-    assert "at version 2.1 already" in again.stdout
+    assert "at version 2.2 already" in again.stdout
     with connect(backend_url, upgrade=False) as db:
         assert db.sync("check") == []
 
