@@ -35,7 +35,7 @@ def test_jobs_shows_last_run_status_machines_and_entries(backend_url):
     table = cli("jobs", "-d", backend_url)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["JOB", "LAST", "RUN", "STATUS", "DURATION", "ENTRIES", "MACHINES"]
+    assert lines[0].split() == ["JOB", "LAST", "RUN", "(UTC)", "STATUS", "DURATION", "ENTRIES", "MACHINES"]
     assert lines[1].startswith("ops/broken") and "failed" in lines[1] and lines[1].endswith("box-2")
     assert lines[2].startswith("ops/nightly") and "succeeded" in lines[2] and lines[2].endswith("box-1")
     data = json.loads(cli("jobs", "--json", "-d", backend_url).stdout)
