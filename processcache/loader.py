@@ -4,12 +4,23 @@ Each way a target can be wrong has its own one-line `LoadError`. An error
 raised *inside* the user's module while it is imported (a syntax error, a
 failed import of its own) is the user's bug: it propagates unchanged, with
 its traceback. Only the module the target names is imported.
+
+A target's imports resolve alike under the ``processcache`` console script
+and ``python -m processcache`` (whose ``__main__`` takes out the current
+directory Python puts first): from the current directory, as ``python -m``
+looks there, and from a job file's own folder, as ``python file.py`` does,
+so a job's modules beside it import. Both folders go after the standard
+library, not first as Python puts them: a job or a helper named
+``email.py`` or ``logging.py`` would otherwise replace the standard
+library's module for processcache and for every library the job uses. They
+still go before installed packages, so the job's own modules win there.
 """
 
 import importlib
 import importlib.util
 import os
 import re
+import site
 import sys
 
 from .errors import LoadError
@@ -51,14 +62,30 @@ def _job_names(module) -> list[str]:
 def _import(name: str):
     if name.endswith(".py") or os.sep in name or "/" in name:
         return _import_file(name)
+    here = os.getcwd()
+    _search(here)
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-            raise LoadError(
-                f"no module named {name!r}: check the name, or give a file path such as jobs/{name}.py"
-            ) from None
+            path = os.path.join(*name.split(".")) + ".py"
+            raise LoadError(f"no module named {name!r} in {here} or among installed packages: check the name,"
+                            f" or give the file's path, such as {path}") from None
         raise
+
+
+def _search(*folders: str) -> None:
+    """Let imports find modules in *folders*, in this order, after the standard library and before installed packages.
+
+    See the module's docstring for why. A folder on sys.path already (by
+    PYTHONPATH, say) stays where it is.
+    """
+    installed = {*site.getsitepackages(), site.getusersitepackages()}
+    position = next((index for index, entry in enumerate(sys.path) if entry in installed), len(sys.path))
+    for folder in folders:
+        if folder not in sys.path:
+            sys.path.insert(position, folder)
+            position += 1
 
 
 def _import_file(path: str):
@@ -66,11 +93,8 @@ def _import_file(path: str):
     if not os.path.isfile(filename):
         raise LoadError(f"no such file: {path}: check the path (relative paths start at the current directory)")
     folder, base = os.path.split(filename)
-    name = os.path.splitext(base)[0]
-    # As `python file.py` does: the file's folder comes first on the path, so
-    # the job's own modules beside it import.
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    _search(folder, os.getcwd())
+    name = _module_name(os.path.splitext(base)[0])
     spec = importlib.util.spec_from_file_location(name, filename)
     if spec is None or spec.loader is None:
         raise LoadError(f"{path} is not a Python file: give a .py file")
@@ -82,3 +106,18 @@ def _import_file(path: str):
         sys.modules.pop(name, None)
         raise
     return module
+
+
+def _module_name(stem: str) -> str:
+    """The name a job file is imported under: its own, as ``import`` would name it, if that name is free.
+
+    A job file named like a standard-library module (``email.py``) or like
+    a module imported already that is not another job file (``click.py``,
+    ``processcache.py``) would replace that module for everything imported
+    after it: it is imported as ``processcache_job_<name>`` instead. Its own
+    name is kept otherwise, so that ``pickle`` (a process pool) finds it.
+    """
+    taken = sys.modules.get(stem)
+    if stem in sys.stdlib_module_names or (taken is not None and not jobs_of(taken)):
+        return f"processcache_job_{stem}"
+    return stem

@@ -109,9 +109,16 @@ def _call(func, ctx):
     if isinstance(result, Awaitable):
         import asyncio  # only async jobs pay for importing it (~20 ms)
 
-        result = asyncio.run(_awaited(result))
+        result, error = asyncio.run(_awaited(result))
+        if error is not None:
+            raise error  # here, not inside asyncio.run: its traceback starts at the job, not in the event loop
     return result
 
 
-async def _awaited(awaitable):
-    return await awaitable
+async def _awaited(awaitable) -> tuple:
+    """The awaitable's (result, None), or (None, the exception it raised), for `_call` to raise."""
+    try:
+        return await awaitable, None
+    # Not BaseException: asyncio.run turns the cancellation a Ctrl-C causes into KeyboardInterrupt.
+    except Exception as error:  # noqa: BLE001  (the job's error, raised again by _call)
+        return None, error

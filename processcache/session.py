@@ -193,7 +193,7 @@ def _record_failure(ctx: CacheContext, exc: BaseException) -> None:
     traceback is not stored as a log, which `run` would echo above that line.
     """
     status = "failed" if isinstance(exc, Exception) else "terminated"
-    trace = _user_traceback(exc)
+    trace = user_traceback(exc)
     if not isinstance(exc, SchemaError):
         try:
             ctx.create_log(trace, LogType.ERROR)
@@ -225,11 +225,18 @@ def _one_line(exc: BaseException) -> str:
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-def _user_traceback(exc: BaseException) -> str:
-    """The traceback through the user's frames only: processcache's own (the runner above the job, the
-    store below a ``ctx`` call that raised) are noise there. All of them when the user has none."""
+def user_traceback(exc: BaseException) -> str:
+    """*exc*'s traceback from the user's code on: what a run stores and ``run`` prints.
+
+    processcache's own frames (the runner or loader above the job, the
+    store below a ``ctx`` call that raised) and Python's import machinery
+    (above a module that raised while it was imported) are noise there.
+    All frames are kept when none is the user's, except for a SyntaxError:
+    its file and line, printed after the frames, are the user's code.
+    """
+    importing = ("<frozen importlib.", os.path.join(os.path.dirname(os.__file__), "importlib", "__init__.py"))
     trace = traceback.TracebackException.from_exception(exc)
-    users = [frame for frame in trace.stack if not frame.filename.startswith(_PACKAGE_DIR)]
-    if users:
+    users = [frame for frame in trace.stack if not frame.filename.startswith((_PACKAGE_DIR, *importing))]
+    if users or isinstance(exc, SyntaxError):
         trace.stack = traceback.StackSummary.from_list(users)
     return "".join(trace.format())
