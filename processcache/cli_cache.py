@@ -18,21 +18,24 @@ if TYPE_CHECKING:
 
 
 
+_SCOPE_HELP = "[default: the job's scope: every machine's, or this host's for a job of scope=machine]"
+
+
 def _machine_options(func):
     func = click.option("--all-machines", "-a", is_flag=True, help="Every machine's entries.")(func)
-    return click.option("--machine", "-m", metavar="NAME",
-                        help="The machine whose entries these are [default: this host's name].")(func)
+    return click.option("--machine", "-m", metavar="NAME", help=f"Only this machine's entries {_SCOPE_HELP}.")(func)
 
 
 @contextlib.contextmanager
-def _context(database, job, machine, create=False, read_only=False) -> Iterator["CacheContext"]:
-    """A context on *job* that records no run.
+def _context(database, job, machine, create=False, read_only=False, all_machines=False) -> Iterator["CacheContext"]:
+    """A context on *job* that records no run, scoped as the command line says, else as the job's runs do.
 
     Only `set` and `import` (*create*) make a job that does not exist yet:
     every other command refuses a mistyped name, and creates nothing. The
     reading commands open the database *read_only*.
     """
     from .context import CacheContext
+    from .options import JobOptions
 
     group, slash, name = job.partition("/")
     if not slash:
@@ -40,21 +43,25 @@ def _context(database, job, machine, create=False, read_only=False) -> Iterator[
     with opened(database, read_only) as db:
         if not create:
             db.history.job_id(job)
-        yield CacheContext(db, group, name, machine)
+        ctx = CacheContext(db, group, name, machine)
+        scope = "job" if all_machines else "machine" if machine else db.runs.scope_of(ctx._job_id)
+        ctx.options = JobOptions(scope=scope or "job")
+        yield ctx
 
 
-def _scope(ctx, all_machines):
-    from .context import ANY
-
-    return ANY if all_machines else ctx.machine
+def _where(ctx) -> str:
+    """Whose entries a command acted on, for its messages."""
+    return "every machine" if ctx.scope_machine is None else ctx.scope_machine
 
 
 @click.group()
 def cache():
     """Look at and change a job's cache: list, get, set, delete, clear, export, import.
 
-    Entries belong to a machine; commands act on this host's entries unless
-    --machine names another (or --all-machines, to read every machine's).
+    Entries record the machine that wrote them. Commands act on the entries
+    of the job's scope, as its runs see them: every machine's (scope=job,
+    the default) or this host's (scope=machine); --machine names one
+    machine, --all-machines reads every machine's.
 
     \b
     Examples:
@@ -72,8 +79,8 @@ def cache():
 @one_line_errors
 def list_keys(job, machine, all_machines, database, as_json):
     """Keys with their number of entries, size in bytes and newest time."""
-    with _context(database, job, machine, read_only=True) as ctx:
-        stats = ctx.database.cache.key_stats(ctx._job_id, None if all_machines else ctx.machine)
+    with _context(database, job, machine, read_only=True, all_machines=all_machines) as ctx:
+        stats = ctx.database.cache.key_stats(ctx._job_id, ctx.scope_machine)
         if as_json:
             echo_json(stats)
             return
@@ -90,11 +97,10 @@ def list_keys(job, machine, all_machines, database, as_json):
 @one_line_errors
 def get(job, key, machine, all_machines, database, as_json):
     """The values under KEY, oldest first, one JSON value a line (exit 1 if none)."""
-    with _context(database, job, machine, read_only=True) as ctx:
-        entries = ctx.get_cache(key, machine=_scope(ctx, all_machines))
+    with _context(database, job, machine, read_only=True, all_machines=all_machines) as ctx:
+        entries = ctx.get_cache(key)
         if not entries:
-            raise click.ClickException(f"no entries under {key!r} in {ctx.group}/{ctx.job} on"
-                                       f" {'any machine' if all_machines else ctx.machine}")
+            raise click.ClickException(f"no entries under {key!r} in {ctx.group}/{ctx.job} on {_where(ctx)}")
         if as_json:
             echo_json(entries)
             return
@@ -109,7 +115,8 @@ def get(job, key, machine, all_machines, database, as_json):
 @click.option("--string", "-s", "as_string", is_flag=True, help="Store VALUE as a string, not JSON.")
 @click.option("--append", is_flag=True, help="Add VALUE under KEY instead of replacing what is there.")
 @click.option("--ttl", metavar="DURATION", help="Expire the entry after this long (e.g. 6h).")
-@click.option("--machine", "-m", metavar="NAME", help="Store it as this machine's [default: this host's name].")
+@click.option("--machine", "-m", metavar="NAME",
+              help=f"Store it as this machine's, replacing only its entries {_SCOPE_HELP}.")
 @database_option
 @one_line_errors
 def set_value(job, key, value, as_string, append, ttl, machine, database):
@@ -134,7 +141,7 @@ def set_value(job, key, value, as_string, append, ttl, machine, database):
                                        " as '\"text\"', or add --string") from None
     with _context(database, job, machine, create=True) as ctx:
         entry = (ctx.create_cache if append else ctx.set_cache)(key, value, ttl=ttl)
-        click.echo(f"stored entry {entry.id} under {key!r} in {ctx.group}/{ctx.job} on {ctx.machine}")
+        click.echo(f"stored entry {entry.id} under {key!r} in {ctx.group}/{ctx.job} for {_where(ctx)}")
 
 
 def _stdin_value() -> str:
@@ -147,27 +154,27 @@ def _stdin_value() -> str:
 @cache.command()
 @job_argument
 @click.argument("key")
-@click.option("--machine", "-m", metavar="NAME", help="Delete this machine's entries [default: this host's].")
+@click.option("--machine", "-m", metavar="NAME", help=f"Delete only this machine's entries {_SCOPE_HELP}.")
 @database_option
 @one_line_errors
 def delete(job, key, machine, database):
     """Delete every entry under KEY."""
     with _context(database, job, machine) as ctx:
-        click.echo(f"deleted {ctx.delete_cache(key)} entries under {key!r} in {ctx.group}/{ctx.job} on {ctx.machine}")
+        click.echo(f"deleted {ctx.delete_cache(key)} entries under {key!r} in {ctx.group}/{ctx.job} on {_where(ctx)}")
 
 
 @cache.command()
 @job_argument
-@click.option("--machine", "-m", metavar="NAME", help="Clear this machine's entries [default: this host's].")
+@click.option("--machine", "-m", metavar="NAME", help=f"Clear only this machine's entries {_SCOPE_HELP}.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask first.")
 @database_option
 @one_line_errors
 def clear(job, machine, yes, database):
-    """Delete every entry of a job on a machine (asks first)."""
+    """Delete every entry of a job in its scope, or on one machine (asks first)."""
     with _context(database, job, machine) as ctx:
         if not yes:
-            click.confirm(f"Delete every entry of {ctx.group}/{ctx.job} on {ctx.machine}?", abort=True)
-        click.echo(f"deleted {ctx.clear_cache()} entries of {ctx.group}/{ctx.job} on {ctx.machine}")
+            click.confirm(f"Delete every entry of {ctx.group}/{ctx.job} on {_where(ctx)}?", abort=True)
+        click.echo(f"deleted {ctx.clear_cache()} entries of {ctx.group}/{ctx.job} on {_where(ctx)}")
 
 
 @cache.command()

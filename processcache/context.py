@@ -318,6 +318,11 @@ class CacheContext:
         log_type = None if type is None else LogType.parse(type)
         return self._store.logs(job_ids, self._machine(machine), log_type, offset, limit)
 
+    @property
+    def scope_machine(self) -> str | None:
+        """The machine whose data the job's scope covers: this context's, or None for every machine's."""
+        return self._machine(_THIS)
+
     def _machine(self, machine: Any) -> str | None:
         if machine is _THIS:
             return self.machine if self.options.data_scope == "machine" else None

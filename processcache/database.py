@@ -67,6 +67,8 @@ class Database:
         try:
             state = retrying(self, self.store.schema_state)
             self.store.refuse_newer(state)
+            #: The (version, revision) of the tables as this Database uses them: what the runs may write.
+            self.schema_state = state
             if not create:
                 return
             if state is None:
@@ -128,6 +130,7 @@ class Database:
         if mode == "check" or not differences:
             return differences
         self.store.create_schema()
+        self.schema_state = self.store.schema_state()
         return differences
 
     def upgrade(self) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -137,7 +140,8 @@ class Database:
         """
         from .upgrades import upgrade
 
-        return upgrade(self)
+        before, self.schema_state = upgrade(self)
+        return before, self.schema_state
 
     def _prepare_sqlite(self) -> None:
         filename = self.config.bind_args["filename"]

@@ -29,6 +29,8 @@ from .timeutil import db_time, py_time
 MAX_RESULT_CHARS = 10_000
 _RUN_COLUMNS = ("r.id, p.name, j.name, r.machine, r.pid, r.status, r.started_at, r.finished_at,"
                 " r.duration, r.error, r.traceback, r.result, r.expires_at, r.exit_signal")
+#: The schema revision that added ``process_jobs.scope``.
+_SCOPE_REVISION = (2, 2)
 RUNS_FROM = ("FROM process_job_runs r JOIN process_jobs j ON j.id = r.job_id"
              " JOIN processes p ON p.id = j.process_id")
 
@@ -63,10 +65,12 @@ class RunStore:
     # -- runs -------------------------------------------------------------------
 
     def start(self, group: str, job: str, machine: str, pid: int, lease: float,
-              expect_every: float | None = None, max_duration: float | None = None) -> RunRecord:
+              expect_every: float | None = None, max_duration: float | None = None,
+              scope: str | None = None) -> RunRecord:
         """Record a new run, alive for *lease* seconds unless its heartbeat renews it.
 
-        The job's expectations (for `processcache check`) are those of its latest run.
+        The job's expectations (for `processcache check`) and its data scope
+        (for the cache commands) are those of its latest run.
         """
         job_id = self.store.job_id(group, job)
         retrying(self.database, self.database.clock.sync)  # this run's stamps by the server's clock
@@ -74,11 +78,14 @@ class RunStore:
         status = "running"
         params = {"job_id": job_id, "machine": machine, "pid": pid, "status": status,
                   "started_at": db_time(started_at), "lease": lease,
-                  "expect_every": expect_every, "max_duration": max_duration}
+                  "expect_every": expect_every, "max_duration": max_duration, "scope": scope}
+        # A database opened with upgrade=False may predate the column.
+        declared = ", scope = $scope" if self._has_scope() else ""
+
         def insert():
             with self.transaction():
                 self.db.execute("UPDATE process_jobs SET expect_every = $expect_every,"
-                                " max_duration = $max_duration WHERE id = $job_id", params)
+                                f" max_duration = $max_duration{declared} WHERE id = $job_id", params)
                 params["id"] = self.db.insert(
                     "process_job_runs", returning="id", job_id=job_id, machine=machine, pid=pid, status=status,
                     started_at=params["started_at"])
@@ -94,6 +101,17 @@ class RunStore:
 
         run_id = retrying(self.database, insert, stored)
         return RunRecord(run_id, group, job, machine, pid, status, started_at)
+
+    def scope_of(self, job_id: int) -> str | None:
+        """The data scope (``job`` or ``machine``) the job's latest run declared; None before any."""
+        if not self._has_scope():
+            return None
+        with self.transaction():
+            found = self.db.select("SELECT scope FROM process_jobs WHERE id = $job_id", {"job_id": job_id})
+        return found[0] if found else None
+
+    def _has_scope(self) -> bool:
+        return (self.database.schema_state or (0, 0)) >= _SCOPE_REVISION
 
     def heartbeat(self, run_id: int, lease: float, lock_name: str | None = None) -> bool:
         """Keep a run (and its lock) alive for another *lease*; False if the lock was lost.

@@ -71,7 +71,7 @@ def cache_session(group: str, job: str, machine: str | None = None,
         ctx = CacheContext(db, group, job, machine, echo, options)
         runs = db.runs
         ctx.run = runs.start(ctx.group, ctx.job, ctx.machine, os.getpid(), options.lease,
-                             options.expect_every, options.max_duration)
+                             options.expect_every, options.max_duration, options.data_scope)
         held = {"lock": None}
         run_id = ctx.run.id
         heartbeat = Heartbeat(lambda: runs.heartbeat(run_id, options.lease, held["lock"]), options.lease / 3,

@@ -39,8 +39,9 @@ def writer(ctx):
 def start(url: str, count: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "PROCESSCACHE_DATABASE_URL"}
     env["BOUNDED_COUNT"] = str(count)
-    return subprocess.Popen([sys.executable, "-m", "processcache", "run", f"{HERE}:writer", "-d", url, "-m", "m",
-                             "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # Not -q: the test reads the job's lines while it runs, which -q holds back until a failure.
+    return subprocess.Popen([sys.executable, "-m", "processcache", "run", f"{HERE}:writer", "-d", url, "-m", "m"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def wait_for_line(process: subprocess.Popen, wanted: int) -> None:

@@ -1,11 +1,12 @@
 """`processcache cache ...` as an operator uses it, on every backend."""
 
 import json
+import socket
 import time
 
 from cli_helpers import cli
 
-from processcache import CacheContext, connect
+from processcache import CacheContext, Registry, connect
 
 
 def test_set_get_list_delete_and_clear(backend_url):
@@ -39,8 +40,39 @@ def test_set_get_list_delete_and_clear(backend_url):
     cleared = cli("cache", "clear", "ops/job", "-m", "box", "--yes", *db)
     assert cleared.returncode == 0 and "deleted 2 entries" in cleared.stdout
     with connect(backend_url) as opened:
-        assert not CacheContext(opened, "ops", "job", "box").has_cache()
+        assert not CacheContext(opened, "ops", "job", "box").has_cache(machine="box")
         assert [e.value for e in CacheContext(opened, "ops", "job", "other").get_cache("n")] == [3]
+
+
+def test_the_cache_commands_act_in_the_jobs_scope_unless_a_machine_is_named(backend_url):
+    """What a job of scope="job" sees is every machine's; one of scope="machine" sees its host's."""
+    registry = Registry()
+
+    @registry.job("ops", "farm")
+    def farm(ctx):
+        ctx.create_cache("seen", ctx.machine)
+
+    @registry.job("ops", "local", lock="machine")
+    def local(ctx):
+        ctx.create_cache("seen", ctx.machine)
+
+    with connect(backend_url) as opened:
+        for machine in ("web1", "web2"):
+            farm.run(database=opened, machine=machine)
+            local.run(database=opened, machine=machine)
+    db = ["-d", backend_url]
+    assert cli("cache", "get", "ops/farm", "seen", *db).stdout == '"web1"\n"web2"\n'
+    assert cli("cache", "get", "ops/farm", "seen", "-m", "web2", *db).stdout == '"web2"\n'
+    here = socket.gethostname()
+    missing = cli("cache", "get", "ops/local", "seen", *db)
+    assert missing.returncode == 1 and f"on {here}" in missing.stderr, "a per-machine job's data: this host's"
+    assert cli("cache", "get", "ops/local", "seen", "-a", *db).stdout == '"web1"\n"web2"\n'
+    replaced = cli("cache", "set", "ops/farm", "seen", '"reset"', *db)
+    assert "for every machine" in replaced.stdout
+    assert cli("cache", "get", "ops/farm", "seen", *db).stdout == '"reset"\n', "one value for the whole farm"
+    cleared = cli("cache", "clear", "ops/local", "-m", "web1", "--yes", *db)
+    assert cleared.stdout.startswith("deleted 1 entries of ops/local on web1")
+    assert cli("cache", "get", "ops/local", "seen", "-a", *db).stdout == '"web2"\n'
 
 
 def test_bad_values_and_targets_are_one_line(tmp_path):
