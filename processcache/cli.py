@@ -8,6 +8,7 @@ import click
 
 from . import __version__
 from .cli_format import database_option, one_line_errors
+from .cli_style import coloured
 from .records import LogRecord
 
 EXIT_USAGE = 2
@@ -200,8 +201,8 @@ def _only_job(target, specs):
 
 
 def _echo_log(record: LogRecord) -> None:
-    colour = {"WARNING": "yellow", "ERROR": "red"}.get(record.type.value)
-    click.echo(click.style(f"[{record.level or record.type.value}] ", fg=colour) + record.message, err=True)
+    prefix = coloured(f"[{record.level or record.type.value}]", record.type.value, sys.stderr)
+    click.echo(f"{prefix} {record.message}", err=True)
 
 
 @main.group()

@@ -4,8 +4,8 @@ Times are stored and printed in UTC, and the column says so; ``--local``
 (this machine's zone) or ``PROCESSCACHE_TZ`` (``local`` or a zone name such
 as ``Europe/Berlin``) shows them in another. JSON always carries UTC with
 its offset, for machines. Statuses are coloured on a terminal (failed and
-lost red, skipped grey), plain when piped or when ``NO_COLOR`` is set
-(https://no-color.org).
+lost red, skipped grey), and so are the log lines ``run`` echoes, plain when
+piped or when ``NO_COLOR`` is set (https://no-color.org).
 """
 
 import os
@@ -14,7 +14,7 @@ from datetime import datetime, timezone, tzinfo
 
 import click
 
-COLOURS = {"failed": "red", "lost": "red", "terminated": "red", "timed-out": "red", "overdue": "yellow",
+COLOURS = {"WARNING": "yellow", "ERROR": "red", "failed": "red", "lost": "red", "terminated": "red", "timed-out": "red", "overdue": "yellow",
            "too-long": "yellow", "no-jobs": "red", "skipped": "bright_black", "running": "cyan",
            "succeeded": "green"}
 _shown = {"zone": None}  # None: UTC
@@ -56,9 +56,10 @@ def zone_label() -> str:
     return "UTC" if zone is None else datetime.now(timezone.utc).astimezone(zone).strftime("%Z")
 
 
-def coloured(text: str, word: str) -> str:
-    """*text* in the colour of the status *word*, on a terminal that wants colour; as it is otherwise."""
+def coloured(text: str, word: str, stream=None) -> str:
+    """*text* in the colour of the status or log type *word*, when *stream* (stdout) is a terminal that wants
+    colour; as it is otherwise, without even a reset code."""
     colour = COLOURS.get(word)
-    if colour is None or os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+    if colour is None or os.environ.get("NO_COLOR") or not (stream or sys.stdout).isatty():
         return text
     return click.style(text, fg=colour)

@@ -4,6 +4,7 @@ import os
 import pty
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cli_helpers import cli
@@ -29,12 +30,13 @@ def seed(url: str) -> None:
         broken.run(database=db, machine="box")
 
 
-def on_a_terminal(*args: str, env: dict | None = None) -> str:
-    """What `processcache ARGS` prints to a terminal (a pseudo-terminal here)."""
+def on_a_terminal(*args: str, env: dict | None = None, stream: str = "stdout") -> str:
+    """What `processcache ARGS` prints to a terminal (a pseudo-terminal here) on *stream*."""
     leader, follower = pty.openpty()
     environ = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "PROCESSCACHE_TZ")} | (env or {})
-    process = subprocess.Popen([sys.executable, "-m", "processcache", *args], stdout=follower,
-                               stderr=subprocess.DEVNULL, env=environ)
+    streams = {"stdout": follower, "stderr": subprocess.DEVNULL} if stream == "stdout" else {
+        "stdout": subprocess.DEVNULL, "stderr": follower}
+    process = subprocess.Popen([sys.executable, "-m", "processcache", *args], env=environ, **streams)
     os.close(follower)
     chunks = []
     while True:
@@ -106,3 +108,13 @@ def test_the_shell_completes_group_job_names_from_the_database(tmp_path):
     missing = f"sqlite:///{tmp_path}/none.db"
     assert complete("processcache cache list o", {"PROCESSCACHE_DATABASE_URL": missing}) == []
     assert not (tmp_path / "none.db").exists(), "completing never creates a database"
+
+
+def test_run_colours_warnings_and_errors_on_a_terminal_and_leaves_generic_lines_plain(tmp_path):
+    hello = [str(Path(__file__).parent.parent / "examples" / "hello.py"), "-d", f"sqlite:///{tmp_path}/h.db"]
+    shown = on_a_terminal("run", *hello, stream="stderr")
+    assert "\x1b[33m[WARNING]\x1b[0m This is an example warning log" in shown
+    assert RED + "[ERROR]" in shown and "[GENERIC] Operation running" in shown.replace("\r", "")
+    assert "\x1b[0m[GENERIC]" not in shown and "[GENERIC]\x1b" not in shown, "no stray reset code"
+    assert "\x1b" not in on_a_terminal("run", *hello, stream="stderr", env={"NO_COLOR": "1"})
+    assert "\x1b" not in cli("run", *hello).stderr
