@@ -7,7 +7,7 @@ from typing import NoReturn
 import click
 
 from . import __version__
-from .cli_format import database_option, one_line_errors
+from .cli_format import database_option, echo_json, json_option, one_line_errors
 from .cli_style import coloured
 from .records import LogRecord
 
@@ -68,8 +68,9 @@ def main():
 @click.option("--job", "-j", "job_name", metavar="GROUP/NAME",
               help="The job TARGET holds. If TARGET cannot be loaded, a failed run is recorded under this "
                    "name, so `processcache check` reports it. Give it in crontabs.")
+@json_option
 @one_line_errors
-def run(target, database, machine, overlap, wait_timeout, quiet, job_name):
+def run(target, database, machine, overlap, wait_timeout, quiet, job_name, as_json):
     """Run the job TARGET once, recorded. The job's logs go to stderr, and a
     last line says how the run ended.
 
@@ -132,11 +133,15 @@ def run(target, database, machine, overlap, wait_timeout, quiet, job_name):
     except Terminated as stopped:
         if stopped.run is not None:
             _summary(stopped.run)
+            if as_json:
+                echo_json(stopped.run)
         else:
             click.echo(f"processcache: {stopped} before the run began", err=True)
         sys.exit(stopped.exit_code)
     if not output.discard:
         _summary(record)
+    if as_json:
+        echo_json(record)
     sys.exit(exit_code(record))
 
 
@@ -216,8 +221,9 @@ def db():
               help="create: add what is missing, keep all data. check: report differences, change "
                    "nothing (exit 1 if any). new: drop every processcache table and its data, then recreate.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before --mode new destroys data.")
+@json_option
 @one_line_errors
-def sync(database, mode, yes):
+def sync(database, mode, yes, as_json):
     """Bring the database's schema in line with this version of processcache.
 
     Tables are also created on first use, so this is never needed before a
@@ -235,20 +241,23 @@ def sync(database, mode, yes):
         if mode == "new" and not yes:
             click.confirm(f"Drop every processcache table in {opened.url} with all its data?", abort=True)
         differences = opened.sync(mode)
-        if not differences:
+        if as_json:
+            echo_json({"database": opened.url, "mode": mode, "differences": differences})
+        elif not differences:
             click.echo(f"{opened.url}: the schema is up to date")
         elif mode == "check":
             click.echo("\n".join(f"{opened.url}: {line}" for line in differences))
-            sys.exit(1)
         else:
             click.echo(f"{opened.url}: created {len(differences)} missing table(s) and column(s)")
+        sys.exit(1 if differences and mode == "check" else 0)
 
 
 
 @db.command()
 @database_option
+@json_option
 @one_line_errors
-def upgrade(database):
+def upgrade(database, as_json):
     """Upgrade a database written by an older processcache, keeping every row.
 
     Runs by itself on first use too; this is for doing it at a time of your
@@ -264,5 +273,8 @@ def upgrade(database):
 
     with connect(database, upgrade=False, create=False) as opened:
         before, after = opened.upgrade()
+    if as_json:
+        echo_json({"database": opened.url, "before": describe(before), "after": describe(after)})
+        return
     click.echo(f"{opened.url}: " + (f"upgraded the schema from version {describe(before)} to {describe(after)}"
                                     if before != after else f"the schema is at version {describe(after)} already"))

@@ -118,8 +118,9 @@ def get(job, key, machine, all_machines, database, as_json):
 @click.option("--machine", "-m", metavar="NAME",
               help=f"Store it as this machine's, replacing only its entries {_SCOPE_HELP}.")
 @database_option
+@json_option
 @one_line_errors
-def set_value(job, key, value, as_string, append, ttl, machine, database):
+def set_value(job, key, value, as_string, append, ttl, machine, database, as_json):
     """Make VALUE (JSON, or text with --string) the one value under KEY.
 
     Without VALUE, or with -, the value is read from standard input (one
@@ -141,6 +142,9 @@ def set_value(job, key, value, as_string, append, ttl, machine, database):
                                        " as '\"text\"', or add --string") from None
     with _context(database, job, machine, create=True) as ctx:
         entry = (ctx.create_cache if append else ctx.set_cache)(key, value, ttl=ttl)
+        if as_json:
+            echo_json(entry)
+            return
         click.echo(f"stored entry {entry.id} under {key!r} in {ctx.group}/{ctx.job} for {_where(ctx)}")
 
 
@@ -156,11 +160,12 @@ def _stdin_value() -> str:
 @click.argument("key")
 @click.option("--machine", "-m", metavar="NAME", help=f"Delete only this machine's entries {_SCOPE_HELP}.")
 @database_option
+@json_option
 @one_line_errors
-def delete(job, key, machine, database):
+def delete(job, key, machine, database, as_json):
     """Delete every entry under KEY."""
     with _context(database, job, machine) as ctx:
-        click.echo(f"deleted {ctx.delete_cache(key)} entries under {key!r} in {ctx.group}/{ctx.job} on {_where(ctx)}")
+        _deleted(ctx, ctx.delete_cache(key), key, as_json)
 
 
 @cache.command()
@@ -168,21 +173,31 @@ def delete(job, key, machine, database):
 @click.option("--machine", "-m", metavar="NAME", help=f"Clear only this machine's entries {_SCOPE_HELP}.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask first.")
 @database_option
+@json_option
 @one_line_errors
-def clear(job, machine, yes, database):
+def clear(job, machine, yes, database, as_json):
     """Delete every entry of a job in its scope, or on one machine (asks first)."""
     with _context(database, job, machine) as ctx:
         if not yes:
             click.confirm(f"Delete every entry of {ctx.group}/{ctx.job} on {_where(ctx)}?", abort=True)
-        click.echo(f"deleted {ctx.clear_cache()} entries of {ctx.group}/{ctx.job} on {_where(ctx)}")
+        _deleted(ctx, ctx.clear_cache(), None, as_json)
+
+
+def _deleted(ctx, count: int, key: str | None, as_json: bool) -> None:
+    if as_json:
+        echo_json({"job": f"{ctx.group}/{ctx.job}", "key": key, "machine": ctx.scope_machine, "deleted": count})
+        return
+    under = f" under {key!r} in" if key is not None else " of"
+    click.echo(f"deleted {count} entries{under} {ctx.group}/{ctx.job} on {_where(ctx)}")
 
 
 @cache.command()
 @job_argument
 @click.option("--machine", "-m", metavar="NAME", help="Only this machine's entries [default: every machine's].")
 @database_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of one JSON object a line.")
 @one_line_errors
-def export(job, machine, database):
+def export(job, machine, database, as_json):
     """Write every live entry as JSON lines, oldest first, to stdout.
 
     Each line keeps the key, value, machine, creation time and expiry, so
@@ -191,8 +206,12 @@ def export(job, machine, database):
     from .transfer import ExportedEntry
 
     with opened(database) as db:
-        for row in db.cache.export_rows(db.history.job_id(job), machine):
-            click.echo(json_line(ExportedEntry(*row).line()))
+        lines = [ExportedEntry(*row).line() for row in db.cache.export_rows(db.history.job_id(job), machine)]
+    if as_json:
+        echo_json(lines)
+        return
+    for line in lines:
+        click.echo(json_line(line))
 
 
 @cache.command("import")
@@ -202,8 +221,9 @@ def export(job, machine, database):
               help="Store every line, even an entry already there [default: skip those, so a second import of "
                    "the same file changes nothing].")
 @database_option
+@json_option
 @one_line_errors
-def import_entries(job, machine, append, database):
+def import_entries(job, machine, append, database, as_json):
     """Add the entries of a `cache export` (JSON lines on stdin), all in one transaction.
 
     Every line is checked before anything is stored: one bad line imports
@@ -224,5 +244,8 @@ def import_entries(job, machine, append, database):
         with click.progressbar(length=len(rows), label="importing", file=sys.stderr,
                                hidden=not sys.stderr.isatty()) as bar:
             count = ctx.database.cache.restore(ctx._job_id, rows, append=append, progress=bar.update)
+        if as_json:
+            echo_json({"job": f"{ctx.group}/{ctx.job}", "imported": count, "skipped": len(rows) - count})
+            return
         skipped = f" ({len(rows) - count} already there)" if len(rows) > count else ""
         click.echo(f"imported {count} entries into {ctx.group}/{ctx.job}{skipped}")

@@ -1,5 +1,6 @@
 """What people expect of a CLI: times that say their zone, colour only on a terminal, completion, suggestions."""
 
+import json
 import os
 import pty
 import subprocess
@@ -118,3 +119,26 @@ def test_run_colours_warnings_and_errors_on_a_terminal_and_leaves_generic_lines_
     assert "\x1b[0m[GENERIC]" not in shown and "[GENERIC]\x1b" not in shown, "no stray reset code"
     assert "\x1b" not in on_a_terminal("run", *hello, stream="stderr", env={"NO_COLOR": "1"})
     assert "\x1b" not in cli("run", *hello).stderr
+
+
+def test_every_command_that_prints_data_takes_json(tmp_path):
+    url = f"sqlite:///{tmp_path}/j.db"
+    db = ["-d", url]
+    hello = str(Path(__file__).parent.parent / "examples" / "hello.py")
+    ran = json.loads(cli("run", hello, "--json", "-q", *db).stdout)
+    assert (ran["group"], ran["job"], ran["status"]) == ("example", "hello-world", "succeeded")
+    stored = json.loads(cli("cache", "set", "ops/j", "k", "1", "--json", *db).stdout)
+    assert (stored["key"], stored["value"]) == ("k", 1)
+    exported = json.loads(cli("cache", "export", "ops/j", "--json", *db).stdout)
+    assert [(e["key"], e["value"]) for e in exported] == [("k", 1)]
+    lines = cli("cache", "export", "ops/j", *db).stdout
+    imported = json.loads(cli("cache", "import", "ops/j", "--json", *db, input=lines).stdout)
+    assert imported == {"job": "ops/j", "imported": 0, "skipped": 1}
+    deleted = json.loads(cli("cache", "delete", "ops/j", "k", "--json", *db).stdout)
+    assert deleted["deleted"] == 1 and deleted["key"] == "k"
+    cleared = json.loads(cli("cache", "clear", "ops/j", "--yes", "--json", *db).stdout)
+    assert cleared["deleted"] == 0
+    synced = cli("db", "sync", "--mode", "check", "--json", *db)
+    assert synced.returncode == 0 and json.loads(synced.stdout)["differences"] == []
+    upgraded = json.loads(cli("db", "upgrade", "--json", *db).stdout)
+    assert upgraded["before"] == upgraded["after"]
