@@ -4,7 +4,9 @@ Values are JSON values (str, int, float, bool, None, list, dict with str
 keys) and come back equal. The text is ASCII-only JSON (``ensure_ascii``):
 any Unicode, lone surrogates included, round-trips on every database and
 column character set. NaN and infinities are refused: they are not JSON, and
-an exported cache must stay readable by other tools.
+an exported cache must stay readable by other tools. So is a dict key that
+is not a str, at any depth: JSON would bring ``{1: "a"}`` back as
+``{"1": "a"}``.
 """
 
 import json
@@ -43,9 +45,9 @@ def decode_values(texts: Sequence[str]) -> list[Any]:
 def encode_value(value: Any) -> str:
     """Return the stored text of *value*, or raise InvalidValueError (a TypeError)."""
     try:
-        return "".join(_c_encode(value, 0)) if _c_encode else _encoder.encode(value)
-    except TypeError as exc:
-        raise InvalidValueError(
+        text = "".join(_c_encode(value, 0)) if _c_encode else _encoder.encode(value)
+    except TypeError as exc:  # a key of a type JSON has no conversion for (a tuple) lands here
+        raise _key_error(value, "cache values") or InvalidValueError(
             f"cache values must be JSON values (str, int, float, bool, None, list, dict): {exc}"
         ) from None
     except ValueError as exc:
@@ -54,3 +56,55 @@ def encode_value(value: Any) -> str:
         ) from None
     except RecursionError:
         raise InvalidValueError("the cache value is nested too deeply, or contains itself, to store as JSON") from None
+    # Only a dict has keys: a value without one is not walked. The walk adds
+    # 40 % to encoding a list of 10,000 small dicts (9.9 ms to 14 ms of CPU).
+    if "{" in text:
+        check_str_keys(value, "cache values")
+    return text
+
+
+def check_str_keys(value: Any, what: str) -> None:
+    """Refuse a dict key, at any depth of *value*, that is not a str.
+
+    JSON's encoder turns int, float, bool and None keys into str ones, so the
+    value would not come back equal, and two memoised calls would share a
+    key. *what* starts the message ("cache values").
+    """
+    error = _key_error(value, what)
+    if error is not None:
+        raise error
+
+
+def _key_error(value: Any, what: str) -> InvalidValueError | None:
+    """The error naming the first dict key of *value* that is not a str, or None if all are."""
+    try:
+        key = _non_str_key(value)
+    except RecursionError:
+        return InvalidValueError(f"{what} must be JSON values: this one is nested too deeply, or contains itself")
+    if key is _NO_KEY:
+        return None
+    return InvalidValueError(f"{what} must be JSON values, whose dict keys are str: the key {key!r:.80} is of"
+                             f" type {type(key).__name__}; convert it with str(), or use a list of [key, value] pairs")
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_NO_KEY = object()
+
+
+def _non_str_key(value: Any) -> Any:
+    """The first dict key, at any depth, that is not a str; _NO_KEY if there is none.
+
+    A plain recursive loop: it walked a list of 10,000 small dicts faster
+    than breadth-first passes of C iterators (3.8 ms against 6.6 ms).
+    """
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if type(key) is not str and not isinstance(key, str):
+                return key
+            if type(child) not in _SCALARS and (found := _non_str_key(child)) is not _NO_KEY:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for child in value:
+            if type(child) not in _SCALARS and (found := _non_str_key(child)) is not _NO_KEY:
+                return found
+    return _NO_KEY
