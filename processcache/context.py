@@ -220,23 +220,30 @@ class CacheContext:
                                    parse_duration(lease, "lease"), parse_duration(timeout, "timeout"))
 
     def memoize(self, ttl: "float | str | None" = None, lease: "float | str" = 60,
-                timeout: "float | str" = 600) -> Callable[[Callable], Callable]:
+                timeout: "float | str" = 600, name: str | None = None) -> Callable[[Callable], Callable]:
         """Decorator: memoise a function by its arguments, across processes and machines.
 
         >>> from processcache import cache_session
         >>> with cache_session("example", "memo", database="sqlite://:memory:") as ctx:
         ...     @ctx.memoize(ttl="1h")
-        ...     def square(n):
-        ...         return n * n
-        ...     square(12), square(12)
-        (144, 144)
+        ...     def square(n, power=2):
+        ...         return n ** power
+        ...     square(12), square(n=12), square(12, power=2), square.forget(12)
+        (144, 144, 144, 1)
+
+        Arguments are bound to the signature first, defaults applied: the
+        three calls above are one. An ``async def`` function gets an async
+        wrapper. ``square.forget(12)`` deletes one value, ``square.cache_clear()``
+        every value of the function, on every machine. Keys hold
+        ``<file>.<qualified name>`` of the function, or *name*: see
+        `processcache.memo` for the keys, the waits and the leases.
         """
         if callable(ttl):
             raise TypeError("ctx.memoize needs its parentheses: write @ctx.memoize() or @ctx.memoize(ttl=...)")
         from . import memo
 
         return memo.memoizer(lambda: self, self._ttl(ttl), parse_duration(lease, "lease"),
-                             parse_duration(timeout, "timeout"))
+                             parse_duration(timeout, "timeout"), name)
 
     def _ttl(self, ttl: "float | str | None") -> float | None:
         if ttl is None:

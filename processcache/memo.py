@@ -1,38 +1,62 @@
 """Memoised calls: compute a value once across every process and machine.
 
-The key of a call is its name and the JSON of its arguments, hashed::
+The key of a call is a name and the JSON of its arguments, hashed::
 
-    memo:<qualified name>:<sha256 of JSON [args, kwargs]>[:32]
+    memo:<name>:<sha256 of JSON [args, kwargs]>[:32]
 
-The JSON has sorted keys and no spaces, so the key is the same in every
-process, on every machine, for every Python hash seed; tuples and lists give
-the same key, and an argument that is not a JSON value is a TypeError.
+The arguments are first bound to the function's signature, defaults
+applied, as joblib.Memory does: ``f(1)``, ``f(x=1)`` and ``f(1, y=2)`` where
+``y=2`` is the default are one call with one key. The JSON has sorted keys
+and no spaces, so the key is the same in every process, on every machine, for
+every Python hash seed; tuples and lists give the same key, and an argument
+that is not a JSON value (a dict key that is not a str included) is a
+TypeError.
+
+The name is ``<file>.<qualified name>`` unless given (``name=``): the
+function's file name without its folder and ``.py`` (its folder's for an
+``__init__.py``), so that a job file run by path (``jobs/memo.py:f``), the
+same module imported from its package (``jobs.memo:f``) or run as a script
+share one cache. A function whose module has no file (``python -c``, a
+notebook) is named by its module, ``__main__``. The trade-off: two functions
+of the same qualified name in two files of the same name (``billing/util.py``
+and ``hr/util.py``) memoised into one job's cache share their values; give
+one of them a ``name=``.
 
 A value is read across machines: once one process computed it, every other
 reuses it. When several processes miss the same key at once, one takes a
-lease on it and computes; the others wait (up to *timeout*) and read its
-result. If the computing process dies, its lease runs out and another takes
-over. An exception is not cached: it propagates, and the next call computes
-again.
+lease on it and computes; the others look for its result every `POLL`
+seconds at most (up to *timeout*). If the computing process dies, its lease
+runs out and another takes over. An exception is not cached: it propagates,
+and the next call computes again. An ``async def`` function is memoised by an
+``async def`` wrapper: it awaits the computation, and waiting for another
+process's result sleeps without blocking the event loop (the database calls
+in between block briefly, as every context call does).
 """
 
 import functools
+import inspect
 import json
 import os
 import random
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
-from .codec import encode_value
+from .codec import check_str_keys, encode_value
 from .errors import InvalidValueError, LeaseLostError, ProcessCacheError
 from .heartbeat import Heartbeat
-from .timeutil import backoff
+from .names import check_key
 
 DEFAULT_LEASE = 60.0
 DEFAULT_TIMEOUT = 600.0
+#: Seconds: the longest a waiting call sleeps between two looks for the result,
+#: so it returns at most this late after the computing process stored it.
+POLL = 0.2
 _MISSING = object()
+_COMPUTE = object()  # what `_steps` yields when the value must be computed now
 
 
 class MemoTimeoutError(ProcessCacheError, TimeoutError):
@@ -40,45 +64,125 @@ class MemoTimeoutError(ProcessCacheError, TimeoutError):
 
 
 def memo_key(name: str, args: tuple, kwargs: dict) -> str:
-    """The cache key of the call ``name(*args, **kwargs)``; see the module docstring."""
+    """The cache key of the call ``name(*args, **kwargs)``, its arguments bound already; see the module docstring."""
+    what = "the arguments of a memoised call"
+    check_str_keys([args, kwargs], what)  # JSON would give {1: "a"} the key of {"1": "a"}
     try:
         text = json.dumps([list(args), kwargs], sort_keys=True, separators=(",", ":"), ensure_ascii=True,
                           allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise InvalidValueError(f"the arguments of a memoised call must be JSON values: {exc}") from None
+        raise InvalidValueError(f"{what} must be JSON values: {exc}") from None
     import hashlib  # here, not at import: `processcache run` starts faster without it
 
     digest = hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
-    return f"memo:{name[:200]}:{digest}"
+    return f"{_prefix(name)}:{digest}"
+
+
+def _prefix(name: str) -> str:
+    """What every key of the function *name* starts with, before the last ``:``."""
+    return f"memo:{name[:200]}"
+
+
+def default_name(func: Callable) -> str:
+    """``<file>.<qualified name>``: the same however the function's module was loaded (module docstring)."""
+    path = getattr(sys.modules.get(func.__module__), "__file__", None)
+    if path is None:
+        return f"{func.__module__}.{func.__qualname__}"
+    file = Path(path)
+    return f"{file.parent.name if file.stem == '__init__' else file.stem}.{func.__qualname__}"
 
 
 def get_or_compute(ctx, key: str, compute: Callable[[], Any], ttl: float | None = None,
                    lease: float = DEFAULT_LEASE, timeout: float = DEFAULT_TIMEOUT) -> Any:
     """The value under *key* from any machine, or ``compute()``'s, stored once for all."""
+    steps = _steps(ctx, key, ttl, lease, timeout)
+    try:
+        step = next(steps)
+        while True:
+            if step is _COMPUTE:
+                step = steps.send(compute())
+            else:
+                time.sleep(step)
+                step = next(steps)
+    except StopIteration as done:
+        return done.value
+    finally:
+        steps.close()  # after an exception in compute(): releases the lock
+
+
+async def get_or_compute_async(ctx, key: str, compute: Callable[[], Awaitable[Any]], ttl: float | None = None,
+                               lease: float = DEFAULT_LEASE, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """`get_or_compute` for an ``async def`` computation: awaited, and waits that do not block the event loop.
+
+    The loop mirrors `get_or_compute`'s with ``await``; everything else is
+    the one protocol of `_steps`.
+    """
+    import asyncio  # only async callers pay for importing it
+
+    steps = _steps(ctx, key, ttl, lease, timeout)
+    try:
+        step = next(steps)
+        while True:
+            if step is _COMPUTE:
+                step = steps.send(await compute())
+            else:
+                await asyncio.sleep(step)
+                step = next(steps)
+    except StopIteration as done:
+        return done.value
+    finally:
+        steps.close()
+
+
+def _steps(ctx, key: str, ttl: float | None, lease: float, timeout: float) -> Generator[Any, Any, Any]:
+    """How a call gets its value, apart from how it sleeps and computes.
+
+    Yields a pause in seconds (sleep, then resume) or `_COMPUTE` (compute the
+    value, send it in); returns the value. Sync and async calls drive this one
+    generator, so the lock, the lease and the fencing cannot differ.
+    """
     found = _cached(ctx, key)
     if found is not _MISSING:
         return found
-    runs = ctx.database.runs
     name = f"memo/{ctx.group}/{ctx.job}/{key}"  # the lock table keys a long one by its digest (`locknames`)
     owner = random.getrandbits(62)
-    for _ in backoff(time.monotonic() + timeout):
-        if runs.acquire(name, ctx.machine, os.getpid(), owner, lease):
-            try:
-                found = _cached(ctx, key)  # computed by the previous holder?
-                if found is not _MISSING:
-                    return found
-                with Heartbeat(lambda: runs.renew_lock(name, owner, lease), lease / 3, f"memoised {key}",
-                               close=ctx.database.pony.disconnect):
-                    value = compute()
-                encode_value(value)  # a value that cannot be stored fails before anything is written
-                return _store(ctx, key, value, ttl, ctx.fence.plus(name, owner))
-            finally:
-                runs.release(name, owner)
+    deadline = time.monotonic() + timeout
+    for pause in _pauses():
+        if ctx.database.runs.acquire(name, ctx.machine, os.getpid(), owner, lease):
+            return (yield from _compute_holding(ctx, key, ttl, lease, name, owner))
         found = _cached(ctx, key)
         if found is not _MISSING:
             return found
-    raise MemoTimeoutError(f"waited {timeout:g}s for another process computing {key}: try again later, or raise"
-                           " the timeout")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise MemoTimeoutError(f"waited {timeout:g}s for another process computing {key}: try again later,"
+                                   " or raise the timeout")
+        yield min(pause, left)
+
+
+def _compute_holding(ctx, key: str, ttl: float | None, lease: float, name: str,
+                     owner: int) -> Generator[Any, Any, Any]:
+    """Holding the lock *name*: the value stored meanwhile, or the one computed (sent in), stored; then release."""
+    runs = ctx.database.runs
+    try:
+        found = _cached(ctx, key)  # computed by the previous holder?
+        if found is not _MISSING:
+            return found
+        with Heartbeat(lambda: runs.renew_lock(name, owner, lease), lease / 3, f"memoised {key}",
+                       close=ctx.database.pony.disconnect):
+            value = yield _COMPUTE
+        encode_value(value)  # a value that cannot be stored fails before anything is written
+        return _store(ctx, key, value, ttl, ctx.fence.plus(name, owner))
+    finally:
+        runs.release(name, owner)
+
+
+def _pauses() -> Iterator[float]:
+    """A waiter's pauses between looks: 50 ms doubling to `POLL`, jittered so that waiters do not look in step."""
+    delay = 0.05
+    while True:
+        yield delay * random.uniform(0.5, 1.0)
+        delay = min(delay * 2, POLL)
 
 
 def _store(ctx, key: str, value: Any, ttl: float | None, fence) -> Any:
@@ -104,23 +208,74 @@ def _cached(ctx, key: str):
     return _MISSING if entry is None else entry.value
 
 
-def memoizer(ctx_factory: Callable[[], Any], ttl: float | None, lease: float, timeout: float):
-    """A decorator that memoises a function through the context *ctx_factory* returns."""
+def _delete(ctx, keys: Iterable[str]) -> int:
+    """Delete the values under *keys* on every machine, in one transaction; return how many there were."""
+    job = ctx._live_job()
+    with ctx.batch():
+        count = 0
+        for key in keys:
+            count += ctx.database.cache.delete(job, None, key, ctx.fence)
+            ctx._forget(key)
+    return count
+
+
+def memoizer(ctx_factory: Callable[[], Any], ttl: float | None, lease: float, timeout: float,
+             name: str | None = None) -> Callable[[Callable], Callable]:
+    """A decorator that memoises a function through the context *ctx_factory* returns.
+
+    The wrapper has ``cache_clear()`` and ``forget(*args, **kwargs)`` (each
+    returns how many values it deleted, on every machine) and
+    ``memo_key(*args, **kwargs)``.
+    """
 
     def decorator(func: Callable) -> Callable:
         if not callable(func):
             raise TypeError("memoize decorates a function: write @memoize(...) with its parentheses")
-        name = f"{func.__module__}.{func.__qualname__}"
+        prefix, key_of = _keys(func, name)
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def wrapper(*args, **kwargs):
+                return await get_or_compute_async(ctx_factory(), key_of(args, kwargs), lambda: func(*args, **kwargs),
+                                                  ttl, lease, timeout)
+        else:
+            @functools.wraps(func)
+            def wrapper(*args, **kwargs):
+                return get_or_compute(ctx_factory(), key_of(args, kwargs), lambda: func(*args, **kwargs), ttl, lease,
+                                      timeout)
 
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            key = memo_key(name, args, kwargs)
-            return get_or_compute(ctx_factory(), key, lambda: func(*args, **kwargs), ttl, lease, timeout)
+        def forget(*args, **kwargs) -> int:
+            """Delete the memoised value of this call, on every machine: the next call computes it again."""
+            return _delete(ctx_factory(), [key_of(args, kwargs)])
 
-        wrapper.memo_key = lambda *args, **kwargs: memo_key(name, args, kwargs)
+        def cache_clear() -> int:
+            """Delete every memoised value of this function, on every machine; return how many there were."""
+            ctx = ctx_factory()
+            stats = ctx.database.cache.key_stats(ctx._live_job(), None)
+            return _delete(ctx, [stat.key for stat in stats if stat.key.rpartition(":")[0] == prefix])
+
+        wrapper.memo_key = lambda *args, **kwargs: key_of(args, kwargs)
+        wrapper.forget = forget
+        wrapper.cache_clear = cache_clear
         return wrapper
 
     return decorator
+
+
+def _keys(func: Callable, name: str | None) -> tuple[str, Callable[[tuple, dict], str]]:
+    """What every key of *func* starts with, and the key of one call: its arguments bound to the signature."""
+    name = name or default_name(func)
+    check_key(f"{_prefix(name)}:")  # a name no database can store fails here, not after the first computation
+    signature = inspect.signature(func)
+
+    def key_of(args: tuple, kwargs: dict) -> str:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{func.__qualname__}(): {exc}") from None
+        bound.apply_defaults()
+        return memo_key(name, bound.args, bound.kwargs)
+
+    return _prefix(name), key_of
 
 
 _contexts: dict = {}
@@ -129,7 +284,7 @@ _contexts_lock = threading.Lock()
 
 def memoize(group: str, ttl: "float | str | None" = None, *, database=None, job: str = "memoize",
             machine: str | None = None, lease: "float | str" = DEFAULT_LEASE,
-            timeout: "float | str" = DEFAULT_TIMEOUT) -> Callable[[Callable], Callable]:
+            timeout: "float | str" = DEFAULT_TIMEOUT, name: str | None = None) -> Callable[[Callable], Callable]:
     """Memoise a function across processes and machines, outside any job.
 
     >>> from processcache import memoize
@@ -138,9 +293,12 @@ def memoize(group: str, ttl: "float | str | None" = None, *, database=None, job:
     ...     return {"EUR": 1.08}[currency]        # the expensive, rate-limited call
     >>> exchange_rate("EUR")
     1.08
+    >>> exchange_rate.forget("EUR")               # the next call asks again
+    1
 
     Values are stored in the cache of job *job* of *group*; *database* is a
-    URL or a connected Database (opened once, on the first call).
+    URL or a connected Database (opened once, on the first call). *name*
+    replaces the function's in its keys (see `processcache.memo`).
     """
     from .durations import parse_duration
 
@@ -161,4 +319,4 @@ def memoize(group: str, ttl: "float | str | None" = None, *, database=None, job:
                 _contexts[key] = CacheContext(db, group, job, machine)
             return _contexts[key]
 
-    return memoizer(ctx_factory, ttl, lease, timeout)
+    return memoizer(ctx_factory, ttl, lease, timeout, name)

@@ -1,19 +1,15 @@
-"""The cache under real concurrent processes: atomic replace and memoised calls computed once."""
+"""The cache under real concurrent processes (atomic replace), and export then import."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from cli_helpers import cli
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from processcache import ANY, CacheContext, cache_session, connect
-from processcache.memo import memo_key
 
 WORKERS = Path(__file__).resolve().parent / "workers.py"
 
@@ -47,53 +43,6 @@ def test_set_cache_under_four_writers_and_four_readers(backend_url):
     assert [report["bad"] for report in reports] == [[]] * 4, "a read saw an empty or doubled key"
     with connect(backend_url) as db:
         assert len(CacheContext(db, "concurrent", "set", "shared").get_cache("k")) == 1
-
-
-def test_eight_processes_calling_one_memoised_function_compute_it_once(backend_url, tmp_path):
-    connect(backend_url).close()
-    counter = tmp_path / "calls.txt"
-    start_at = time.time() + 3
-    results = [json.loads(out.splitlines()[-1]) for out in
-               outputs([start("memo_call", backend_url, counter, start_at, 30) for _ in range(8)])]
-    assert len(counter.read_text().splitlines()) == 1, "the function body ran exactly once"
-    assert all(result == results[0] for result in results) and results[0]["sum"] == 42
-
-
-def test_when_the_computing_process_dies_another_takes_over(backend_url, tmp_path):
-    connect(backend_url).close()
-    counter = tmp_path / "calls.txt"
-    lease = 1.5
-    slow = {"MEMO_SLEEP": "30"}
-    doomed = start("memo_call", backend_url, counter, 0, lease, env=slow)
-    assert doomed.stdout.readline().strip() == "computing"
-    waiters = [start("memo_call", backend_url, counter, 0, lease, env={"MEMO_SLEEP": "0.2"}) for _ in range(3)]
-    time.sleep(1.0)
-    doomed.send_signal(signal.SIGKILL)
-    doomed.communicate()
-    results = [json.loads(out.splitlines()[-1]) for out in outputs(waiters)]
-    computed_by = counter.read_text().splitlines()
-    assert len(computed_by) == 2 and computed_by[0] == str(doomed.pid), "the killed one, then one other"
-    assert {result["by"] for result in results} == {int(computed_by[1])}
-
-
-arguments = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5)
-                         | st.floats(allow_nan=False, allow_infinity=False),
-                         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                                                     max_size=3), max_leaves=8)
-
-
-@settings(max_examples=5)
-@given(st.lists(st.tuples(st.lists(arguments, max_size=3), st.dictionaries(st.text(max_size=4), arguments,
-                                                                               max_size=3)), min_size=1, max_size=20))
-def test_memo_keys_are_the_same_in_other_processes_and_hash_seeds(calls):
-    here = [memo_key("f", tuple(args), kwargs) for args, kwargs in calls]
-    for seed in ("1", "4242"):
-        there = subprocess.run([sys.executable, str(WORKERS), "memo_key"], input=json.dumps(calls),
-                               capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed},
-                               check=True).stdout
-        assert json.loads(there) == here
-    distinct = {json.dumps([args, kwargs], sort_keys=True) for args, kwargs in calls}
-    assert len(set(here)) == len(distinct), "different arguments, different keys"
 
 
 def test_export_then_import_into_a_fresh_database_gives_the_same_entries(backend_url, tmp_path):

@@ -213,34 +213,3 @@ def test_loading_the_tree_is_one_query_and_builds_no_orm_objects(ctx, backend, m
     entry = ctx.tree["key-0"][0]
     assert type(entry).__name__ == "Entry" and not hasattr(entry, "_session_cache_")
     assert sum(len(v) for v in ctx.tree.values()) == 2000
-
-
-def test_a_memoised_exception_is_not_cached_and_arguments_make_the_key(ctx):
-    calls = []
-
-    @ctx.memoize(ttl="1h")
-    def fetch(page, size=10):
-        calls.append((page, size))
-        if page < 0:
-            raise ValueError("no such page")
-        return {"page": page, "size": size}
-
-    assert fetch(1) == fetch(1) == {"page": 1, "size": 10}
-    assert fetch(1, size=20) == {"page": 1, "size": 20} and fetch(2) == {"page": 2, "size": 10}
-    assert calls == [(1, 10), (1, 20), (2, 10)]
-    for _ in range(2):
-        with pytest.raises(ValueError):
-            fetch(-1)
-    assert calls[-2:] == [(-1, 10), (-1, 10)], "exceptions are not cached"
-    assert fetch.memo_key(1) != fetch.memo_key(1, size=20) == fetch.memo_key(1, size=20)
-    with pytest.raises(TypeError, match="JSON"):
-        fetch({1, 2})
-    with pytest.raises(TypeError, match="parentheses"):
-        ctx.memoize(lambda: None)
-
-
-def test_get_or_compute_reuses_a_value_from_another_machine(backend):
-    with cache_session("memo", "job", machine="m1", database=backend) as one:
-        assert one.get_or_compute("rates", lambda: {"EUR": 1.08}) == {"EUR": 1.08}
-    with cache_session("memo", "job", machine="m2", database=backend) as two:
-        assert two.get_or_compute("rates", lambda: pytest.fail("computed twice")) == {"EUR": 1.08}
