@@ -201,12 +201,13 @@ JOB_FILE = """
 """
 
 
-def test_a_job_file_run_by_path_and_as_a_package_module_shares_one_memo_cache(backend_url, tmp_path):
+@pytest.mark.parametrize("stem", ["memo", "email"])  # a job file named like the standard library's gets another module name
+def test_a_job_file_run_by_path_and_as_a_package_module_shares_one_memo_cache(backend_url, tmp_path, stem):
     counter = tmp_path / "computed.txt"
     (tmp_path / "jobs").mkdir()
     (tmp_path / "jobs" / "__init__.py").write_text("")
-    (tmp_path / "jobs" / "memo.py").write_text(textwrap.dedent(JOB_FILE).replace("{counter!r}", repr(str(counter))))
-    for target in ["jobs/memo.py:memoised_job", "jobs.memo:memoised_job"]:
+    (tmp_path / "jobs" / f"{stem}.py").write_text(textwrap.dedent(JOB_FILE).replace("{counter!r}", repr(str(counter))))
+    for target in [f"jobs/{stem}.py:memoised_job", f"jobs.{stem}:memoised_job"]:
         result = cli("run", target, "-d", backend_url, "--machine", "m1", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
     assert counter.read_text() == "computed\n", "the second run, loaded the other way, reused the value"
