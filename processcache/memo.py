@@ -266,16 +266,31 @@ def _keys(func: Callable, name: str | None) -> tuple[str, Callable[[tuple, dict]
     name = name or default_name(func)
     check_key(f"{_prefix(name)}:")  # a name no database can store fails here, not after the first computation
     signature = inspect.signature(func)
+    # A default that is no JSON value (a client, a session) stays out of the key unless passed, as before
+    # binding: it could never be part of one, and a call that leaves it out must still work.
+    opaque = {param.name for param in signature.parameters.values()
+              if param.default is not param.empty and not _is_json(param.default)}
 
     def key_of(args: tuple, kwargs: dict) -> str:
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"{func.__qualname__}(): {exc}") from None
+        given = set(bound.arguments)
         bound.apply_defaults()
+        for left_out in opaque - given:
+            del bound.arguments[left_out]
         return memo_key(name, bound.args, bound.kwargs)
 
     return _prefix(name), key_of
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        encode_value(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 _contexts: dict = {}

@@ -387,3 +387,18 @@ def test_waiting_processes_return_promptly_once_the_value_is_stored(backend_url,
     assert len(counter.read_text().splitlines()) == 1
     late = [report["returned_at"] - report["value"]["done_at"] for report in reports[1:]]
     assert max(late) < POLL + 0.4, f"waiters returned {', '.join(f'{s:.2f}' for s in late)} s after the value"
+
+
+def test_a_default_that_is_no_json_value_stays_out_of_the_key_unless_passed(ctx):
+    client = object()  # a session, a client: not a JSON value
+    calls = []
+
+    @ctx.memoize()
+    def rate(day, source=client, currency="EUR"):
+        calls.append(day)
+        return len(calls)
+
+    assert rate("2026-11-26") == rate("2026-11-26", currency="EUR") == 1, "defaults that are JSON are bound"
+    assert rate("2026-11-27") == 2 and calls == ["2026-11-26", "2026-11-27"]
+    with pytest.raises(TypeError, match="JSON"):
+        rate("2026-11-26", source=client)  # passed, it must be storable like any argument
