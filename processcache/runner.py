@@ -81,11 +81,12 @@ def record_load_failure(job: str, error: Exception, database=None, machine: str 
     A job that no longer imports (a dependency missing after a deploy, a
     wrong path in the crontab) never runs, so nothing else would record it:
     this failed run is what `processcache check` reports. The job's stored
-    expectations are kept, since the code that declares them never ran.
+    expectations and scope are kept, since the code that declares them never ran.
     """
     group, name = parse_job_name(job)
     with open_database(database) as db:
-        options = JobOptions(overlap="allow").replace(**db.history.expectations(group, name))
+        stored_scope = db.runs.scope_of(db.store.job_id(group, name))  # what the job's code declared
+        options = JobOptions(overlap="allow", scope=stored_scope).replace(**db.history.expectations(group, name))
         ctx = None
         try:
             with cache_session(group, name, machine, db, options=options) as ctx:

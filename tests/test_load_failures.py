@@ -72,3 +72,13 @@ def test_without_job_a_load_error_is_one_line_and_records_nothing(backend_url, t
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and "no such file" in result.stderr
     malformed = cli("run", "--job", "no-slash", str(tmp_path / "moved.py"), "-d", backend_url)
     assert malformed.returncode == 1 and "is not GROUP/NAME" in malformed.stderr
+
+
+def test_a_load_failure_keeps_the_scope_the_jobs_code_declared(backend_url, tmp_path):
+    jobs = tmp_path / "local.py"
+    jobs.write_text("from processcache import job\n\n@job('ops', 'clean', lock='machine')\ndef clean(ctx):\n    pass\n")
+    assert cli("run", "--job", "ops/clean", str(jobs), "-d", backend_url).returncode == 0
+    jobs.write_text("import not_installed_anywhere\n")
+    assert cli("run", "--job", "ops/clean", str(jobs), "-d", backend_url).returncode == 1
+    with connect(backend_url) as db:
+        assert db.runs.scope_of(db.history.job_id("ops/clean")) == "machine"
