@@ -13,8 +13,8 @@ from . import config
 from .entities import SCHEMA_REVISION, SCHEMA_VERSION, define_entities
 from .errors import DatabaseUnavailableError, MissingDriverError, SchemaError
 from .cachestore import CacheStore
-from .clock import Clock
-from .dialects import NOW
+from .clock import Clock, moved
+from .dialects import NOW, SQLITE_MOVED
 from .retry import Attempts, RetryBudget, is_unreachable, reason, retrying
 from .runstore import RunStore
 from .store import CURRENT, Store
@@ -159,6 +159,7 @@ class Database:
             # Pony decodes every text value in Python; processcache stores only
             # valid UTF-8, which sqlite3 decodes in C, a third faster on loads.
             connection.text_factory = str
+            connection.create_function(SQLITE_MOVED, 0, moved, deterministic=True)  # tests' time (`dialects.NOW`)
             cursor = connection.cursor()
             for name, value in pragmas.items():
                 if name == "journal_mode":

@@ -4,10 +4,16 @@ Keyed by Pony's ``provider.dialect``. Everything else processcache writes is
 plain SQL that the three accept as it is.
 """
 
+#: The SQL function SQLite's clock adds: how far tests moved its time forward
+#: (`clock.moved`, 0.0 otherwise), defined on each connection (`database.py`).
+#: Declared deterministic, SQLite calls it once per statement, as it reads
+#: julianday('now') once, not once per row.
+SQLITE_MOVED = "processcache_moved"
+
 #: The database server's clock as seconds since the epoch (a float). Leases,
 #: heartbeats and expiry are judged by it, never by the machines' clocks.
 NOW = {
-    "SQLite": "((julianday('now') - 2440587.5) * 86400.0)",
+    "SQLite": f"((julianday('now') - 2440587.5) * 86400.0 + {SQLITE_MOVED}())",
     "PostgreSQL": "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)",
     "MySQL": "CAST(UNIX_TIMESTAMP(SYSDATE(6)) AS DOUBLE)",
 }
