@@ -1,13 +1,10 @@
 """The cache under real concurrent processes (atomic replace), and export then import."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from cli_helpers import cli
+from cli_helpers import cli, outputs, start_script
 
 from processcache import ANY, CacheContext, cache_session, connect
 
@@ -15,17 +12,7 @@ WORKERS = Path(__file__).resolve().parent / "workers.py"
 
 
 def start(*args, env=None):
-    return subprocess.Popen([sys.executable, str(WORKERS), *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-
-
-def outputs(processes):
-    results = []
-    for process in processes:
-        out, err = process.communicate(timeout=300)
-        assert process.returncode == 0, err
-        results.append(out)
-    return results
+    return start_script(WORKERS, *args, env=env)
 
 
 def test_set_cache_under_four_writers_and_four_readers(backend_url):

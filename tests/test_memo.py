@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import cli
+from cli_helpers import cli, outputs, start_script
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,18 +24,7 @@ WORKERS = HERE / "workers.py"
 MEMO_WORKERS = HERE / "memo_workers.py"
 
 
-def start(script, *args, env=None):
-    return subprocess.Popen([sys.executable, str(script), *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-
-
-def outputs(processes):
-    results = []
-    for process in processes:
-        out, err = process.communicate(timeout=300)
-        assert process.returncode == 0, err
-        results.append(out)
-    return results
+start = start_script
 
 
 # -- keys -----------------------------------------------------------------------
