@@ -30,8 +30,9 @@ from .errors import (
 from .logs import LogType
 from .names import normalize_name
 from .options import JobOptions
-from .records import Entry, LogRecord, RunRecord
+from .records import Entry, JobSummary, LogRecord, Problem, RunDetail, RunRecord
 from .registry import JobSpec, Registry, job
+from .runstore import LockRecord
 from .session import JobLockedError, cache_session
 
 
@@ -58,15 +59,19 @@ __all__ = [
     "JobLockedError",
     "JobOptions",
     "JobSpec",
+    "JobSummary",
     "LeaseLostError",
     "LoadError",
+    "LockRecord",
     "LogRecord",
     "LogType",
     "MemoTimeoutError",
     "MissingDriverError",
+    "Problem",
     "ProcessCacheError",
     "Registry",
     "RegistryError",
+    "RunDetail",
     "RunNotRecordedError",
     "RunRecord",
     "SchemaError",

@@ -1,60 +1,179 @@
-"""Operations commands: jobs, runs, logs, locks, check and prune. Parse, call, format."""
+"""Operations commands: jobs, runs, logs, locks, check and prune. Parse, call `Database`'s reports, format."""
 
+import contextlib
+import json
 import sys
+import textwrap
 import time
 from datetime import datetime, timedelta, timezone
 
 import click
 
 from .cli_format import database_option, echo_json, echo_table, json_line, json_option, one_line_errors, opened
-from .durations import parse_duration
-from .logs import LogType
+from .durations import format_duration, parse_duration
 
 RUN_STATUSES = ["running", "succeeded", "failed", "skipped", "lost", "terminated"]
 
 
-@click.command()
+def since_option(what: str):
+    """--since as `runs` and `logs` share it, read by `_since`."""
+    return click.option("--since", metavar="WHEN",
+                        help=f"Only {what} since a duration ago (1h, 2d) or a UTC time (2026-11-24T03:00).")
+
+
+@click.group(invoke_without_command=True)
+@click.option("--all", "include_retired", is_flag=True, help="Also the retired jobs, with when they were retired.")
 @database_option
 @json_option
+@click.pass_context
 @one_line_errors
-def jobs(database, as_json):
+def jobs(click_ctx, include_retired, database, as_json):
     """Every job: its last run, status, duration, machines and cache entries.
 
-    \b
-    Example:
-        processcache jobs --database postgresql://cron@db.internal/cron
-    """
-    with opened(database) as db:
-        summaries = db.history.jobs()
-    if as_json:
-        echo_json(summaries)
-        return
-    echo_table(["JOB", "LAST RUN", "STATUS", "DURATION", "ENTRIES", "MACHINES"], [
-        [s.name, s.last_run and s.last_run.started_at, s.last_run and s.last_run.status,
-         s.last_run and s.last_run.duration, s.entries, ", ".join(s.machines)] for s in summaries],
-        empty="no jobs yet: run one with `processcache run path/to/jobs.py:job`")
-
-
-@click.command()
-@click.argument("job", required=False, metavar="[GROUP/JOB]")
-@click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs with this status.")
-@click.option("--machine", "-m", metavar="NAME", help="Only runs on this machine.")
-@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1), help="How many runs.")
-@database_option
-@json_option
-@one_line_errors
-def runs(job, status, machine, limit, database, as_json):
-    """Runs, newest first, with their status and error.
-
-    A run whose process died (its heartbeat stopped) shows as lost.
+    A run in progress is shown as running even when copies of it were
+    skipped since. Retired jobs are left out (--all lists them too).
+    `jobs retire` hides a job taken out of the crontab, `jobs restore`
+    brings it back, `jobs delete` removes it and its history for good.
+    --database and --json may be given before or after the subcommand.
 
     \b
     Examples:
-        processcache runs example/hello-world --status failed
-        processcache runs --machine desktop-main --limit 50 --json
+        processcache jobs --database postgresql://cron@db.internal/cron
+        processcache jobs --all
+        processcache jobs retire billing/old-export
+        processcache jobs restore billing/old-export
+        processcache jobs delete billing/old-export --yes
     """
+    if click_ctx.invoked_subcommand is not None:
+        _refuse_listing_options(click_ctx, f"jobs {click_ctx.invoked_subcommand}", "include_retired")
+        return
     with opened(database) as db:
-        found = db.history.list_runs(job, status, machine, limit)
+        every = db.jobs(include_retired=True)
+    summaries = [summary for summary in every if include_retired or not summary.retired]
+    if as_json:
+        echo_json(summaries)
+        return
+    retired = ["RETIRED"] if include_retired else []  # the column only where retired jobs are listed
+    echo_table(["JOB", "LAST RUN", "STATUS", "DURATION", "ENTRIES", *retired, "MACHINES"], [
+        [s.name, s.last_run and s.last_run.started_at, s.last_run and s.last_run.status,
+         s.last_run and s.last_run.duration, s.entries, *([s.retired_at] if retired else []), ", ".join(s.machines)]
+        for s in summaries],
+        empty=f"no jobs but {len(every)} retired: `processcache jobs --all` lists them" if every
+        else "no jobs yet: run one with `processcache run path/to/jobs.py:job`")
+
+
+def _job_command(func):
+    """A `jobs` subcommand on one GROUP/JOB; --database and --json may come before or after it."""
+    func = click.pass_context(one_line_errors(func))
+    return jobs.command()(click.argument("name", metavar="GROUP/JOB")(database_option(json_option(func))))
+
+
+@_job_command
+def retire(click_ctx, name, database, as_json):
+    """Hide a job taken out of the crontab from `check` and `jobs`, keeping its history.
+
+    Its runs, logs and cache stay (`runs`, `logs` and `cache` show them;
+    `jobs --all` lists it). A run of it that starts later brings it back by
+    itself, since cron still runs it: take it out of every crontab first.
+
+    \b
+    Example:
+        processcache jobs retire billing/old-export
+    """
+    with opened(_of_group(click_ctx, "database", database), read_only=False) as db:
+        retired_at = db.retire_job(name)
+    _report(click_ctx, as_json, {"job": name, "retired_at": retired_at},
+            f"retired {name}: `check` and `jobs` leave it out (`jobs --all` lists it) and its runs, logs and"
+            " cache are kept. A run of it that starts later brings it back: take it out of every crontab."
+            f" `processcache jobs restore {name}` undoes this")
+
+
+@_job_command
+def restore(click_ctx, name, database, as_json):
+    """Bring a retired job back into `check` and `jobs`.
+
+    \b
+    Example:
+        processcache jobs restore billing/old-export
+    """
+    with opened(_of_group(click_ctx, "database", database), read_only=False) as db:
+        was_retired = db.restore_job(name)
+    _report(click_ctx, as_json, {"job": name, "was_retired": was_retired},
+            f"restored {name}: `check` and `jobs` show it again" if was_retired
+            else f"{name} is not retired: nothing to restore")
+
+
+@_job_command
+@click.option("--yes", "-y", is_flag=True, help="Do not ask first.")
+def delete(click_ctx, name, yes, database, as_json):
+    """Delete a job for good: its runs, logs and cache entries, and the job itself.
+
+    Refused while a run of it is running: take it out of every crontab,
+    let the run end, then delete (its locks are free then). To hide a job
+    and keep its history, use `jobs retire` instead.
+
+    \b
+    Example:
+        processcache jobs delete billing/old-export --yes
+    """
+    with opened(_of_group(click_ctx, "database", database), read_only=False) as db:
+        counts = db.delete_job(name, dry_run=True)  # a running job is refused before anything is asked
+        if not yes:
+            click.confirm(f"Delete {name} for good, with its {_counted(counts)}?", abort=True)
+        with _progress("deleting", sum(counts.values())) as progress:
+            counts = db.delete_job(name, progress=progress)
+    _report(click_ctx, as_json, {"job": name, **counts}, f"deleted {name} with its {_counted(counts)}")
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return f"{counts['runs']} runs, {counts['logs']} logs and {counts['entries']} cache entries"
+
+
+def _report(click_ctx, as_json: bool, data: dict, text: str) -> None:
+    """What a subcommand did: *data* with --json (given before or after it), *text* otherwise."""
+    if _of_group(click_ctx, "as_json", as_json):
+        echo_json(data)
+    else:
+        click.echo(text)
+
+
+@click.command()
+@click.argument("words", nargs=-1, metavar="[GROUP[/JOB] | show ID]")
+@click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs with this status.")
+@click.option("--machine", "-m", metavar="NAME", help="Only runs on this machine.")
+@since_option("runs that started")
+@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1), help="How many runs.")
+@database_option
+@json_option
+@click.pass_context
+@one_line_errors
+def runs(click_ctx, words, status, machine, since, limit, database, as_json):
+    """Runs, newest first, with their status and error; `runs show ID` prints one run whole.
+
+    GROUP/JOB lists one job's runs, GROUP those of every job of the group.
+    A run whose process died (its heartbeat stopped) shows as lost.
+
+    `runs show ID` prints the run's start and end in UTC and in local time,
+    its duration, exit code, result, error and traceback, then its logs.
+    `show` first always means that; the runs of a group named show are
+    `runs show/`.
+
+    \b
+    Examples:
+        processcache runs billing --since 1d --status failed
+        processcache runs example/hello-world --machine desktop-main --limit 50 --json
+        processcache runs show 1234
+    """
+    if words[:1] == ("show",):
+        _refuse_listing_options(click_ctx, "runs show", "status", "machine", "since", "limit")
+        _show_run(words[1:], database, as_json)
+        return
+    if len(words) > 1:
+        raise click.UsageError(f"one GROUP or GROUP/JOB, not {len(words)} words: `processcache runs billing`,"
+                               " `processcache runs billing/sync-invoices` or `processcache runs show ID`")
+    with opened(database) as db:
+        found = db.list_runs(words[0] if words else None, status=status, machine=machine,
+                             since=_since(since, db.clock), limit=limit)
     if as_json:
         echo_json(found)
         return
@@ -63,15 +182,47 @@ def runs(job, status, machine, limit, database, as_json):
         empty="no runs match")
 
 
+def _show_run(words, database, as_json) -> None:
+    """`runs show ID`: one run whole (`db.run`), labelled lines for people, one object with --json."""
+    if len(words) != 1 or not words[0].isdigit():
+        raise click.UsageError("`runs show` takes one run's id (`processcache runs` lists them);"
+                               " the runs of a group named show are `processcache runs show/`")
+    with opened(database) as db:
+        detail = db.run(int(words[0]))
+    if as_json:
+        echo_json(detail)
+        return
+    run = detail.run
+    fields = [("run", f"{run.id} of {run.name}"), ("machine", f"{run.machine} (pid {run.pid})"),
+              ("status", run.status), ("started", _utc_and_local(run.started_at)),
+              ("finished", _utc_and_local(run.finished_at)), ("duration", format_duration(run.duration)),
+              ("exit code", detail.exit_code), ("result", None if run.result is None else json.dumps(run.result)),
+              ("error", run.error)]
+    for label, value in fields:
+        click.echo(f"{label + ':':<11}{'-' if value is None else value}")
+    if run.traceback:
+        click.echo("traceback:\n" + textwrap.indent(run.traceback.rstrip("\n"), "  "))
+    click.echo(f"logs:      {len(detail.logs)}")
+    _print_logs(detail.logs, False)
+
+
+def _utc_and_local(moment: datetime | None) -> str | None:
+    """A time as stored (UTC) and in this machine's zone (TZ), for a reader in either."""
+    if moment is None:
+        return None
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC, {moment.astimezone():%Y-%m-%d %H:%M:%S %Z} local"
+
+
 @click.command()
-@click.argument("job", required=False, metavar="[GROUP/JOB]")
+@click.argument("job", required=False, metavar="[GROUP[/JOB]]")
 @click.option("--run", "run_id", type=int, metavar="ID", help="Only the logs of this run.")
 @click.option("--type", "log_type", type=click.Choice(["GENERIC", "WARNING", "ERROR"], case_sensitive=False),
               help="Only logs of this type.")
 @click.option("--machine", "-m", metavar="NAME", help="Only logs written on this machine.")
-@click.option("--since", metavar="WHEN", help="Only logs since a duration ago (1h, 2d) or a UTC time (2026-11-24T03:00).")
+@since_option("logs written")
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=100, show_default=True,
-              help="How many logs: the newest ones, or the ones before the newest --offset.")
+              help="How many logs: the newest ones, or the ones before the newest --offset."
+                   " With --follow, -n 0 prints only the logs to come.")
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
               help="Skip this many of the newest first, to page back.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new logs as they are written (Ctrl-C stops).")
@@ -79,27 +230,40 @@ def runs(job, status, machine, limit, database, as_json):
 @json_option
 @one_line_errors
 def logs(job, run_id, log_type, machine, since, limit, offset, follow, database, as_json):
-    """Logs of every job or of one, oldest first; by default the newest 100.
+    """Logs of every job, of a group's or of one job's, oldest first; by default the newest 100.
 
-    --offset pages back: --offset 100 shows the 100 logs before those.
+    --offset pages back: --offset 100 shows the 100 logs before those. When
+    a page leaves logs out, a line on stderr says how many there are, so
+    stdout stays clean for pipes.
 
     \b
     Examples:
         processcache logs example/hello-world --type error --since 12h
-        processcache logs --run 1234
-        processcache logs example/hello-world --follow
+        processcache logs billing --run 1234
+        processcache logs example/hello-world --follow -n 0
     """
     with opened(database) as db:
-        filters = {"job_ids": None if job is None else [db.history.job_id(job)], "machine": machine,
-                   "log_type": log_type and LogType.parse(log_type), "run_id": run_id, "since": _since(since, db.clock)}
-        found = db.store.logs(**filters, offset=offset, limit=limit, newest=True)
+        filters = {"run": run_id, "type": log_type, "machine": machine, "since": _since(since, db.clock)}
+        found = db.logs(job, **filters, limit=limit, offset=offset)
+        if limit and (len(found) == limit or offset):
+            total = db.count_logs(job, **filters)
+            if total > len(found):
+                click.echo(f"showing {len(found)} of {total} logs (use --limit, or --offset to page back)", err=True)
         _print_logs(found, as_json)
-        last_id = found[-1].id if found else 0
-        while follow:
-            time.sleep(1.0)
-            found = db.store.logs(**filters, after_id=last_id)
-            _print_logs(found, as_json)
-            last_id = found[-1].id if found else last_id
+        if follow:  # after the newest log that matches, whatever the page showed
+            _follow(db, job, filters, found[-1].id if found and not offset else None, as_json)
+
+
+def _follow(db, job, filters, after, as_json) -> None:
+    """Print the logs that come after the log *after* (None: after the newest one now), until stopped."""
+    if after is None:
+        newest = db.logs(job, **filters, limit=1)
+        after = newest[-1].id if newest else 0
+    while True:
+        time.sleep(1.0)
+        found = db.logs(job, **filters, after=after, limit=None)
+        _print_logs(found, as_json)
+        after = found[-1].id if found else after
 
 
 def _since(text, clock):
@@ -139,11 +303,9 @@ def locks(click_ctx, database, as_json):
         processcache locks break example/hello-world --yes
     """
     if click_ctx.invoked_subcommand is not None:
-        if as_json:
-            raise click.UsageError(f"--json lists the locks; `locks {click_ctx.invoked_subcommand}` takes no --json")
         return
     with opened(database) as db:
-        found = [lock for lock in db.runs.locks() if lock.held]
+        found = db.locks()
     if as_json:
         echo_json(found)
         return
@@ -156,17 +318,18 @@ def locks(click_ctx, database, as_json):
 @click.argument("name", metavar="GROUP/JOB[@MACHINE]")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask first.")
 @database_option
+@json_option
 @click.pass_context
 @one_line_errors
-def break_lock(click_ctx, name, yes, database):
+def break_lock(click_ctx, name, yes, database, as_json):
     """Free a job's lock now, whoever holds it.
 
     Only for a holder you know is gone: a live holder keeps running, and
     another run may then start beside it. A dead holder's lock frees itself
     when its lease runs out. NAME is the job's, or the key `processcache
-    locks` lists. --database may be given before or after `break`.
+    locks` lists. --database and --json may be given before or after `break`.
     """
-    with opened(_database_of(click_ctx, database), read_only=False) as db:
+    with opened(_of_group(click_ctx, "database", database), read_only=False) as db:
         held = [lock for lock in db.runs.locks(name) if lock.held]
         if not held:
             raise click.ClickException(f"no one holds the lock {name}: `processcache locks` lists held locks")
@@ -175,19 +338,31 @@ def break_lock(click_ctx, name, yes, database):
             click.confirm(f"Break {name}, held by run {lock.run_id} on {lock.machine} (pid {lock.pid})?",
                           abort=True)
         db.runs.break_lock(name)
-    click.echo(f"broke the lock {name}")
+    _report(click_ctx, as_json, {"lock": name, "run_id": lock.run_id, "machine": lock.machine, "pid": lock.pid},
+            f"broke the lock {name}")
 
 
-def _database_of(click_ctx, database):
-    """The --database of a subcommand, or of its group (`locks -d URL break ...`): never silently the default."""
+def _of_group(click_ctx, name: str, value):
+    """A subcommand's option, or its group's (`locks -d URL break ...`): never silently the default."""
+    parent = click_ctx.parent
+    given = _given(parent, name)
+    if given and _given(click_ctx, name) and value != parent.params[name]:
+        raise click.UsageError(f"two different {given[0]} values: give it once")
+    return parent.params[name] if given else value
+
+
+def _refuse_listing_options(click_ctx, command: str, *names: str) -> None:
+    """Refuse options that shape a listing when *command* (`locks break`, `runs show`) runs instead of it."""
+    for option in _given(click_ctx, *names):
+        raise click.UsageError(f"{option} shapes the listing: `{command}` takes no {option}")
+
+
+def _given(click_ctx, *names: str) -> list[str]:
+    """Which of the parameters *names* the command line gave (an environment variable does not count), as written."""
     from click.core import ParameterSource
 
-    given = click_ctx.get_parameter_source("database") == ParameterSource.COMMANDLINE
-    parent = click_ctx.parent
-    parent_given = parent.get_parameter_source("database") == ParameterSource.COMMANDLINE
-    if given and parent_given and database != parent.params["database"]:
-        raise click.UsageError("two different --database values: give it once")
-    return parent.params["database"] if parent_given else database
+    return [param.opts[0] for param in click_ctx.command.params if param.name in names
+            and click_ctx.get_parameter_source(param.name) == ParameterSource.COMMANDLINE]
 
 
 @click.command()
@@ -211,7 +386,7 @@ def check(grace, database, as_json):
         processcache check --json
     """
     with opened(database) as db:
-        problems = db.history.check(parse_duration(grace, "--grace"))
+        problems = db.check(parse_duration(grace, "--grace"))
     if as_json:
         echo_json({"ok": not problems, "problems": problems})
     else:
@@ -253,11 +428,17 @@ def prune(runs_older_than, logs_older_than, keep_failed_for, expired, dry_run, d
             counts = db.history.prune(**seconds, expired=expired, dry_run=True)
         else:
             total = sum(db.history.prune(**seconds, expired=expired, dry_run=True).values())
-            with click.progressbar(length=total, label="pruning", file=sys.stderr,
-                                   hidden=not sys.stderr.isatty()) as bar:
-                counts = db.history.prune(**seconds, expired=expired, progress=lambda _table, n: bar.update(n))
+            with _progress("pruning", total) as progress:
+                counts = db.history.prune(**seconds, expired=expired, progress=progress)
     if as_json:
         echo_json({"dry_run": dry_run, **counts})
         return
     verb = "would delete" if dry_run else "deleted"
     click.echo(", ".join(f"{verb} {count} {table}" for table, count in counts.items()))
+
+
+@contextlib.contextmanager
+def _progress(label: str, total: int):
+    """A progress bar on stderr when it is a terminal; yields the callback batched deletes report to."""
+    with click.progressbar(length=total, label=label, file=sys.stderr, hidden=not sys.stderr.isatty()) as bar:
+        yield lambda _table, rows: bar.update(rows)

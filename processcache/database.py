@@ -6,6 +6,8 @@ once per program and hand it to every `cache_session`, `spec.run` or job.
 
 import functools
 import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from pony import orm
 
@@ -15,8 +17,10 @@ from .errors import DatabaseUnavailableError, MissingDriverError, SchemaError
 from .cachestore import CacheStore
 from .clock import Clock, moved
 from .dialects import NOW, SQLITE_MOVED
+from .logs import LogType
+from .records import JobSummary, LogRecord, Problem, RunDetail, RunRecord
 from .retry import Attempts, RetryBudget, is_unreachable, reason, retrying
-from .runstore import RunStore
+from .runstore import LockRecord, RunStore
 from .store import CURRENT, Store
 from .timeutil import backoff
 from .transactions import Transactions
@@ -99,6 +103,99 @@ class Database:
         from .history import History
 
         return History(self)
+
+    # -- reports: what the operations commands show, for programs (the commands call these) ------
+
+    def jobs(self, *, include_retired: bool = False) -> list[JobSummary]:
+        """Every job as ``processcache jobs`` shows it: its last run, machines, live entries and expectations.
+
+        Retired jobs (`retire_job`) only with *include_retired*, as ``jobs --all``.
+        """
+        return self.history.jobs(include_retired)
+
+    def list_runs(self, job: str | None = None, *, status: str | None = None, machine: str | None = None,
+                  since: datetime | timedelta | None = None, limit: int | None = 20) -> list[RunRecord]:
+        """Runs, newest first, as ``processcache runs`` lists them (None: no limit).
+
+        *job* is ``"group/job"`` or a whole ``"group"``. *status* is one of
+        running, succeeded, failed, skipped, lost, terminated (``lost``
+        includes running runs whose heartbeat stopped). *since* is a time (a
+        naive one is UTC) or a ``timedelta`` back from the database server's
+        clock. (``db.runs`` is the run store the runner uses, hence the name.)
+        """
+        return self.history.list_runs(job, status, machine, limit, since)
+
+    def run(self, run_id: int) -> RunDetail:
+        """One run whole, as ``processcache runs show ID`` prints it: record, exit code and logs.
+
+        An id that is not there is a `ProcessCacheError`.
+        """
+        return self.history.run(run_id)
+
+    def logs(self, job: str | None = None, *, run: int | None = None, type: LogType | str | None = None,
+             machine: str | None = None, since: datetime | timedelta | None = None, after: int | None = None,
+             limit: int | None = 100, offset: int = 0) -> list[LogRecord]:
+        """Logs as ``processcache logs`` shows them: the newest *limit* that match (None: all), oldest first.
+
+        *job* is ``"group/job"`` or a whole ``"group"``; *run* a run's id;
+        *type* GENERIC, WARNING or ERROR; *since* as in `list_runs`; *after*
+        a log id, to read only what came since (as ``logs --follow`` does);
+        *offset* pages back from the newest.
+        """
+        return self.history.logs(job, run=run, type=type, machine=machine, since=since, after=after,
+                                 limit=limit, offset=offset)
+
+    def count_logs(self, job: str | None = None, *, run: int | None = None, type: LogType | str | None = None,
+                   machine: str | None = None, since: datetime | timedelta | None = None,
+                   after: int | None = None) -> int:
+        """How many logs match the filters of `logs`: what ``logs`` says it leaves out of a page."""
+        return self.history.count_logs(job, run=run, type=type, machine=machine, since=since, after=after)
+
+    def check(self, grace: float | str = 60.0) -> list[Problem]:
+        """What ``processcache check`` reports ([] when all is well); *grace* in seconds or as ``"5m"``.
+
+        A job is reported when overdue (no run started within its
+        ``expect_every`` plus *grace*), when its last run failed, was
+        terminated or was lost, or when it ran past ``max_duration``;
+        retired jobs are not. A database without any job is a ``no-jobs`` problem.
+        """
+        from .durations import parse_duration
+
+        return self.history.check(parse_duration(grace, "grace"))
+
+    def locks(self) -> list[LockRecord]:
+        """The locks held now, as ``processcache locks`` lists them: holder, run, and lease left."""
+        return [lock for lock in self.runs.locks() if lock.held]
+
+    def retire_job(self, job: str) -> datetime:
+        """Hide ``"group/job"`` from `check` and `jobs`, keeping its history; return when (the server's time).
+
+        A run of the job that starts later brings it back by itself: cron
+        still runs it. `restore_job` brings it back at once.
+        """
+        from .retirement import retire
+
+        return retire(self.history, job)
+
+    def restore_job(self, job: str) -> bool:
+        """Undo `retire_job`; False when the job was not retired."""
+        from .retirement import restore
+
+        return restore(self.history, job)
+
+    def delete_job(self, job: str, *, dry_run: bool = False,
+                   progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+        """Delete ``"group/job"`` for good: its logs, runs and cache entries, and the job.
+
+        Returns how many logs, runs and entries went (would go, with
+        *dry_run*). Refused with a `ProcessCacheError` while a run of it is
+        alive. *progress* is called with (table, rows) after every batch.
+        This Database, or a new process, records the job anew if it runs
+        again; another process that ran it before must be restarted first.
+        """
+        from .retirement import delete
+
+        return delete(self.history, job, dry_run, progress)
 
     def _server_epoch(self) -> float:
         with self.transaction():

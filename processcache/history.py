@@ -1,20 +1,25 @@
-"""What operators ask of the database: every job at a glance, what needs a look, and retention.
+"""What operators ask of the database: every job at a glance, its runs and logs, what needs a look, and retention.
 
-Read-mostly queries over runs, logs and entries; `prune` is the only writer,
-and it deletes in bounded batches so it never holds a long lock on a busy
-database.
+Read-mostly queries over jobs, runs, logs and entries, behind `Database`'s
+report methods (``db.jobs()``, ``db.list_runs()``, ``db.run(id)``,
+``db.logs()``, ``db.check()``), which the CLI calls. The writers are `prune`,
+which deletes in bounded batches so it never holds a long lock on a busy
+database, and `retirement` (retire, restore and delete a job), which shares
+its batches.
 """
 
+import difflib
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from pony import orm
 
 from .errors import ProcessCacheError
+from .logs import LogType
 from .names import normalize
-from .records import RunRecord
-from .timeutil import db_time
+from .records import JobSummary, LogRecord, Problem, RunDetail, RunRecord
+from .store import id_list
+from .timeutil import db_time, py_time
 
 #: Statuses of runs that went wrong: kept longer by `prune`, reported by `check`.
 FAILED = ("failed", "lost", "terminated")
@@ -25,33 +30,13 @@ PRUNE_BATCH = 1000
 _KEPT_RUNS = ("SELECT MAX(k.id) FROM process_job_runs k GROUP BY k.job_id, k.machine"
               " UNION SELECT MAX(k.id) FROM process_job_runs k WHERE k.status = 'succeeded'"
               " GROUP BY k.job_id, k.machine")
-
-
-@dataclass(frozen=True)
-class JobSummary:
-    """One job as `processcache jobs` shows it."""
-
-    group: str
-    job: str
-    last_run: RunRecord | None
-    machines: tuple[str, ...]
-    entries: int
-    expect_every: float | None
-    max_duration: float | None
-
-    @property
-    def name(self) -> str:
-        return f"{self.group}/{self.job}"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something `processcache check` reports about a job."""
-
-    job: str
-    kind: str  # overdue, failed, lost, terminated, too-long; no-jobs for a database that holds none
-    detail: str
-    run_id: int | None = None
+#: Each job's newest run and its newest run that was not skipped (its last attempt).
+_LAST_RUNS = ("r.id IN (SELECT MAX(id) FROM process_job_runs GROUP BY job_id"
+              " UNION SELECT MAX(id) FROM process_job_runs WHERE status <> 'skipped' GROUP BY job_id)")
+#: The schema revision that added ``process_jobs.retired_at`` (see `entities.SCHEMA_REVISION`).
+RETIRED_AT_REVISION = (2, 2)
+#: The tables `delete_rows` deletes from, by the names its counts use.
+TABLES = {"runs": "process_job_runs", "logs": "process_job_logs", "entries": "process_cache"}
 
 
 class History:
@@ -74,18 +59,31 @@ class History:
             found = self.db.select("SELECT j.id FROM process_jobs j JOIN processes p ON p.id = j.process_id"
                                    " WHERE p.name = $group AND j.name = $job", params)
         if not found:
-            raise ProcessCacheError(f"no job {params['group']}/{params['job']} in this database:"
-                                    f" `processcache jobs` lists them{self._did_you_mean(params)}")
+            wanted = f"{params['group']}/{params['job']}"
+            known = [f"{group}/{job}" for group, job in self._names()]
+            raise ProcessCacheError(f"no job {wanted} in this database: `processcache jobs` lists them"
+                                    + _did_you_mean(wanted, known))
         return found[0]
 
-    def _did_you_mean(self, params: dict) -> str:
-        import difflib
+    def job_ids(self, name: str) -> list[int]:
+        """The ids of ``group/job``, or of every job of ``group`` (also written ``group/``: a group named show)."""
+        group, _, job = name.partition("/")
+        if job:
+            return [self.job_id(name)]
+        if not group:
+            raise ProcessCacheError(f"{name!r} is not GROUP or GROUP/JOB: write it as example or example/hello-world")
+        ids = self.database.store.group_job_ids(normalize(group))
+        if not ids:
+            known = sorted({group for group, _ in self._names()})
+            raise ProcessCacheError(f"no group {normalize(group)} in this database: `processcache jobs` lists"
+                                    f" the jobs{_did_you_mean(normalize(group), known)}")
+        return ids
 
+    def _names(self) -> list[tuple[str, str]]:
+        """(group, job) of every job, for suggestions."""
         with orm.db_session:
-            names = [f"{group}/{job}" for group, job in self.db.select(
-                "SELECT p.name, j.name FROM process_jobs j JOIN processes p ON p.id = j.process_id", {})]
-        close = difflib.get_close_matches(f"{params['group']}/{params['job']}", names, n=1, cutoff=0.6)
-        return f" (did you mean {close[0]}?)" if close else ""
+            return self.db.select("SELECT p.name, j.name FROM process_jobs j JOIN processes p ON p.id = j.process_id",
+                                  {})
 
     def expectations(self, group: str, job: str) -> dict[str, float]:
         """The stored ``expect_every`` and ``max_duration`` of a job (normalised names), those set; {} for a new job."""
@@ -96,34 +94,60 @@ class History:
         names = ("expect_every", "max_duration")
         return {name: value for name, value in zip(names, found[0] if found else ()) if value is not None}
 
-    def jobs(self) -> list[JobSummary]:
-        """Every job with its last run, the machines it ran on and its number of entries."""
+    def jobs(self, include_retired: bool = False) -> list[JobSummary]:
+        """Every job with the run to show for it, the machines it ran on and its number of live entries.
+
+        Retired jobs only with *include_retired*.
+        """
+        return [summary for summary, _ in self._summaries() if include_retired or not summary.retired]
+
+    def _summaries(self) -> list[tuple[JobSummary, RunRecord | None]]:
+        """Every job's summary, retired or not, with its last attempt (newest run not skipped), which `check` judges."""
         with orm.db_session:
-            jobs = self.db.select("SELECT j.id, p.name, j.name, j.expect_every, j.max_duration"
+            retired_at = self._retired_at()
+            jobs = self.db.select(f"SELECT j.id, p.name, j.name, j.expect_every, j.max_duration, {retired_at}"
                                   " FROM process_jobs j JOIN processes p ON p.id = j.process_id"
                                   " ORDER BY p.name, j.name", {})
             entries = dict(self.db.select("SELECT job_id, COUNT(*) FROM process_cache WHERE expires_at IS NULL"
                                           f" OR expires_at > {self.runs.now} GROUP BY job_id", {}))
-            machines: dict[int, set[str]] = {}
-            for job_id, machine in self.db.select("SELECT DISTINCT job_id, machine FROM process_job_runs", {}):
-                machines.setdefault(job_id, set()).add(machine)
-        last = {(run.group, run.job): run for run in self.runs.select_runs(
-            "r.id IN (SELECT MAX(id) FROM process_job_runs GROUP BY job_id)", {})}
-        return [
-            JobSummary(group, job, last.get((group, job)), tuple(sorted(machines.get(job_id, ()))),
-                       int(entries.get(job_id, 0)), expect_every, max_duration)
-            for job_id, group, job, expect_every, max_duration in jobs
-        ]
+            machines: dict[int, dict[str, datetime]] = {}
+            for job_id, machine, started in self.db.select("SELECT job_id, machine, MAX(started_at)"
+                                                           " FROM process_job_runs GROUP BY job_id, machine", {}):
+                machines.setdefault(job_id, {})[machine] = py_time(started)
+        newest: dict[tuple[str, str], RunRecord] = {}
+        attempts: dict[tuple[str, str], RunRecord] = {}
+        for run in self.runs.select_runs(_LAST_RUNS, {}):  # newest first
+            newest.setdefault((run.group, run.job), run)
+            if run.status != "skipped":
+                attempts.setdefault((run.group, run.job), run)
+        summaries = []
+        for job_id, group, job, expect_every, max_duration, retired_at in jobs:
+            ran = machines.get(job_id, {})
+            attempt = attempts.get((group, job))
+            # copies skipped while a run goes on are newer, but the running one is the news
+            shown = attempt if attempt is not None and attempt.status == "running" else newest.get((group, job))
+            summary = JobSummary(group, job, shown, tuple(sorted(ran)), int(entries.get(job_id, 0)), expect_every,
+                                 max_duration, still_retired(py_time(retired_at), max(ran.values(), default=None)))
+            summaries.append((summary, attempt))
+        return summaries
+
+    def _retired_at(self) -> str:
+        """``j.retired_at`` where the schema has it; NULL on an older revision (a read-only command leaves it so)."""
+        state = self.database.store.schema_state()
+        return "j.retired_at" if state is not None and state >= RETIRED_AT_REVISION else "NULL"
 
     def list_runs(self, job: str | None = None, status: str | None = None, machine: str | None = None,
-                  limit: int = 20) -> list[RunRecord]:
-        """Runs, newest first; ``status="lost"`` finds running runs whose heartbeat stopped."""
-        clauses, params = ["1 = 1"], {"machine": machine, "status": status}
+                  limit: int | None = 20, since: datetime | timedelta | None = None) -> list[RunRecord]:
+        """Runs, newest first; *job* is ``group/job`` or a whole ``group``; ``status="lost"`` finds running
+        runs whose heartbeat stopped; *since* is a time, or a duration back by the database server's clock."""
+        clauses, params = ["1 = 1"], {"machine": machine, "status": status, "since": None}
         if job is not None:
-            clauses.append("r.job_id = $job_id")
-            params["job_id"] = self.job_id(job)
+            clauses.append(f"r.job_id IN ({id_list(self.job_ids(job))})")
         if machine is not None:
             clauses.append("r.machine = $machine")
+        if since is not None:
+            clauses.append("r.started_at >= $since")
+            params["since"] = db_time(self._moment(since))
         now = self.runs.now
         if status == "lost":  # recorded as lost, or still `running` past its lease
             clauses.append(f"(r.status = 'lost' OR (r.status = 'running' AND r.expires_at < {now}))")
@@ -133,25 +157,55 @@ class History:
             clauses.append("r.status = $status")
         return self.runs.select_runs(" AND ".join(clauses), params, limit)
 
+    def run(self, run_id: int) -> RunDetail:
+        """One run whole: its record, the exit code `processcache run` gives it, and all its logs."""
+        found = self.runs.get(run_id)
+        if found is None:
+            raise ProcessCacheError(f"no run {run_id} in this database: `processcache runs` lists them")
+        return RunDetail(found, exit_code(found), self.database.store.logs(run_id=run_id))
+
+    def logs(self, job: str | None = None, *, run: int | None = None, type: LogType | str | None = None,
+             machine: str | None = None, since: datetime | timedelta | None = None, after: int | None = None,
+             limit: int | None = 100, offset: int = 0) -> list[LogRecord]:
+        """The newest *limit* logs that match (every one with None), oldest first; *offset* pages back."""
+        return self.database.store.logs(**self._log_filter(job, run, type, machine, since, after),
+                                        offset=offset, limit=limit, newest=True)
+
+    def count_logs(self, job: str | None = None, *, run: int | None = None, type: LogType | str | None = None,
+                   machine: str | None = None, since: datetime | timedelta | None = None,
+                   after: int | None = None) -> int:
+        """How many logs match: what `logs` would return without a limit."""
+        return self.database.store.count_logs(**self._log_filter(job, run, type, machine, since, after))
+
+    def _log_filter(self, job, run, type, machine, since, after) -> dict:
+        return {"job_ids": None if job is None else self.job_ids(job), "machine": machine,
+                "log_type": None if type is None else LogType.parse(type), "run_id": run,
+                "since": self._moment(since), "after_id": after}
+
+    def _moment(self, since: datetime | timedelta | None) -> datetime | None:
+        """*since* as a time: a duration counts back from the database server's clock, the one runs and logs
+        are stamped by (this machine's may be hours off); a naive datetime is UTC."""
+        if isinstance(since, timedelta):
+            return self.database.clock.now() - since
+        if since is not None and since.tzinfo is None:
+            return since.replace(tzinfo=timezone.utc)
+        return since
+
     def check(self, grace: float = 60.0, now: datetime | None = None) -> list[Problem]:
-        """Jobs that are overdue, whose last run failed or was lost, or that ran too long."""
+        """Jobs that are overdue, whose last run failed or was lost, or that ran too long; retired jobs are not judged.
+
+        A skipped run is not an attempt: a job skipped for hours is overdue.
+        """
         now = now or self.database.clock.now()  # the server's, as the runs' stamps are: not this machine's
-        summaries = self.jobs()
+        summaries = self._summaries()
         if not summaries:  # a probe pointed at the wrong database must not pass
             return [Problem("-", "no-jobs", f"{self.database.url} holds no job: is --database right?"
                                             " A job's first run records it")]
         problems = []
-        for summary in summaries:
-            problems += self._problems_of(summary, self._last_attempt(summary), grace, now)
+        for summary, attempt in summaries:
+            if not summary.retired:
+                problems += self._problems_of(summary, attempt, grace, now)
         return problems
-
-    def _last_attempt(self, summary: JobSummary) -> RunRecord | None:
-        # A skipped run is not an attempt: a job skipped for hours is overdue.
-        if summary.last_run is None or summary.last_run.status != "skipped":
-            return summary.last_run
-        found = self.runs.select_runs("p.name = $group AND j.name = $job AND r.status <> 'skipped'",
-                                      {"group": summary.group, "job": summary.job}, limit=1)
-        return found[0] if found else None
 
     @staticmethod
     def _problems_of(summary: JobSummary, run: RunRecord | None, grace: float, now: datetime) -> list[Problem]:
@@ -196,7 +250,7 @@ class History:
             kept_failed = max(older_than, keep_failed_for or 0)
             params = {"cut": db_time(now - timedelta(seconds=older_than)),
                       "failcut": db_time(now - timedelta(seconds=kept_failed))}
-            counts[table] = self._delete(table, select(), params, dry_run, progress)
+            counts[table] = self.delete_rows(table, select(), params, dry_run, progress)
         return counts
 
     def _old_runs(self) -> str:
@@ -214,23 +268,59 @@ class History:
                 f" OR x.status NOT IN ({failed}, 'running') OR r.created_at < $failcut)"
                 f" AND (r.run_id IS NULL OR r.run_id NOT IN ({_KEPT_RUNS}))")
 
-    def _delete(self, table: str, where: str, params: dict, dry_run: bool, progress) -> int:
+    def delete_rows(self, table: str, where: str, params: dict, dry_run: bool = False,
+                    progress: Callable[[str, int], None] | None = None) -> int:
+        """Delete the rows of *table* (a key of `TABLES`) that ``SELECT r.id {where}`` finds, in batches.
+
+        Each batch is its own short transaction, so a busy database is never
+        locked for long; *dry_run* only counts.
+        """
         if dry_run:
             with orm.db_session:
                 return int(self.db.select(f"SELECT COUNT(*) {where}", params)[0])
         deleted = 0
         while True:
             with orm.db_session:
-                ids = self.db.select(f"SELECT r.id {where} ORDER BY r.id LIMIT {PRUNE_BATCH}", params)
-                if not ids:
+                found = self.db.select(f"SELECT r.id {where} ORDER BY r.id LIMIT {PRUNE_BATCH}", params)
+                if not found:
                     return deleted
-                id_list = ", ".join(str(int(i)) for i in ids)
+                ids = id_list(found)
                 if table == "runs":
                     # Logs outlive their runs when kept longer: unlink them first.
-                    self.db.execute(f"UPDATE process_job_logs SET run_id = NULL WHERE run_id IN ({id_list})", {})
-                    self.db.execute(f"DELETE FROM process_job_runs WHERE id IN ({id_list})", {})
-                else:
-                    self.db.execute(f"DELETE FROM process_job_logs WHERE id IN ({id_list})", {})
-            deleted += len(ids)
+                    self.db.execute(f"UPDATE process_job_logs SET run_id = NULL WHERE run_id IN ({ids})", {})
+                self.db.execute(f"DELETE FROM {TABLES[table]} WHERE id IN ({ids})", {})
+            deleted += len(found)
             if progress is not None:
-                progress(table, len(ids))
+                progress(table, len(found))
+
+
+def _did_you_mean(wanted: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(wanted, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def still_retired(retired_at: datetime | None, last_started: datetime | None) -> datetime | None:
+    """When a job was retired, or None when it is not: never retired, restored, or run since.
+
+    A run that starts after the job was retired means cron still runs it,
+    so it is not retired any more; no write on the run's path says so.
+    Both times are the database server's.
+    """
+    if retired_at is None or (last_started is not None and last_started >= retired_at):
+        return None
+    return retired_at
+
+
+def exit_code(run: RunRecord) -> int | None:
+    """The exit code `processcache run` gives *run* (`runner.exit_code`, or 128 + the signal that ended it).
+
+    None while it runs, for a run whose process died before recording its
+    end, and for one a SystemExit ended (it chose its own code).
+    """
+    if run.finished_at is None:
+        return None
+    if run.status == "terminated":
+        return None if run.signal is None else 128 + run.signal
+    from .runner import exit_code as runner_exit_code
+
+    return runner_exit_code(run)

@@ -1,11 +1,15 @@
 """Plain immutable records returned to users instead of live ORM objects.
 
 They can be kept after the database is closed, passed between threads, and
-compared; reading them never touches the database. They are NamedTuples:
+compared; reading them never touches the database. Rows are NamedTuples:
 loads build one per row, and a tuple is built several times faster than a
-frozen dataclass (whose class is also slower to create at import).
+frozen dataclass (whose class is also slower to create at import). The
+reports (`JobSummary`, `Problem`, `RunDetail`: a few per call) are frozen
+dataclasses, which ``--json`` writes as objects with the records inside them
+as objects too.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any, NamedTuple
@@ -69,3 +73,63 @@ class RunRecord(NamedTuple):
     def name(self) -> str:
         """``group/job``, as the CLI names a job."""
         return f"{self.group}/{self.job}"
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One job as ``processcache jobs`` shows it (``db.jobs()``).
+
+    *last_run* is the job's newest run, or the run in progress when copies
+    of it were skipped since (they are newer, but the running one is the
+    news). *retired_at* is when ``processcache jobs retire`` hid the job,
+    None for a job that is not retired: never, restored, or run since.
+    """
+
+    group: str
+    job: str
+    last_run: RunRecord | None
+    machines: tuple[str, ...]
+    entries: int
+    expect_every: float | None
+    max_duration: float | None
+    retired_at: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        """``group/job``, as the CLI names a job."""
+        return f"{self.group}/{self.job}"
+
+    @property
+    def retired(self) -> bool:
+        """True when ``check`` and ``jobs`` leave the job out."""
+        return self.retired_at is not None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something ``processcache check`` reports about a job (``db.check()``).
+
+    *kind* is ``overdue``, ``failed``, ``lost``, ``terminated`` or
+    ``too-long``; ``no-jobs`` (with *job* ``-``) for a database that holds no
+    job at all, so a probe given the wrong database fails.
+    """
+
+    job: str
+    kind: str
+    detail: str
+    run_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """One run whole, as ``processcache runs show ID`` prints it (``db.run(id)``).
+
+    *exit_code* is what ``processcache run`` exits with for such a run: 0,
+    1, 75 or 128 + the signal; None while it runs, for a run whose process
+    died without recording its end, and for one a SystemExit ended.
+    *logs* are all the run's logs, oldest first.
+    """
+
+    run: RunRecord
+    exit_code: int | None
+    logs: list[LogRecord]

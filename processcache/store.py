@@ -64,6 +64,11 @@ class Store:
             self._job_names[cached] = (job, group)
         return cached
 
+    def forget_job(self, job_id: int) -> None:
+        """Drop a deleted job from this store's memory, so a later run of its name creates it anew."""
+        self._job_names.pop(job_id, None)
+        self._job_ids = {names: known for names, known in self._job_ids.items() if known != job_id}
+
     def group_job_ids(self, group: str) -> list[int]:
         """Ids of every job of *group* (for logs across a whole group)."""
         with self.database.transaction():
@@ -108,21 +113,10 @@ class Store:
         """
         if job_ids is not None and not job_ids:
             return []
-        params = {"machine": machine, "log_type": log_type and log_type.value, "run_id": run_id,
-                  "since": since and db_time(since), "after_id": after_id}
-        clauses = ["1 = 1"]
-        if job_ids is not None:
-            clauses.append(f"job_id IN ({', '.join(str(int(job_id)) for job_id in job_ids)})")
-        for column, name in [("machine", "machine"), ("log_type", "log_type"), ("run_id", "run_id")]:
-            if params[name] is not None:
-                clauses.append(f"{column} = ${name}")
-        if since is not None:
-            clauses.append("created_at >= $since")
-        if after_id is not None:
-            clauses.append("id > $after_id")
+        where, params = _log_filter(job_ids, machine, log_type, run_id, since, after_id)
         order = " DESC" if newest else ""
-        sql = (f"SELECT {_LOG_COLUMNS} FROM process_job_logs WHERE {' AND '.join(clauses)}"
-               f" ORDER BY id{order}{_page(offset, limit)}")
+        sql = f"SELECT {_LOG_COLUMNS} FROM process_job_logs WHERE {where} ORDER BY id{order}{_page(offset, limit)}"
+
         def read():
             with self.database.transaction():
                 found = self.db.select(sql, params)
@@ -136,13 +130,26 @@ class Store:
         ]
         return records[::-1] if newest else records
 
+    def count_logs(self, job_ids: list[int] | None = None, machine: str | None = None,
+                   log_type: LogType | None = None, *, run_id: int | None = None, since: datetime | None = None,
+                   after_id: int | None = None) -> int:
+        """How many logs `logs` with the same filters finds without a limit: what a page leaves out."""
+        if job_ids is not None and not job_ids:
+            return 0
+        where, params = _log_filter(job_ids, machine, log_type, run_id, since, after_id)
+
+        def read():
+            with self.database.transaction():
+                return self.db.select(f"SELECT COUNT(*) FROM process_job_logs WHERE {where}", params)[0]
+
+        return int(retrying(self.database, read))
+
     def _names_of(self, job_ids: set[int]) -> dict[int, tuple[str, str]]:
         missing = [job_id for job_id in job_ids if job_id not in self._job_names]
         if missing:
-            ids = ", ".join(str(int(job_id)) for job_id in missing)
             for job_id, job, group in self.db.select(
                     "SELECT j.id, j.name, p.name FROM process_jobs j JOIN processes p ON p.id = j.process_id"
-                    f" WHERE j.id IN ({ids})", {}):
+                    f" WHERE j.id IN ({id_list(missing)})", {}):
                 self._job_names[job_id] = (job, group)
         return self._job_names
 
@@ -267,6 +274,28 @@ def stored_state(db) -> tuple[int, int] | None:
 
 def describe(state: tuple[int, int]) -> str:
     return f"{state[0]}.{state[1]}"
+
+
+def id_list(ids) -> str:
+    """Ids for ``IN (...)``, written as the integers they must be."""
+    return ", ".join(str(int(i)) for i in ids)
+
+
+def _log_filter(job_ids, machine, log_type, run_id, since, after_id) -> tuple[str, dict]:
+    """The WHERE clause and parameters of `Store.logs` and `Store.count_logs`."""
+    params = {"machine": machine, "log_type": log_type and log_type.value, "run_id": run_id,
+              "since": since and db_time(since), "after_id": after_id}
+    clauses = ["1 = 1"]
+    if job_ids is not None:
+        clauses.append(f"job_id IN ({id_list(job_ids)})")
+    for name in ("machine", "log_type", "run_id"):
+        if params[name] is not None:
+            clauses.append(f"{name} = ${name}")
+    if since is not None:
+        clauses.append("created_at >= $since")
+    if after_id is not None:
+        clauses.append("id > $after_id")
+    return " AND ".join(clauses), params
 
 
 def _page(offset: int, limit: int | None) -> str:

@@ -283,6 +283,7 @@ def test_locks_break_acts_on_the_database_given_to_the_group(tmp_path):
     assert "ops/held" in cli("locks", env=env).stdout, "the default database's lock is untouched"
     twice = cli("locks", "-d", other, "break", "ops/held", "--yes", "-d", default)
     assert twice.returncode == 2 and "two different --database values" in twice.stderr
-    as_json = cli("locks", "--json", "break", "ops/held", "--yes", env=env)
-    assert as_json.returncode == 2 and "takes no --json" in as_json.stderr
-    assert "ops/held" in cli("locks", env=env).stdout
+    as_json = cli("locks", "--json", "break", "ops/held", "--yes", env=env)  # --json of the group, as --database
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == {"lock": "ops/held", "run_id": run.id, "machine": "m", "pid": 1}
+    assert "ops/held" not in cli("locks", env=env).stdout
