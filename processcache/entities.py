@@ -30,7 +30,9 @@ SCHEMA_VERSION = 2
 #: nullable: an older release inserts jobs without them and never reads them.
 #: This release reads ``retired_at`` only where the revision says it is there
 #: (`History`), since a read-only command never upgrades.
-SCHEMA_REVISION = 2
+#: Revision 3: an index on (job, key, id) of ``process_cache`` for the key
+#: reads of jobs of ``scope="job"``, which name no machine.
+SCHEMA_REVISION = 3
 
 # MySQL compares text case- and accent-insensitively by default, which would
 # make the keys "Token" and "token" one key; its 3-byte `utf8` cannot hold
@@ -91,6 +93,8 @@ def define_entities(db, provider: str):
         # the whole job, 100x slower (revision 1; revision 0 ended at key).
         composite_index(job, machine, key, id)
         composite_index(job, machine, id)  # the whole tree, in order, without a sort
+        # A key's entries of every machine, for jobs of scope="job" (revision 3).
+        composite_index(job, key, id)
 
     class Run(db.Entity):
         _table_ = "process_job_runs"

@@ -36,12 +36,12 @@ def _add_columns_as_declared(table: str, *columns: str):
     return step
 
 
-def _replace_index(table: str, old: str):
-    """Create this version's missing indexes, then drop *old* (reads always have one)."""
+def _replace_index(table: str, old: str | None = None):
+    """Create this version's missing indexes, then drop *old*, if any (reads always have one)."""
 
     def step(db, connection) -> None:
         db.schema.create_tables(db.provider, connection)  # only what is missing: here, the new index
-        if db.provider.index_exists(connection, table, old, case_sensitive=False):
+        if old is not None and db.provider.index_exists(connection, table, old, case_sensitive=False):
             db.execute(f"DROP INDEX {old}" + (f" ON {table}" if db.provider.dialect == "MySQL" else ""), {})
 
     return step
@@ -53,6 +53,7 @@ STEPS = [
     ((2, 0), _add_columns_as_declared("process_job_runs", "exit_signal")),
     ((2, 1), _replace_index("process_cache", "idx_process_cache__job_id_machine_entry_key")),
     ((2, 2), _add_columns_as_declared("process_jobs", "retired_at", "scope")),
+    ((2, 3), _replace_index("process_cache")),
 ]
 
 

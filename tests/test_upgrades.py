@@ -16,6 +16,7 @@ import schema_v1  # noqa: E402  (the frozen first schema)
 KEY_INDEX = "idx_process_cache__job_id_machine_entry_key_id"
 TREE_INDEX = "idx_process_cache__job_id_machine_id"
 OLD_KEY_INDEX = "idx_process_cache__job_id_machine_entry_key"
+JOB_KEY_INDEX = "idx_process_cache__job_id_entry_key_id"
 
 
 def test_a_v1_database_upgrades_on_first_use_and_keeps_every_row(backend_url):
@@ -24,7 +25,7 @@ def test_a_v1_database_upgrades_on_first_use_and_keeps_every_row(backend_url):
         assert "column process_job_runs.exit_signal is missing" in old.sync("check")
     with connect(backend_url) as db:  # upgrades
         assert db.sync("check") == []
-        assert db.store.schema_state() == CURRENT == (2, 2)
+        assert db.store.schema_state() == CURRENT == (2, 3)
         assert cache_indexes(db) == {KEY_INDEX, TREE_INDEX}
         ctx = CacheContext(db, "legacy", "nightly", "old-box")
         assert [(e.key, e.value) for e in ctx.get_cache("k0") + ctx.get_cache("k1") + ctx.get_cache("k2")] \
@@ -59,7 +60,7 @@ def test_a_revision_is_left_to_the_operator_with_upgrade_false_and_the_database_
         assert [e.value for e in ctx.get_cache("k")] == [1]
         assert db.store.schema_state() == (2, 0) and cache_indexes(db) == {OLD_KEY_INDEX, TREE_INDEX}
     result = cli("db", "upgrade", "-d", backend_url)
-    assert "upgraded the schema from version 2.0 to 2.2" in result.stdout, result.stderr
+    assert "upgraded the schema from version 2.0 to 2.3" in result.stdout, result.stderr
 
 
 def test_a_newer_revision_keeps_the_version_that_older_releases_check(backend_url):
@@ -124,9 +125,9 @@ def test_upgrading_can_be_left_to_the_operator(backend_url):
     with pytest.raises(SchemaError, match="schema version 1; this processcache needs 2: run `processcache db upgrade`"):
         connect(backend_url, upgrade=False)
     result = cli("db", "upgrade", "-d", backend_url)
-    assert result.returncode == 0 and "upgraded the schema from version 1.0 to 2.2" in result.stdout, result.stderr
+    assert result.returncode == 0 and "upgraded the schema from version 1.0 to 2.3" in result.stdout, result.stderr
     again = cli("db", "upgrade", "-d", backend_url)
-    assert "at version 2.2 already" in again.stdout
+    assert "at version 2.3 already" in again.stdout
     with connect(backend_url, upgrade=False) as db:
         assert db.sync("check") == []
 
@@ -145,3 +146,17 @@ def test_upgrading_a_database_without_processcache_tables_says_how_to_create_the
     assert result.returncode == 1 and result.stdout == "", result.stdout
     [line] = result.stderr.strip().splitlines()
     assert line.endswith("has no processcache tables to upgrade: `processcache db sync` creates them"), line
+
+
+def test_a_revision_2_database_gets_the_index_of_job_scoped_key_reads(backend_url):
+    with connect(backend_url) as db:
+        CacheContext(db, "g", "j", "m1").create_cache_many([(f"k{n % 3}", n) for n in range(30)])
+        with db_session(ddl=True):
+            suffix = " ON process_cache" if db.pony.provider.dialect == "MySQL" else ""
+            db.pony.execute(f"DROP INDEX {JOB_KEY_INDEX}{suffix}", {})
+            db.pony.execute("UPDATE processcache_meta SET value = '2' WHERE name = 'schema_revision'", {})
+    with connect(backend_url, read_only=True) as old:
+        assert old.sync("check") == [f"index {JOB_KEY_INDEX} on process_cache is missing"]
+    with connect(backend_url) as db:  # upgrades
+        assert db.store.schema_state() == CURRENT and db.sync("check") == []
+        assert [e.value for e in CacheContext(db, "g", "j", "m2").get_cache("k1")] == list(range(1, 30, 3))
