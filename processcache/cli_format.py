@@ -35,10 +35,10 @@ def json_option(func):
 
 def job_argument(func):
     """The GROUP/JOB argument, completed by the shell from the jobs of the database the line names."""
-    return click.argument("job", metavar="GROUP/JOB", shell_complete=_complete_jobs)(func)
+    return click.argument("job", metavar="GROUP/JOB", shell_complete=complete_jobs)(func)
 
 
-def _complete_jobs(ctx: click.Context, _param, incomplete: str) -> list[str]:
+def complete_jobs(ctx: click.Context, _param, incomplete: str) -> list[str]:
     """Names of jobs starting with *incomplete*; none at all when the database cannot be read (never an error)."""
     try:
         with opened(ctx.params.get("database")) as db:

@@ -9,8 +9,11 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
-from .cli_format import database_option, echo_json, echo_table, json_line, json_option, one_line_errors, opened
+from .cli_format import (complete_jobs, database_option, echo_json, echo_table, json_line, json_option,
+                         one_line_errors, opened)
+from .cli_style import local_time, show_time, zone_label
 from .durations import format_duration, parse_duration
+from .errors import ProcessCacheError
 
 RUN_STATUSES = ["running", "succeeded", "failed", "skipped", "lost", "terminated"]
 
@@ -65,7 +68,8 @@ def jobs(click_ctx, include_retired, database, as_json):
 def _job_command(func):
     """A `jobs` subcommand on one GROUP/JOB; --database and --json may come before or after it."""
     func = click.pass_context(one_line_errors(func))
-    return jobs.command()(click.argument("name", metavar="GROUP/JOB")(database_option(json_option(func))))
+    return jobs.command()(click.argument("name", metavar="GROUP/JOB", shell_complete=complete_jobs)(
+        database_option(json_option(func))))
 
 
 @_job_command
@@ -138,7 +142,7 @@ def _report(click_ctx, as_json: bool, data: dict, text: str) -> None:
 
 
 @click.command()
-@click.argument("words", nargs=-1, metavar="[GROUP[/JOB] | show ID]")
+@click.argument("words", nargs=-1, metavar="[GROUP[/JOB] | show ID]", shell_complete=complete_jobs)
 @click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs with this status.")
 @click.option("--machine", "-m", metavar="NAME", help="Only runs on this machine.")
 @since_option("runs that started")
@@ -210,11 +214,11 @@ def _utc_and_local(moment: datetime | None) -> str | None:
     """A time as stored (UTC) and in this machine's zone (TZ), for a reader in either."""
     if moment is None:
         return None
-    return f"{moment:%Y-%m-%d %H:%M:%S} UTC, {moment.astimezone():%Y-%m-%d %H:%M:%S %Z} local"
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC, {local_time(moment):%Y-%m-%d %H:%M:%S %Z} local"
 
 
 @click.command()
-@click.argument("job", required=False, metavar="[GROUP[/JOB]]")
+@click.argument("job", required=False, metavar="[GROUP[/JOB]]", shell_complete=complete_jobs)
 @click.option("--run", "run_id", type=int, metavar="ID", help="Only the logs of this run.")
 @click.option("--type", "log_type", type=click.Choice(["GENERIC", "WARNING", "ERROR"], case_sensitive=False),
               help="Only logs of this type.")
@@ -273,7 +277,12 @@ def _since(text, clock):
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        return clock.now() - timedelta(seconds=parse_duration(text, "--since"))
+        try:
+            return clock.now() - timedelta(seconds=parse_duration(text, "--since"))
+        except ProcessCacheError:
+            raise click.BadParameter(f"{text!r} is neither a duration ago (30s, 15m, 2h, 1d, 1h30m or seconds) nor"
+                                     " a time (2026-11-24T03:00, UTC unless it has an offset)",
+                                     param_hint="--since") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -284,7 +293,7 @@ def _print_logs(found, as_json):
         return
     for record in found:
         level = record.level or record.type.value
-        click.echo(f"{record.created_at:%Y-%m-%d %H:%M:%S} {record.group}/{record.job} {record.machine}"
+        click.echo(f"{show_time(record.created_at)} {zone_label()} {record.group}/{record.job} {record.machine}"
                    f" run {record.run_id or '-'} [{level}] {record.message}")
     sys.stdout.flush()
 
@@ -315,7 +324,7 @@ def locks(click_ctx, database, as_json):
 
 
 @locks.command("break")
-@click.argument("name", metavar="GROUP/JOB[@MACHINE]")
+@click.argument("name", metavar="GROUP/JOB[@MACHINE]", shell_complete=complete_jobs)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask first.")
 @database_option
 @json_option

@@ -50,6 +50,11 @@ def show_time(moment: datetime) -> str:
     return (moment if zone is None else moment.astimezone(zone)).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def local_time(moment: datetime) -> datetime:
+    """*moment* in the zone chosen (--local, PROCESSCACHE_TZ), else this machine's: the "local" beside UTC."""
+    return moment.astimezone(_shown["zone"])
+
+
 def zone_label() -> str:
     """What a time column's header says its times are in: ``UTC``, or the zone's name now (``CET``)."""
     zone = _shown["zone"]

@@ -68,7 +68,7 @@ def test_logs_filters(backend_url):
     paged = cli("logs", "--offset", "1", "--limit", "1", "--json", "-d", backend_url).stdout.splitlines()
     assert len(paged) == 1 and json.loads(paged[0])["message"] == "about to fail"
     bad_since = cli("logs", "--since", "yesterday", "-d", backend_url)
-    assert bad_since.returncode == 1 and "the --since 'yesterday' is not a duration" in bad_since.stderr
+    assert bad_since.returncode == 2 and "'yesterday' is neither a duration ago" in bad_since.stderr
 
 
 def test_logs_follow_prints_new_logs_as_they_come(tmp_path):

@@ -142,3 +142,26 @@ def test_every_command_that_prints_data_takes_json(tmp_path):
     assert synced.returncode == 0 and json.loads(synced.stdout)["differences"] == []
     upgraded = json.loads(cli("db", "upgrade", "--json", *db).stdout)
     assert upgraded["before"] == upgraded["after"]
+
+
+def test_logs_say_their_zone_and_since_names_every_form_it_takes(tmp_path):
+    url = f"sqlite:///{tmp_path}/l.db"
+    seed(url)
+    assert cli("logs", "-n", "1", "-d", url).stdout.split()[2] == "UTC"
+    assert cli("logs", "-n", "1", "-d", url, env={"PROCESSCACHE_TZ": "Asia/Tokyo"}).stdout.split()[2] == "JST"
+    shown = cli("runs", "show", "1", "-d", url, env={"PROCESSCACHE_TZ": "Asia/Tokyo"}).stdout
+    assert "UTC, " in shown and "JST local" in shown
+    for command in ("logs", "runs"):
+        bad = cli(command, "--since", "yesterday", "-d", url)
+        assert bad.returncode == 2 and "neither a duration ago (30s, 15m, 2h, 1d" in bad.stderr
+        assert "nor a time (2026-11-24T03:00" in bad.stderr
+
+
+def test_the_shell_completes_jobs_for_the_operations_commands_too(tmp_path):
+    url = f"sqlite:///{tmp_path}/c.db"
+    seed(url)
+    for words in ("processcache runs ops/b", "processcache logs ops/b", "processcache jobs retire ops/b",
+                  "processcache locks break ops/b"):
+        environ = {"_PROCESSCACHE_COMPLETE": "bash_complete", "COMP_WORDS": words,
+                   "COMP_CWORD": str(len(words.split()) - 1), "PROCESSCACHE_DATABASE_URL": url}
+        assert cli(env=environ).stdout.split() == ["plain,ops/broken"], words

@@ -44,14 +44,16 @@ def test_an_unknown_log_type_is_refused(ctx):
     assert ctx.get_logs() == []
 
 
-def test_logs_per_machine_by_default_and_across_machines_on_request(backend):
+def test_logs_in_the_jobs_scope_by_default_and_of_any_machine_on_request(backend):
     with cache_session("g", "j", machine="m1", database=backend) as one:
         one.create_log("from m1")
-    with cache_session("g", "j", machine="m2", database=backend) as two:
+    with cache_session("g", "j", machine="m2", database=backend, scope="machine") as two:
         two.create_log("from m2")
-        assert messages(two.get_logs()) == ["from m2"]
+        assert messages(two.get_logs()) == ["from m2"], "scope='machine': this machine's"
         assert messages(two.get_logs(machine=ANY)) == ["from m1", "from m2"]
         assert messages(two.get_logs(machine="m1")) == ["from m1"]
+    with cache_session("g", "j", machine="m3", database=backend) as three:
+        assert messages(three.get_logs()) == ["from m1", "from m2"], "scope='job' (the default): every machine's"
 
 
 def test_logs_across_a_whole_group(backend):

@@ -115,7 +115,7 @@ def test_runs_of_a_group_since_a_time_with_status_and_machine_from_the_shell(bac
     assert ids("billing", "--status", "failed", "--machine", "box-2") == [bad.id]
     assert ids("--machine", "box-1") == [backup.id, ok.id]
     bad_since = cli("runs", "--since", "yesterday", "-d", backend_url)
-    assert bad_since.returncode == 1 and "the --since 'yesterday' is not a duration" in bad_since.stderr
+    assert bad_since.returncode == 2 and "'yesterday' is neither a duration ago" in bad_since.stderr
     table = cli("runs", "billing", "-d", backend_url).stdout
     assert "billing/refunds" in table and "ops/backup" not in table
     unknown = cli("runs", "biling", "-d", backend_url)
