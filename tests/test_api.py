@@ -16,3 +16,13 @@ def test_every_error_a_user_can_catch_is_exported():
 
 def test_every_exported_name_resolves():
     assert [name for name in processcache.__all__ if not hasattr(processcache, name)] == []
+
+
+def test_help_shows_a_readable_default_for_the_scope_of_reads():
+    import inspect
+    import pydoc
+
+    from processcache import CacheContext
+
+    assert repr(inspect.signature(CacheContext.get_cache).parameters["machine"].default) == "JOB_SCOPE"
+    assert "object at 0x" not in pydoc.render_doc(CacheContext, renderer=pydoc.plaintext)
