@@ -366,12 +366,13 @@ def test_when_the_computing_process_dies_another_takes_over(backend_url, tmp_pat
 
 @pytest.mark.parametrize("kind", ["plain", "async"])
 def test_waiting_processes_return_promptly_once_the_value_is_stored(backend_url, tmp_path, kind):
-    """Four processes wait out a 5 s computation: each returns within POLL and a few queries of its end."""
+    """Four processes wait out a 3 s computation (the old backoff was then up to 1.75 s late): each returns within
+    POLL and a few queries of its end."""
     connect(backend_url).close()
     counter = tmp_path / "calls.txt"
-    computer = start(MEMO_WORKERS, "call", backend_url, kind, 5, counter, 0)
+    computer = start(MEMO_WORKERS, "call", backend_url, kind, 3, counter, 0)
     assert computer.stdout.readline().strip() == "computing"
-    waiters = [start(MEMO_WORKERS, "call", backend_url, kind, 5, counter, 0) for _ in range(4)]
+    waiters = [start(MEMO_WORKERS, "call", backend_url, kind, 3, counter, 0) for _ in range(4)]
     reports = [json.loads(out.splitlines()[-1]) for out in outputs([computer, *waiters])]
     assert len(counter.read_text().splitlines()) == 1
     late = [report["returned_at"] - report["value"]["done_at"] for report in reports[1:]]
