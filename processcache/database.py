@@ -88,6 +88,13 @@ class Database:
             self.close()  # refused: a caller that tries again later must not pile up open connections
             raise
 
+    def has_revision(self, revision: tuple[int, int]) -> bool:
+        """Whether the tables, as this Database found or made them, have *revision*'s columns and indexes.
+
+        A database opened read-only, or with upgrade=False, may be older than this release.
+        """
+        return (self.schema_state or (0, 0)) >= revision
+
     def __repr__(self) -> str:
         return f"<processcache.Database {self.url}>"
 

@@ -30,6 +30,8 @@ SCHEMA_VERSION = 2
 #: nullable: an older release inserts jobs without them and never reads them.
 #: This release reads ``retired_at`` only where the revision says it is there
 #: (`History`), since a read-only command never upgrades.
+#: The revision that added ``process_jobs.retired_at`` and ``process_jobs.scope``.
+JOB_STATE_REVISION = (2, 2)
 #: Revision 3: an index on (job, key, id) of ``process_cache`` for the key
 #: reads of jobs of ``scope="job"``, which name no machine.
 SCHEMA_REVISION = 3

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 from pony import orm
 
+from .entities import JOB_STATE_REVISION
 from .errors import ProcessCacheError
 from .logs import LogType
 from .names import normalize
@@ -33,8 +34,6 @@ _KEPT_RUNS = ("SELECT MAX(k.id) FROM process_job_runs k GROUP BY k.job_id, k.mac
 #: Each job's newest run and its newest run that was not skipped (its last attempt).
 _LAST_RUNS = ("r.id IN (SELECT MAX(id) FROM process_job_runs GROUP BY job_id"
               " UNION SELECT MAX(id) FROM process_job_runs WHERE status <> 'skipped' GROUP BY job_id)")
-#: The schema revision that added ``process_jobs.retired_at`` (see `entities.SCHEMA_REVISION`).
-RETIRED_AT_REVISION = (2, 2)
 #: The tables `delete_rows` deletes from, by the names its counts use.
 TABLES = {"runs": "process_job_runs", "logs": "process_job_logs", "entries": "process_cache"}
 
@@ -133,8 +132,7 @@ class History:
 
     def _retired_at(self) -> str:
         """``j.retired_at`` where the schema has it; NULL on an older revision (a read-only command leaves it so)."""
-        state = self.database.store.schema_state()
-        return "j.retired_at" if state is not None and state >= RETIRED_AT_REVISION else "NULL"
+        return "j.retired_at" if self.database.has_revision(JOB_STATE_REVISION) else "NULL"
 
     def list_runs(self, job: str | None = None, status: str | None = None, machine: str | None = None,
                   limit: int | None = 20, since: datetime | timedelta | None = None) -> list[RunRecord]:

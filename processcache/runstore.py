@@ -18,6 +18,7 @@ from pony.orm.dbapiprovider import IntegrityError
 from .codec import decode_value, encode_value
 from .dialects import FOR_UPDATE, NOW
 from .errors import InvalidValueError
+from .entities import JOB_STATE_REVISION
 from .fence import NO_FENCE, Fence
 from .locknames import lock_key
 from .records import RunRecord
@@ -29,8 +30,6 @@ from .timeutil import db_time, py_time
 MAX_RESULT_CHARS = 10_000
 _RUN_COLUMNS = ("r.id, p.name, j.name, r.machine, r.pid, r.status, r.started_at, r.finished_at,"
                 " r.duration, r.error, r.traceback, r.result, r.expires_at, r.exit_signal")
-#: The schema revision that added ``process_jobs.scope``.
-_SCOPE_REVISION = (2, 2)
 RUNS_FROM = ("FROM process_job_runs r JOIN process_jobs j ON j.id = r.job_id"
              " JOIN processes p ON p.id = j.process_id")
 
@@ -80,7 +79,7 @@ class RunStore:
                   "started_at": db_time(started_at), "lease": lease,
                   "expect_every": expect_every, "max_duration": max_duration, "scope": scope}
         # A database opened with upgrade=False may predate the column.
-        declared = ", scope = $scope" if self._has_scope() else ""
+        declared = ", scope = $scope" if self.database.has_revision(JOB_STATE_REVISION) else ""
 
         def insert():
             with self.transaction():
@@ -104,14 +103,11 @@ class RunStore:
 
     def scope_of(self, job_id: int) -> str | None:
         """The data scope (``job`` or ``machine``) the job's latest run declared; None before any."""
-        if not self._has_scope():
+        if not self.database.has_revision(JOB_STATE_REVISION):
             return None
         with self.transaction():
             found = self.db.select("SELECT scope FROM process_jobs WHERE id = $job_id", {"job_id": job_id})
         return found[0] if found else None
-
-    def _has_scope(self) -> bool:
-        return (self.database.schema_state or (0, 0)) >= _SCOPE_REVISION
 
     def heartbeat(self, run_id: int, lease: float, lock_name: str | None = None) -> bool:
         """Keep a run (and its lock) alive for another *lease*; False if the lock was lost.

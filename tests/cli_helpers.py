@@ -26,3 +26,18 @@ def outputs(processes) -> list[str]:
         assert process.returncode == 0, err
         results.append(out)
     return results
+
+
+def seed_nightly(url: str) -> None:
+    """One succeeded run of ops/nightly on machine box, with an entry (token) and a log: what read commands show."""
+    from processcache import Registry, connect
+
+    registry = Registry()
+
+    @registry.job("ops", "nightly")
+    def nightly(ctx):
+        ctx.create_cache("token", "abc")
+        ctx.create_log("fetched 3 pages")
+
+    with connect(url) as db:
+        assert nightly.run(database=db, machine="box").status == "succeeded"

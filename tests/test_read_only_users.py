@@ -5,10 +5,9 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
-from cli_helpers import cli
+from cli_helpers import cli, seed_nightly
 from conftest import SERVER_ENV, _admin
 
-from processcache import Registry, connect
 
 READ_COMMANDS = [["check"], ["jobs"], ["runs"], ["logs"], ["locks"], ["cache", "list", "ops/nightly", "-a"],
                  ["cache", "get", "ops/nightly", "token", "-a"], ["cache", "export", "ops/nightly"],
@@ -22,7 +21,7 @@ def reader_url(server_backend_url):
     kind = "postgres" if parts.scheme.startswith("postgres") else "mysql"
     admin = os.environ[SERVER_ENV[kind]]
     user, database = f"pc_reader_{uuid.uuid4().hex[:8]}", parts.path.lstrip("/")
-    seed(server_backend_url)
+    seed_nightly(server_backend_url)
     if kind == "postgres":
         _admin(kind, admin, f"CREATE ROLE {user} LOGIN")
         _admin(kind, server_backend_url, f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user}")
@@ -37,18 +36,6 @@ def reader_url(server_backend_url):
         _admin(kind, admin, f"DROP ROLE IF EXISTS {user}")
     else:
         _admin(kind, admin, f"DROP USER '{user}'@'%'")
-
-
-def seed(url: str) -> None:
-    registry = Registry()
-
-    @registry.job("ops", "nightly")
-    def nightly(ctx):
-        ctx.create_cache("token", "abc")
-        ctx.create_log("fetched 3 pages")
-
-    with connect(url) as db:
-        assert nightly.run(database=db, machine="box").status == "succeeded"
 
 
 def test_a_read_only_user_runs_every_read_command(reader_url):

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from cli_helpers import cli
+from cli_helpers import cli, seed_nightly
 from click.testing import CliRunner
 
 import processcache.cli_cache  # noqa: F401  (imported before the fork: see the module's docstring)
@@ -25,7 +25,7 @@ import processcache.cli_ops  # noqa: F401
 import processcache.history  # noqa: F401
 import processcache.sqlitefiles  # noqa: F401
 import processcache
-from processcache import CacheContext, Registry, connect
+from processcache import CacheContext, connect
 from processcache.cli import main
 
 READ_COMMANDS = [
@@ -77,18 +77,6 @@ def shared_folder():
     shutil.rmtree(folder)
 
 
-def seed(url: str) -> None:
-    registry = Registry()
-
-    @registry.job("ops", "nightly")
-    def nightly(ctx):
-        ctx.create_cache("token", "abc")
-        ctx.create_log("fetched 3 pages")
-
-    with connect(url) as db:
-        assert nightly.run(database=db, machine="box").status == "succeeded"
-
-
 def _errors(stderr: str) -> list[str]:
     """The lines of *stderr* but the warning about a file others can read (which these tests make)."""
     return [line for line in stderr.splitlines() if "can be read by other users" not in line]
@@ -101,7 +89,7 @@ def snapshot(folder: str) -> dict[str, bytes]:
 @pytest.mark.parametrize("folder_writable", [False, True], ids=["read-only-folder", "read-only-file"])
 def test_a_monitoring_user_reads_a_file_it_cannot_write(shared_folder, folder_writable):
     path = os.path.join(shared_folder, "cron.db")
-    seed(f"sqlite:///{path}")
+    seed_nightly(f"sqlite:///{path}")
     os.chmod(path, 0o644)  # readable by the monitoring user, writable by the owner only
     if folder_writable:
         os.chmod(shared_folder, 0o777)
@@ -117,7 +105,7 @@ def test_a_monitoring_user_reads_a_file_it_cannot_write(shared_folder, folder_wr
 
 def test_a_run_on_a_file_it_cannot_write_fails_with_one_line(shared_folder):
     path = os.path.join(shared_folder, "cron.db")
-    seed(f"sqlite:///{path}")
+    seed_nightly(f"sqlite:///{path}")
     os.chmod(path, 0o600 | stat.S_IROTH)
     job_file = os.path.join(shared_folder, "job.py")
     with open(job_file, "w") as out:
@@ -144,7 +132,7 @@ def test_read_commands_refuse_a_missing_file_and_create_nothing(tmp_path):
 
 def test_a_file_others_can_read_gets_a_one_line_warning_and_a_private_one_none(tmp_path):
     url = f"sqlite:///{tmp_path}/p.db"
-    seed(url)
+    seed_nightly(url)
     assert stat.S_IMODE(os.stat(tmp_path / "p.db").st_mode) == 0o600
     assert cli("jobs", "-d", url).stderr == ""
     os.chmod(tmp_path / "p.db", 0o644)
@@ -168,7 +156,7 @@ def test_a_dangling_symlink_is_refused_not_followed(tmp_path):
 
 
 def test_a_link_to_an_existing_file_is_used(tmp_path):
-    seed(f"sqlite:///{tmp_path}/real.db")
+    seed_nightly(f"sqlite:///{tmp_path}/real.db")
     (tmp_path / "link.db").symlink_to(tmp_path / "real.db")
     jobs = json.loads(cli("jobs", "--json", "-d", f"sqlite:///{tmp_path}/link.db").stdout)
     assert [j["job"] for j in jobs] == ["nightly"]
