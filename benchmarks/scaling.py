@@ -26,7 +26,7 @@ def fill(db, job: str, total: int, keys: int = 100) -> processcache.CacheContext
 
 def fill_logs(db, job: str, total: int) -> None:
     rows = [(db.store.job_id("bench", job), "m", "GENERIC", f"log {i}", "2026-11-24 03:00:00") for i in range(total)]
-    from processcache.bulk import insert_many
+    from processcache.storage.bulk import insert_many
 
     with db_session:
         for start in range(0, total, 20_000):

@@ -11,7 +11,7 @@
 __version__ = "0.1.0"
 
 from .context import ANY, CacheContext, current_context
-from .database import Database, connect
+from .storage.database import Database, connect
 from .errors import (
     ConfigError,
     DatabaseUnavailableError,
@@ -32,7 +32,7 @@ from .names import normalize_name
 from .options import JobOptions
 from .records import Entry, JobSummary, LogRecord, Problem, RunDetail, RunRecord
 from .registry import JobSpec, Registry, job
-from .runstore import LockRecord
+from .storage.runs import LockRecord
 from .session import JobLockedError, cache_session
 
 

@@ -10,7 +10,7 @@ library (see `processcache.loader`).
 import os
 import sys
 
-from .cli import main
+from .cli.main import main
 
 if sys.path and sys.path[0] == os.getcwd():  # not there under -P or PYTHONSAFEPATH
     del sys.path[0]

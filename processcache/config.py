@@ -23,7 +23,7 @@ see `SQLITE_DEFAULTS`.
 
 Every URL takes ``?retry_for=30s`` (a duration, default 30 s; 0 never
 retries): how long an operation that lost its connection, and the first
-connection itself, keep being tried again (see `processcache.retry`), so
+connection itself, keep being tried again (see `processcache.storage.retry`), so
 that a server restart or a failover does not fail the run. ``?retries=N``
 of older versions is refused with a pointer to it.
 
@@ -39,7 +39,7 @@ get defaults that bound every wait, each overridable in the query string:
   the longest processcache waits for any answer from the server, which a
   peer that acknowledges and never answers needs. A psycopg2 wait callback
   enforces both for processcache's own connections only, and makes their
-  waits interruptible by signals (`processcache.waits`, which also says what
+  waits interruptible by signals (`processcache.storage.waits`, which also says what
   it does to the application's own connections).
 - MySQL/MariaDB (`MYSQL_DEFAULTS`): PyMySQL's ``connect_timeout=10``,
   ``read_timeout=15`` and ``write_timeout=15`` (durations). Options are
@@ -57,7 +57,7 @@ connect timeout, 10 s, or on a server that still accepts connections the
 read timeout, 15 s): about a minute at the defaults (55 to 60 s), then a
 one-line `DatabaseUnavailableError` naming the database. What the run does
 next (record its failure, release its lock) fails at once for as long as
-the budget again (`processcache.retry.RetryBudget`) instead of adding its
+the budget again (`processcache.storage.retry.RetryBudget`) instead of adding its
 own minute. SIGTERM during the wait ends the process within the same bound.
 """
 

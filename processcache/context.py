@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from .codec import encode_value
 from .durations import parse_duration
-from .database import Database
+from .storage.database import Database
 from .errors import ProcessCacheError
-from .fence import NO_FENCE, Fence
+from .storage.fence import NO_FENCE, Fence
 from .logs import LogType
 from .names import check_key, check_keys, check_machine, normalize_name
 from .options import JobOptions
 from .records import Entry, LogRecord, RunRecord
-from .retry import one_line_when_lost
+from .storage.retry import one_line_when_lost
 
 if TYPE_CHECKING:
     import logging

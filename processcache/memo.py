@@ -328,7 +328,7 @@ def memoize(group: str, ttl: "float | str | None" = None, *, database=None, job:
                    else database)
             if key not in _contexts:
                 from .context import CacheContext
-                from .database import Database, connect
+                from .storage.database import Database, connect
 
                 db = database if isinstance(database, Database) else connect(database)
                 _contexts[key] = CacheContext(db, group, job, machine)

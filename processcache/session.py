@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from pony.orm.dbapiprovider import DBException
 
 from .context import CacheContext, _current
-from .database import Database, connect
+from .storage.database import Database, connect
 from .errors import ProcessCacheError, RunNotRecordedError, SchemaError
-from .fence import Fence
+from .storage.fence import Fence
 from .heartbeat import Heartbeat
 from .locknames import lock_key, lock_name
 from .logs import LogType

@@ -41,9 +41,9 @@ from datetime import datetime
 import pytest
 
 from . import clock
-from .database import Database, connect
+from .storage.database import Database, connect
 from .durations import parse_duration
-from .history import FAILED
+from .storage.reports import FAILED
 from .records import RunRecord
 from .registry import JobSpec
 

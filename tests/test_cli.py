@@ -42,8 +42,8 @@ def test_run_imports_only_what_a_run_on_sqlite_needs(tmp_path):
                 for line in found.stderr.splitlines() if line.startswith("import time:")}
     assert {"processcache.runner", "pony.orm.dbproviders.sqlite"} <= imported
     unneeded = {"psycopg2", "pymysql", "pony.orm.dbproviders.postgres", "pony.orm.dbproviders.mysql",
-                "processcache.history", "processcache.memo", "processcache.cli_ops", "processcache.cli_cache",
-                "processcache.upgrades", "platformdirs"}
+                "processcache.storage.reports", "processcache.memo", "processcache.cli.ops", "processcache.cli.cache",
+                "processcache.storage.upgrades", "platformdirs"}
     assert unneeded & imported == set()
 
 

@@ -10,7 +10,7 @@ from pony.orm import db_session
 
 import processcache
 from processcache import DatabaseUnavailableError, SchemaError, cache_session, connect
-from processcache.entities import SCHEMA_VERSION
+from processcache.storage.schema import SCHEMA_VERSION
 
 
 def count(db, table):

@@ -16,7 +16,7 @@ import pytest
 
 import processcache
 from processcache import CacheContext, LeaseLostError
-from processcache.fence import Fence
+from processcache.storage.fence import Fence
 
 WORKERS = Path(__file__).resolve().parent / "fencing_workers.py"
 

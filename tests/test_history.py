@@ -9,7 +9,7 @@ from pony.orm import db_session
 
 import processcache
 from processcache import LogType, Registry, cache_session
-from processcache.history import PRUNE_BATCH
+from processcache.storage.reports import PRUNE_BATCH
 from processcache.timeutil import utcnow
 
 
@@ -177,7 +177,7 @@ def test_prune_dry_run_deletes_nothing_and_prune_deletes_what_it_reported(backen
 
 
 def test_prune_in_batches(backend, monkeypatch):
-    monkeypatch.setattr("processcache.history.PRUNE_BATCH", 2)
+    monkeypatch.setattr("processcache.storage.reports.PRUNE_BATCH", 2)
     with cache_session("history", "many", machine="m", database=backend) as ctx:
         for n in range(5):
             ctx.create_log(f"log {n}")

@@ -12,7 +12,7 @@ from cli_helpers import cli
 from click.testing import CliRunner
 
 from processcache import cache_session, connect
-from processcache.cli import main
+from processcache.cli.main import main
 from processcache.quiet import SHOWN_BYTES
 
 JOBS = textwrap.dedent("""

@@ -111,7 +111,7 @@ def test_delete_is_refused_while_a_run_of_the_job_is_alive(backend):
 
 
 def test_delete_goes_in_batches_and_reports_each(backend, monkeypatch):
-    monkeypatch.setattr("processcache.history.PRUNE_BATCH", 2)
+    monkeypatch.setattr("processcache.storage.reports.PRUNE_BATCH", 2)
     ctx = CacheContext(backend, "billing", "old-export", "m")
     ctx.create_cache_many([(f"k{n}", n) for n in range(5)])
     batches = []

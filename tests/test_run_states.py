@@ -173,7 +173,7 @@ def test_runs_are_stamped_by_the_servers_clock_so_check_and_prune_agree_across_m
 
 def test_logs_since_a_duration_count_back_from_the_servers_clock_on_a_machine_whose_clock_is_ahead(backend_url,
                                                                                                   monkeypatch):
-    from processcache.cli_ops import _since
+    from processcache.cli.ops import _since
 
     with cache_session("states", "since", machine="m", database=backend_url) as ctx:
         ctx.create_log("just now")

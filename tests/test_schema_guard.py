@@ -19,7 +19,7 @@ from cli_helpers import cli
 from pony.orm import db_session
 
 from processcache import CacheContext, SchemaError, cache_session, connect
-from processcache.entities import SCHEMA_VERSION
+from processcache.storage.schema import SCHEMA_VERSION
 
 NEWER = SCHEMA_VERSION + 1
 REFUSED = f"has schema version {NEWER}, written by a newer processcache"

@@ -14,7 +14,7 @@ from pony.orm import db_session
 
 import processcache
 from processcache import ConfigError, ProcessCacheError, connect
-from processcache.cli import main
+from processcache.cli.main import main
 from processcache.config import parse_url
 
 ROOT = Path(__file__).resolve().parent.parent

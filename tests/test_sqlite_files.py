@@ -20,13 +20,13 @@ import pytest
 from cli_helpers import cli, seed_nightly
 from click.testing import CliRunner
 
-import processcache.cli_cache  # noqa: F401  (imported before the fork: see the module's docstring)
-import processcache.cli_ops  # noqa: F401
-import processcache.history  # noqa: F401
-import processcache.sqlitefiles  # noqa: F401
+import processcache.cli.cache  # noqa: F401  (imported before the fork: see the module's docstring)
+import processcache.cli.ops  # noqa: F401
+import processcache.storage.reports  # noqa: F401
+import processcache.storage.sqlitefiles  # noqa: F401
 import processcache
 from processcache import CacheContext, connect
-from processcache.cli import main
+from processcache.cli.main import main
 
 READ_COMMANDS = [
     (["check"], 0, "all jobs are well"),

@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 
 from processcache import CacheContext, connect
 from processcache.context import ANY
-from processcache.transfer import ImportLineError, parse_line
+from processcache.storage.transfer import ImportLineError, parse_line
 
 GOOD = {"key": "k", "value": 1, "machine": "m", "created_at": "2026-01-01T00:00:00+00:00", "expires_at": None}
 

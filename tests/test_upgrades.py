@@ -8,7 +8,7 @@ from cli_helpers import cli
 from pony.orm import db_session
 
 from processcache import ANY, CacheContext, SchemaError, connect
-from processcache.store import CURRENT
+from processcache.storage.store import CURRENT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
 import schema_v1  # noqa: E402  (the frozen first schema)

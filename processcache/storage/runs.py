@@ -15,16 +15,16 @@ from typing import NamedTuple
 from pony.orm.core import TransactionIntegrityError
 from pony.orm.dbapiprovider import IntegrityError
 
-from .codec import decode_value, encode_value
+from ..codec import decode_value, encode_value
 from .dialects import FOR_UPDATE, NOW
-from .errors import InvalidValueError
-from .entities import JOB_STATE_REVISION
+from ..errors import InvalidValueError
+from .schema import JOB_STATE_REVISION
 from .fence import NO_FENCE, Fence
-from .locknames import lock_key
-from .records import RunRecord
+from ..locknames import lock_key
+from ..records import RunRecord
 from .retry import retrying
-from .texts import storable
-from .timeutil import db_time, py_time
+from ..texts import storable
+from ..timeutil import db_time, py_time
 
 #: A run's result summary is kept when its JSON is at most this long.
 MAX_RESULT_CHARS = 10_000

@@ -14,8 +14,8 @@ is already done, and an interrupted upgrade resumes where it stopped).
 """
 
 
-from .entities import SCHEMA_REVISION, SCHEMA_VERSION
-from .errors import SchemaError
+from .schema import SCHEMA_REVISION, SCHEMA_VERSION
+from ..errors import SchemaError
 from .store import CURRENT
 
 

@@ -17,15 +17,15 @@ from itertools import repeat
 from typing import NamedTuple
 
 from .bulk import insert_many
-from .codec import decode_value, decode_values
-from .errors import InvalidValueError
+from ..codec import decode_value, decode_values
+from ..errors import InvalidValueError
 from .dialects import AWARE_TIME, FOR_SHARE, LOCK_JOB_ROW, NOW
 from .fence import NO_FENCE, Fence
 from .fastpath import Writer
-from .records import Entry, entry_of_tuple
+from ..records import Entry, entry_of_tuple
 from .retry import one_line_when_lost, retrying
 from .sql import gc_paused
-from .timeutil import db_time, py_time
+from ..timeutil import db_time, py_time
 
 _INSERT_COLUMNS = ("job_id", "machine", "entry_key", "entry_value", "created_at", "expires_at")
 

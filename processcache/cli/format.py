@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli_style import coloured, local_option, show_time, zone_label
-from .durations import format_duration
-from .errors import ProcessCacheError
+from .style import coloured, local_option, show_time, zone_label
+from ..durations import format_duration
+from ..errors import ProcessCacheError
 
 if TYPE_CHECKING:
-    from .database import Database
+    from ..storage.database import Database
 
 
 def database_option(func):
@@ -51,8 +51,8 @@ def complete_jobs(ctx: click.Context, _param, incomplete: str) -> list[str]:
 @contextlib.contextmanager
 def opened(database: str | None, read_only: bool = True) -> Iterator["Database"]:
     """The command's database, read-only unless the command changes it, with its errors in one line."""
-    from .database import connect
-    from .retry import one_line_when_lost
+    from ..storage.database import connect
+    from ..storage.retry import one_line_when_lost
 
     with connect(database, read_only=read_only) as db, one_line_when_lost(db):
         yield db

@@ -16,7 +16,7 @@ import sqlite3
 import stat
 from urllib.parse import quote
 
-from .errors import DatabaseUnavailableError
+from ..errors import DatabaseUnavailableError
 
 log = logging.getLogger("processcache")
 

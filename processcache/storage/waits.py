@@ -15,7 +15,7 @@ timeouts) from the application's. Ours wait at most ``connect_timeout``
 for a connection to open (libpq does not enforce it in non-blocking mode)
 and ``read_timeout`` for each answer; then `wait` raises
 `psycopg2.OperationalError`, psycopg2 closes the connection, and
-`processcache.retry` sees a lost connection. Any other connection waits
+`processcache.storage.retry` sees a lost connection. Any other connection waits
 exactly as with `psycopg2.extras.wait_select`: no timeout, and Ctrl-C
 cancels its query.
 

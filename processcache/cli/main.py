@@ -6,10 +6,10 @@ from typing import NoReturn
 
 import click
 
-from . import __version__
-from .cli_format import database_option, echo_json, json_option, one_line_errors
-from .cli_style import coloured
-from .records import LogRecord
+from .. import __version__
+from .format import database_option, echo_json, json_option, one_line_errors
+from .style import coloured
+from ..records import LogRecord
 
 EXIT_USAGE = 2
 
@@ -21,14 +21,14 @@ class LazyGroup(click.Group):
     for importing the operations and cache commands.
     """
 
-    lazy = {name: "cli_ops" for name in ("jobs", "runs", "logs", "locks", "check", "prune")} | {"cache": "cli_cache"}
+    lazy = {name: "ops" for name in ("jobs", "runs", "logs", "locks", "check", "prune")} | {"cache": "cache"}
 
     def list_commands(self, ctx):
         return sorted({*super().list_commands(ctx), *self.lazy})
 
     def get_command(self, ctx, name):
         if name in self.lazy and name not in self.commands:
-            module = importlib.import_module(f"processcache.{self.lazy[name]}")
+            module = importlib.import_module(f"processcache.cli.{self.lazy[name]}")
             self.add_command(getattr(module, name))
         return super().get_command(ctx, name)
 
@@ -114,10 +114,10 @@ def run(target, database, machine, overlap, wait_timeout, quiet, job_name, as_js
         MAILTO=ops@example.com
         0 * * * *  processcache run -q --job example/hello-world /srv/jobs/hello.py:hello
     """
-    from .errors import RunNotRecordedError
-    from .quiet import HeldOutput
-    from .runner import EXIT_FAILED, EXIT_OK, EXIT_SKIPPED, exit_code, run_job
-    from .signals import Terminated, terminate_on_signals
+    from ..errors import RunNotRecordedError
+    from ..quiet import HeldOutput
+    from ..runner import EXIT_FAILED, EXIT_OK, EXIT_SKIPPED, exit_code, run_job
+    from ..signals import Terminated, terminate_on_signals
 
     spec = _load(target, job_name, database, machine)
     _check_wait_timeout(spec, overlap, wait_timeout)
@@ -151,10 +151,10 @@ def _load(target, job_name, database, machine):
     An error raised inside the user's module is printed as a traceback that
     starts at the user's code (without --job too), not at click's frames.
     """
-    from .errors import ProcessCacheError
-    from .loader import load_target
-    from .runner import EXIT_FAILED, record_load_failure, select_job
-    from .session import user_traceback
+    from ..errors import ProcessCacheError
+    from ..loader import load_target
+    from ..runner import EXIT_FAILED, record_load_failure, select_job
+    from ..session import user_traceback
 
     try:
         spec = select_job(target, load_target(target), job_name)
@@ -235,7 +235,7 @@ def sync(database, mode, yes, as_json):
         processcache db sync --mode check
         processcache db sync --mode new --yes      # destroys all cached data
     """
-    from .database import connect
+    from ..storage.database import connect
 
     with connect(database, create=False, read_only=mode == "check") as opened:
         if mode == "new" and not yes:
@@ -268,8 +268,8 @@ def upgrade(database, as_json):
     Example:
         processcache db upgrade --database postgresql://cron@db.internal/cron
     """
-    from .database import connect
-    from .store import describe
+    from ..storage.database import connect
+    from ..storage.store import describe
 
     with connect(database, upgrade=False, create=False) as opened:
         before, after = opened.upgrade()

@@ -11,18 +11,18 @@ from datetime import datetime, timedelta
 
 from pony import orm
 
-from . import config
-from .entities import SCHEMA_REVISION, SCHEMA_VERSION, define_entities
-from .errors import DatabaseUnavailableError, MissingDriverError, SchemaError
-from .cachestore import CacheStore
-from .clock import Clock, moved
+from .. import config
+from .schema import SCHEMA_REVISION, SCHEMA_VERSION, define_entities
+from ..errors import DatabaseUnavailableError, MissingDriverError, SchemaError
+from .cache import CacheStore
+from ..clock import Clock, moved
 from .dialects import NOW, SQLITE_MOVED
-from .logs import LogType
-from .records import JobSummary, LogRecord, Problem, RunDetail, RunRecord
+from ..logs import LogType
+from ..records import JobSummary, LogRecord, Problem, RunDetail, RunRecord
 from .retry import Attempts, RetryBudget, is_unreachable, reason, retrying
-from .runstore import LockRecord, RunStore
+from .runs import LockRecord, RunStore
 from .store import CURRENT, Store
-from .timeutil import backoff
+from ..timeutil import backoff
 from .transactions import Transactions
 
 SYNC_MODES = ("create", "check", "new")
@@ -107,7 +107,7 @@ class Database:
     @functools.cached_property
     def history(self):
         """Reports and retention (`history.History`), imported when first used: `run` never needs it."""
-        from .history import History
+        from .reports import History
 
         return History(self)
 
@@ -166,7 +166,7 @@ class Database:
         terminated or was lost, or when it ran past ``max_duration``;
         retired jobs are not. A database without any job is a ``no-jobs`` problem.
         """
-        from .durations import parse_duration
+        from ..durations import parse_duration
 
         return self.history.check(parse_duration(grace, "grace"))
 

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli_format import (database_option, echo_json, echo_table, job_argument, json_line, json_option,
+from .format import (database_option, echo_json, echo_table, job_argument, json_line, json_option,
                          one_line_errors, opened)
-from .codec import encode_value
-from .errors import ProcessCacheError
+from ..codec import encode_value
+from ..errors import ProcessCacheError
 
 if TYPE_CHECKING:
-    from .context import CacheContext
+    from ..context import CacheContext
 
 
 
@@ -34,8 +34,8 @@ def _context(database, job, machine, create=False, read_only=False, all_machines
     every other command refuses a mistyped name, and creates nothing. The
     reading commands open the database *read_only*.
     """
-    from .context import CacheContext
-    from .options import JobOptions
+    from ..context import CacheContext
+    from ..options import JobOptions
 
     group, slash, name = job.partition("/")
     if not slash:
@@ -203,7 +203,7 @@ def export(job, machine, database, as_json):
     Each line keeps the key, value, machine, creation time and expiry, so
     `cache import` rebuilds the same cache. By default every machine's.
     """
-    from .transfer import ExportedEntry
+    from ..storage.transfer import ExportedEntry
 
     with opened(database) as db:
         lines = [ExportedEntry(*row).line() for row in db.cache.export_rows(db.history.job_id(job), machine)]
@@ -234,7 +234,7 @@ def import_entries(job, machine, append, database, as_json):
     Example:
         processcache cache import example/hello-world -d sqlite:///copy.db < hello.jsonl
     """
-    from .transfer import parse_line
+    from ..storage.transfer import parse_line
 
     try:
         rows = [parse_line(number, line, machine) for number, line in enumerate(sys.stdin, 1) if line.strip()]

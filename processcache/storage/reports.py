@@ -14,13 +14,13 @@ from datetime import datetime, timedelta, timezone
 
 from pony import orm
 
-from .entities import JOB_STATE_REVISION
-from .errors import ProcessCacheError
-from .logs import LogType
-from .names import normalize
-from .records import JobSummary, LogRecord, Problem, RunDetail, RunRecord
+from .schema import JOB_STATE_REVISION
+from ..errors import ProcessCacheError
+from ..logs import LogType
+from ..names import normalize
+from ..records import JobSummary, LogRecord, Problem, RunDetail, RunRecord
 from .store import id_list
-from .timeutil import db_time, py_time
+from ..timeutil import db_time, py_time
 
 #: Statuses of runs that went wrong: kept longer by `prune`, reported by `check`.
 FAILED = ("failed", "lost", "terminated")
@@ -319,6 +319,6 @@ def exit_code(run: RunRecord) -> int | None:
         return None
     if run.status == "terminated":
         return None if run.signal is None else 128 + run.signal
-    from .runner import exit_code as runner_exit_code
+    from ..runner import exit_code as runner_exit_code
 
     return runner_exit_code(run)

@@ -15,7 +15,7 @@ or a memoised computation's random owner. A write the fence refuses raises
 from typing import NamedTuple
 
 from .dialects import FOR_SHARE
-from .errors import LeaseLostError
+from ..errors import LeaseLostError
 
 
 class Fence(NamedTuple):

@@ -25,9 +25,9 @@ from datetime import datetime
 from pony.orm.core import TransactionIntegrityError
 from pony.orm.dbapiprovider import IntegrityError
 
-from .errors import ProcessCacheError
-from .history import TABLES, History, still_retired
-from .timeutil import db_time, py_time
+from ..errors import ProcessCacheError
+from .reports import TABLES, History, still_retired
+from ..timeutil import db_time, py_time
 
 
 def retire(history: History, name: str) -> datetime:

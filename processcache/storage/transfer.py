@@ -12,9 +12,9 @@ import math
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from .codec import decode_value, encode_value
-from .errors import ImportLineError, ProcessCacheError
-from .names import check_key, check_machine
+from ..codec import decode_value, encode_value
+from ..errors import ImportLineError, ProcessCacheError
+from ..names import check_key, check_machine
 
 REQUIRED = ("key", "value", "machine", "created_at")
 

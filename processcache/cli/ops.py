@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
-from .cli_format import (complete_jobs, database_option, echo_json, echo_table, json_line, json_option,
+from .format import (complete_jobs, database_option, echo_json, echo_table, json_line, json_option,
                          one_line_errors, opened)
-from .cli_style import local_time, show_time, zone_label
-from .durations import format_duration, parse_duration
-from .errors import ProcessCacheError
+from .style import local_time, show_time, zone_label
+from ..durations import format_duration, parse_duration
+from ..errors import ProcessCacheError
 
 RUN_STATUSES = ["running", "succeeded", "failed", "skipped", "lost", "terminated"]
 

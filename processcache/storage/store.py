@@ -15,14 +15,14 @@ from pony.orm.core import TransactionIntegrityError
 from pony.orm.dbapiprovider import DatabaseError, IntegrityError
 
 from .dialects import SCHEMA_LOCK
-from .entities import SCHEMA_REVISION, SCHEMA_VERSION
+from .schema import SCHEMA_REVISION, SCHEMA_VERSION
 from .fastpath import Writer
 from .retry import is_disconnect, retrying
-from .errors import SchemaError
-from .logs import LogType
-from .records import LogRecord
-from .texts import storable
-from .timeutil import db_time, py_time, utcnow
+from ..errors import SchemaError
+from ..logs import LogType
+from ..records import LogRecord
+from ..texts import storable
+from ..timeutil import db_time, py_time, utcnow
 
 _LOG_COLUMNS = "id, log_type, message, machine, created_at, run_id, level, job_id"
 _GET_OR_CREATE_ATTEMPTS = 5

@@ -33,8 +33,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .durations import format_duration
-from .errors import DatabaseUnavailableError, SchemaError
+from ..durations import format_duration
+from ..errors import DatabaseUnavailableError, SchemaError
 
 FIRST_PAUSE = 0.1
 MAX_PAUSE = 2.0

@@ -1,0 +1,1 @@
+"""Where processcache's data lives: the SQL database, its schema, and the stores that read and write it."""
