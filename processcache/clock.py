@@ -17,6 +17,7 @@ server's clock cannot be moved: there both stay the real time.
 """
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 #: Seconds SQLite's time is ahead of the real time in this process; 0.0 except in tests.
@@ -41,21 +42,23 @@ def set_moved(seconds: float) -> None:
 class Clock:
     """The server's time, read through this machine's clock and a measured offset."""
 
-    def __init__(self, read_server_epoch) -> None:
+    def __init__(self, read_server_epoch: Callable[[], float]) -> None:
         self._read = read_server_epoch
         self._offset: timedelta | None = None
         self._moved_when_measured = 0.0
 
     def now(self) -> datetime:
         """The database server's current time, as an aware UTC datetime."""
-        if self._offset is None or self._moved_when_measured != _moved:
-            self.sync()
-        return datetime.now(UTC) + self._offset
+        offset = self._offset
+        if offset is None or self._moved_when_measured != _moved:
+            offset = self.sync()
+        return datetime.now(UTC) + offset
 
-    def sync(self, read=None) -> None:
-        """Measure the offset again; *read* (a call returning the server's epoch seconds) runs in a caller's session."""
+    def sync(self) -> timedelta:
+        """Measure the offset again (one query), and return it."""
         self._moved_when_measured = _moved
         before = time.time()
-        server = float((read or self._read)())
+        server = float(self._read())
         after = time.time()
         self._offset = timedelta(seconds=server - (before + after) / 2)
+        return self._offset

@@ -10,20 +10,22 @@ is not a str, at any depth: JSON would bring ``{1: "a"}`` back as
 """
 
 import json
-from collections.abc import Sequence
+from _json import encode_basestring_ascii, make_encoder
+from collections.abc import Callable, Sequence
 from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
 from .errors import InvalidValueError
 
-_encoder = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
 # JSONEncoder.encode builds a new C encoder for every value; one built once
 # encodes a small value 2.6x faster (create_cache_many encodes thousands).
-# Without the circular-reference markers a cycle ends in RecursionError.
-_c_encode = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
-    None, _encoder.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False)
-_scan_once = json.JSONDecoder().scan_once
+# The C module _json is CPython's, which processcache needs anyway (Pony reads
+# CPython bytecode). Without the circular-reference markers a cycle ends in
+# RecursionError.
+_c_encode = make_encoder(None, json.JSONEncoder().default, encode_basestring_ascii, None, ":", ",", False, False, False)
+#: The C scanner that JSONDecoder sets on itself (typeshed does not declare the attribute).
+_scan_once: Callable[[str, int], tuple[Any, int]] = vars(json.JSONDecoder())["scan_once"]
 _first = itemgetter(0)
 
 
@@ -45,7 +47,7 @@ def decode_values(texts: Sequence[str]) -> list[Any]:
 def encode_value(value: Any) -> str:
     """Return the stored text of *value*, or raise InvalidValueError (a TypeError)."""
     try:
-        text = "".join(_c_encode(value, 0)) if _c_encode else _encoder.encode(value)
+        text = "".join(_c_encode(value, 0))
     except TypeError as exc:  # a key of a type JSON has no conversion for (a tuple) lands here
         raise _key_error(value, "cache values") or InvalidValueError(
             f"cache values must be JSON values (str, int, float, bool, None, list, dict): {exc}"

@@ -64,7 +64,7 @@ own minute. SIGTERM during the wait ends the process within the same bound.
 import os
 import re
 from dataclasses import dataclass, field, replace
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit
 
 from .durations import parse_duration
 from .errors import ConfigError
@@ -323,7 +323,7 @@ def _options(query: str) -> list[tuple[str, str]]:
             for name, value in parse_qsl(query, keep_blank_values=True)]
 
 
-def _mask_url(parts) -> str:
+def _mask_url(parts: SplitResult) -> str:
     """The URL of *parts* as shown: its password and any password option's value as ``***``."""
     if parts.password is not None:
         parts = parts._replace(netloc=f"{parts.username}:{_MASK}@{parts.netloc.rpartition('@')[2]}")
@@ -364,7 +364,7 @@ def _mask_options(text: str) -> str:
     return _PASSWORD_OPTION.sub(lambda found: found.group(1) + _MASK, text)
 
 
-def _masked_text(url) -> str:
+def _masked_text(url: object) -> str:
     """Mask what may be a password in a URL's text, whether it parses or not.
 
     A ``?password=`` option's value is masked first. The user part runs from

@@ -6,6 +6,7 @@ renewals can fail before anyone else sees the holder as gone) until stopped.
 
 import threading
 from collections.abc import Callable
+from typing import Any, Self
 
 
 class Heartbeat:
@@ -24,11 +25,11 @@ class Heartbeat:
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"processcache-heartbeat ({what})", daemon=True)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._stopped.set()
         self._thread.join()
 
@@ -51,7 +52,7 @@ class Heartbeat:
                 _warn("processcache: %s lost its lease (it ran out before a renewal)", self.what)
 
 
-def _warn(message: str, *args) -> None:
+def _warn(message: str, *args: Any) -> None:
     import logging  # only when something went wrong: start-up stays lighter
 
     logging.getLogger("processcache.heartbeat").warning(message, *args)

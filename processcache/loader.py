@@ -22,6 +22,7 @@ import os
 import re
 import site
 import sys
+from types import ModuleType
 
 from .errors import LoadError
 from .registry import JobSpec
@@ -50,16 +51,16 @@ def load_target(target: str) -> JobSpec | list[JobSpec]:
     return found
 
 
-def jobs_of(module) -> list[JobSpec]:
+def jobs_of(module: ModuleType) -> list[JobSpec]:
     """Every job a module defines, in the order they appear."""
     return [value for value in vars(module).values() if isinstance(value, JobSpec)]
 
 
-def _job_names(module) -> list[str]:
+def _job_names(module: ModuleType) -> list[str]:
     return [name for name, value in vars(module).items() if isinstance(value, JobSpec)]
 
 
-def _import(name: str):
+def _import(name: str) -> ModuleType:
     if name.endswith(".py") or os.sep in name or "/" in name:
         return _import_file(name)
     here = os.getcwd()
@@ -88,7 +89,7 @@ def _search(*folders: str) -> None:
             position += 1
 
 
-def _import_file(path: str):
+def _import_file(path: str) -> ModuleType:
     filename = os.path.abspath(path)
     if not os.path.isfile(filename):
         raise LoadError(f"no such file: {path}: check the path (relative paths start at the current directory)")

@@ -20,7 +20,8 @@ leaves nothing behind. A stream without a file descriptor (click's
 import os
 import sys
 import tempfile
-from typing import IO, Self, TextIO
+from types import TracebackType
+from typing import IO, Self, TextIO, TypeGuard
 
 #: The end of a failed run's stdout, and of its stderr, that is shown: enough for the longest
 #: traceback processcache stores (256 Ki characters) and the logs before it.
@@ -47,7 +48,8 @@ class HeldOutput:
             os.dup2(spool.fileno(), stream.fileno())
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         for stream, saved, spool in self._held:
             stream.flush()
             os.dup2(saved, stream.fileno())
@@ -58,10 +60,12 @@ class HeldOutput:
         self._held.clear()
 
 
-def _has_descriptor(stream: TextIO | None) -> bool:
+def _has_descriptor(stream: TextIO | None) -> TypeGuard[TextIO]:
+    if stream is None:  # sys.stdout is None under pythonw and in some daemons
+        return False
     try:
         stream.fileno()
-    except (AttributeError, ValueError):  # None, or in memory (io.UnsupportedOperation is a ValueError)
+    except (AttributeError, ValueError):  # no fileno(), or in memory (io.UnsupportedOperation is a ValueError)
         return False
     return True
 

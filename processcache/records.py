@@ -34,9 +34,14 @@ entry_of_tuple = partial(tuple.__new__, Entry)
 
 
 class LogRecord(NamedTuple):
-    """One log message of a job, and the run that wrote it (if any)."""
+    """One log message of a job, and the run that wrote it (if any).
 
-    id: int
+    *id* is None for the record a log written inside ``ctx.batch()``
+    returns: the log is stored, and given its id, when the outermost batch
+    ends (committed or rolled back).
+    """
+
+    id: int | None
     type: LogType
     message: str
     machine: str

@@ -37,15 +37,17 @@ server's real time.
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from . import clock
-from .storage.database import Database, connect
 from .durations import parse_duration
-from .storage.reports import FAILED
 from .records import RunRecord
 from .registry import JobSpec
+from .storage.database import Database, connect
+from .storage.reports import FAILED
 
 
 class MovableClock:
@@ -70,7 +72,7 @@ class MovableClock:
 
 
 @pytest.fixture
-def processcache_db(tmp_path, monkeypatch) -> Iterator[Database]:
+def processcache_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
     """A new processcache database (SQLite in tmp_path) for this test; PROCESSCACHE_DATABASE_URL names it meanwhile."""
     url = f"sqlite:///{tmp_path / 'processcache.db'}"
     monkeypatch.setenv("PROCESSCACHE_DATABASE_URL", url)
@@ -82,7 +84,7 @@ def processcache_db(tmp_path, monkeypatch) -> Iterator[Database]:
 def run_job(processcache_db: Database) -> Callable[..., RunRecord]:
     """run_job(spec, allow_failure=False, **options): run a @job recorded in processcache_db; return its RunRecord."""
 
-    def run(spec: JobSpec, *, allow_failure: bool = False, **options) -> RunRecord:
+    def run(spec: JobSpec, *, allow_failure: bool = False, **options: Any) -> RunRecord:
         record = spec.run(database=processcache_db, **options)
         if record.status in FAILED and not allow_failure:
             pytest.fail(f"the run of {spec.group}/{spec.name} {record.status} (allow_failure=True to test that):"

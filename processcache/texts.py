@@ -31,4 +31,5 @@ def storable(text: str | None, limit: int = MAX_CHARS) -> str | None:
     head = limit * 3 // 4
     tail = limit - head
     cut = len(text) - head - tail
-    return f"{text[:head]}\n[... {cut} characters cut by processcache: the text was too long to store ...]\n{text[-tail:]}"
+    marker = f"[... {cut} characters cut by processcache: the text was too long to store ...]"
+    return f"{text[:head]}\n{marker}\n{text[-tail:]}"
