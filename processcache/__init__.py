@@ -19,8 +19,10 @@ from .errors import (
     InvalidKeyError,
     InvalidNameError,
     InvalidValueError,
+    JobLockedError,
     LeaseLostError,
     LoadError,
+    MemoTimeoutError,
     MissingDriverError,
     ProcessCacheError,
     RegistryError,
@@ -33,12 +35,12 @@ from .options import JobOptions
 from .records import Entry, JobSummary, LogRecord, Problem, RunDetail, RunRecord
 from .registry import JobSpec, Registry, job
 from .storage.runs import LockRecord
-from .session import JobLockedError, cache_session
+from .session import cache_session
 
 
 def __getattr__(name: str):
     # memoize lives in memo.py, imported on first use: `processcache run` does not need it.
-    if name in ("memoize", "MemoTimeoutError"):
+    if name == "memoize":
         from . import memo
 
         return getattr(memo, name)

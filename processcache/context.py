@@ -7,12 +7,18 @@ as the original process-cache scoped them. Every entry and log still records
 the machine that wrote it, and reads can name a scope of their own:
 ``machine=ANY`` or a machine's name.
 
-``ctx.tree`` and ``ctx.results`` are the snapshot of the last load or
-`sync_cache`, kept in step with every write made through this context;
-``get_cache``, ``has_cache``, ``has_cache_key`` and ``get_full_cache`` read
-the database, so they see what other processes wrote since.
+``ctx.tree`` and ``ctx.results`` are a snapshot of the job's whole cache,
+read from the database on their first use (or when the run starts, with the
+job option ``load_cache="eager"``) and by `sync_cache`, then kept in step with
+every write made through this context. A run that reads only a few keys
+never pays for the whole cache: ``get_cache``, ``latest``, ``has_cache``,
+``has_cache_key`` and ``get_full_cache`` read the database, so they also see
+what other processes wrote since.
 
-A context is made by `cache_session` (``session.py``) or by the runner.
+A context is made by `cache_session` (``session.py``) or by the runner. The
+package's own modules use its documented surface (`job_id`, `store_log`,
+`set_cache_fenced`, `delete_everywhere`, `end`, `using`), never its private
+names.
 """
 
 import contextlib
@@ -28,7 +34,7 @@ from .errors import ProcessCacheError
 from .storage.fence import NO_FENCE, Fence
 from .logs import LogType
 from .names import check_key, check_keys, check_machine, normalize_name
-from .options import JobOptions
+from .options import DEFAULT_LEASE, DEFAULT_WAIT_TIMEOUT, JobOptions
 from .records import Entry, LogRecord, RunRecord
 from .storage.retry import one_line_when_lost
 
@@ -65,6 +71,16 @@ def current_context() -> "CacheContext":
     return ctx
 
 
+@contextlib.contextmanager
+def using(ctx: "CacheContext") -> Iterator[None]:
+    """Make *ctx* what `current_context` returns inside the block (`cache_session` runs the job in one)."""
+    token = _current.set(ctx)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
 class CacheContext:
     """What a job sees: its names, its run, its cache and its logs.
 
@@ -85,11 +101,12 @@ class CacheContext:
         self.run: RunRecord | None = None
         #: The run's result summary: set it (a JSON value) or return it from the job.
         self.result: Any = None
-        self.tree: dict[str, list[Entry]] = {}
-        self.results: dict[int, Entry] = {}
         self._store = database.store
         self._cache = database.cache
-        self._job_id = self._store.job_id(self.group, self.job)
+        #: The job's id in the database: what the stores' methods (``database.cache.key_stats(...)``) take.
+        self.job_id: int = self._store.job_id(self.group, self.job)
+        self._tree: dict[str, list[Entry]] | None = None  # None until loaded: see `tree`
+        self._results: dict[int, Entry] | None = None
         self._echo = echo
         self._logger = None
         #: The lock this run's writes need held (`fence.py`); set once the run takes its lock.
@@ -133,9 +150,14 @@ class CacheContext:
         A concurrent reader sees the old list or the new value, never an empty
         or doubled key.
         """
-        return self._set(key, value, self._ttl(ttl), self.fence)
+        return self.set_cache_fenced(key, value, self._ttl(ttl), self.fence)
 
-    def _set(self, key: str, value: Any, ttl: float | None, fence: Fence) -> Entry:
+    def set_cache_fenced(self, key: str, value: Any, ttl: float | None, fence: Fence) -> Entry:
+        """`set_cache` with its *ttl* in seconds as given, stored only while *fence* holds.
+
+        For `processcache.memo`, whose write needs the call's own lease held
+        as well as the run's lock (``ctx.fence.plus(...)``).
+        """
         text = encode_value(value)
         entry = self._cache.replace(self._live_job(), self.machine, check_key(key), text, ttl, fence,
                                     across_machines=self._machine(_THIS) is None)
@@ -152,7 +174,20 @@ class CacheContext:
     def clear_cache(self) -> int:
         """Delete every entry of this job in its scope; return how many there were."""
         count = self._cache.delete(self._live_job(), self._machine(_THIS), fence=self.fence)
-        self.tree, self.results = {}, {}
+        self._tree, self._results = {}, {}
+        return count
+
+    def delete_everywhere(self, keys: Iterable[str]) -> int:
+        """Delete the entries under *keys* on every machine, in one transaction; return how many there were.
+
+        For `processcache.memo`: a memoised value is shared by every machine,
+        whatever the job's scope.
+        """
+        with self.batch():
+            count = 0
+            for key in keys:
+                count += self._cache.delete(self._live_job(), None, check_key(key), self.fence)
+                self._forget(key)
         return count
 
     def latest(self, key: str, default: Any = None, machine: Any = _THIS) -> Any:
@@ -179,9 +214,29 @@ class CacheContext:
     def sync_cache(self) -> dict[str, list[Entry]]:
         """Rebuild `tree` and `results` from the database, and return the tree."""
         entries = self._cache.entries(self._live_job(), self._machine(_THIS))
-        self.tree = _tree_of(entries)
-        self.results = {entry.id: entry for entry in entries}
-        return self.tree
+        self._tree = _tree_of(entries)
+        self._results = {entry.id: entry for entry in entries}
+        return self._tree
+
+    @property
+    def tree(self) -> dict[str, list[Entry]]:
+        """Every key of the job's scope with its entries, oldest first.
+
+        Read from the database on first use (one query), or when the run
+        starts with the job option ``load_cache="eager"``; then a snapshot
+        kept in step with this context's writes until `sync_cache`. Once
+        the run has ended, only a tree loaded during it is there.
+        """
+        if self._tree is None:
+            self.sync_cache()
+        return self._tree
+
+    @property
+    def results(self) -> dict[int, Entry]:
+        """The entries of `tree` by id, loaded with it."""
+        if self._results is None:
+            self.sync_cache()
+        return self._results
 
     @contextlib.contextmanager
     def batch(self) -> Iterator["CacheContext"]:
@@ -198,18 +253,19 @@ class CacheContext:
         every database, a batch longer than the lease can lose the lock.
         """
         self._live_job()
-        tree = {key: list(entries) for key, entries in self.tree.items()}
-        results = dict(self.results)
+        saved = (None, None) if self._tree is None else (
+            {key: list(entries) for key, entries in self._tree.items()}, dict(self._results))
         try:
             with one_line_when_lost(self.database, "a batch"), self.database.transaction(immediate=True,
                                                                                           savepoint=True):
                 yield self
         except BaseException:
-            self.tree, self.results = tree, results
+            # Not loaded before the block: unloaded again, so a tree read inside it is read again after the rollback.
+            self._tree, self._results = saved
             raise
 
     def get_or_compute(self, key: str, compute: Callable[[], Any], ttl: "float | str | None" = None,
-                       lease: "float | str" = 60, timeout: "float | str" = 600) -> Any:
+                       lease: "float | str" = DEFAULT_LEASE, timeout: "float | str" = DEFAULT_WAIT_TIMEOUT) -> Any:
         """The value under *key* from any machine, or ``compute()``'s, computed once for all.
 
         See `processcache.memo`: one process computes while the others wait.
@@ -219,8 +275,8 @@ class CacheContext:
         return memo.get_or_compute(self, check_key(key), compute, self._ttl(ttl),
                                    parse_duration(lease, "lease"), parse_duration(timeout, "timeout"))
 
-    def memoize(self, ttl: "float | str | None" = None, lease: "float | str" = 60,
-                timeout: "float | str" = 600, name: str | None = None) -> Callable[[Callable], Callable]:
+    def memoize(self, ttl: "float | str | None" = None, lease: "float | str" = DEFAULT_LEASE,
+                timeout: "float | str" = DEFAULT_WAIT_TIMEOUT, name: str | None = None) -> Callable[[Callable], Callable]:
         """Decorator: memoise a function by its arguments, across processes and machines.
 
         >>> from processcache import cache_session
@@ -251,27 +307,32 @@ class CacheContext:
         return parse_duration(ttl, "ttl")
 
     def _remember(self, entries: list[Entry]) -> None:
+        if self._tree is None:
+            return  # not loaded: its first use reads these from the database
         for entry in entries:
-            self.tree.setdefault(entry.key, []).append(entry)
-            self.results[entry.id] = entry
+            self._tree.setdefault(entry.key, []).append(entry)
+            self._results[entry.id] = entry
 
     def _forget(self, key: str) -> None:
-        for entry in self.tree.pop(key, []):
-            self.results.pop(entry.id, None)
+        if self._tree is None:
+            return
+        for entry in self._tree.pop(key, []):
+            self._results.pop(entry.id, None)
 
     # -- logs -------------------------------------------------------------------
 
     def create_log(self, message: str, type: LogType | str = LogType.GENERIC) -> LogRecord:
         """Store one log message of this job, linked to the current run."""
-        return self._store_log(str(message), LogType.parse(type))
+        return self.store_log(str(message), LogType.parse(type))
 
-    def _store_log(self, message: str, log_type: LogType, level: str | None = None) -> LogRecord:
+    def store_log(self, message: str, log_type: LogType, level: str | None = None) -> LogRecord:
+        """`create_log` with the `logging` level name kept: what ``ctx.logger``'s handler (`loghandler`) stores."""
         job_id, run_id = self._live_job(), self.run and self.run.id
-        transaction = self.database.transaction
-        if transaction.active:  # a batch: stored once it ends, so that its rollback cannot take the log
+        backend = self.database.backend
+        if backend.in_transaction:  # a batch: stored once it ends, so that its rollback cannot take the log
             record = LogRecord(None, log_type, message, self.machine, self.database.clock.now(), run_id, level,
                                self.job, self.group)
-            transaction.after(lambda: self._store.add_log(job_id, self.machine, log_type, message, run_id, level,
+            backend.after(lambda: self._store.add_log(job_id, self.machine, log_type, message, run_id, level,
                                                           record.created_at))
         else:
             record = self._store.add_log(job_id, self.machine, log_type, message, run_id, level)
@@ -284,7 +345,11 @@ class CacheContext:
         if self._ended:
             raise ProcessCacheError(f"the run {self.run.id} of {self.group}/{self.job} has ended: use its context"
                                     " only inside its job or its cache_session block")
-        return self._job_id
+        return self.job_id
+
+    def end(self) -> None:
+        """Mark the run over (`cache_session` does as it ends): every later call raises, so no write lands on it."""
+        self._ended = True
 
     @property
     def logger(self) -> "logging.Logger":

@@ -84,3 +84,15 @@ class RunNotRecordedError(ProcessCacheError):
 
 class ImportLineError(ProcessCacheError, ValueError):
     """A line given to `cache import` that `cache export` could not have written; its message names the line and field."""
+
+
+class JobLockedError(ProcessCacheError):
+    """Another run holds the job's lock: this run was recorded as `skipped`; *run* is that record."""
+
+    def __init__(self, message: str, run) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+class MemoTimeoutError(ProcessCacheError, TimeoutError):
+    """Another process kept computing a memoised value for longer than the timeout."""

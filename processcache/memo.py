@@ -41,26 +41,22 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 from .codec import check_str_keys, encode_value
-from .errors import InvalidValueError, LeaseLostError, ProcessCacheError
+from .context import ANY, CacheContext
+from .errors import InvalidValueError, LeaseLostError, MemoTimeoutError
 from .heartbeat import Heartbeat
 from .names import check_key
+from .options import DEFAULT_LEASE, DEFAULT_WAIT_TIMEOUT
 
-DEFAULT_LEASE = 60.0
-DEFAULT_TIMEOUT = 600.0
 #: Seconds: the longest a waiting call sleeps between two looks for the result,
 #: so it returns at most this late after the computing process stored it.
 POLL = 0.2
 _MISSING = object()
 _COMPUTE = object()  # what `_steps` yields when the value must be computed now
-
-
-class MemoTimeoutError(ProcessCacheError, TimeoutError):
-    """Another process kept computing a memoised value for longer than the timeout."""
 
 
 def memo_key(name: str, args: tuple, kwargs: dict) -> str:
@@ -93,7 +89,7 @@ def default_name(func: Callable) -> str:
 
 
 def get_or_compute(ctx, key: str, compute: Callable[[], Any], ttl: float | None = None,
-                   lease: float = DEFAULT_LEASE, timeout: float = DEFAULT_TIMEOUT) -> Any:
+                   lease: float = DEFAULT_LEASE, timeout: float = DEFAULT_WAIT_TIMEOUT) -> Any:
     """The value under *key* from any machine, or ``compute()``'s, stored once for all."""
     steps = _steps(ctx, key, ttl, lease, timeout)
     try:
@@ -111,7 +107,7 @@ def get_or_compute(ctx, key: str, compute: Callable[[], Any], ttl: float | None 
 
 
 async def get_or_compute_async(ctx, key: str, compute: Callable[[], Awaitable[Any]], ttl: float | None = None,
-                               lease: float = DEFAULT_LEASE, timeout: float = DEFAULT_TIMEOUT) -> Any:
+                               lease: float = DEFAULT_LEASE, timeout: float = DEFAULT_WAIT_TIMEOUT) -> Any:
     """`get_or_compute` for an ``async def`` computation: awaited, and waits that do not block the event loop.
 
     The loop mirrors `get_or_compute`'s with ``await``; everything else is
@@ -169,7 +165,7 @@ def _compute_holding(ctx, key: str, ttl: float | None, lease: float, name: str,
         if found is not _MISSING:
             return found
         with Heartbeat(lambda: runs.renew_lock(name, owner, lease), lease / 3, f"memoised {key}",
-                       close=ctx.database.pony.disconnect):
+                       close=ctx.database.close):
             value = yield _COMPUTE
         encode_value(value)  # a value that cannot be stored fails before anything is written
         return _store(ctx, key, value, ttl, ctx.fence.plus(name, owner))
@@ -192,7 +188,7 @@ def _store(ctx, key: str, value: Any, ttl: float | None, fence) -> Any:
     over the value of the process that took over: every reader sees one value.
     """
     try:
-        ctx._set(key, value, ttl, fence)
+        ctx.set_cache_fenced(key, value, ttl, fence)
         return value
     except LeaseLostError as lost:
         if lost.lock != fence.holds[-1][0]:
@@ -204,19 +200,7 @@ def _store(ctx, key: str, value: Any, ttl: float | None, fence) -> Any:
 
 
 def _cached(ctx, key: str):
-    entry = ctx.database.cache.latest(ctx._live_job(), None, key)  # None: from any machine
-    return _MISSING if entry is None else entry.value
-
-
-def _delete(ctx, keys: Iterable[str]) -> int:
-    """Delete the values under *keys* on every machine, in one transaction; return how many there were."""
-    job = ctx._live_job()
-    with ctx.batch():
-        count = 0
-        for key in keys:
-            count += ctx.database.cache.delete(job, None, key, ctx.fence)
-            ctx._forget(key)
-    return count
+    return ctx.latest(key, _MISSING, machine=ANY)
 
 
 def memoizer(ctx_factory: Callable[[], Any], ttl: float | None, lease: float, timeout: float,
@@ -245,13 +229,13 @@ def memoizer(ctx_factory: Callable[[], Any], ttl: float | None, lease: float, ti
 
         def forget(*args, **kwargs) -> int:
             """Delete the memoised value of this call, on every machine: the next call computes it again."""
-            return _delete(ctx_factory(), [key_of(args, kwargs)])
+            return ctx_factory().delete_everywhere([key_of(args, kwargs)])
 
         def cache_clear() -> int:
             """Delete every memoised value of this function, on every machine; return how many there were."""
             ctx = ctx_factory()
-            stats = ctx.database.cache.key_stats(ctx._live_job(), None)
-            return _delete(ctx, [stat.key for stat in stats if stat.key.rpartition(":")[0] == prefix])
+            stats = ctx.database.cache.key_stats(ctx.job_id, None)
+            return ctx.delete_everywhere([stat.key for stat in stats if stat.key.rpartition(":")[0] == prefix])
 
         wrapper.memo_key = lambda *args, **kwargs: key_of(args, kwargs)
         wrapper.forget = forget
@@ -299,7 +283,7 @@ _contexts_lock = threading.Lock()
 
 def memoize(group: str, ttl: "float | str | None" = None, *, database=None, job: str = "memoize",
             machine: str | None = None, lease: "float | str" = DEFAULT_LEASE,
-            timeout: "float | str" = DEFAULT_TIMEOUT, name: str | None = None) -> Callable[[Callable], Callable]:
+            timeout: "float | str" = DEFAULT_WAIT_TIMEOUT, name: str | None = None) -> Callable[[Callable], Callable]:
     """Memoise a function across processes and machines, outside any job.
 
     >>> from processcache import memoize
@@ -327,7 +311,6 @@ def memoize(group: str, ttl: "float | str | None" = None, *, database=None, job:
             key = (group, job, machine, id(database) if database is not None and not isinstance(database, str)
                    else database)
             if key not in _contexts:
-                from .context import CacheContext
                 from .storage.database import Database, connect
 
                 db = database if isinstance(database, Database) else connect(database)

@@ -8,6 +8,13 @@ from .errors import RegistryError
 
 OVERLAP_MODES = ("skip", "wait", "allow")
 LOCK_SCOPES = ("job", "machine")
+LOAD_MODES = ("lazy", "eager")
+
+#: Seconds a lock, a run or a memoised call's lease lives without a heartbeat: long enough that a
+#: busy machine's heartbeat (every lease / 3) renews it, short enough that a killed holder frees it soon.
+DEFAULT_LEASE = 60.0
+#: Seconds ``overlap="wait"`` waits for the job's lock, and a memoised call for another process's value.
+DEFAULT_WAIT_TIMEOUT = 600.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,17 +42,24 @@ class JobOptions:
     capture_logging: store records of every logger (third-party libraries
                     too) during the run: True for INFO and above, or a level.
     cache_ttl:      the default time-to-live of entries the job creates.
+    load_cache:     when ``ctx.tree`` and ``ctx.results`` are read from the
+                    database: ``lazy`` (default) on their first use, so a
+                    run that reads a few keys (``get_cache``, ``latest``)
+                    never loads a large cache; ``eager`` when the run
+                    starts, before the hooks, as the original process-cache
+                    did (the snapshot is then the cache as the run found it).
     """
 
     overlap: str = "skip"
     lock: str = "job"
     scope: str | None = None
-    lease: float = 60.0
-    wait_timeout: float = 600.0
+    lease: float = DEFAULT_LEASE
+    wait_timeout: float = DEFAULT_WAIT_TIMEOUT
     expect_every: float | None = None
     max_duration: float | None = None
     capture_logging: int | None = None
     cache_ttl: float | None = None
+    load_cache: str = "lazy"
 
     @property
     def data_scope(self) -> str:
@@ -70,6 +84,8 @@ class JobOptions:
             raise RegistryError(f"lock={changes['lock']!r}: use job or machine")
         if changes.get("scope", "job") not in LOCK_SCOPES:
             raise RegistryError(f"scope={changes['scope']!r}: use job (every machine's data) or machine")
+        if changes.get("load_cache", "lazy") not in LOAD_MODES:
+            raise RegistryError(f"load_cache={changes['load_cache']!r}: use lazy (on first use of ctx.tree) or eager")
         for name in ("lease", "wait_timeout", "expect_every", "max_duration", "cache_ttl"):
             if name in changes:
                 changes[name] = parse_duration(changes[name], name)

@@ -38,12 +38,12 @@ class JobSpec:
         return self.func(ctx, *args, **kwargs)
 
     def on_cache_empty(self, hook: Hook) -> Hook:
-        """Decorate ``fn(ctx)`` to run after loading when the cache is empty."""
+        """Decorate ``fn(ctx)`` to run before the job when its cache (in its scope) holds no entry."""
         self.cache_empty_hook = hook
         return hook
 
     def on_cache_exist(self, hook: Hook) -> Hook:
-        """Decorate ``fn(ctx)`` to run after loading when the cache holds entries."""
+        """Decorate ``fn(ctx)`` to run before the job when its cache holds entries (``ctx.tree`` loads on first use)."""
         self.cache_exist_hook = hook
         return hook
 

@@ -5,11 +5,11 @@ The exit codes are those `processcache run` returns.
 
 from collections.abc import Awaitable
 
-from .errors import LoadError, RunNotRecordedError
+from .errors import JobLockedError, LoadError, RunNotRecordedError
 from .names import normalize_name
 from .options import JobOptions
 from .records import RunRecord
-from .session import JobLockedError, cache_session, open_database
+from .session import cache_session, open_database
 
 EXIT_OK = 0
 #: The job raised; its traceback is in the run's record and an ERROR log.
@@ -34,7 +34,7 @@ def run_job(spec, database=None, machine: str | None = None, echo=None, **overri
     ctx = None
     try:
         with cache_session(spec.group, spec.name, machine, database, echo=echo, options=options) as ctx:
-            hook = spec.cache_exist_hook if ctx.tree else spec.cache_empty_hook
+            hook = _load_hook(spec, ctx)
             if hook is not None:
                 _call(hook, ctx)
             result = _call(spec.func, ctx)
@@ -102,6 +102,13 @@ def record_load_failure(job: str, error: Exception, database=None, machine: str 
 def exit_code(run: RunRecord) -> int:
     """The process exit code that reports *run*."""
     return _EXIT_CODES.get(run.status, EXIT_FAILED)
+
+
+def _load_hook(spec, ctx):
+    """``on_cache_exist`` or ``on_cache_empty``, whichever applies: asked of the database, not of a loaded tree."""
+    if spec.cache_exist_hook is None and spec.cache_empty_hook is None:
+        return None  # no hook: not even one query
+    return spec.cache_exist_hook if ctx.has_cache() else spec.cache_empty_hook
 
 
 def _call(func, ctx):

@@ -12,11 +12,10 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 
-from pony.orm.dbapiprovider import DBException
-
-from .context import CacheContext, _current
+from .context import CacheContext, using
+from .storage.backend import DriverError
 from .storage.database import Database, connect
-from .errors import ProcessCacheError, RunNotRecordedError, SchemaError
+from .errors import JobLockedError, ProcessCacheError, RunNotRecordedError, SchemaError
 from .storage.fence import Fence
 from .heartbeat import Heartbeat
 from .locknames import lock_key, lock_name
@@ -25,14 +24,6 @@ from .options import JobOptions
 from .records import LogRecord, RunRecord
 from .signals import Terminated
 from .timeutil import backoff
-
-
-class JobLockedError(ProcessCacheError):
-    """Another run holds the job's lock: this run was recorded as `skipped`."""
-
-    def __init__(self, message: str, run: RunRecord) -> None:
-        super().__init__(message)
-        self.run = run
 
 
 @contextlib.contextmanager
@@ -53,13 +44,14 @@ def cache_session(group: str, job: str, machine: str | None = None,
                   database: "Database | str | None" = None, *,
                   echo: Callable[[LogRecord], None] | None = None,
                   options: JobOptions | None = None, **job_options) -> Iterator[CacheContext]:
-    """Run a ``with`` block as a recorded run of *group*/*job*, with its cache loaded.
+    """Run a ``with`` block as a recorded run of *group*/*job*, and yield its `CacheContext`.
 
     ``database`` is a URL, a connected `Database`, or None for
     ``PROCESSCACHE_DATABASE_URL`` or the default SQLite file. Keywords are
     job options (see `JobOptions`); unlike ``@job``, a session takes no lock
     unless asked (``overlap="skip"`` or ``"wait"``), and raises
-    `JobLockedError` when it cannot have it.
+    `JobLockedError` when it cannot have it. ``ctx.tree`` is read on its
+    first use, or before the block with ``load_cache="eager"``.
 
     An exception in the block marks the run `failed` (KeyboardInterrupt and
     SystemExit: `terminated`), stores its traceback as an ERROR log, keeps
@@ -75,13 +67,14 @@ def cache_session(group: str, job: str, machine: str | None = None,
         held = {"lock": None}
         run_id = ctx.run.id
         heartbeat = Heartbeat(lambda: runs.heartbeat(run_id, options.lease, held["lock"]), options.lease / 3,
-                              f"run {run_id}", close=db.pony.disconnect)
+                              f"run {run_id}", close=db.close)
         with heartbeat:
             try:
                 try:
                     held["lock"] = _take_lock(ctx)
-                    with _captured_logging(ctx), _current_context(ctx):
-                        ctx.sync_cache()
+                    with _captured_logging(ctx), using(ctx):
+                        if options.load_cache == "eager":
+                            ctx.sync_cache()
                         yield ctx
                 except JobLockedError:
                     raise  # recorded as skipped already
@@ -90,7 +83,7 @@ def cache_session(group: str, job: str, machine: str | None = None,
                     raise
                 ctx.run = _finish(ctx, "succeeded", None, result=ctx.result)
             finally:
-                ctx._ended = True
+                ctx.end()
                 if held["lock"] is not None:
                     _locks_here.held.discard((db.url, held["lock"]))
                     _release(runs, held["lock"], run_id)
@@ -112,7 +105,7 @@ def _release(runs, name: str, run_id: int) -> None:
     """Free the lock if the database lets us; if not, its lease frees it, and the error that matters is already raised."""
     try:
         runs.release(name, run_id)
-    except (ProcessCacheError, DBException):
+    except (ProcessCacheError, DriverError):
         pass
 
 
@@ -151,15 +144,6 @@ def _held_message(runs, name: str, options: JobOptions) -> str:
     who = f"run {holder.run_id} on {holder.machine} (pid {holder.pid})" if holder and holder.held else "another run"
     waited = f" after waiting {options.wait_timeout:g}s" if options.overlap == "wait" else ""
     return f"skipped{waited}: {who} holds the lock {name}"
-
-
-@contextlib.contextmanager
-def _current_context(ctx: CacheContext) -> Iterator[None]:
-    token = _current.set(ctx)
-    try:
-        yield
-    finally:
-        _current.reset(token)
 
 
 @contextlib.contextmanager

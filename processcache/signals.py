@@ -18,7 +18,14 @@ HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Terminated(BaseException):
-    """The run was stopped by a signal (a BaseException, like KeyboardInterrupt)."""
+    """The run was stopped by a signal.
+
+    A BaseException, like KeyboardInterrupt and SystemExit, and not in
+    `processcache.errors` with the errors a user catches: it is control flow
+    of the CLI, raised only under its handlers, that must pass through a
+    job's ``except Exception:`` so that the job stops and the run ends as
+    ``terminated``. The CLI catches it and exits 128 + the signal number.
+    """
 
     def __init__(self, signum: int) -> None:
         self.signum = signum

@@ -1,7 +1,9 @@
 """The public API: everything a user imports or catches comes from `processcache`."""
 
+import subprocess
+import sys
+
 import processcache
-import processcache.memo  # noqa: F401  (defines MemoTimeoutError; imported lazily by processcache)
 from processcache import ProcessCacheError
 
 
@@ -12,6 +14,18 @@ def _subclasses(cls: type) -> set[type]:
 def test_every_error_a_user_can_catch_is_exported():
     errors = {cls.__name__ for cls in _subclasses(ProcessCacheError) if cls.__module__.startswith("processcache")}
     assert errors - set(processcache.__all__) == set()
+
+
+def test_every_error_a_user_can_catch_lives_in_errors_and_needs_no_other_import():
+    """JobLockedError and MemoTimeoutError too: catching one must not need `processcache.memo` imported first."""
+    script = ("import sys, processcache, processcache.errors as errors\n"
+              "caught = [processcache.JobLockedError, processcache.MemoTimeoutError]\n"
+              "assert all(getattr(errors, cls.__name__) is cls for cls in caught), caught\n"
+              "assert 'processcache.memo' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert {cls.__module__ for cls in _subclasses(ProcessCacheError) if cls.__module__.startswith("processcache")} \
+        == {"processcache.errors"}
 
 
 def test_every_exported_name_resolves():

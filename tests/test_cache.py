@@ -34,10 +34,11 @@ def test_create_cache_appends_under_a_key_and_updates_tree_and_results(ctx):
 
 def test_get_cache_reads_oldest_first_from_the_database(ctx, backend):
     ctx.create_cache("k", 1)
+    assert [e.value for e in ctx.tree["k"]] == [1], "the tree is read on its first use"
     elsewhere = processcache.CacheContext(backend, ctx.group, ctx.job, ctx.machine)
     elsewhere.create_cache("k", 2)
     assert [e.value for e in ctx.get_cache("k")] == [1, 2]
-    assert [e.value for e in ctx.tree["k"]] == [1], "tree is the snapshot until sync_cache"
+    assert [e.value for e in ctx.tree["k"]] == [1], "then it is the snapshot until sync_cache"
     assert ctx.get_cache("missing") == []
 
 
@@ -64,6 +65,7 @@ def test_keys_are_exact_not_case_or_space_insensitive(ctx):
 
 def test_get_full_cache_and_sync_cache_rebuild_the_tree(ctx, backend):
     ctx.create_cache("a", 1)
+    assert list(ctx.tree) == ["a"]
     other = processcache.CacheContext(backend, ctx.group, ctx.job, ctx.machine)
     other.create_cache("b", 2)
     other.create_cache("a", 3)
