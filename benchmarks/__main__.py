@@ -75,7 +75,7 @@ def seed(db, job: str, total: int, keys: int) -> int:
     entries = workloads.seed_entries(total, keys)
     for start in range(0, total, 10_000):
         ctx.create_cache_many(entries[start:start + 10_000])
-    return ctx._job_id
+    return ctx.job_id
 
 
 def measure_database(kind: str, n: int, repeat: int, folder: str) -> dict:
@@ -87,7 +87,7 @@ def measure_database(kind: str, n: int, repeat: int, folder: str) -> dict:
             ctx = workloads.context(db, "writes")
             # What @job does by default: a run holding the job's lock, every write fenced by it.
             locked = runs.enter_context(processcache.cache_session("bench", "locked", "m", db, overlap="skip"))
-            job_id = ctx._job_id
+            job_id = ctx.job_id
             loaded = workloads.context(db, "load-100k")
             load_id = seed(db, "load-100k", 100_000, 100)
             read_ctx = workloads.context(db, "reads-100k")
@@ -95,7 +95,8 @@ def measure_database(kind: str, n: int, repeat: int, folder: str) -> dict:
             reads = min(n, 10_000)
             for _ in range(repeat):  # interleaved: each repetition runs both sides of every workload
                 pairs = {
-                    "W1 durable appends": (lambda: workloads.appends(ctx, n), lambda: baseline.appends(raw, job_id, n), n),
+                    "W1 durable appends": (lambda: workloads.appends(ctx, n),
+                                           lambda: baseline.appends(raw, job_id, n), n),
                     "W1L appends, locked": (lambda: workloads.appends(locked, n),
                                             lambda: baseline.appends(raw, job_id, n), n),
                     "W2 bulk appends": (lambda: workloads.bulk(ctx, n), lambda: baseline.bulk(raw, job_id, n), n),
@@ -110,7 +111,7 @@ def measure_database(kind: str, n: int, repeat: int, folder: str) -> dict:
                     entry["base"].append(timed(theirs))
                 with db_session:
                     db.pony.execute("DELETE FROM process_cache WHERE job_id IN ($j, $l)",
-                                    {"j": job_id, "l": locked._job_id})
+                                    {"j": job_id, "l": locked.job_id})
             raw.close()
     finally:
         scratch.drop()
@@ -136,7 +137,8 @@ def measure_diskcache(n: int, repeat: int, folder: str) -> dict:
                 "W1 durable appends": (lambda: workloads.appends(ctx, n), lambda: disk.appends(n), n),
                 "W2 bulk appends": (lambda: workloads.bulk(ctx, n), lambda: disk.bulk(n), n),
                 "W3 load 100k": (lambda: workloads.load(loaded), disk_load.load, None),
-                "W4 reads": (lambda: workloads.reads(read_ctx, reads, 1000), lambda: disk_reads.reads(reads, 1000), reads),
+                "W4 reads": (lambda: workloads.reads(read_ctx, reads, 1000),
+                             lambda: disk_reads.reads(reads, 1000), reads),
             }
             for name, (ours, theirs, ops) in pairs.items():
                 entry = results.setdefault(name, {"ops": ops, "pc": [], "base": []})

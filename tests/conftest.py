@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, settings
 
 import processcache
 
+
 def pytest_addoption(parser):
     parser.addoption("--soak", action="store_true",
                      help="also run the soak test: 8 processes running jobs back to back on PostgreSQL")

@@ -17,10 +17,10 @@ from pathlib import Path
 import psycopg2.extensions
 import psycopg2.extras
 import pytest
+from tcpproxy import Proxy
 
 from processcache import CacheContext, ConfigError, DatabaseUnavailableError, connect, job
 from processcache.config import parse_url
-from tcpproxy import Proxy
 
 HERE = Path(__file__).resolve()
 SHORT = "read_timeout=2s&retry_for=3s&connect_timeout=2"
@@ -154,7 +154,8 @@ def test_a_stalled_query_raises_a_lost_connection_after_the_read_timeout(proxied
 
 def test_timeouts_in_the_url_reach_the_driver_as_numbers(server_backend_url):
     mysql = server_backend_url.startswith("mysql")
-    with connect(server_backend_url + "?read_timeout=5&connect_timeout=5" + ("&write_timeout=5" if mysql else "")) as db:
+    options = "?read_timeout=5&connect_timeout=5" + ("&write_timeout=5" if mysql else "")
+    with connect(server_backend_url + options) as db:
         ctx = CacheContext(db, "bounded", "options", "m")
         ctx.create_cache("k", "v")
         assert [entry.value for entry in ctx.get_cache("k")] == ["v"]

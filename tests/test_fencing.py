@@ -95,7 +95,8 @@ def test_a_heartbeat_learns_that_its_lock_was_taken_over(backend):
 @pytest.mark.slow
 @pytest.mark.parametrize("pause", ["sigstop", "gil"])
 def test_a_paused_holder_and_the_run_that_took_over_never_both_write(backend_url, pause):
-    """A SIGSTOPped process (a paused VM) or one C call holding the GIL loses the lease; only the taker's writes land."""
+    """A SIGSTOPped process (a paused VM) or one C call holding the GIL loses the lease;
+    only the taker's writes land."""
     processcache.connect(backend_url).close()
     first = start("locked_writer", backend_url, "A", 1, "gil" if pause == "gil" else 4)
     wait_for_line(first, "holding")

@@ -3,7 +3,6 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from test_names import declarable, original_rule
 
 from processcache import CacheContext, InvalidKeyError, InvalidNameError, InvalidValueError, ProcessCacheError, connect

@@ -155,7 +155,8 @@ def test_a_module_beside_the_job_named_like_a_standard_library_module_does_not_r
     """processcache imports sqlite3 after the job's module (to open an SQLite database): the standard library's."""
     jobs = tmp_path / "jobs"
     jobs.mkdir()
-    (jobs / "sqlite3.py").write_text("raise ImportError('the sqlite3.py beside the job replaced the standard library')\n")
+    (jobs / "sqlite3.py").write_text(
+        "raise ImportError('the sqlite3.py beside the job replaced the standard library')\n")
     (jobs / "job_beside_sqlite3.py").write_text(textwrap.dedent("""
         from processcache import job
 

@@ -1,4 +1,5 @@
-"""Memoised calls: one key per call whatever its spelling, async functions, forgetting, prompt waiters, one computation."""
+"""Memoised calls: one key per call whatever its spelling, async functions, forgetting,
+prompt waiters, one computation."""
 
 import asyncio
 import inspect
@@ -190,7 +191,8 @@ JOB_FILE = """
 """
 
 
-@pytest.mark.parametrize("stem", ["memo", "email"])  # a job file named like the standard library's gets another module name
+# A job file named like the standard library's (email) gets another module name.
+@pytest.mark.parametrize("stem", ["memo", "email"])
 def test_a_job_file_run_by_path_and_as_a_package_module_shares_one_memo_cache(backend_url, tmp_path, stem):
     counter = tmp_path / "computed.txt"
     (tmp_path / "jobs").mkdir()

@@ -8,7 +8,6 @@ import pytest
 from cli_helpers import cli, seed_nightly
 from conftest import SERVER_ENV, _admin
 
-
 READ_COMMANDS = [["check"], ["jobs"], ["runs"], ["logs"], ["locks"], ["cache", "list", "ops/nightly", "-a"],
                  ["cache", "get", "ops/nightly", "token", "-a"], ["cache", "export", "ops/nightly"],
                  ["db", "sync", "--mode", "check"]]

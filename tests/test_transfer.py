@@ -2,11 +2,11 @@
 
 import json
 import math
-from datetime import datetime, timezone
 
 import pytest
 from cli_helpers import cli
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from processcache import CacheContext, connect
 from processcache.context import ANY

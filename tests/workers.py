@@ -145,7 +145,8 @@ def write_through_faults(url: str, count: str) -> None:
 
 
 def bulk_through_faults(url: str, count: str) -> None:
-    """Write COUNT batches of 20 entries and replace one key every fifth, reporting progress, while connections are killed."""
+    """Write COUNT batches of 20 entries and replace one key every fifth, reporting progress,
+    while connections are killed."""
     with processcache.cache_session("faults", "bulk", machine="m", database=url) as ctx:
         for n in range(int(count)):
             ctx.create_cache_many([(f"b{n}", i) for i in range(20)])
