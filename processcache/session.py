@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 from .context import CacheContext, using
 from .storage.backend import DriverError
+from .storage.backend import DriverError
 from .storage.database import Database, connect
 from .errors import JobLockedError, ProcessCacheError, RunNotRecordedError, SchemaError
 from .storage.fence import Fence

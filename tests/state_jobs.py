@@ -21,6 +21,5 @@ def sleeper(ctx):
 @job("states", "unrecordable")
 def unrecordable(ctx):
     """Fail after the runs table went away (as an outage or a wrong migration would have it)."""
-    ctx.database.pony.execute("ALTER TABLE process_job_runs RENAME TO process_job_runs_gone")
-    ctx.database.pony.commit()
+    ctx.database.backend.execute("ALTER TABLE process_job_runs RENAME TO process_job_runs_gone")
     raise ValueError(os.environ.get("STATES_ERROR", "the real error"))

@@ -6,7 +6,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from pony.orm import db_session
 
 import processcache
 from processcache import ANY, CacheContext, InvalidKeyError, InvalidValueError, Registry, cache_session
@@ -50,8 +49,7 @@ def test_prune_expired_removes_only_expired_entries(ctx, backend):
     time.sleep(0.8)
     assert backend.history.prune(expired=True, dry_run=True) == {"entries": 1}
     assert backend.history.prune(expired=True) == {"entries": 1}
-    with db_session:
-        assert sorted(backend.pony.select("SELECT entry_key FROM process_cache", {})) == ["forever", "long"]
+    assert sorted(backend.backend.values("SELECT entry_key FROM process_cache", {})) == ["forever", "long"]
 
 
 def test_the_jobs_cache_ttl_is_the_default(backend):
@@ -203,13 +201,18 @@ def test_a_batch_commits_everything_at_its_end(ctx, backend):
 
 def test_loading_the_tree_is_one_query_and_builds_no_orm_objects(ctx, backend, monkeypatch):
     ctx.create_cache_many([(f"key-{n % 50}", n) for n in range(2000)])
-    writer, statements = backend.cache.writer, []
-    fetch = writer._fetch  # every cache read runs its one statement here, outside Pony's sessions
-    monkeypatch.setattr(writer, "_fetch", lambda sql, params: statements.append(sql) or fetch(sql, params))
-    backend.pony.merge_local_stats()
+    executor, statements = backend.backend, []
+    select = executor.select  # every cache read runs its one statement here, outside any transaction
+
+    def recorded(sql, params=None):
+        statements.append((sql, executor.in_transaction))
+        return select(sql, params)
+
+    monkeypatch.setattr(executor, "select", recorded)
+    executor.pony.merge_local_stats()
     ctx.sync_cache()
-    assert [sql for sql in statements if "process_cache" in sql] == statements and len(statements) == 1
-    assert not [sql for sql in backend.pony.local_stats if sql and "process_cache" in sql], "nothing through Pony"
+    assert len(statements) == 1 and "process_cache" in statements[0][0] and not statements[0][1]
+    assert not [sql for sql in executor.pony.local_stats if sql and "process_cache" in sql], "nothing through Pony"
     entry = ctx.tree["key-0"][0]
     assert type(entry).__name__ == "Entry" and not hasattr(entry, "_session_cache_")
     assert sum(len(v) for v in ctx.tree.values()) == 2000

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import cli
-from pony.orm import db_session
 
 from processcache import cache_session, connect
 
@@ -104,8 +103,8 @@ def test_the_database_comes_from_the_environment(tmp_path):
     url = f"sqlite:///{tmp_path}/env.db"
     result = cli("run", f"{JOBS}:env", env={"PROCESSCACHE_DATABASE_URL": url})
     assert result.returncode == 0, result.stderr
-    with connect(url) as db, db_session:
-        assert db.pony.select("SELECT COUNT(*) FROM process_job_runs", {}) == [1]
+    with connect(url) as db:
+        assert db.backend.values("SELECT COUNT(*) FROM process_job_runs", {}) == [1]
 
 
 def test_db_sync_modes(backend_url):
@@ -127,8 +126,8 @@ def test_db_sync_modes(backend_url):
 
 def test_db_sync_check_exits_1_on_a_missing_table(tmp_path):
     url = f"sqlite:///{tmp_path}/c.db"
-    with connect(url) as db, db_session:
-        db.pony.execute("DROP TABLE process_job_runs")
+    with connect(url) as db:
+        db.backend.execute("DROP TABLE process_job_runs")
     result = cli("db", "sync", "--mode", "check", "-d", url)
     assert result.returncode == 1
     assert "table process_job_runs is missing" in result.stdout

@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 from cli_helpers import cli
-from pony.orm import db_session
 
 from processcache import CacheContext, Registry, connect
 
@@ -227,8 +226,8 @@ def test_prune_expired_deletes_every_batch(backend_url):
     pruned = cli("prune", "--expired", "--json", "-d", backend_url)
     assert pruned.returncode == 0, pruned.stderr
     assert json.loads(pruned.stdout) == {"dry_run": False, "entries": count}
-    with connect(backend_url) as db, db_session:
-        assert db.pony.select("SELECT entry_key FROM process_cache", {}) == ["live"]
+    with connect(backend_url) as db:
+        assert db.backend.values("SELECT entry_key FROM process_cache", {}) == ["live"]
     assert cli("prune", "--expired", "--dry-run", "-d", backend_url).stdout.strip() == "would delete 0 entries"
 
 

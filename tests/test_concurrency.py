@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-from pony.orm import db_session
 
 from processcache import ANY, cache_session, connect
 
@@ -45,17 +44,17 @@ def test_eight_processes_opening_one_new_sqlite_file_at_once_all_succeed(tmp_pat
         url = f"sqlite:///{tmp_path}/new-{round}.db"
         start_at = time.time() + 1.5
         finish([start("open_new", url, start_at) for _ in range(8)])
-        with connect(url) as db, db_session:
-            assert db.pony.execute("PRAGMA journal_mode", {}).fetchone() == ("wal",)
+        with connect(url) as db:
+            assert db.backend.select("PRAGMA journal_mode", {})[0] == ("wal",)
 
 
 def test_four_processes_running_a_never_seen_job_at_once_on_a_fresh_database(backend_url):
     start_at = time.time() + 3
     finish([start("first_run", backend_url, start_at) for _ in range(4)])
-    with connect(backend_url) as db, db_session:
-        assert db.pony.select("SELECT name FROM processes", {}) == ["never-seen"]
-        assert db.pony.select("SELECT name FROM process_jobs", {}) == ["first-run"]
-        assert db.pony.select("SELECT status FROM process_job_runs", {}) == ["succeeded"] * 4
+    with connect(backend_url) as db:
+        assert db.backend.values("SELECT name FROM processes", {}) == ["never-seen"]
+        assert db.backend.values("SELECT name FROM process_jobs", {}) == ["first-run"]
+        assert db.backend.values("SELECT status FROM process_job_runs", {}) == ["succeeded"] * 4
     with cache_session("never seen", "first run", machine="shared", database=backend_url) as ctx:
         assert len(ctx.get_cache("ran", machine=ANY)) == 4
 
@@ -84,6 +83,6 @@ def test_a_process_killed_mid_run_keeps_every_committed_write(backend_url):
         assert len(values) <= reported + 2, "at most the write in flight at the kill"
         logs = [log.message for log in ctx.get_logs(limit=reported + 1)]
         assert logs == [f"log {n}" for n in range(reported + 1)]
-    with connect(backend_url) as db, db_session:
-        statuses = db.pony.select("SELECT status FROM process_job_runs ORDER BY id", {})
+    with connect(backend_url) as db:
+        statuses = db.backend.values("SELECT status FROM process_job_runs ORDER BY id", {})
     assert statuses == ["running", "succeeded"], "the killed run stays recorded; the next run works"

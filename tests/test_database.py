@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-from pony.orm import db_session
 
 import processcache
 from processcache import DatabaseUnavailableError, SchemaError, cache_session, connect
@@ -14,8 +13,7 @@ from processcache.storage.schema import SCHEMA_VERSION
 
 
 def count(db, table):
-    with db_session:
-        return db.pony.select(f"SELECT COUNT(*) FROM {table}", {})[0]
+    return db.backend.values(f"SELECT COUNT(*) FROM {table}", {})[0]
 
 
 def test_tables_are_created_on_first_use(backend_url):
@@ -44,8 +42,7 @@ def test_sync_new_drops_and_recreates(backend):
 
 
 def test_sync_check_reports_a_missing_table_and_changes_nothing(backend):
-    with db_session:
-        backend.pony.execute("DROP TABLE process_job_logs")
+    backend.backend.execute("DROP TABLE process_job_logs")
     assert backend.sync("check") == ["table process_job_logs is missing"]
     assert backend.sync("check") == ["table process_job_logs is missing"]
     assert backend.sync("create") == ["table process_job_logs is missing"]
@@ -58,15 +55,14 @@ def test_an_unknown_sync_mode_is_refused(backend):
 
 
 def test_a_database_from_a_newer_version_is_refused_untouched(backend_url):
-    with connect(backend_url) as db, db_session:
-        db.pony.execute("UPDATE processcache_meta SET value = '99' WHERE name = 'schema_version'")
+    with connect(backend_url) as db:
+        db.backend.execute("UPDATE processcache_meta SET value = '99' WHERE name = 'schema_version'")
     with pytest.raises(SchemaError, match="schema version 99, written by a newer processcache"):
         connect(backend_url)
 
 
 def test_the_schema_version_is_recorded(backend):
-    with db_session:
-        found = backend.pony.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {})
+    found = backend.backend.values("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {})
     assert found == [str(SCHEMA_VERSION)]
 
 
@@ -76,8 +72,7 @@ def test_a_database_is_a_context_manager_and_hides_the_password():
 
 
 def pragma(db, name):
-    with db_session:
-        return db.pony.execute(f"PRAGMA {name}", {}).fetchone()[0]
+    return db.backend.select(f"PRAGMA {name}", {})[0][0]
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
@@ -159,7 +154,7 @@ def test_a_session_on_postgresql_ends_without_discard_all(postgres_url):
         with cache_session("g", "j", machine="m", database=db) as ctx:
             ctx.create_log("a write outside Pony's sessions")
             assert [log.message for log in ctx.get_logs()] == ["a write outside Pony's sessions"]  # a Pony session
-            pid = db.pony.provider.pool.con.get_backend_pid()
+            pid = db.backend.pony.provider.pool.con.get_backend_pid()
             with psycopg2.connect(postgres_url) as other, other.cursor() as cursor:
                 cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,))
                 [(last,)] = cursor.fetchall()

@@ -7,7 +7,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from pony.orm import db_session
 
 import processcache
 from processcache import CacheContext, DatabaseUnavailableError, connect
@@ -130,10 +129,10 @@ def test_eight_sqlite_writers_never_see_database_is_locked(tmp_path):
     for worker in workers:
         _, err = worker.communicate(timeout=300)
         assert worker.returncode == 0 and "locked" not in err, err
-    with connect(url) as db, db_session:
-        assert db.pony.select("SELECT COUNT(*) FROM process_cache", {}) == [3200]
-        assert db.pony.select("SELECT COUNT(*) FROM process_job_logs", {}) == [3200]
-        assert db.pony.select("SELECT COUNT(DISTINCT status) FROM process_job_runs", {}) == [1]
+    with connect(url) as db:
+        assert db.backend.values("SELECT COUNT(*) FROM process_cache", {}) == [3200]
+        assert db.backend.values("SELECT COUNT(*) FROM process_job_logs", {}) == [3200]
+        assert db.backend.values("SELECT COUNT(DISTINCT status) FROM process_job_runs", {}) == [1]
 
 
 def test_a_background_heartbeat_survives_a_killed_connection(server_backend_url):

@@ -5,7 +5,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from pony.orm import db_session
 
 import processcache
 from processcache import LogType, Registry, cache_session
@@ -15,12 +14,11 @@ from processcache.timeutil import utcnow
 
 def age(backend, table, column, seconds):
     """Move every row of *table* *seconds* into the past, as if written then."""
-    with db_session:
-        for row_id, moment in backend.pony.select(f"SELECT id, {column} FROM {table}", {}):
-            from processcache.timeutil import db_time, py_time
+    for row_id, moment in backend.backend.select(f"SELECT id, {column} FROM {table}", {}):
+        from processcache.timeutil import db_time, py_time
 
-            backend.pony.execute(f"UPDATE {table} SET {column} = $moment WHERE id = $id",
-                                 {"moment": db_time(py_time(moment) - timedelta(seconds=seconds)), "id": row_id})
+        backend.backend.execute(f"UPDATE {table} SET {column} = $moment WHERE id = $id",
+                                {"moment": db_time(py_time(moment) - timedelta(seconds=seconds)), "id": row_id})
 
 
 def job(registry=None, name="job", body=None, **options):
@@ -230,8 +228,7 @@ def test_prune_expired_deletes_every_batch_not_only_the_first(backend):
     counts = backend.history.prune(expired=True, progress=lambda table, n: batches.append((table, n)))
     assert counts == {"entries": 2 * PRUNE_BATCH + 345}
     assert batches == [("entries", PRUNE_BATCH), ("entries", PRUNE_BATCH), ("entries", 345)]
-    with db_session:
-        assert sorted(backend.pony.select("SELECT entry_key FROM process_cache", {})) == ["live0", "live1", "live2"]
+    assert sorted(backend.backend.values("SELECT entry_key FROM process_cache", {})) == ["live0", "live1", "live2"]
     assert sorted(ctx.get_full_cache()) == ["live0", "live1", "live2"]
 
 

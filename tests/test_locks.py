@@ -14,7 +14,6 @@ import pytest
 from cli_helpers import cli
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from pony.orm import db_session
 from test_names import declared, identities, lock_of, respelled, same_lock
 
 import processcache
@@ -47,8 +46,7 @@ def test_an_expired_lease_can_be_taken_and_its_run_is_marked_lost(backend):
     time.sleep(0.5)
     assert runs.get(dead.id).status == "lost", "a running run past its lease reads as lost"
     assert runs.acquire("g/j", "m2", 2, run_id=99, lease=60)
-    with db_session:
-        stored = backend.pony.select("SELECT status FROM process_job_runs WHERE id = $id", {"id": dead.id})
+    stored = backend.backend.values("SELECT status FROM process_job_runs WHERE id = $id", {"id": dead.id})
     assert stored == ["lost"], "taking over a dead holder's lock records its run as lost"
 
 

@@ -64,8 +64,7 @@ JOBS = textwrap.dedent("""
     @job("quiet", "unrecordable")
     def unrecordable(ctx):
         chatter(ctx)
-        ctx.database.pony.execute("ALTER TABLE process_job_runs RENAME TO process_job_runs_gone")
-        ctx.database.pony.commit()
+        ctx.database.backend.execute("ALTER TABLE process_job_runs RENAME TO process_job_runs_gone")
         raise ValueError("the real error")
 
 

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from pony.orm import db_session
 
 import processcache
 import processcache.clock
@@ -126,8 +125,7 @@ def test_spec_run_never_returns_a_running_record(backend):
 
     @registry.job("states", "unrecordable-inline")
     def unrecordable(ctx):
-        with db_session:
-            ctx.database.pony.execute("ALTER TABLE process_job_runs RENAME TO process_job_runs_gone")
+        ctx.database.backend.execute("ALTER TABLE process_job_runs RENAME TO process_job_runs_gone")
         return "done"
 
     with pytest.raises(RunNotRecordedError, match="the job succeeded, but recording that failed") as caught:
@@ -173,7 +171,7 @@ def test_runs_are_stamped_by_the_servers_clock_so_check_and_prune_agree_across_m
 
 def test_logs_since_a_duration_count_back_from_the_servers_clock_on_a_machine_whose_clock_is_ahead(backend_url,
                                                                                                   monkeypatch):
-    from processcache.cli.ops import _since
+    from processcache.cli.runs import _since
 
     with cache_session("states", "since", machine="m", database=backend_url) as ctx:
         ctx.create_log("just now")

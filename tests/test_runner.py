@@ -50,11 +50,8 @@ def test_a_run_is_recorded_with_machine_pid_times_and_duration(backend):
 
 
 def _runs(backend):
-    from pony.orm import db_session
-
-    with db_session:
-        return [tuple(r) for r in backend.pony.select(
-            "SELECT id, machine, pid, status, error FROM process_job_runs ORDER BY id", {})]
+    return [tuple(r) for r in backend.backend.select(
+        "SELECT id, machine, pid, status, error FROM process_job_runs ORDER BY id", {})]
 
 
 def test_a_failing_job_is_recorded_with_its_traceback_and_keeps_earlier_writes(backend):

@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from cli_helpers import cli
-from pony.orm import db_session
 
 from processcache import CacheContext, SchemaError, cache_session, connect
 from processcache.storage.schema import SCHEMA_VERSION
@@ -62,10 +61,8 @@ def test_a_newer_revision_is_used_as_it_is_and_its_indexes_are_not_put_back(back
     """A revision changes only indexes, which older releases of the version use as they are: not theirs to recreate."""
     with connect(backend_url) as db:
         fill(backend_url)
-        with db_session(ddl=True):
-            suffix = " ON process_cache" if db.pony.provider.dialect == "MySQL" else ""
-            db.pony.execute(f"DROP INDEX {TREE_INDEX}{suffix}", {})
-            db.pony.execute("UPDATE processcache_meta SET value = '9' WHERE name = 'schema_revision'", {})
+        db.backend.execute(db.backend.dialect.drop_index(TREE_INDEX, "process_cache"))
+        db.backend.execute("UPDATE processcache_meta SET value = '9' WHERE name = 'schema_revision'", {})
     before = dump(backend_url)
     for command in (["db", "sync", "--mode", "check"], ["db", "sync"], ["db", "upgrade"]):
         result = cli(*command, "-d", backend_url)

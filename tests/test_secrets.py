@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pony.orm import db_session
 
 import processcache
 from processcache import ConfigError, ProcessCacheError, connect
@@ -31,13 +30,12 @@ def run_cli(args, url=None, env_url=None, input=None):
 
 
 def every_text_in(db) -> str:
-    with db_session:
-        texts = []
-        for table, columns in [("process_job_logs", "message"), ("process_job_runs", "error, traceback, result, machine"),
-                               ("process_cache", "entry_key, entry_value, machine"), ("processes", "name"),
-                               ("process_jobs", "name"), ("process_job_locks", "name, machine")]:
-            for row in db.pony.select(f"SELECT {columns} FROM {table}", {}):
-                texts += [str(value) for value in (row if isinstance(row, tuple) else [row])]
+    texts = []
+    for table, columns in [("process_job_logs", "message"), ("process_job_runs", "error, traceback, result, machine"),
+                           ("process_cache", "entry_key, entry_value, machine"), ("processes", "name"),
+                           ("process_jobs", "name"), ("process_job_locks", "name, machine")]:
+        for row in db.backend.select(f"SELECT {columns} FROM {table}", {}):
+            texts += [str(value) for value in (row if isinstance(row, tuple) else [row])]
     return "\n".join(texts)
 
 

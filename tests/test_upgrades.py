@@ -8,7 +8,7 @@ from cli_helpers import cli
 from pony.orm import db_session
 
 from processcache import ANY, CacheContext, SchemaError, connect
-from processcache.storage.store import CURRENT
+from processcache.storage.schema import CURRENT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
 import schema_v1  # noqa: E402  (the frozen first schema)
@@ -25,7 +25,7 @@ def test_a_v1_database_upgrades_on_first_use_and_keeps_every_row(backend_url):
         assert "column process_job_runs.exit_signal is missing" in old.sync("check")
     with connect(backend_url) as db:  # upgrades
         assert db.sync("check") == []
-        assert db.store.schema_state() == CURRENT == (2, 3)
+        assert db.schema.state() == CURRENT == (2, 3)
         assert cache_indexes(db) == {KEY_INDEX, TREE_INDEX}
         ctx = CacheContext(db, "legacy", "nightly", "old-box")
         assert [(e.key, e.value) for e in ctx.get_cache("k0") + ctx.get_cache("k1") + ctx.get_cache("k2")] \
@@ -46,7 +46,7 @@ def test_a_revision_0_database_gets_the_key_index_with_id_and_loses_the_old_one(
     with connect(backend_url, create=False) as old:
         assert old.sync("check") == [f"index {KEY_INDEX} on process_cache is missing"]
     with connect(backend_url) as db:  # upgrades
-        assert db.sync("check") == [] and db.store.schema_state() == CURRENT
+        assert db.sync("check") == [] and db.schema.state() == CURRENT
         assert cache_indexes(db) == {KEY_INDEX, TREE_INDEX}
         assert [e.value for e in CacheContext(db, "g", "j", "m1").get_cache("k1")] == list(range(1, 30, 3))
 
@@ -58,18 +58,18 @@ def test_a_revision_is_left_to_the_operator_with_upgrade_false_and_the_database_
         ctx = CacheContext(db, "g", "j", "m1")
         ctx.create_cache("k", 1)
         assert [e.value for e in ctx.get_cache("k")] == [1]
-        assert db.store.schema_state() == (2, 0) and cache_indexes(db) == {OLD_KEY_INDEX, TREE_INDEX}
+        assert db.schema.state() == (2, 0) and cache_indexes(db) == {OLD_KEY_INDEX, TREE_INDEX}
     result = cli("db", "upgrade", "-d", backend_url)
     assert "upgraded the schema from version 2.0 to 2.3" in result.stdout, result.stderr
 
 
 def test_a_newer_revision_keeps_the_version_that_older_releases_check(backend_url):
     """Older releases read only schema_version: a revision must not change it, nor be undone."""
-    with connect(backend_url) as db, db_session:
-        assert db.pony.select("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {}) == ["2"]
-        db.pony.execute("UPDATE processcache_meta SET value = '9' WHERE name = 'schema_revision'", {})
     with connect(backend_url) as db:
-        assert db.store.schema_state() == (2, 9) and db.sync("check") == [] and db.upgrade() == ((2, 9), (2, 9))
+        assert db.backend.values("SELECT value FROM processcache_meta WHERE name = 'schema_version'", {}) == ["2"]
+        db.backend.execute("UPDATE processcache_meta SET value = '9' WHERE name = 'schema_revision'", {})
+    with connect(backend_url) as db:
+        assert db.schema.state() == (2, 9) and db.sync("check") == [] and db.upgrade() == ((2, 9), (2, 9))
 
 
 def test_a_revision_1_database_is_read_as_it_is_and_upgraded_to_retired_at_and_scope(backend_url):
@@ -84,40 +84,36 @@ def test_a_revision_1_database_is_read_as_it_is_and_upgraded_to_retired_at_and_s
     with connect(backend_url, read_only=True) as db:
         assert [(s.name, s.entries, s.retired_at) for s in db.jobs()] == [("legacy/nightly", 1, None)]
         assert "column process_jobs.retired_at is missing" in db.sync("check")
-        assert db.store.schema_state() == (2, 1)
+        assert db.schema.state() == (2, 1)
     with connect(backend_url) as db:  # upgrades
-        assert db.store.schema_state() == CURRENT and db.sync("check") == []
+        assert db.schema.state() == CURRENT and db.sync("check") == []
         db.retire_job("legacy/nightly")
         assert db.jobs() == [] and [s.retired for s in db.jobs(include_retired=True)] == [True]
-        with db_session:  # an older release inserts jobs without the new columns
-            db.pony.execute("INSERT INTO process_jobs (process_id, name, created_at)"
-                            " SELECT id, 'older', created_at FROM processes", {})
+        db.backend.execute("INSERT INTO process_jobs (process_id, name, created_at)"
+                        " SELECT id, 'older', created_at FROM processes", {})
         assert [s.name for s in db.jobs()] == ["legacy/older"]
 
 
 def make_revision_1(db) -> None:
     """Turn a current database into what revision 1 left: process_jobs without retired_at and scope."""
-    with db_session(ddl=True):
-        for column in ("retired_at", "scope"):
-            db.pony.execute(f"ALTER TABLE process_jobs DROP COLUMN {column}", {})
-        db.pony.execute("UPDATE processcache_meta SET value = '1' WHERE name = 'schema_revision'", {})
+    for column in ("retired_at", "scope"):
+        db.backend.execute(f"ALTER TABLE process_jobs DROP COLUMN {column}", {})
+    db.backend.execute("UPDATE processcache_meta SET value = '1' WHERE name = 'schema_revision'", {})
 
 
 def make_revision_0(db) -> None:
     """Turn a current database into what the first version 2 release left: the key index without id."""
-    with db_session(ddl=True):
-        suffix = " ON process_cache" if db.pony.provider.dialect == "MySQL" else ""
-        db.pony.execute(f"DROP INDEX {KEY_INDEX}{suffix}", {})
-        db.pony.execute(f"CREATE INDEX {OLD_KEY_INDEX} ON process_cache (job_id, machine, entry_key)", {})
-        db.pony.execute("DELETE FROM processcache_meta WHERE name = 'schema_revision'", {})
+    db.backend.execute(db.backend.dialect.drop_index(KEY_INDEX, "process_cache"))
+    db.backend.execute(f"CREATE INDEX {OLD_KEY_INDEX} ON process_cache (job_id, machine, entry_key)", {})
+    db.backend.execute("DELETE FROM processcache_meta WHERE name = 'schema_revision'", {})
 
 
 def cache_indexes(db) -> set[str]:
     """Which of the three key-read indexes process_cache has."""
     with db_session:
-        connection = db.pony.get_connection()
+        connection = db.backend.pony.get_connection()
         return {name for name in (KEY_INDEX, TREE_INDEX, OLD_KEY_INDEX)
-                if db.pony.provider.index_exists(connection, "process_cache", name, False)}
+                if db.backend.pony.provider.index_exists(connection, "process_cache", name, False)}
 
 
 def test_upgrading_can_be_left_to_the_operator(backend_url):
@@ -134,10 +130,10 @@ def test_upgrading_can_be_left_to_the_operator(backend_url):
 
 def test_an_interrupted_upgrade_resumes(backend_url):
     schema_v1.build(backend_url)
-    with connect(backend_url, create=False) as db, db_session:
-        db.pony.execute("ALTER TABLE process_job_runs ADD COLUMN exit_signal INTEGER", {})  # step done, version not
+    with connect(backend_url, create=False) as db:
+        db.backend.execute("ALTER TABLE process_job_runs ADD COLUMN exit_signal INTEGER", {})  # step done, version not
     with connect(backend_url) as db:
-        assert db.sync("check") == [] and db.store.schema_state() == CURRENT
+        assert db.sync("check") == [] and db.schema.state() == CURRENT
 
 
 def test_upgrading_a_database_without_processcache_tables_says_how_to_create_them(backend_url):
@@ -151,12 +147,10 @@ def test_upgrading_a_database_without_processcache_tables_says_how_to_create_the
 def test_a_revision_2_database_gets_the_index_of_job_scoped_key_reads(backend_url):
     with connect(backend_url) as db:
         CacheContext(db, "g", "j", "m1").create_cache_many([(f"k{n % 3}", n) for n in range(30)])
-        with db_session(ddl=True):
-            suffix = " ON process_cache" if db.pony.provider.dialect == "MySQL" else ""
-            db.pony.execute(f"DROP INDEX {JOB_KEY_INDEX}{suffix}", {})
-            db.pony.execute("UPDATE processcache_meta SET value = '2' WHERE name = 'schema_revision'", {})
+        db.backend.execute(db.backend.dialect.drop_index(JOB_KEY_INDEX, "process_cache"))
+        db.backend.execute("UPDATE processcache_meta SET value = '2' WHERE name = 'schema_revision'", {})
     with connect(backend_url, read_only=True) as old:
         assert old.sync("check") == [f"index {JOB_KEY_INDEX} on process_cache is missing"]
     with connect(backend_url) as db:  # upgrades
-        assert db.store.schema_state() == CURRENT and db.sync("check") == []
+        assert db.schema.state() == CURRENT and db.sync("check") == []
         assert [e.value for e in CacheContext(db, "g", "j", "m2").get_cache("k1")] == list(range(1, 30, 3))

@@ -2,8 +2,8 @@
 
 Entries past their expiry (judged by the database server's clock) are
 invisible to every read, as if gone, until `prune_expired` deletes them.
-Reads come back in bulk through plain SQL (``db.select``), never as one ORM
-object per row. Writes are committed when a method returns, unless an outer
+Reads come back in bulk through plain SQL (`Backend.select`), never as one
+ORM object per row. Writes are committed when a method returns, unless an outer
 session (`CacheContext.batch`) holds them in its transaction.
 
 Keys are also compared in Python where exactness matters: MySQL's
@@ -16,18 +16,19 @@ from datetime import datetime, timezone
 from itertools import repeat
 from typing import NamedTuple
 
-from .bulk import insert_many
 from ..codec import decode_value, decode_values
 from ..errors import InvalidValueError
-from .dialects import AWARE_TIME, FOR_SHARE, LOCK_JOB_ROW, NOW
-from .fence import NO_FENCE, Fence
-from .fastpath import Writer
 from ..records import Entry, entry_of_tuple
-from .retry import one_line_when_lost, retrying
-from .sql import gc_paused
 from ..timeutil import db_time, py_time
+from .backend import Backend, gc_paused
+from .fence import NO_FENCE, Fence
+from .retry import one_line_when_lost
 
 _INSERT_COLUMNS = ("job_id", "machine", "entry_key", "entry_value", "created_at", "expires_at")
+_EXPIRY = "SELECT expires_at FROM process_cache WHERE id = $id"
+#: A single entry by its identity: after a lost connection, whether its INSERT got through.
+_FIND = ("SELECT MAX(id) FROM process_cache WHERE job_id = $job_id AND machine = $machine"
+         " AND entry_key = $key AND created_at = $created_at")
 
 
 class KeyStats(NamedTuple):
@@ -43,32 +44,29 @@ class CacheStore:
     """The cache entries of one database."""
 
     def __init__(self, database) -> None:
-        self.db = database.pony
-        self.now = NOW[self.db.provider.dialect]
-        self._lock_job = LOCK_JOB_ROW[self.db.provider.dialect]
+        self.backend: Backend = database.backend
+        dialect = self.backend.dialect
+        self.now = dialect.now
+        self._lock_job = dialect.lock_job_row()
         self.database = database
-        self.transaction = database.transaction
+        self.transaction = self.backend.transaction
         self.clock = database.clock
-        self.writer = Writer(database)
-        created = AWARE_TIME[self.db.provider.dialect].format("created_at")
+        created = dialect.aware_time("created_at")
         self._columns = f"id, entry_key, entry_value, machine, {created}, expires_at"
         # Reading one machine's entries, its name is known: not fetching it
         # spares a string per row (5 % of a load).
         self._columns_of_one = f"id, entry_key, entry_value, {created}, expires_at"
         self._max_value: int | None = None
         insert = ("INSERT INTO process_cache (job_id, machine, entry_key, entry_value, created_at, expires_at)"
-                  " VALUES (?, ?, ?, ?, ?, {})")
-        self._insert = self.writer.sql(insert.format("NULL"))
-        self._insert_expiring = self.writer.sql(insert.format(f"{self.now} + ?"))
+                  " VALUES ($job_id, $machine, $key, $text, $created_at, {})")
+        self._insert = insert.format("NULL")
+        self._insert_expiring = insert.format(f"{self.now} + $ttl")
         # The same, fenced: a row only while the lock named is held by the token given (`fence.py`).
         fenced = ("INSERT INTO process_cache (job_id, machine, entry_key, entry_value, created_at, expires_at)"
-                  " SELECT ?, ?, ?, ?, ?, {} FROM process_job_locks WHERE name = ? AND run_id = ?"
-                  + FOR_SHARE[self.db.provider.dialect])
-        self._insert_fenced = self.writer.sql(fenced.format("NULL"))
-        self._insert_expiring_fenced = self.writer.sql(fenced.format(f"{self.now} + ?"))
-        self._expiry = self.writer.sql("SELECT expires_at FROM process_cache WHERE id = ?")
-        self._find = self.writer.sql("SELECT MAX(id) FROM process_cache WHERE job_id = ? AND machine = ?"
-                                     " AND entry_key = ? AND created_at = ?")
+                  " SELECT $job_id, $machine, $key, $text, $created_at, {} FROM process_job_locks"
+                  " WHERE name = $lock AND run_id = $token" + dialect.for_share)
+        self._insert_fenced = fenced.format("NULL")
+        self._insert_expiring_fenced = fenced.format(f"{self.now} + $ttl")
 
     def check_size(self, texts: Sequence[str]) -> None:
         """Refuse a value larger than the server takes in one statement, before writing anything.
@@ -76,13 +74,10 @@ class CacheStore:
         MySQL and MariaDB refuse a statement over ``max_allowed_packet`` by
         closing the connection, which would look like a lost server.
         """
-        if self.db.provider.dialect != "MySQL":
-            return
         if self._max_value is None:
-            with self.transaction():
-                self._max_value = int(self.db.select("SELECT @@max_allowed_packet", {})[0]) - 65536
+            self._max_value = self.backend.dialect.value_limit(self.backend.value) or 0
         largest = max(map(len, texts), default=0)
-        if largest > self._max_value:
+        if self._max_value and largest > self._max_value:
             raise InvalidValueError(
                 f"the value is {largest / 2**20:.1f} MiB as stored JSON (non-ASCII text takes 6 bytes a"
                 f" character); this MySQL server takes {self._max_value / 2**20:.1f} MiB at most: raise its"
@@ -101,18 +96,19 @@ class CacheStore:
     def _add(self, job_id: int, machine: str, key: str, text: str, ttl: float | None,
              fence: Fence = NO_FENCE) -> Entry:
         created_at = self.clock.now()
-        params = (job_id, machine, key, text, db_time(created_at))
-        find = (self._find, params[:3] + params[4:])
+        params = {"job_id": job_id, "machine": machine, "key": key, "text": text, "created_at": db_time(created_at),
+                  "ttl": ttl}
         if fence:
             sql = self._insert_expiring_fenced if ttl is not None else self._insert_fenced
+            params["lock"], params["token"] = fence.holds[0]
         else:
             sql = self._insert_expiring if ttl is not None else self._insert
-        values = params + ((ttl,) if ttl is not None else ()) + (fence.holds[0] if fence else ())
+        find = (_FIND, params)
         refused = fence.lost if fence else None
         if ttl is None:
-            entry_id = self.writer.insert(sql, values, find=find, refused=refused)
+            entry_id = self.backend.write(sql, params, find=find, refused=refused)
             return Entry(entry_id, key, decode_value(text), machine, created_at)
-        entry_id, expires_at = self.writer.insert(sql, values, self._expiry, find, refused)
+        entry_id, expires_at = self.backend.write(sql, params, read_back=_EXPIRY, find=find, refused=refused)
         return Entry(entry_id, key, decode_value(text), machine, created_at, _epoch_time(expires_at))
 
     def add_many(self, job_id: int, machine: str, items: list[tuple[str, str]], ttl: float | None = None,
@@ -132,21 +128,20 @@ class CacheStore:
 
         def insert():
             with self.transaction():
-                fence.check(self.db)
-                expires_at = None if ttl is None else float(self.db.select(f"SELECT {self.now}", {})[0]) + ttl
+                fence.check(self.backend)
+                expires_at = None if ttl is None else self.backend.now() + ttl
                 rows = [(job_id, machine, key, text, stamp, expires_at) for key, text in items]
-                return insert_many(self.db, "process_cache", _INSERT_COLUMNS, rows), expires_at
+                return self.backend.insert_many("process_cache", _INSERT_COLUMNS, rows), expires_at
 
         def stored():
-            with self.transaction():
-                found = self.db.select("SELECT id, expires_at FROM process_cache WHERE job_id = $job_id AND"
-                                       " machine = $machine AND created_at = $stamp ORDER BY id",
-                                       {"job_id": job_id, "machine": machine, "stamp": stamp})
+            found = self.backend.select("SELECT id, expires_at FROM process_cache WHERE job_id = $job_id AND"
+                                        " machine = $machine AND created_at = $stamp ORDER BY id",
+                                        {"job_id": job_id, "machine": machine, "stamp": stamp})
             if len(found) < len(items):
                 return None
             return [row[0] for row in found[-len(items):]], found[-1][1]
 
-        ids, expires_at = retrying(self.database, insert, stored)
+        ids, expires_at = self.backend.retrying(insert, stored)
         return list(map(entry_of_tuple, zip(ids, keys, decode_values(texts), repeat(machine), repeat(created_at),
                                             repeat(_epoch_time(expires_at)))))
 
@@ -174,20 +169,20 @@ class CacheStore:
             if progress is not None:
                 progress(len(rows) - len(new))
             for start in range(0, len(new), 1000):
-                insert_many(self.db, "process_cache", _INSERT_COLUMNS, new[start:start + 1000])
+                self.backend.insert_many("process_cache", _INSERT_COLUMNS, new[start:start + 1000])
                 if progress is not None:
                     progress(len(new[start:start + 1000]))
         return len(new)
 
     def _stored_identities(self, job_id: int) -> Counter:
-        rows = self.db.select("SELECT machine, entry_key, entry_value, created_at FROM process_cache"
-                              " WHERE job_id = $job_id", {"job_id": job_id})
+        rows = self.backend.select("SELECT machine, entry_key, entry_value, created_at FROM process_cache"
+                                   " WHERE job_id = $job_id", {"job_id": job_id})
         return Counter((machine, key, text, py_time(created)) for machine, key, text, created in rows)
 
     def entries(self, job_id: int, machine: str | None, key: str | None = None) -> list[Entry]:
         """Live entries of a job, oldest first; *machine* None means every machine."""
         with gc_paused():
-            found = self._read(*self.entries_query(job_id, machine, key))
+            found = self.backend.select(*self.entries_query(job_id, machine, key))
             entries = _entries_of([r for r in found if r[1] == key] if key is not None else found, machine)
             del found  # freed now: the collector's pass when it resumes walks the entries, not the rows too
         return entries
@@ -208,15 +203,14 @@ class CacheStore:
         """Whether any live entry exists, without reading the values."""
         where, params = self._filter(job_id, machine, key)
         if key is None:
-            return bool(self._read(f"SELECT id FROM process_cache WHERE {where} LIMIT 1", params))
-        return key in {row[0] for row in self._read(f"SELECT DISTINCT entry_key FROM process_cache WHERE {where}",
-                                                     params)}
+            return bool(self.backend.select(f"SELECT id FROM process_cache WHERE {where} LIMIT 1", params))
+        return key in self.backend.values(f"SELECT DISTINCT entry_key FROM process_cache WHERE {where}", params)
 
     def latest(self, job_id: int, machine: str | None, key: str) -> Entry | None:
         """The newest live entry under *key*."""
         where, params = self._filter(job_id, machine, key)
-        for r in self._read(f"SELECT {self._columns} FROM process_cache WHERE {where}"
-                            " ORDER BY entry_key DESC, id DESC", params):
+        for r in self.backend.select(f"SELECT {self._columns} FROM process_cache WHERE {where}"
+                                     " ORDER BY entry_key DESC, id DESC", params):
             if r[1] == key:
                 return Entry(r[0], r[1], decode_value(r[2]), r[3], py_time(r[4]), _epoch_time(r[5]))
         return None
@@ -236,12 +230,12 @@ class CacheStore:
 
         def replace():
             with self.transaction(immediate=True):
-                fence.check(self.db)
+                fence.check(self.backend)
                 self._lock_job_row(job_id)
                 self._delete(job_id, None if across_machines else machine, key)
                 return self._add(job_id, machine, key, text, ttl)
 
-        return retrying(self.database, replace)
+        return self.backend.retrying(replace)
 
     def delete(self, job_id: int, machine: str | None, key: str | None = None, fence: Fence = NO_FENCE) -> int:
         """Delete every entry under *key* (or every key) of *machine* (or every machine); return how many went.
@@ -250,65 +244,45 @@ class CacheStore:
 
         def delete():
             with self.transaction(immediate=True):
-                fence.check(self.db)
+                fence.check(self.backend)
                 self._lock_job_row(job_id)
                 return self._delete(job_id, machine, key)
 
-        return retrying(self.database, delete)
+        return self.backend.retrying(delete)
 
     def _delete(self, job_id: int, machine: str | None, key: str | None) -> int:
         """Delete the entries, expired ones too; count the live ones only, the ones every read showed."""
         where, params = self._filter(job_id, machine, key, live_only=False)
         live = f"CASE WHEN expires_at IS NULL OR expires_at > {self.now} THEN 1 ELSE 0 END"
-        rows = [r for r in self.db.select(f"SELECT id, entry_key, {live} FROM process_cache WHERE {where}", params)
+        rows = [r for r in self.backend.select(f"SELECT id, entry_key, {live} FROM process_cache WHERE {where}",
+                                               params)
                 if key is None or r[1] == key]
-        for start in range(0, len(rows), 1000):
-            id_list = ", ".join(str(int(r[0])) for r in rows[start:start + 1000])
-            self.db.execute(f"DELETE FROM process_cache WHERE id IN ({id_list})", {})
+        self.backend.delete_ids("process_cache", [r[0] for r in rows])
         return sum(int(r[2]) for r in rows)
 
     def _lock_job_row(self, job_id: int) -> None:
         if self._lock_job:
-            self.db.select(self._lock_job, {"job_id": job_id})
+            self.backend.select(self._lock_job, {"job_id": job_id})
 
     def key_stats(self, job_id: int, machine: str | None) -> list[KeyStats]:
         """Every live key with its number of entries, their size in bytes and the newest time."""
         where, params = self._filter(job_id, machine, None)
-        with self.transaction():
-            rows = self.db.select(
-                "SELECT entry_key, COUNT(*), SUM(LENGTH(entry_value)), MAX(created_at)"
-                f" FROM process_cache WHERE {where} GROUP BY entry_key ORDER BY entry_key", params)
+        rows = self.backend.select("SELECT entry_key, COUNT(*), SUM(LENGTH(entry_value)), MAX(created_at)"
+                                   f" FROM process_cache WHERE {where} GROUP BY entry_key ORDER BY entry_key", params)
         return [KeyStats(r[0], int(r[1]), int(r[2]), py_time(r[3])) for r in rows]
 
     def export_rows(self, job_id: int, machine: str | None) -> list[tuple]:
         """Live rows as stored, oldest first: (machine, key, text, created_at, expires_at)."""
         where, params = self._filter(job_id, machine, None)
-        with self.transaction():
-            rows = self.db.select("SELECT machine, entry_key, entry_value, created_at, expires_at"
-                                  f" FROM process_cache WHERE {where} ORDER BY id", params)
+        rows = self.backend.select("SELECT machine, entry_key, entry_value, created_at, expires_at"
+                                   f" FROM process_cache WHERE {where} ORDER BY id", params)
         return [(r[0], r[1], r[2], py_time(r[3]), None if r[4] is None else float(r[4])) for r in rows]
 
     def prune_expired(self, dry_run: bool = False, batch: int = 1000, progress=None) -> int:
         """Delete expired entries for good, in short batches; return how many."""
-        where = f"expires_at IS NOT NULL AND expires_at <= {self.now}"
-        if dry_run:
-            with self.transaction():
-                return int(self.db.select(f"SELECT COUNT(*) FROM process_cache WHERE {where}", {})[0])
-        deleted = 0
-        while True:
-            with self.transaction():
-                ids = self.db.select(f"SELECT id FROM process_cache WHERE {where} ORDER BY id LIMIT {batch}", {})
-                if ids:
-                    self.db.execute(f"DELETE FROM process_cache WHERE id IN ({', '.join(map(str, map(int, ids)))})", {})
-            if not ids:
-                return deleted
-            deleted += len(ids)
-            if progress is not None:
-                progress("entries", len(ids))
-
-    def _read(self, sql: str, params: dict) -> list[tuple]:
-        """Rows of a SELECT, tried again after a lost connection (`fastpath.Writer.select`)."""
-        return self.writer.select(sql, params)
+        where = f"FROM process_cache r WHERE r.expires_at IS NOT NULL AND r.expires_at <= {self.now}"
+        return self.backend.delete_in_batches("process_cache", where, {}, batch, dry_run,
+                                              progress and (lambda rows: progress("entries", rows)))
 
     def _filter(self, job_id: int, machine: str | None, key: str | None, live_only: bool = True) -> tuple[str, dict]:
         params = {"job_id": job_id, "machine": machine, "key": key}

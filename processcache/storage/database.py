@@ -1,36 +1,25 @@
-"""`connect()` and `Database`: one Pony database, its schema, and its store.
+"""`connect()` and `Database`: one processcache database, its schema, and its stores.
 
 A `Database` is cheap to keep and safe to share between threads; open it
 once per program and hand it to every `cache_session`, `spec.run` or job.
 """
 
 import functools
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from pony import orm
-
 from .. import config
-from .schema import SCHEMA_REVISION, SCHEMA_VERSION, define_entities
-from ..errors import DatabaseUnavailableError, MissingDriverError, SchemaError
-from .cache import CacheStore
-from ..clock import Clock, moved
-from .dialects import NOW, SQLITE_MOVED
+from ..clock import Clock
+from ..errors import SchemaError
 from ..logs import LogType
 from ..records import JobSummary, LogRecord, Problem, RunDetail, RunRecord
-from .retry import Attempts, RetryBudget, is_unreachable, reason, retrying
+from .backend import Backend
+from .cache import CacheStore
 from .runs import LockRecord, RunStore
-from .store import CURRENT, Store
-from ..timeutil import backoff
-from .transactions import Transactions
+from .schema import CURRENT, SCHEMA_REVISION, SCHEMA_VERSION, Schema, declare
+from .store import Store
 
 SYNC_MODES = ("create", "check", "new")
-
-_DRIVERS = {
-    "postgres": ("PostgreSQL", "postgres", "psycopg2"),
-    "mysql": ("MySQL", "mysql", "PyMySQL or mysqlclient"),
-}
 
 
 class Database:
@@ -50,27 +39,21 @@ class Database:
         self.read_only = read_only
         create = create and not read_only
         self.url = self.config.safe_url
-        self.provider = self.config.provider
-        self.retry_budget = RetryBudget(self.config.retry_for)
-        self.pony = orm.Database()
-        self.entities = define_entities(self.pony, self.provider)
-        if self.provider == "sqlite":
-            self._prepare_sqlite()
-        self._bind()
-        if self.provider == "postgres":
-            _end_sessions_without_discard(self.pony.provider.pool)
-        self.pony.generate_mapping(create_tables=False, check_tables=False)
-        self.transaction = Transactions(self.pony)
-        self.clock = Clock(self._server_epoch)
+        #: The executor every store runs its SQL through (`backend.py`).
+        self.backend = Backend(self.config, read_only, declare)
+        #: A transaction of processcache's own (`Backend.transaction`): a `CacheContext.batch` is one.
+        self.transaction = self.backend.transaction
+        self.schema = Schema(self.backend, self.url)
+        self.clock = Clock(self.backend.now)
         self.store = Store(self)
         self.cache = CacheStore(self)
         self.runs = RunStore(self)
         # At every start-up one query finds the current version's markers; only
         # a new or older database gets more. A newer one is refused before
-        # anything else, with create=False too (`Store.refuse_newer`).
+        # anything else, with create=False too (`Schema.refuse_newer`).
         try:
-            state = retrying(self, self.store.schema_state)
-            self.store.refuse_newer(state)
+            state = self.backend.retrying(self.schema.state)
+            self.schema.refuse_newer(state)
             #: The (version, revision) of the tables as this Database uses them: what the runs may write.
             self.schema_state = state
             if not create:
@@ -204,13 +187,9 @@ class Database:
 
         return delete(self.history, job, dry_run, progress)
 
-    def _server_epoch(self) -> float:
-        with self.transaction():
-            return self.pony.select(f"SELECT {NOW[self.pony.provider.dialect]}", {})[0]
-
     def close(self) -> None:
         """Close this thread's connection; the object must not be used afterwards."""
-        self.pony.disconnect()
+        self.backend.close()
 
     def sync(self, mode: str = "create") -> list[str]:
         """Bring the schema in line with this version, and report what differs.
@@ -227,14 +206,14 @@ class Database:
         if mode not in SYNC_MODES:
             raise SchemaError(f"unknown sync mode {mode!r}: use create, check or new")
         if mode == "new":
-            self.store.drop_schema()
-        elif mode == "create" and (self.store.schema_state() or CURRENT) < CURRENT:
+            self.schema.drop()
+        elif mode == "create" and (self.schema.state() or CURRENT) < CURRENT:
             self.upgrade()
-        differences = self.store.schema_differences()
+        differences = self.schema.differences()
         if mode == "check" or not differences:
             return differences
-        self.store.create_schema()
-        self.schema_state = self.store.schema_state()
+        self.schema.create()
+        self.schema_state = self.schema.state()
         return differences
 
     def upgrade(self) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -242,108 +221,8 @@ class Database:
 
         Runs on first use unless ``connect(url, upgrade=False)``; keeps every row.
         """
-        from .upgrades import upgrade
-
-        before, self.schema_state = upgrade(self)
+        before, self.schema_state = self.schema.upgrade()
         return before, self.schema_state
-
-    def _prepare_sqlite(self) -> None:
-        filename = self.config.bind_args["filename"]
-        if filename != ":sharedmemory:":
-            from . import sqlitefiles
-
-            sqlitefiles.prepare(filename, self.read_only)
-            if self.read_only:
-                self.config.bind_args["factory"] = sqlitefiles.read_only_connection(filename)
-        pragmas = self.config.pragmas
-        read_only = self.read_only
-
-        @self.pony.on_connect(provider="sqlite")
-        def _set_pragmas(_db, connection):
-            # Pony decodes every text value in Python; processcache stores only
-            # valid UTF-8, which sqlite3 decodes in C, a third faster on loads.
-            connection.text_factory = str
-            connection.create_function(SQLITE_MOVED, 0, moved, deterministic=True)  # tests' time (`dialects.NOW`)
-            cursor = connection.cursor()
-            for name, value in pragmas.items():
-                if name == "journal_mode":
-                    if not read_only:  # a reader takes the file as its writers left it
-                        _switch_journal(cursor, value, int(pragmas["busy_timeout"]) / 1000)
-                else:
-                    cursor.execute(f"PRAGMA {name} = {value}")
-
-    def _bind(self) -> None:
-        """Bind Pony (it opens a first connection), waiting within the retry budget for a server that is away.
-
-        Cron may start a job while the server restarts or fails over; bad
-        settings (a wrong password, say) fail at once.
-        """
-        attempts = Attempts(self.config.retry_for)
-        while True:
-            try:
-                self.pony.bind(provider=self.provider, **self._driver_args())
-                return
-            except ImportError:
-                name, extra, module = _DRIVERS[self.provider]
-                raise MissingDriverError(name, extra, module) from None
-            except Exception as exc:
-                if is_unreachable(exc) and attempts.wait():
-                    continue
-                advice = "" if attempts.started is None else (
-                    f"; {attempts.spent()}: check that the server is up and reachable"
-                    " (retry_for= in the URL sets how long to keep trying)")
-                raise DatabaseUnavailableError(
-                    f"cannot open the database {self.url}: {reason(self.config, exc)}{advice}") from None
-
-    def _driver_args(self) -> dict:
-        """The driver's arguments: on PostgreSQL, with the connection class whose waits `waits.wait` bounds."""
-        if self.provider != "postgres":
-            return self.config.bind_args
-        from . import waits
-
-        waits.install()
-        factory = waits.connection_factory(self.config.connect_timeout, self.config.read_timeout)
-        return {**self.config.bind_args, "connection_factory": factory}
-
-
-def _end_sessions_without_discard(pool) -> None:
-    """End each Pony session on PostgreSQL with a rollback only, not also DISCARD ALL.
-
-    Pony resets the connection after every session with DISCARD ALL, one
-    more round trip each time (a run takes several sessions). It clears
-    state processcache never leaves: temporary tables, prepared statements,
-    session settings; its locks last one transaction. The pool is Pony's
-    per-thread pool object, so its class is swapped, not an attribute set.
-    """
-    pool.__class__ = type("PGPoolWithoutDiscard", (type(pool),), {"release": _rollback_only})
-
-
-def _rollback_only(pool, connection) -> None:
-    try:
-        connection.rollback()
-    except Exception:
-        pool.drop(connection)
-        raise
-
-
-def _switch_journal(cursor, mode: str, timeout: float) -> None:
-    """Set the journal mode, trying again while another process holds the lock it needs.
-
-    Processes that open a new file at once all switch it to WAL, which takes
-    an exclusive lock; SQLite refuses some of them at once, without waiting
-    in the busy handler, where waiting could deadlock (3 of 80 opens here).
-    Once the file is in WAL mode the switch is a no-op.
-    """
-    import sqlite3  # loaded with Pony's SQLite provider already; a server URL never needs it
-
-    for _ in backoff(time.monotonic() + timeout):
-        try:
-            cursor.execute(f"PRAGMA journal_mode = {mode}")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc):
-                raise
-    cursor.execute(f"PRAGMA journal_mode = {mode}")  # the last try: its error is the one reported
 
 
 def connect(url: str | None = None, *, create: bool = True, upgrade: bool = True,

@@ -1,62 +1,187 @@
-"""The few SQL fragments that differ between SQLite, PostgreSQL and MySQL.
+"""What differs between SQLite, PostgreSQL and MySQL/MariaDB: one `Dialect` each.
 
-Keyed by Pony's ``provider.dialect``. Everything else processcache writes is
-plain SQL that the three accept as it is.
+Everything else processcache writes is plain SQL that the three accept as it
+is. Nothing outside this module asks which database it is talking to; the
+`Backend` and the stores ask their dialect for the fragment or the strategy.
 """
 
+from collections.abc import Iterator
+
 #: The SQL function SQLite's clock adds: how far tests moved its time forward
-#: (`clock.moved`, 0.0 otherwise), defined on each connection (`database.py`).
+#: (`clock.moved`, 0.0 otherwise), defined on each connection (`backend.py`).
 #: Declared deterministic, SQLite calls it once per statement, as it reads
 #: julianday('now') once, not once per row.
 SQLITE_MOVED = "processcache_moved"
 
-#: The database server's clock as seconds since the epoch (a float). Leases,
-#: heartbeats and expiry are judged by it, never by the machines' clocks.
-NOW = {
-    "SQLite": f"((julianday('now') - 2440587.5) * 86400.0 + {SQLITE_MOVED}())",
-    "PostgreSQL": "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)",
-    "MySQL": "CAST(UNIX_TIMESTAMP(SYSDATE(6)) AS DOUBLE)",
-}
+#: Rows per multi-row INSERT.
+PAGE = 1000
 
-#: Statements that take and release the database-wide schema lock (None: not
-#: needed, or released with the transaction). SQLite's DDL session is an
-#: exclusive transaction already.
-SCHEMA_LOCK = {
-    "SQLite": (None, None),
-    "PostgreSQL": ("SELECT pg_advisory_xact_lock(7013370001)", None),
-    "MySQL": ("SELECT GET_LOCK('processcache_schema', 600)", "SELECT RELEASE_LOCK('processcache_schema')"),
-}
 
-#: Locks one job's row until the transaction ends, so writers that replace a
-#: key of that job take turns (SQLite's writers take turns already).
-LOCK_JOB_ROW = {
-    "SQLite": None,
-    "PostgreSQL": "SELECT id FROM process_jobs WHERE id = $job_id FOR UPDATE",
-    "MySQL": "SELECT id FROM process_jobs WHERE id = $job_id FOR UPDATE",
-}
+class Dialect:
+    """The fragments and strategies of one database; the defaults are the servers' (PostgreSQL and MySQL agree)."""
 
-#: A stored UTC time stamp as the driver should read it. psycopg2 builds an
-#: aware datetime in C from a ``timestamptz``, much faster than setting the
-#: zone of each naive one in Python (a third of a 100,000-entry load).
-AWARE_TIME = {
-    "SQLite": "{}",
-    "PostgreSQL": "({} AT TIME ZONE 'UTC')",
-    "MySQL": "{}",
-}
+    #: Pony's provider name, as `config.DatabaseConfig.provider` holds it.
+    name = ""
+    #: The driver's parameter mark.
+    mark = "%s"
+    #: The database server's clock as seconds since the epoch (a float). Leases,
+    #: heartbeats and expiry are judged by it, never by the machines' clocks.
+    now = ""
+    #: Appended to an INSERT so that the statement returns the new id ("" where the cursor's lastrowid has it).
+    returning = ""
+    #: Appended to a SELECT of lock rows that a write depends on: the row cannot
+    #: change hands until the transaction ends, so a run whose lease is taken
+    #: over meanwhile cannot slip a write in after the takeover (`fence.py`).
+    for_share = ""
+    #: Appended to a SELECT of a row the transaction will change.
+    for_update = " FOR UPDATE"
+    #: Statements that take and release the database-wide schema lock (None: not
+    #: needed, or released with the transaction).
+    schema_lock: tuple[str | None, str | None] = (None, None)
 
-#: Appended to a SELECT of lock rows that a write depends on: the row cannot
-#: change hands until the transaction ends, so a run whose lease is taken
-#: over meanwhile cannot slip a write in after the takeover (`fence.py`).
-#: SQLite's writers take turns already.
-FOR_SHARE = {
-    "SQLite": "",
-    "PostgreSQL": " FOR SHARE",
-    "MySQL": " LOCK IN SHARE MODE",
-}
+    def aware_time(self, column: str) -> str:
+        """A stored UTC time stamp as the driver should read it."""
+        return column
 
-#: Appended to a SELECT of a row the transaction will change.
-FOR_UPDATE = {
-    "SQLite": "",
-    "PostgreSQL": " FOR UPDATE",
-    "MySQL": " FOR UPDATE",
-}
+    def lock_job_row(self) -> str | None:
+        """A SELECT that locks one job's row (``$job_id``) until the transaction ends, so writers of a key take turns.
+
+        None where writers take turns already.
+        """
+        return "SELECT id FROM process_jobs WHERE id = $job_id FOR UPDATE"
+
+    def drop_index(self, index: str, table: str) -> str:
+        return f"DROP INDEX {index}"
+
+    def text_type(self, max_len: int | None) -> str | None:
+        """The SQL type of a text column, where Pony's default will not do (None: Pony's)."""
+        return None
+
+    def set_autocommit(self, connection, on: bool) -> None:
+        """Put a driver connection in or out of autocommit mode (no round trip when it is already so)."""
+
+    def insert_many(self, cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
+        """Insert *rows* in one statement per page on the transaction's *cursor*; return their ids in order."""
+        raise NotImplementedError
+
+    def value_limit(self, select_value) -> int | None:
+        """The largest value, in characters of stored JSON, the server takes in one statement; None: no limit.
+
+        *select_value* runs a one-value SELECT.
+        """
+        return None
+
+    def explain(self, sql: str) -> str:
+        """The statement that shows how the database would run *sql* (tests read the plans)."""
+        return "EXPLAIN " + sql
+
+
+class SQLite(Dialect):
+    name = "sqlite"
+    mark = "?"
+    now = f"((julianday('now') - 2440587.5) * 86400.0 + {SQLITE_MOVED}())"
+    for_update = ""  # SQLite's writers take turns already
+
+    def lock_job_row(self) -> str | None:
+        return None
+
+    def insert_many(self, cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
+        """``executemany``: the writer holds the database's write lock, so the new rowids are consecutive."""
+        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                           rows)
+        cursor.execute("SELECT last_insert_rowid()")
+        last = cursor.fetchone()[0]
+        return list(range(last - len(rows) + 1, last + 1))
+
+    def explain(self, sql: str) -> str:
+        return "EXPLAIN QUERY PLAN " + sql
+
+
+class PostgreSQL(Dialect):
+    name = "postgres"
+    now = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+    returning = " RETURNING id"
+    for_share = " FOR SHARE"
+    schema_lock = ("SELECT pg_advisory_xact_lock(7013370001)", None)
+
+    def aware_time(self, column: str) -> str:
+        """psycopg2 builds an aware datetime in C from a ``timestamptz``, much faster than setting the zone of
+        each naive one in Python (a third of a 100,000-entry load)."""
+        return f"({column} AT TIME ZONE 'UTC')"
+
+    def set_autocommit(self, connection, on: bool) -> None:
+        """psycopg2 sends BEGIN, the statement and COMMIT otherwise: three round trips for one."""
+        if connection.autocommit != on:
+            connection.autocommit = on
+
+    def insert_many(self, cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
+        """One multi-row ``INSERT ... RETURNING id`` per page (psycopg2's ``execute_values``)."""
+        from psycopg2.extras import execute_values
+
+        found = execute_values(cursor, f"INSERT INTO {table} ({', '.join(columns)}) VALUES %s RETURNING id", rows,
+                               page_size=PAGE, fetch=True)
+        return [row[0] for row in found]
+
+
+class MySQL(Dialect):
+    name = "mysql"
+    now = "CAST(UNIX_TIMESTAMP(SYSDATE(6)) AS DOUBLE)"
+    for_share = " LOCK IN SHARE MODE"
+    schema_lock = ("SELECT GET_LOCK('processcache_schema', 600)", "SELECT RELEASE_LOCK('processcache_schema')")
+
+    def drop_index(self, index: str, table: str) -> str:
+        return f"DROP INDEX {index} ON {table}"
+
+    def text_type(self, max_len: int | None) -> str | None:
+        """utf8mb4 with a binary collation: MySQL compares text case- and accent-insensitively by default, which
+        would make the keys "Token" and "token" one key, and its 3-byte ``utf8`` cannot hold emoji."""
+        kind = "LONGTEXT" if max_len is None else f"VARCHAR({max_len})"
+        return f"{kind} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+
+    def set_autocommit(self, connection, on: bool) -> None:
+        """Without it a write is two round trips (the statement, then COMMIT). PyMySQL knows the mode from the
+        server's last reply, so asking costs nothing; a transaction switches it off again (`Backend.transaction`)."""
+        if connection.get_autocommit() != on:
+            connection.autocommit(on)
+
+    def insert_many(self, cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
+        """One multi-row INSERT per page; InnoDB gives it consecutive ids from ``LAST_INSERT_ID()`` unless
+        ``innodb_autoinc_lock_mode = 2``, where rows are inserted one by one."""
+        cursor.execute("SELECT @@innodb_autoinc_lock_mode, @@max_allowed_packet")
+        mode, packet = cursor.fetchone()
+        one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        ids = []
+        for chunk in _pages(rows, PAGE if int(mode) != 2 else 1, int(packet) // 2):
+            cursor.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([one] * len(chunk)),
+                           [value for row in chunk for value in row])
+            first = cursor.lastrowid  # LAST_INSERT_ID(): the first row's id
+            ids.extend(range(first, first + len(chunk)))
+        return ids
+
+    def value_limit(self, select_value) -> int | None:
+        """MySQL and MariaDB refuse a statement over ``max_allowed_packet`` by closing the connection, which would
+        look like a lost server: a value is refused before that, with room for the rest of the statement."""
+        return int(select_value("SELECT @@max_allowed_packet")) - 65536
+
+
+_DIALECTS = {dialect.name: dialect for dialect in (SQLite(), PostgreSQL(), MySQL())}
+
+
+def dialect_for(provider: str) -> Dialect:
+    """The dialect of a Pony provider name (``sqlite``, ``postgres``, ``mysql``)."""
+    return _DIALECTS[provider]
+
+
+def _pages(rows: list[tuple], most: int, max_bytes: int) -> Iterator[list[tuple]]:
+    """Runs of at most *most* rows whose text stays under *max_bytes* (one statement each)."""
+    page: list[tuple] = []
+    size = 0
+    for row in rows:
+        length = sum(len(value) for value in row if isinstance(value, str))
+        if page and (len(page) == most or size + length > max_bytes):
+            yield page
+            page, size = [], 0
+        page.append(row)
+        size += length
+    if page:
+        yield page

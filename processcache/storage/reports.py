@@ -12,15 +12,14 @@ import difflib
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-from pony import orm
-
-from .schema import JOB_STATE_REVISION
 from ..errors import ProcessCacheError
 from ..logs import LogType
 from ..names import normalize
 from ..records import JobSummary, LogRecord, Problem, RunDetail, RunRecord
-from .store import id_list
 from ..timeutil import db_time, py_time
+from .backend import Backend, id_list
+from .schema import JOB_STATE_REVISION
+from .store import JOBS_FROM
 
 #: Statuses of runs that went wrong: kept longer by `prune`, reported by `check`.
 FAILED = ("failed", "lost", "terminated")
@@ -42,7 +41,7 @@ class History:
     """Reports and retention over one database."""
 
     def __init__(self, database) -> None:
-        self.db = database.pony
+        self.backend: Backend = database.backend
         self.database = database
         self.runs = database.runs
         self.cache = database.cache
@@ -54,15 +53,13 @@ class History:
             raise ProcessCacheError(f"{name!r} is not GROUP/JOB: write it as example/hello-world")
         # the original's rule only: a job an older release stored under a name now refused stays findable
         params = {"group": normalize(group), "job": normalize(job)}
-        with orm.db_session:
-            found = self.db.select("SELECT j.id FROM process_jobs j JOIN processes p ON p.id = j.process_id"
-                                   " WHERE p.name = $group AND j.name = $job", params)
-        if not found:
+        found = self.backend.value(f"SELECT j.id {JOBS_FROM} WHERE p.name = $group AND j.name = $job", params)
+        if found is None:
             wanted = f"{params['group']}/{params['job']}"
             known = [f"{group}/{job}" for group, job in self._names()]
             raise ProcessCacheError(f"no job {wanted} in this database: `processcache jobs` lists them"
                                     + _did_you_mean(wanted, known))
-        return found[0]
+        return found
 
     def job_ids(self, name: str) -> list[int]:
         """The ids of ``group/job``, or of every job of ``group`` (also written ``group/``: a group named show)."""
@@ -80,16 +77,12 @@ class History:
 
     def _names(self) -> list[tuple[str, str]]:
         """(group, job) of every job, for suggestions."""
-        with orm.db_session:
-            return self.db.select("SELECT p.name, j.name FROM process_jobs j JOIN processes p ON p.id = j.process_id",
-                                  {})
+        return [(group, job) for group, job in self.backend.select(f"SELECT p.name, j.name {JOBS_FROM}")]
 
     def expectations(self, group: str, job: str) -> dict[str, float]:
         """The stored ``expect_every`` and ``max_duration`` of a job (normalised names), those set; {} for a new job."""
-        with orm.db_session:
-            found = self.db.select("SELECT j.expect_every, j.max_duration FROM process_jobs j"
-                                   " JOIN processes p ON p.id = j.process_id WHERE p.name = $group AND j.name = $job",
-                                   {"group": group, "job": job})
+        found = self.backend.select(f"SELECT j.expect_every, j.max_duration {JOBS_FROM}"
+                                    " WHERE p.name = $group AND j.name = $job", {"group": group, "job": job})
         names = ("expect_every", "max_duration")
         return {name: value for name, value in zip(names, found[0] if found else ()) if value is not None}
 
@@ -102,16 +95,14 @@ class History:
 
     def _summaries(self) -> list[tuple[JobSummary, RunRecord | None]]:
         """Every job's summary, retired or not, with its last attempt (newest run not skipped), which `check` judges."""
-        with orm.db_session:
-            retired_at = self._retired_at()
-            jobs = self.db.select(f"SELECT j.id, p.name, j.name, j.expect_every, j.max_duration, {retired_at}"
-                                  " FROM process_jobs j JOIN processes p ON p.id = j.process_id"
-                                  " ORDER BY p.name, j.name", {})
-            entries = dict(self.db.select("SELECT job_id, COUNT(*) FROM process_cache WHERE expires_at IS NULL"
-                                          f" OR expires_at > {self.runs.now} GROUP BY job_id", {}))
+        with self.backend.transaction():
+            jobs = self.backend.select(f"SELECT j.id, p.name, j.name, j.expect_every, j.max_duration,"
+                                       f" {self._retired_at()} {JOBS_FROM} ORDER BY p.name, j.name")
+            entries = dict(self.backend.select("SELECT job_id, COUNT(*) FROM process_cache WHERE expires_at IS NULL"
+                                               f" OR expires_at > {self.runs.now} GROUP BY job_id"))
             machines: dict[int, dict[str, datetime]] = {}
-            for job_id, machine, started in self.db.select("SELECT job_id, machine, MAX(started_at)"
-                                                           " FROM process_job_runs GROUP BY job_id, machine", {}):
+            for job_id, machine, started in self.backend.select("SELECT job_id, machine, MAX(started_at)"
+                                                                " FROM process_job_runs GROUP BY job_id, machine"):
                 machines.setdefault(job_id, {})[machine] = py_time(started)
         newest: dict[tuple[str, str], RunRecord] = {}
         attempts: dict[tuple[str, str], RunRecord] = {}
@@ -271,25 +262,16 @@ class History:
         """Delete the rows of *table* (a key of `TABLES`) that ``SELECT r.id {where}`` finds, in batches.
 
         Each batch is its own short transaction, so a busy database is never
-        locked for long; *dry_run* only counts.
+        locked for long; *dry_run* only counts. Logs outlive their runs when
+        kept longer: a batch of runs is unlinked from its logs first.
         """
-        if dry_run:
-            with orm.db_session:
-                return int(self.db.select(f"SELECT COUNT(*) {where}", params)[0])
-        deleted = 0
-        while True:
-            with orm.db_session:
-                found = self.db.select(f"SELECT r.id {where} ORDER BY r.id LIMIT {PRUNE_BATCH}", params)
-                if not found:
-                    return deleted
-                ids = id_list(found)
-                if table == "runs":
-                    # Logs outlive their runs when kept longer: unlink them first.
-                    self.db.execute(f"UPDATE process_job_logs SET run_id = NULL WHERE run_id IN ({ids})", {})
-                self.db.execute(f"DELETE FROM {TABLES[table]} WHERE id IN ({ids})", {})
-            deleted += len(found)
-            if progress is not None:
-                progress(table, len(found))
+
+        def unlink_logs(ids: str) -> None:
+            self.backend.execute(f"UPDATE process_job_logs SET run_id = NULL WHERE run_id IN ({ids})")
+
+        return self.backend.delete_in_batches(TABLES[table], where, params, PRUNE_BATCH, dry_run,
+                                              progress and (lambda rows: progress(table, rows)),
+                                              unlink_logs if table == "runs" else None)
 
 
 def _did_you_mean(wanted: str, known: list[str]) -> str:

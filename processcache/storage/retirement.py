@@ -22,12 +22,10 @@ it, records the job anew.
 from collections.abc import Callable
 from datetime import datetime
 
-from pony.orm.core import TransactionIntegrityError
-from pony.orm.dbapiprovider import IntegrityError
-
 from ..errors import ProcessCacheError
-from .reports import TABLES, History, still_retired
 from ..timeutil import db_time, py_time
+from .backend import ConstraintViolation
+from .reports import TABLES, History, still_retired
 
 
 def retire(history: History, name: str) -> datetime:
@@ -41,17 +39,15 @@ def retire(history: History, name: str) -> datetime:
 def restore(history: History, name: str) -> bool:
     """Undo `retire`; False when the job was not retired (never, restored already, or run since)."""
     job_id = history.job_id(name)
-    with history.database.transaction():
-        retired_at, last_started = history.db.select(
-            "SELECT j.retired_at, (SELECT MAX(r.started_at) FROM process_job_runs r WHERE r.job_id = j.id)"
-            " FROM process_jobs j WHERE j.id = $id", {"id": job_id})[0]
+    retired_at, last_started = history.backend.select(
+        "SELECT j.retired_at, (SELECT MAX(r.started_at) FROM process_job_runs r WHERE r.job_id = j.id)"
+        " FROM process_jobs j WHERE j.id = $id", {"id": job_id})[0]
     _set_retired_at(history, job_id, None)
     return still_retired(py_time(retired_at), py_time(last_started)) is not None
 
 
 def _set_retired_at(history: History, job_id: int, stamp: str | None) -> None:
-    with history.database.transaction():
-        history.db.execute("UPDATE process_jobs SET retired_at = $stamp WHERE id = $id", {"stamp": stamp, "id": job_id})
+    history.backend.execute("UPDATE process_jobs SET retired_at = $stamp WHERE id = $id", {"stamp": stamp, "id": job_id})
 
 
 def delete(history: History, name: str, dry_run: bool = False,
@@ -80,9 +76,8 @@ def delete(history: History, name: str, dry_run: bool = False,
 def _delete_job_row(history: History, job_id: int, name: str) -> None:
     """The job's row, unless a run started meanwhile: its rows refer to the job, and keep it."""
     try:
-        with history.database.transaction():
-            history.db.execute("DELETE FROM process_jobs WHERE id = $id", {"id": job_id})
-    except (IntegrityError, TransactionIntegrityError):
+        history.backend.execute("DELETE FROM process_jobs WHERE id = $id", {"id": job_id})
+    except ConstraintViolation:
         raise ProcessCacheError(f"a run of {name} started while it was being deleted, so its new rows are kept:"
                                 " take it out of every crontab, then delete it again") from None
     history.database.store.forget_job(job_id)

@@ -31,10 +31,14 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..durations import format_duration
 from ..errors import DatabaseUnavailableError, SchemaError
+
+if TYPE_CHECKING:
+    from .backend import Backend
+    from .database import Database
 
 FIRST_PAUSE = 0.1
 MAX_PAUSE = 2.0
@@ -110,21 +114,6 @@ class RetryBudget:
         return DatabaseUnavailableError(message)
 
 
-def is_disconnect(provider, exc: BaseException) -> bool:
-    """Whether *exc* means the connection went away (not a bad statement)."""
-    from pony.orm.core import ConnectionClosedError
-
-    if isinstance(exc, ConnectionClosedError):
-        return True
-    for failed in getattr(exc, "exceptions", ()):  # Pony's CommitException/RollbackException: (type, value, tb)s
-        if is_disconnect(provider, failed[1]):
-            return True
-    original = getattr(exc, "original_exc", exc)
-    if provider.should_reconnect(original):
-        return True
-    return _is_lost(original)
-
-
 def is_unreachable(exc: BaseException) -> bool:
     """Whether a failed first connection may succeed later (a server down, restarting or stalled).
 
@@ -134,10 +123,11 @@ def is_unreachable(exc: BaseException) -> bool:
     original = getattr(exc, "original_exc", exc)
     if any(marker in str(original) for marker in _PERMANENT):
         return False
-    return type(original).__name__ == "OperationalError" or _is_lost(original)
+    return type(original).__name__ == "OperationalError" or is_lost(original)
 
 
-def _is_lost(original: BaseException) -> bool:
+def is_lost(original: BaseException) -> bool:
+    """Whether a driver's error says the connection is gone or cannot be had now."""
     name = type(original).__name__
     if name == "InterfaceError":  # psycopg2 "connection already closed", PyMySQL on a dead socket
         return True
@@ -152,22 +142,21 @@ def reason(database_config, exc: BaseException) -> str:
     return database_config.mask(text.splitlines()[0] if text else type(original).__name__)
 
 
-def retrying(database, operation: Callable[[], Any], done: Callable[[], Any] | None = None) -> Any:
+def retrying(backend: "Backend", operation: Callable[[], Any], done: Callable[[], Any] | None = None) -> Any:
     """Run *operation*; after a lost connection, check *done*, then run it again, within the retry budget.
 
     Inside a batch it runs once: the lost connection took the batch's
     transaction with it, and only the whole batch can be run again. A
     missing table raises `missing_table`'s SchemaError, here or in a batch.
     """
-    with _explained_in_one_line(database):
-        if database.transaction.active:
+    with _explained_in_one_line(backend):
+        if backend.in_transaction:
             return operation()
-        return _with_retries(database, operation, done)
+        return _with_retries(backend, operation, done)
 
 
-def _with_retries(database, operation: Callable[[], Any], done: Callable[[], Any] | None) -> Any:
-    provider = database.pony.provider
-    attempts = database.retry_budget.attempts()
+def _with_retries(backend: "Backend", operation: Callable[[], Any], done: Callable[[], Any] | None) -> Any:
+    attempts = backend.retry_budget.attempts()
     check = None
     while True:
         try:
@@ -177,18 +166,18 @@ def _with_retries(database, operation: Callable[[], Any], done: Callable[[], Any
                     return found
             return operation()
         except Exception as exc:
-            if not is_disconnect(provider, exc):
+            if not backend.is_disconnect(exc):
                 raise
-            _drop_connection(provider)
+            backend.drop_connection()
             if not attempts.wait():
-                raise database.retry_budget.give_up(
-                    f"lost the connection to {database.url} ({reason(database.config, exc)}) and"
+                raise backend.retry_budget.give_up(
+                    f"lost the connection to {backend.url} ({reason(backend.config, exc)}) and"
                     f" {attempts.spent()}: check that the server is up and reachable, then run again"
                     " (retry_for= in the URL sets how long to keep trying)") from None
             check = done
 
 
-def missing_table(database, exc: BaseException) -> SchemaError | None:
+def missing_table(backend: "Backend", exc: BaseException) -> SchemaError | None:
     """The one-line error for a processcache table that does not exist, or None when *exc* says something else.
 
     An operator dropped it by hand, or restored a partial backup: trying
@@ -202,15 +191,15 @@ def missing_table(database, exc: BaseException) -> SchemaError | None:
     if not (getattr(original, "pgcode", None) == _PG_UNDEFINED_TABLE or (args and args[0] == _MYSQL_NO_SUCH_TABLE)
             or str(original).startswith(_SQLITE_NO_SUCH_TABLE)):
         return None
-    said = reason(database.config, exc)
-    for table in database.pony.schema.tables:
+    said = reason(backend.config, exc)
+    for table in backend.table_names():
         if re.search(rf"\b{table}\b", said):
-            return SchemaError(f"table {table} is missing from {database.url}: `processcache db sync --mode check`"
+            return SchemaError(f"table {table} is missing from {backend.url}: `processcache db sync --mode check`"
                                " lists what is missing, `processcache db sync` recreates it (empty)")
     return None
 
 
-def denied(database, exc: BaseException) -> DatabaseUnavailableError | None:
+def denied(backend: "Backend", exc: BaseException) -> DatabaseUnavailableError | None:
     """The one-line error for a statement the database user has no right to run, or None.
 
     A monitoring user given SELECT alone runs the read commands; a run or
@@ -221,25 +210,25 @@ def denied(database, exc: BaseException) -> DatabaseUnavailableError | None:
     if not (getattr(original, "pgcode", None) == _PG_DENIED or (args and args[0] in _MYSQL_DENIED)):
         return None
     return DatabaseUnavailableError(
-        f"the database user may not change {database.url} ({reason(database.config, exc)}): running jobs and"
+        f"the database user may not change {backend.url} ({reason(backend.config, exc)}): running jobs and"
         " changing the cache need SELECT, INSERT, UPDATE and DELETE on processcache's tables; the read commands"
         " (check, jobs, runs, logs, cache list/get) need SELECT alone")
 
 
 @contextlib.contextmanager
-def _explained_in_one_line(database) -> Iterator[None]:
+def _explained_in_one_line(backend: "Backend") -> Iterator[None]:
     """Raise the one line of `missing_table` or `denied` in place of the driver's error it explains."""
     try:
         yield
     except Exception as exc:
-        explained = missing_table(database, exc) or denied(database, exc)
+        explained = missing_table(backend, exc) or denied(backend, exc)
         if explained is None:
             raise
         raise explained from None
 
 
 @contextlib.contextmanager
-def one_line_when_lost(database, what: str | None = None) -> Iterator[None]:
+def one_line_when_lost(database: "Database", what: str | None = None) -> Iterator[None]:
     """A lost connection (or a missing table) in one line, not the driver's traceback.
 
     *what* names a transaction the caller cannot run again by itself (a
@@ -248,26 +237,16 @@ def one_line_when_lost(database, what: str | None = None) -> Iterator[None]:
     whole CLI command, whose writes are retried or committed in batches
     already: running it again is safe.
     """
+    backend = database.backend
     try:
-        with _explained_in_one_line(database):
+        with _explained_in_one_line(backend):
             yield
     except Exception as exc:
-        if not is_disconnect(database.pony.provider, exc):
+        if not backend.is_disconnect(exc):
             raise
-        _drop_connection(database.pony.provider)
-        lost = f"lost the connection to {database.url}" + (f" during {what}" if what else "")
+        backend.drop_connection()
+        lost = f"lost the connection to {backend.url}" + (f" during {what}" if what else "")
         advice = ("check that the server is up, then run the command again" if what is None else
                   "it was rolled back, unless the connection went while it committed; look at the cache before"
                   " running it again")
-        raise DatabaseUnavailableError(f"{lost} ({reason(database.config, exc)}): {advice}") from None
-
-
-def _drop_connection(provider) -> None:
-    """Forget this thread's pooled connection so the next use opens a new one."""
-    pool = provider.pool
-    connection = getattr(pool, "con", None)
-    if connection is not None:
-        try:
-            pool.drop(connection)
-        except Exception:
-            pool.con = None  # closing a broken connection can fail too
+        raise DatabaseUnavailableError(f"{lost} ({reason(backend.config, exc)}): {advice}") from None

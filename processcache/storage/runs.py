@@ -12,26 +12,22 @@ its trailing spaces, is never another lock's row.
 
 from typing import NamedTuple
 
-from pony.orm.core import TransactionIntegrityError
-from pony.orm.dbapiprovider import IntegrityError
-
 from ..codec import decode_value, encode_value
-from .dialects import FOR_UPDATE, NOW
 from ..errors import InvalidValueError
 from .schema import JOB_STATE_REVISION
 from .fence import NO_FENCE, Fence
 from ..locknames import lock_key
 from ..records import RunRecord
-from .retry import retrying
 from ..texts import storable
 from ..timeutil import db_time, py_time
+from .backend import Backend
+from .store import GROUP_OF_JOB
 
 #: A run's result summary is kept when its JSON is at most this long.
 MAX_RESULT_CHARS = 10_000
 _RUN_COLUMNS = ("r.id, p.name, j.name, r.machine, r.pid, r.status, r.started_at, r.finished_at,"
                 " r.duration, r.error, r.traceback, r.result, r.expires_at, r.exit_signal")
-RUNS_FROM = ("FROM process_job_runs r JOIN process_jobs j ON j.id = r.job_id"
-             " JOIN processes p ON p.id = j.process_id")
+RUNS_FROM = f"FROM process_job_runs r JOIN process_jobs j ON j.id = r.job_id {GROUP_OF_JOB}"
 
 
 class LockRecord(NamedTuple):
@@ -54,11 +50,11 @@ class RunStore:
 
     def __init__(self, database) -> None:
         self.database = database
-        self.db = database.pony
+        self.backend: Backend = database.backend
         self.store = database.store
-        self.now = NOW[self.db.provider.dialect]
-        self._for_update = FOR_UPDATE[self.db.provider.dialect]
-        self.transaction = database.transaction
+        self.now = self.backend.dialect.now
+        self._for_update = self.backend.dialect.for_update
+        self.transaction = self.backend.transaction
         self._lock_rows: set[str] = set()
 
     # -- runs -------------------------------------------------------------------
@@ -72,7 +68,7 @@ class RunStore:
         (for the cache commands) are those of its latest run.
         """
         job_id = self.store.job_id(group, job)
-        retrying(self.database, self.database.clock.sync)  # this run's stamps by the server's clock
+        self.backend.retrying(self.database.clock.sync)  # this run's stamps by the server's clock
         started_at = self.database.clock.now()
         status = "running"
         params = {"job_id": job_id, "machine": machine, "pid": pid, "status": status,
@@ -83,31 +79,24 @@ class RunStore:
 
         def insert():
             with self.transaction():
-                self.db.execute("UPDATE process_jobs SET expect_every = $expect_every,"
-                                f" max_duration = $max_duration{declared} WHERE id = $job_id", params)
-                params["id"] = self.db.insert(
-                    "process_job_runs", returning="id", job_id=job_id, machine=machine, pid=pid, status=status,
-                    started_at=params["started_at"])
-                self.db.execute(f"UPDATE process_job_runs SET expires_at = {self.now} + $lease WHERE id = $id",
-                                params)
-                return params["id"]
+                self.backend.execute("UPDATE process_jobs SET expect_every = $expect_every,"
+                                     f" max_duration = $max_duration{declared} WHERE id = $job_id", params)
+                return self.backend.write(
+                    "INSERT INTO process_job_runs (job_id, machine, pid, status, started_at, expires_at)"
+                    f" VALUES ($job_id, $machine, $pid, $status, $started_at, {self.now} + $lease)", params)
 
         def stored():  # the run, if the commit got through before the connection went
-            with self.transaction():
-                found = self.db.select("SELECT MAX(id) FROM process_job_runs WHERE job_id = $job_id AND"
-                                       " machine = $machine AND pid = $pid AND started_at = $started_at", params)
-            return found[0] if found else None
+            return self.backend.value("SELECT MAX(id) FROM process_job_runs WHERE job_id = $job_id AND"
+                                      " machine = $machine AND pid = $pid AND started_at = $started_at", params)
 
-        run_id = retrying(self.database, insert, stored)
+        run_id = self.backend.retrying(insert, stored)
         return RunRecord(run_id, group, job, machine, pid, status, started_at)
 
     def scope_of(self, job_id: int) -> str | None:
         """The data scope (``job`` or ``machine``) the job's latest run declared; None before any."""
         if not self.database.has_revision(JOB_STATE_REVISION):
             return None
-        with self.transaction():
-            found = self.db.select("SELECT scope FROM process_jobs WHERE id = $job_id", {"job_id": job_id})
-        return found[0] if found else None
+        return self.backend.value("SELECT scope FROM process_jobs WHERE id = $job_id", {"job_id": job_id})
 
     def heartbeat(self, run_id: int, lease: float, lock_name: str | None = None) -> bool:
         """Keep a run (and its lock) alive for another *lease*; False if the lock was lost.
@@ -117,17 +106,15 @@ class RunStore:
         """
         with self.transaction():
             held = lock_name is None or self.renew_lock(lock_name, run_id, lease)
-            self.db.execute(f"UPDATE process_job_runs SET expires_at = {self.now} + $lease"
-                            " WHERE id = $run_id AND status = 'running'", {"run_id": run_id, "lease": lease})
+            self.backend.execute(f"UPDATE process_job_runs SET expires_at = {self.now} + $lease"
+                                 " WHERE id = $run_id AND status = 'running'", {"run_id": run_id, "lease": lease})
             return held
 
     def renew_lock(self, name: str, owner: int, lease: float) -> bool:
         """Extend the lease of a lock *owner* holds; False if it no longer does."""
-        with self.transaction():
-            cursor = self.db.execute(f"UPDATE process_job_locks SET expires_at = {self.now} + $lease"
-                                     " WHERE name = $name AND run_id = $owner",
-                                     {"name": lock_key(name), "owner": owner, "lease": lease})
-            return cursor.rowcount == 1
+        return self.backend.execute(f"UPDATE process_job_locks SET expires_at = {self.now} + $lease"
+                                    " WHERE name = $name AND run_id = $owner",
+                                    {"name": lock_key(name), "owner": owner, "lease": lease}) == 1
 
     def finish(self, run: RunRecord, status: str, error: str | None = None, traceback: str | None = None,
                result=None, signal: int | None = None, fence: Fence = NO_FENCE) -> RunRecord:
@@ -145,22 +132,23 @@ class RunStore:
 
         def record() -> tuple[str, str | None] | None:
             with self.transaction(immediate=True):
-                lost_lock = fence.lost_lock(self.db) if fence else None
-                found = self.db.select(f"SELECT status FROM process_job_runs WHERE id = $id{self._for_update}",
-                                       params)
-                if not found or found[0] not in ("running", "lost"):
+                lost_lock = fence.lost_lock(self.backend) if fence else None
+                found = self.backend.value(f"SELECT status FROM process_job_runs WHERE id = $id{self._for_update}",
+                                           params)
+                if found not in ("running", "lost"):
                     return None
                 ending = {"status": status, "error": params["error"]}
-                if found[0] == "lost" or lost_lock is not None:
+                if found == "lost" or lost_lock is not None:
                     ending["status"] = "lost"
                     ending["error"] = ending["error"] or (f"lost its lease on the lock {lost_lock or fence.holds[0][0]}:"
                                                           " another run took the lock over before this one ended")
-                self.db.execute("UPDATE process_job_runs SET status = $status, finished_at = $finished_at,"
-                                " duration = $duration, error = $error, traceback = $traceback, result = $result,"
-                                " exit_signal = $signal, expires_at = NULL WHERE id = $id", {**params, **ending})
+                self.backend.execute("UPDATE process_job_runs SET status = $status, finished_at = $finished_at,"
+                                     " duration = $duration, error = $error, traceback = $traceback,"
+                                     " result = $result, exit_signal = $signal, expires_at = NULL WHERE id = $id",
+                                     {**params, **ending})
                 return ending["status"], ending["error"]
 
-        ended = retrying(self.database, record)
+        ended = self.backend.retrying(record)
         if ended is None:  # it had ended already: as it was recorded then
             return self.get(run.id)
         return RunRecord(run.id, run.group, run.job, run.machine, run.pid, ended[0], run.started_at, finished_at,
@@ -189,21 +177,11 @@ class RunStore:
 
         def read():
             with self.transaction():
-                now = self.db.select(f"SELECT {self.now}", {})[0]
-                return now, self.db.select(
+                return self.backend.now(), self.backend.select(
                     f"SELECT {_RUN_COLUMNS} {RUNS_FROM} WHERE {where} ORDER BY r.id DESC{page}", params)
 
-        now, rows = retrying(self.database, read)
+        now, rows = self.backend.retrying(read)
         return [_run_record(row, now) for row in rows]
-
-    def _update(self, sql: str, params: dict) -> None:
-        """An idempotent UPDATE, tried again after a lost connection."""
-
-        def update():
-            with self.transaction():
-                self.db.execute(sql, params)
-
-        retrying(self.database, update)
 
     # -- locks ------------------------------------------------------------------
 
@@ -219,39 +197,36 @@ class RunStore:
         params = {"name": name, "machine": machine, "pid": pid, "run_id": run_id, "lease": lease}
 
         def ours():  # after a lost connection: did the UPDATE commit?
-            with self.transaction():
-                return self.db.select("SELECT run_id FROM process_job_locks WHERE name = $name", params) == [run_id]
+            return self.backend.value("SELECT run_id FROM process_job_locks WHERE name = $name", params) == run_id
 
-        return retrying(self.database, lambda: self._acquire(params), ours)
+        return self.backend.retrying(lambda: self._acquire(params), ours)
 
     def _acquire(self, params: dict) -> bool:
         with self.transaction():
-            previous = self.db.select("SELECT run_id FROM process_job_locks WHERE name = $name", params)
-            cursor = self.db.execute(
+            previous = self.backend.value("SELECT run_id FROM process_job_locks WHERE name = $name", params)
+            taken = self.backend.execute(
                 f"UPDATE process_job_locks SET machine = $machine, pid = $pid, run_id = $run_id,"
                 f" acquired_at = {self.now}, expires_at = {self.now} + $lease"
                 f" WHERE name = $name AND (expires_at IS NULL OR expires_at < {self.now})", params)
-            if cursor.rowcount != 1:
+            if taken != 1:
                 return False
-            if previous and previous[0] is not None:
-                self.db.execute("UPDATE process_job_runs SET status = 'lost' WHERE id = $previous"
-                                " AND status = 'running'", {"previous": previous[0]})
+            if previous is not None:
+                self.backend.execute("UPDATE process_job_runs SET status = 'lost' WHERE id = $previous"
+                                     " AND status = 'running'", {"previous": previous})
         return True
 
     def release(self, name: str, run_id: int) -> None:
         """Free the lock if *run_id* still holds it."""
-        self._update("UPDATE process_job_locks SET machine = NULL, pid = NULL, run_id = NULL,"
-                     " acquired_at = NULL, expires_at = NULL WHERE name = $name AND run_id = $run_id",
-                     {"name": lock_key(name), "run_id": run_id})
+        self.backend.execute("UPDATE process_job_locks SET machine = NULL, pid = NULL, run_id = NULL,"
+                             " acquired_at = NULL, expires_at = NULL WHERE name = $name AND run_id = $run_id",
+                             {"name": lock_key(name), "run_id": run_id})
 
     def break_lock(self, name: str) -> bool:
         """Free the lock whoever holds it (an operator's decision); True if it was held."""
-        with self.transaction():
-            cursor = self.db.execute(
-                "UPDATE process_job_locks SET machine = NULL, pid = NULL, run_id = NULL,"
-                f" acquired_at = NULL, expires_at = NULL WHERE name = $name AND expires_at >= {self.now}",
-                {"name": lock_key(name)})
-            return cursor.rowcount == 1
+        return self.backend.execute(
+            "UPDATE process_job_locks SET machine = NULL, pid = NULL, run_id = NULL,"
+            f" acquired_at = NULL, expires_at = NULL WHERE name = $name AND expires_at >= {self.now}",
+            {"name": lock_key(name)}) == 1
 
     def locks(self, name: str | None = None) -> list[LockRecord]:
         """Every lock row (or the one named), held or not; a record's name is the lock's key.
@@ -260,10 +235,8 @@ class RunStore:
         """
         where = "WHERE name = $name" if name is not None else ""
         params = {"name": None if name is None else lock_key(name)}
-        with self.transaction():
-            rows = self.db.select(
-                f"SELECT name, machine, pid, run_id, {self.now} - acquired_at, expires_at - {self.now}"
-                f" FROM process_job_locks {where} ORDER BY name", params)
+        rows = self.backend.select(f"SELECT name, machine, pid, run_id, {self.now} - acquired_at,"
+                                   f" expires_at - {self.now} FROM process_job_locks {where} ORDER BY name", params)
         return [LockRecord(r[0], r[1], r[2], r[3], _float(r[4]), _float(r[5])) for r in rows]
 
     def _ensure_lock_row(self, name: str) -> None:
@@ -271,15 +244,8 @@ class RunStore:
         if name in self._lock_rows:
             return
 
-        def ensure():
-            try:
-                with self.transaction():
-                    if not self.db.select("SELECT name FROM process_job_locks WHERE name = $name", {"name": name}):
-                        self.db.insert("process_job_locks", name=name)
-            except (IntegrityError, TransactionIntegrityError):
-                pass  # another process created the row first: the UPDATE decides
-
-        retrying(self.database, ensure)  # a run's first use of the lock table: a dropped one is said in one line
+        # A run's first use of the lock table: a dropped one is said in one line (`retry.missing_table`).
+        self.backend.insert_unique("process_job_locks", {"name": name}, column="name")
         self._lock_rows.add(name)
 
 

@@ -1,27 +1,44 @@
-"""The Pony entities, declared on a database chosen at run time.
+"""The schema: Pony's entities, the stored versions and revisions, and the changes between them.
 
 Pony binds entity classes to one ``Database`` when they are declared, so they
-are declared inside `define_entities`, once per `connect()`. The entities
-define the schema (tables, keys, indexes); the hot paths in `store.py` read
-and write these tables with plain SQL through the same Pony database.
-
-Table and column names are part of the stored format: `store.py` names them.
+are declared inside `declare`, once per `connect()`. The entities define the
+tables, keys and indexes, which Pony creates; the stores read and write
+these tables with plain SQL through the `Backend`. Table and column names
+are part of the stored format.
 
 Times a person reads (created, started, finished) are UTC timestamps taken
 by the writing process. Times that decide who may do what across machines
 (lease and entry expiry, heartbeats) are seconds since the epoch by the
-database server's clock (`dialects.NOW`), so machines whose clocks drift
+database server's clock (`Dialect.now`), so machines whose clocks drift
 still agree; those columns end in ``_at`` and hold a float.
+
+A version changes tables or columns older processcache releases could not
+use: they refuse a newer one. A revision changes only what they can use as
+it is (an index; a nullable column they neither insert nor read), so a farm
+upgrading one machine at a time keeps running. Pony never ALTERs, so each
+change is an upgrade step here: a column added as the entities declare it
+(Pony writes each database's SQL type), or Pony creating what is missing (a
+new index) before the old is dropped. Schema changes run under a
+database-wide lock, in one transaction where the database allows (SQLite
+and PostgreSQL; MySQL commits each ALTER by itself, so every step first
+checks whether it is done, and an interrupted upgrade resumes where it
+stopped).
 """
 
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from pony.orm import LongStr, Optional, PrimaryKey, Required, Set, composite_index, composite_key
+from pony.orm.dbapiprovider import DatabaseError
+
+from ..errors import SchemaError
+from .dialects import Dialect
 
 #: The stored format: bumped whenever a table or column changes. A processcache
 #: refuses a database of a newer version (it would not know its columns), reads
-#: the version before anything else and changes nothing there (`Store.refuse_newer`).
-#: Stored in ``processcache_meta``; each bump comes with its steps in `upgrades.STEPS`.
+#: the version before anything else and changes nothing there (`Schema.refuse_newer`).
+#: Stored in ``processcache_meta``; each bump comes with its steps in `STEPS`.
 SCHEMA_VERSION = 2
 #: Changes within a version that every processcache of that version can use as
 #: they are (indexes): older releases ignore the ``schema_revision`` row, so a
@@ -36,23 +53,20 @@ JOB_STATE_REVISION = (2, 2)
 #: reads of jobs of ``scope="job"``, which name no machine.
 SCHEMA_REVISION = 3
 
-# MySQL compares text case- and accent-insensitively by default, which would
-# make the keys "Token" and "token" one key; its 3-byte `utf8` cannot hold
-# emoji. Every text column there is utf8mb4 with a binary collation.
-_MYSQL_TEXT = {
-    "varchar": "VARCHAR({}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
-    "longtext": "LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
-}
+#: What this processcache writes: (version, revision).
+CURRENT = (SCHEMA_VERSION, SCHEMA_REVISION)
+#: The schema version and revision a database records.
+_STATE_SQL = "SELECT name, value FROM processcache_meta WHERE name IN ('schema_version', 'schema_revision')"
 
 
-def define_entities(db, provider: str):
+def declare(db, dialect: Dialect) -> dict:
     """Declare processcache's entities on the Pony database *db*; return them by name."""
 
     def text(max_len=None, **options):
         options.setdefault("autostrip", False)  # keys and values must round-trip exactly
-        if provider == "mysql":
-            kind = "longtext" if max_len is None else "varchar"
-            options["sql_type"] = _MYSQL_TEXT[kind].format(max_len)
+        sql_type = dialect.text_type(max_len)
+        if sql_type is not None:
+            options["sql_type"] = sql_type
         return options
 
     def timestamp(kind=Required, **options):
@@ -143,3 +157,201 @@ def define_entities(db, provider: str):
         value = Required(str, 255, **text(255))
 
     return {e.__name__: e for e in (Group, Job, Entry, Run, Log, Lock, Meta)}
+
+
+class Schema:
+    """The schema of one database: its recorded state, what it lacks, and the changes that bring it in line."""
+
+    def __init__(self, backend, url: str) -> None:
+        self.backend = backend
+        self.pony = backend.pony
+        self.url = url
+
+    def state(self) -> tuple[int, int] | None:
+        """The (version, revision) recorded in the database, or None where there is none (yet)."""
+        try:
+            with self.backend.transaction():
+                return self._read_state()
+        except DatabaseError as exc:
+            if self.backend.is_disconnect(exc):
+                raise  # a server away, not a new database: the caller's retry decides
+            return None  # no meta table: a new database
+
+    def refuse_newer(self, state: tuple[int, int] | None) -> None:
+        """Raise SchemaError for a database a newer processcache wrote: this release must neither change nor use it.
+
+        During a rolling upgrade, an older release that brought a newer
+        schema back to its own shape would take other lock tables than the
+        newer machines, and both would run the job. A newer revision of this
+        version is usable as it is.
+        """
+        if state is not None and state[0] > SCHEMA_VERSION:
+            raise SchemaError(f"{self.url} has schema version {state[0]}, written by a newer processcache"
+                              f" (this release knows version {SCHEMA_VERSION}): upgrade processcache on this machine"
+                              " to use it; nothing was changed")
+
+    def differences(self) -> list[str]:
+        """What the database lacks against this version's schema ([] when none).
+
+        Reads the version first and raises SchemaError for a database written
+        by a newer processcache: its tables are not this release's to compare,
+        let alone to create. A newer revision's indexes are not compared
+        either: it may have replaced some, and a revision is usable as it is.
+        """
+        differences = []
+        with self.backend.transaction():
+            connection = self.pony.get_connection()
+            provider = self.pony.provider
+            state = self._stored_state()
+            self.refuse_newer(state)
+            for name, table in self.pony.schema.tables.items():
+                if not provider.table_exists(connection, name):
+                    differences.append(f"table {name} is missing")
+                    continue
+                present = self._columns(name)
+                differences += [f"column {name}.{column.name} is missing"
+                                for column in table.column_list if column.name.lower() not in present]
+                differences += [
+                    f"index {index.name} on {name} is missing" for index in table.indexes.values()
+                    if not (index.is_pk or index.is_unique) and (state is None or state <= CURRENT)
+                    and not index.exists(provider, connection, False)
+                ]
+        if not differences and state is not None and state < CURRENT:
+            differences = [f"schema {describe(state)} is older than {describe(CURRENT)}: run `processcache db upgrade`"]
+        return differences
+
+    @contextlib.contextmanager
+    def change(self) -> Iterator[tuple[int, int] | None]:
+        """A DDL session under the schema lock; yields the (version, revision) stored, None for a new database.
+
+        Processes changing the schema at once take turns under a
+        database-wide lock, all in one DDL session: SQLite's is an exclusive
+        transaction already; the servers take an explicit lock. The version
+        is read under the lock, before anything else: a newer processcache
+        may have upgraded the database a moment ago, and this release must
+        not change it (SchemaError).
+        """
+        lock, unlock = self.backend.dialect.schema_lock
+        with self.backend.ddl():
+            if lock:
+                self.backend.select(lock)
+            try:
+                state = self._stored_state()
+                self.refuse_newer(state)
+                yield state
+            finally:
+                if unlock:
+                    self.backend.select(unlock)
+
+    def create(self) -> None:
+        """Create what is missing and record this version and revision (the first process that gets to)."""
+        with self.change() as state:
+            if self.differences():
+                self._create_missing()
+            if state is None:
+                self._record("schema_version", SCHEMA_VERSION)
+                self._record("schema_revision", SCHEMA_REVISION)
+
+    def drop(self) -> None:
+        """Drop every processcache table with its data (``sync("new")``).
+
+        Refused for a database a newer processcache wrote: this release
+        knows only its own tables, and would leave the newer one's behind.
+        """
+        with self.change():
+            connection = self.pony.get_connection()
+            for name in self.pony.schema.tables:  # as Pony's drop_all_tables, which opens a DDL session of its own
+                if self.pony.provider.table_exists(connection, name):
+                    self.pony.provider.drop_table(connection, name)
+
+    def upgrade(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Bring the database to this version and revision; return the (version, revision) before and after.
+
+        Refuses newer versions (`change` reads the version first); a newer
+        revision of this version is left as it is.
+        """
+        with self.change() as start:
+            if start is None:
+                raise SchemaError(f"{self.url} has no processcache tables to upgrade:"
+                                  " `processcache db sync` creates them")
+            if start >= CURRENT:
+                return start, start
+            for state, step in STEPS:
+                if start < state:
+                    step(self)
+            self._record("schema_version", SCHEMA_VERSION)
+            self._record("schema_revision", SCHEMA_REVISION)
+        return start, CURRENT
+
+    # -- steps' tools -------------------------------------------------------------------
+
+    def _columns(self, table: str) -> set[str]:
+        """The columns *table* has, lower case (the one probe: every database answers a SELECT's description)."""
+        cursor = self.pony.get_connection().cursor()
+        cursor.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+        return {column[0].lower() for column in cursor.description}
+
+    def _create_missing(self) -> None:
+        self.pony.schema.create_tables(self.pony.provider, self.pony.get_connection())
+
+    def _record(self, name: str, value: int) -> None:
+        params = {"name": name, "value": str(value)}
+        if not self.backend.execute("UPDATE processcache_meta SET value = $value WHERE name = $name", params):
+            self.backend.insert("processcache_meta", params)
+
+    def _read_state(self) -> tuple[int, int] | None:
+        found = dict(self.backend.select(_STATE_SQL))
+        if "schema_version" not in found:
+            return None
+        return int(found["schema_version"]), int(found.get("schema_revision", 0))
+
+    def _stored_state(self) -> tuple[int, int] | None:
+        """`_read_state`, and None without a meta table, looked for first: a failed SELECT ends a PostgreSQL transaction."""
+        if not self.pony.provider.table_exists(self.pony.get_connection(), "processcache_meta"):
+            return None
+        return self._read_state()
+
+
+def describe(state: tuple[int, int]) -> str:
+    """A (version, revision) as people write it: ``2.3``."""
+    return f"{state[0]}.{state[1]}"
+
+
+def _add_columns_as_declared(table: str, *columns: str) -> Callable[[Schema], None]:
+    """Add *columns* as this version's entities declare them, in each database's own SQL type.
+
+    Pony writes the definition (``DATETIME``, ``TIMESTAMP`` or
+    ``DATETIME(6)``; MySQL's text with its character set and collation), so
+    an upgraded table is the same as a new one, on every database.
+    """
+
+    def step(schema: Schema) -> None:
+        declared = schema.pony.schema.tables[table].column_dict
+        present = schema._columns(table)
+        for column in columns:
+            if column not in present:
+                schema.backend.execute(f"ALTER TABLE {table} ADD COLUMN {declared[column].get_sql()}")
+
+    return step
+
+
+def _replace_index(table: str, old: str | None = None) -> Callable[[Schema], None]:
+    """Create this version's missing indexes, then drop *old*, if any (reads always have one)."""
+
+    def step(schema: Schema) -> None:
+        schema._create_missing()  # only what is missing: here, the new index
+        provider = schema.pony.provider
+        if old is not None and provider.index_exists(schema.pony.get_connection(), table, old, case_sensitive=False):
+            schema.backend.execute(schema.backend.dialect.drop_index(old, table))
+
+    return step
+
+
+#: (version, revision) a step brings a database to, and the step, in order.
+#: Each step first checks whether it is done, so an interrupted upgrade resumes.
+STEPS = [
+    ((2, 0), _add_columns_as_declared("process_job_runs", "exit_signal")),
+    ((2, 1), _replace_index("process_cache", "idx_process_cache__job_id_machine_entry_key")),
+    ((2, 2), _add_columns_as_declared("process_jobs", "retired_at", "scope")),
+    ((2, 3), _replace_index("process_cache")),
+]

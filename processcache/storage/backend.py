@@ -1,0 +1,571 @@
+"""The one seam between processcache and its database: Pony's internals and the drivers, behind a small executor.
+
+Every store (cache, runs, jobs and logs, reports) runs SQL through a
+`Backend` and nothing else: `select`, `values`, `value`, `execute`,
+`insert`, `insert_many` and `write`, inside `transaction()` or on their own,
+with `retrying` around what may be tried again after a lost connection. SQL
+is written once, with Pony's ``$name`` parameters, in the plain SQL the
+three databases share; what differs between them is a `Dialect`'s
+(`dialects.py`). This module alone touches Pony's private API and the
+driver connections, so a Pony release that renames one of them breaks one
+file, whose contract `tests/test_backend.py` checks on all three databases.
+Pony also declares the entities and creates the schema (`schema.py`).
+
+A statement outside a transaction runs straight on the connection Pony
+keeps for this thread, committed at once: a write through a Pony session
+spends about 25 µs in Pony's own bookkeeping (session cache, transaction
+mode, statistics), half the cost of an insert on SQLite, and appends of
+entries and logs are the hot path of cron jobs. Where the driver allows,
+such a statement is its own durable transaction, one round trip: SQLite
+(Pony opens it with ``isolation_level=None``), PostgreSQL and MySQL in
+autocommit mode, switched off again for a transaction. Such a statement is
+tried again after a lost connection (`retry.py`): a non-idempotent one
+passes a *find* check (`write`) or runs inside a transaction.
+
+Transactions are processcache's own, told apart from any Pony session the
+application holds in the same thread. Pony keeps one ``db_session`` flag per
+thread for every Pony ``Database`` in the process, and flattens nested
+sessions into the outermost. An application that uses Pony for its own data
+and calls processcache inside its own ``with db_session:`` would otherwise
+hold processcache's writes in its transaction: uncommitted until it ends,
+gone if it rolls back or the process dies. So:
+
+- outside any Pony session, a transaction is a ``db_session`` of its own;
+- inside a session processcache did not open, it commits (or rolls back)
+  processcache's database alone when it ends, leaving the application's
+  database to the application;
+- inside one of processcache's own, it joins it; with *savepoint* it is a
+  savepoint instead, so an inner block that raises rolls back its own
+  writes only (a `CacheContext.batch` inside a batch).
+
+Work that must not share the transaction's fate (the logs written inside a
+batch, which explain why it failed) is deferred with `after` to the moment
+the outermost transaction has ended, committed or rolled back.
+"""
+
+import contextlib
+import functools
+import gc
+import itertools
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pony import orm
+from pony.orm import core
+from pony.orm.core import ConnectionClosedError, TransactionIntegrityError
+from pony.orm.dbapiprovider import DBException, IntegrityError
+
+from .. import config as configuration
+from ..clock import moved
+from ..errors import DatabaseUnavailableError, MissingDriverError
+from ..timeutil import backoff
+from . import retry
+from .dialects import SQLITE_MOVED, Dialect, dialect_for
+
+#: Any failure the database or its driver reported (what code that must not fail on it catches).
+DriverError = DBException
+
+_PARAM = re.compile(r"\$(\w+)")
+_UNIQUE_ATTEMPTS = 5
+_PAGE = 1000
+_DRIVERS = {
+    "postgres": ("PostgreSQL", "postgres", "psycopg2"),
+    "mysql": ("MySQL", "mysql", "PyMySQL or mysqlclient"),
+}
+
+
+class ConstraintViolation(Exception):
+    """A statement broke a unique or foreign key: another process got there first, or rows still refer to the row."""
+
+
+class Backend:
+    """The executor of one processcache database; see the module docstring.
+
+    *declare* declares the entities on the Pony database (`schema.declare`);
+    the first connection is opened here, waited for within the retry budget.
+    """
+
+    def __init__(self, database_config: configuration.DatabaseConfig, read_only: bool,
+                 declare: Callable[[Any, Dialect], dict]) -> None:
+        self.config = database_config
+        self.url = database_config.safe_url
+        self.read_only = read_only
+        self.dialect = dialect_for(database_config.provider)
+        self.retry_budget = retry.RetryBudget(database_config.retry_for)
+        #: The Pony database: for `schema.py`, which declares and creates the tables, and no one else.
+        self.pony = orm.Database()
+        self.entities = declare(self.pony, self.dialect)
+        self._local = threading.local()
+        self._savepoints = itertools.count(1)
+        if self.dialect.name == "sqlite":
+            self._prepare_sqlite()
+        self._bind()
+        if self.dialect.name == "postgres":
+            _end_sessions_without_discard(self.pony.provider.pool)
+        self.pony.generate_mapping(create_tables=False, check_tables=False)
+
+    # -- transactions ---------------------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside one of processcache's transactions on this database."""
+        return getattr(self._local, "depth", 0) > 0
+
+    @contextlib.contextmanager
+    def transaction(self, immediate: bool = False, savepoint: bool = False) -> Iterator[None]:
+        """A transaction: committed at the end of the block, rolled back on an exception.
+
+        *immediate* takes SQLite's write lock at the start, so a read that
+        decides a write cannot be overtaken by another writer. Inside another
+        of processcache's transactions it joins that one, or with *savepoint*
+        is a savepoint in it.
+        """
+        if self.in_transaction:
+            with self._savepoint() if savepoint else self._depth():
+                yield
+            return
+        self._autocommit(False)
+        if core.local.db_session is None:
+            session = orm.db_session(immediate=immediate)
+        else:
+            session = self._inside_foreign_session()
+        with self._outermost(session):
+            yield
+
+    @contextlib.contextmanager
+    def ddl(self) -> Iterator[None]:
+        """A schema-changing transaction (Pony's ``ddl`` session); the statements inside it join it."""
+        self._autocommit(False)
+        with self._outermost(orm.db_session(ddl=True)):
+            yield
+
+    def after(self, callback: Callable[[], None]) -> None:
+        """Call *callback* once this thread's outermost transaction has ended (at once outside any)."""
+        if not self.in_transaction:
+            callback()
+            return
+        self._local.after.append(callback)
+
+    # -- statements -----------------------------------------------------------------
+
+    def select(self, sql: str, params: dict | None = None) -> list[tuple]:
+        """The rows of a SELECT, as tuples.
+
+        In a transaction it reads in it, seeing its writes; outside, on its
+        own, tried again after a lost connection.
+        """
+        params = params or {}
+        if self.in_transaction:
+            return self._cursor_in_transaction(sql, params, write=False).fetchall()
+        text, values = self._positional(sql, params)
+        return self.retrying(lambda: self._fetch(text, values))
+
+    def values(self, sql: str, params: dict | None = None) -> list:
+        """The first column of a SELECT's rows."""
+        return [row[0] for row in self.select(sql, params)]
+
+    def value(self, sql: str, params: dict | None = None) -> Any:
+        """The first value of a SELECT's first row; None without a row."""
+        found = self.select(sql, params)
+        return found[0][0] if found else None
+
+    def execute(self, sql: str, params: dict | None = None) -> int:
+        """Run an UPDATE, DELETE or DDL statement; return how many rows it changed.
+
+        Outside a transaction it commits at once and is tried again after a
+        lost connection: use it so for statements that may run twice.
+        """
+        params = params or {}
+        if self.in_transaction:
+            return self._cursor_in_transaction(sql, params, write=True).rowcount
+        text, values = self._positional(sql, params)
+        return self.retrying(lambda: self._commit(text, values, lambda cursor: cursor.rowcount))
+
+    def insert(self, table: str, values: dict) -> int:
+        """Insert one row into *table* inside the current transaction; return its id (None for a table without)."""
+        if not self.in_transaction:
+            raise RuntimeError("Backend.insert runs inside a transaction: use write() for a single durable insert")
+        return self.pony.insert(table, returning="id" if table in _TABLES_WITH_ID else None, **values)
+
+    def insert_many(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
+        """Insert *rows* (tuples in *columns* order) inside the current transaction; return their ids in order."""
+        if not rows:
+            return []
+        cursor = self.pony.get_connection().cursor()
+        return self.dialect.insert_many(cursor, table, columns, rows)
+
+    def delete_ids(self, table: str, ids: list[int]) -> None:
+        """Delete the rows of *table* with these ids, a thousand a statement, inside the current transaction."""
+        for start in range(0, len(ids), _PAGE):
+            self.execute(f"DELETE FROM {table} WHERE id IN ({id_list(ids[start:start + _PAGE])})")
+
+    def delete_in_batches(self, table: str, where: str, params: dict, batch: int, dry_run: bool = False,
+                          progress: Callable[[int], None] | None = None,
+                          before: Callable[[str], None] | None = None) -> int:
+        """Delete the rows of *table* that ``SELECT r.id {where}`` finds, *batch* at a time; return how many.
+
+        Each batch is its own short transaction, so a busy database is never
+        locked for long. *dry_run* only counts; *progress* gets each batch's
+        size; *before* gets each batch's ids (``1, 2, 3``) inside its
+        transaction, before the delete.
+        """
+        if dry_run:
+            return int(self.value(f"SELECT COUNT(*) {where}", params))
+        deleted = 0
+        while True:
+            with self.transaction():
+                ids = id_list(self.values(f"SELECT r.id {where} ORDER BY r.id LIMIT {int(batch)}", params))
+                if ids:
+                    if before is not None:
+                        before(ids)
+                    self.execute(f"DELETE FROM {table} WHERE id IN ({ids})")
+            if not ids:
+                return deleted
+            count = ids.count(",") + 1
+            deleted += count
+            if progress is not None:
+                progress(count)
+
+    def write(self, sql: str, params: dict, *, read_back: str | None = None,
+              find: tuple[str, dict] | None = None, refused: Callable[[], Exception] | None = None) -> Any:
+        """Run one INSERT, committed (or in the current transaction), and return the new row's id.
+
+        With *read_back* (a SELECT of one value taking ``$id``), return
+        ``(id, value)``, read on the same connection before the commit.
+        *find* is ``(select, params)``: a SELECT of the row's id by its
+        identity, run before the INSERT is tried again after a lost
+        connection, so the row is never stored twice. *refused* makes the
+        error to raise when the INSERT stored no row (a fenced
+        ``INSERT ... SELECT`` whose lock is no longer held).
+        """
+        text, values = self._positional(sql + self.dialect.returning, params)
+        back = read_back and self._positional(read_back, {"id": None})[0]
+
+        def result(cursor):
+            if refused is not None and cursor.rowcount == 0:
+                raise refused()
+            new_id = cursor.fetchone()[0] if self.dialect.returning else cursor.lastrowid
+            if back is None:
+                return new_id
+            cursor.execute(back, (new_id,))
+            return new_id, cursor.fetchone()[0]
+
+        if self.in_transaction:
+            return result(self._execute_in_transaction(text, values))
+
+        def done():
+            found = self.value(*find)
+            if found is None or read_back is None:
+                return found
+            return found, self.value(read_back, {"id": found})
+
+        return self.retrying(lambda: self._commit(text, values, result), done if find is not None else None)
+
+    def insert_unique(self, table: str, key: dict, extra: dict | None = None, column: str = "id") -> Any:
+        """The *column* (its id) of the row of *table* whose unique columns hold *key*, inserted (with *extra*) unless there.
+
+        Processes creating the same row at once race: the loser's insert
+        breaks the unique key, and it reads the winner's row. Tried again
+        after a lost connection, which is safe: the row is looked for first.
+        """
+        where = " AND ".join(f"{name} = ${name}" for name in key)
+
+        def get_or_create() -> int:
+            with self.transaction():
+                found = self.value(f"SELECT {column} FROM {table} WHERE {where}", key)
+                if found is not None:
+                    return found
+                new_id = self.insert(table, {**key, **(extra or {})})
+                return new_id if column == "id" else key[column]
+
+        for _ in range(_UNIQUE_ATTEMPTS):
+            try:
+                return self.retrying(get_or_create)
+            except ConstraintViolation:
+                continue
+        raise ConstraintViolation(f"could not create a row in {table}: its unique key kept conflicting")
+
+    def retrying(self, operation: Callable[[], Any], done: Callable[[], Any] | None = None) -> Any:
+        """Run *operation*, again after a lost connection within the retry budget (`retry.retrying`)."""
+        return retry.retrying(self, operation, done)
+
+    def now(self) -> float:
+        """The database server's clock, in seconds since the epoch."""
+        return float(self.value(f"SELECT {self.dialect.now}"))
+
+    # -- connections ----------------------------------------------------------------
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        """Whether *exc* means the connection went away (not a bad statement)."""
+        if isinstance(exc, ConnectionClosedError):
+            return True
+        for failed in getattr(exc, "exceptions", ()):  # Pony's CommitException/RollbackException: (type, value, tb)s
+            if self.is_disconnect(failed[1]):
+                return True
+        original = getattr(exc, "original_exc", exc)
+        return self.pony.provider.should_reconnect(original) or retry.is_lost(original)
+
+    def drop_connection(self) -> None:
+        """Forget this thread's pooled connection so the next use opens a new one: it may be dead or mid-transaction."""
+        if self.dialect.name == "sqlite":
+            return
+        pool = self.pony.provider.pool
+        connection = getattr(pool, "con", None)
+        if connection is not None:
+            try:
+                pool.drop(connection)
+            except Exception:
+                pool.con = None  # closing a broken connection can fail too
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        self.pony.disconnect()
+
+    def table_names(self) -> list[str]:
+        """processcache's tables, as this release declares them."""
+        return list(self.pony.schema.tables)
+
+    # -- inside -----------------------------------------------------------------------
+
+    def _positional(self, sql: str, params: dict) -> tuple[str, tuple]:
+        text, names = _positional(sql, self.dialect.mark)
+        return text, tuple(params[name] for name in names)
+
+    def _cursor_in_transaction(self, sql: str, params: dict, write: bool):
+        try:
+            # Pony evaluates the parameters with the dict as globals, which adds __builtins__ to it: a copy.
+            return self.pony._exec_raw_sql(sql, dict(params), None, 0, start_transaction=write)
+        except (IntegrityError, TransactionIntegrityError) as exc:
+            raise ConstraintViolation(str(exc)) from None
+
+    def _execute_in_transaction(self, text: str, values: tuple):
+        cursor = self.pony.get_connection().cursor()
+        cursor.execute(text, values)
+        return cursor
+
+    def _connection(self):
+        """This thread's pooled connection, opened if need be, committing each statement where the driver can."""
+        connection, is_new = self.pony.provider.connect()
+        if is_new:
+            self.pony.call_on_connect(connection)
+        self.dialect.set_autocommit(connection, True)
+        return connection
+
+    def _autocommit(self, on: bool) -> None:
+        """Switch this thread's open connection in or out of autocommit mode (a transaction needs it out)."""
+        connection = getattr(self.pony.provider.pool, "con", None)
+        if connection is not None and self.dialect.name == "mysql":
+            self.dialect.set_autocommit(connection, on)
+
+    def _fetch(self, sql: str, params: tuple) -> list[tuple]:
+        connection = self._connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        except BaseException:
+            self.drop_connection()
+            raise
+
+    def _commit(self, sql: str, params: tuple, result: Callable[[Any], Any]) -> Any:
+        connection = self._connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql, params)
+            value = result(cursor)
+        except BaseException as exc:
+            self.drop_connection()
+            if type(exc).__name__ == "IntegrityError":
+                raise ConstraintViolation(str(exc)) from None
+            raise
+        return value
+
+    @contextlib.contextmanager
+    def _outermost(self, session) -> Iterator[None]:
+        self._local.after = []
+        try:
+            with session, self._depth():
+                yield
+        except (IntegrityError, TransactionIntegrityError) as exc:
+            self._run_after(quiet=True)
+            raise ConstraintViolation(str(exc)) from None
+        except BaseException:
+            self._run_after(quiet=True)  # the transaction's own error is the one to see
+            raise
+        self._run_after(quiet=False)
+
+    def _run_after(self, quiet: bool) -> None:
+        callbacks, self._local.after = self._local.after, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                if not quiet:
+                    raise
+
+    @contextlib.contextmanager
+    def _depth(self) -> Iterator[None]:
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._local.depth -= 1
+
+    @contextlib.contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        name = f"processcache_{next(self._savepoints)}"
+        cursor = self.pony.get_connection().cursor()
+        cursor.execute(f"SAVEPOINT {name}")
+        try:
+            with self._depth():
+                yield
+        except BaseException:
+            cursor.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            raise
+        cursor.execute(f"RELEASE SAVEPOINT {name}")
+
+    @contextlib.contextmanager
+    def _inside_foreign_session(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self.pony.rollback()
+            raise
+        self.pony.commit()
+
+    # -- opening --------------------------------------------------------------------------
+
+    def _prepare_sqlite(self) -> None:
+        filename = self.config.bind_args["filename"]
+        if filename != ":sharedmemory:":
+            from . import sqlitefiles
+
+            sqlitefiles.prepare(filename, self.read_only)
+            if self.read_only:
+                self.config.bind_args["factory"] = sqlitefiles.read_only_connection(filename)
+        pragmas = self.config.pragmas
+        read_only = self.read_only
+
+        @self.pony.on_connect(provider="sqlite")
+        def _set_pragmas(_db, connection):
+            # Pony decodes every text value in Python; processcache stores only
+            # valid UTF-8, which sqlite3 decodes in C, a third faster on loads.
+            connection.text_factory = str
+            connection.create_function(SQLITE_MOVED, 0, moved, deterministic=True)  # tests' time (`dialects`)
+            cursor = connection.cursor()
+            for name, value in pragmas.items():
+                if name == "journal_mode":
+                    if not read_only:  # a reader takes the file as its writers left it
+                        _switch_journal(cursor, value, int(pragmas["busy_timeout"]) / 1000)
+                else:
+                    cursor.execute(f"PRAGMA {name} = {value}")
+
+    def _bind(self) -> None:
+        """Bind Pony (it opens a first connection), waiting within the retry budget for a server that is away.
+
+        Cron may start a job while the server restarts or fails over; bad
+        settings (a wrong password, say) fail at once.
+        """
+        attempts = retry.Attempts(self.config.retry_for)
+        while True:
+            try:
+                self.pony.bind(provider=self.config.provider, **self._driver_args())
+                return
+            except ImportError:
+                name, extra, module = _DRIVERS[self.config.provider]
+                raise MissingDriverError(name, extra, module) from None
+            except Exception as exc:
+                if retry.is_unreachable(exc) and attempts.wait():
+                    continue
+                advice = "" if attempts.started is None else (
+                    f"; {attempts.spent()}: check that the server is up and reachable"
+                    " (retry_for= in the URL sets how long to keep trying)")
+                raise DatabaseUnavailableError(
+                    f"cannot open the database {self.url}: {retry.reason(self.config, exc)}{advice}") from None
+
+    def _driver_args(self) -> dict:
+        """The driver's arguments: on PostgreSQL, with the connection class whose waits `waits.wait` bounds."""
+        if self.dialect.name != "postgres":
+            return self.config.bind_args
+        from . import waits
+
+        waits.install()
+        factory = waits.connection_factory(self.config.connect_timeout, self.config.read_timeout)
+        return {**self.config.bind_args, "connection_factory": factory}
+
+
+#: Tables whose rows have an ``id`` (the lock and meta tables are keyed by name).
+_TABLES_WITH_ID = frozenset({"processes", "process_jobs", "process_cache", "process_job_runs", "process_job_logs"})
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold Python's cyclic garbage collector while a large result is read and built.
+
+    It runs again and again while a million records are allocated, each pass
+    walking all of them: a third of a 1M-entry load. The rows and records
+    hold no reference cycles, so nothing is lost by collecting afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def id_list(ids) -> str:
+    """Ids for ``IN (...)``, written as the integers they must be."""
+    return ", ".join(str(int(i)) for i in ids)
+
+
+@functools.lru_cache(maxsize=256)
+def _positional(sql: str, mark: str) -> tuple[str, tuple[str, ...]]:
+    """*sql* with each ``$name`` turned into the driver's *mark*, and the names in order (a few shapes recur)."""
+    names: list[str] = []
+    text = _PARAM.sub(lambda match: names.append(match.group(1)) or mark, sql)
+    return text, tuple(names)
+
+
+def _end_sessions_without_discard(pool) -> None:
+    """End each Pony session on PostgreSQL with a rollback only, not also DISCARD ALL.
+
+    Pony resets the connection after every session with DISCARD ALL, one
+    more round trip each time (a run takes several sessions). It clears
+    state processcache never leaves: temporary tables, prepared statements,
+    session settings; its locks last one transaction. The pool is Pony's
+    per-thread pool object, so its class is swapped, not an attribute set.
+    """
+    pool.__class__ = type("PGPoolWithoutDiscard", (type(pool),), {"release": _rollback_only})
+
+
+def _rollback_only(pool, connection) -> None:
+    try:
+        connection.rollback()
+    except Exception:
+        pool.drop(connection)
+        raise
+
+
+def _switch_journal(cursor, mode: str, timeout: float) -> None:
+    """Set the journal mode, trying again while another process holds the lock it needs.
+
+    Processes that open a new file at once all switch it to WAL, which takes
+    an exclusive lock; SQLite refuses some of them at once, without waiting
+    in the busy handler, where waiting could deadlock (3 of 80 opens here).
+    Once the file is in WAL mode the switch is a no-op.
+    """
+    import sqlite3  # loaded with Pony's SQLite provider already; a server URL never needs it
+
+    for _ in backoff(time.monotonic() + timeout):
+        try:
+            cursor.execute(f"PRAGMA journal_mode = {mode}")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+    cursor.execute(f"PRAGMA journal_mode = {mode}")  # the last try: its error is the one reported
