@@ -20,8 +20,6 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
-from pony.orm import db_session
-
 import processcache
 
 from . import baseline, workloads
@@ -109,9 +107,8 @@ def measure_database(kind: str, n: int, repeat: int, folder: str) -> dict:
                     entry = results.setdefault(name, {"ops": ops, "pc": [], "base": []})
                     entry["pc"].append(timed(ours))
                     entry["base"].append(timed(theirs))
-                with db_session:
-                    db.pony.execute("DELETE FROM process_cache WHERE job_id IN ($j, $l)",
-                                    {"j": job_id, "l": locked.job_id})
+                db.backend.execute("DELETE FROM process_cache WHERE job_id IN ($j, $l)",
+                                   {"j": job_id, "l": locked.job_id})
             raw.close()
     finally:
         scratch.drop()

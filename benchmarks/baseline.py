@@ -8,7 +8,7 @@ import json
 import random
 from urllib.parse import urlsplit
 
-from processcache.storage.sql import gc_paused
+from processcache.storage.backend import gc_paused
 
 
 class Raw:

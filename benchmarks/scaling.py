@@ -9,8 +9,6 @@ import argparse
 import statistics
 import tempfile
 
-from pony.orm import db_session
-
 import processcache
 
 from .__main__ import Scratch, timed
@@ -26,12 +24,10 @@ def fill(db, job: str, total: int, keys: int = 100) -> processcache.CacheContext
 
 def fill_logs(db, job: str, total: int) -> None:
     rows = [(db.store.job_id("bench", job), "m", "GENERIC", f"log {i}", "2026-11-24 03:00:00") for i in range(total)]
-    from processcache.storage.bulk import insert_many
-
-    with db_session:
-        for start in range(0, total, 20_000):
-            insert_many(db.pony, "process_job_logs", ("job_id", "machine", "log_type", "message", "created_at"),
-                        rows[start:start + 20_000])
+    for start in range(0, total, 20_000):
+        with db.transaction():
+            db.backend.insert_many("process_job_logs", ("job_id", "machine", "log_type", "message", "created_at"),
+                                   rows[start:start + 20_000])
 
 
 def median_of(repeat: int, func, *args) -> float:
