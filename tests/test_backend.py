@@ -29,7 +29,7 @@ def seen_elsewhere(executor, name):
 
 
 def put(executor, name, value):
-    executor.write(f"INSERT INTO {META} (name, value) VALUES ($name, $value)", {"name": name, "value": value})
+    executor.execute(f"INSERT INTO {META} (name, value) VALUES ($name, $value)", {"name": name, "value": value})
 
 
 def a_job(db, name="j"):

@@ -71,10 +71,6 @@ DriverError = DBException
 _PARAM = re.compile(r"\$(\w+)")
 _UNIQUE_ATTEMPTS = 5
 _PAGE = 1000
-_DRIVERS = {
-    "postgres": ("PostgreSQL", "postgres", "psycopg2"),
-    "mysql": ("MySQL", "mysql", "PyMySQL or mysqlclient"),
-}
 
 
 class ConstraintViolation(Exception):
@@ -100,10 +96,10 @@ class Backend:
         self.entities = declare(self.pony, self.dialect)
         self._local = threading.local()
         self._savepoints = itertools.count(1)
-        if self.dialect.name == "sqlite":
+        if self.dialect.embedded:
             self._prepare_sqlite()
         self._bind()
-        if self.dialect.name == "postgres":
+        if self.dialect.resets_sessions:
             _end_sessions_without_discard(self.pony.provider.pool)
         self.pony.generate_mapping(create_tables=False, check_tables=False)
 
@@ -127,7 +123,7 @@ class Backend:
             with self._savepoint() if savepoint else self._depth():
                 yield
             return
-        self._autocommit(False)
+        self._before_transaction()
         if core.local.db_session is None:
             session = orm.db_session(immediate=immediate)
         else:
@@ -138,7 +134,7 @@ class Backend:
     @contextlib.contextmanager
     def ddl(self) -> Iterator[None]:
         """A schema-changing transaction (Pony's ``ddl`` session); the statements inside it join it."""
-        self._autocommit(False)
+        self._before_transaction()
         with self._outermost(orm.db_session(ddl=True)):
             yield
 
@@ -159,7 +155,7 @@ class Backend:
         """
         params = params or {}
         if self.in_transaction:
-            return self._cursor_in_transaction(sql, params, write=False).fetchall()
+            return list(self._cursor_in_transaction(sql, params, write=False).fetchall())
         text, values = self._positional(sql, params)
         return self.retrying(lambda: self._fetch(text, values))
 
@@ -231,7 +227,7 @@ class Backend:
 
     def write(self, sql: str, params: dict, *, read_back: str | None = None,
               find: tuple[str, dict] | None = None, refused: Callable[[], Exception] | None = None) -> Any:
-        """Run one INSERT, committed (or in the current transaction), and return the new row's id.
+        """Run one INSERT into a table with an ``id``, committed (or in the current transaction); return the new id.
 
         With *read_back* (a SELECT of one value taking ``$id``), return
         ``(id, value)``, read on the same connection before the commit.
@@ -310,8 +306,8 @@ class Backend:
 
     def drop_connection(self) -> None:
         """Forget this thread's pooled connection so the next use opens a new one: it may be dead or mid-transaction."""
-        if self.dialect.name == "sqlite":
-            return
+        if self.dialect.embedded:
+            return  # a file's connection is not lost
         pool = self.pony.provider.pool
         connection = getattr(pool, "con", None)
         if connection is not None:
@@ -354,18 +350,18 @@ class Backend:
         self.dialect.set_autocommit(connection, True)
         return connection
 
-    def _autocommit(self, on: bool) -> None:
-        """Switch this thread's open connection in or out of autocommit mode (a transaction needs it out)."""
+    def _before_transaction(self) -> None:
+        """Ready this thread's open connection, if any, for a transaction (`Dialect.before_transaction`)."""
         connection = getattr(self.pony.provider.pool, "con", None)
-        if connection is not None and self.dialect.name == "mysql":
-            self.dialect.set_autocommit(connection, on)
+        if connection is not None:
+            self.dialect.before_transaction(connection)
 
     def _fetch(self, sql: str, params: tuple) -> list[tuple]:
         connection = self._connection()
         try:
             cursor = connection.cursor()
             cursor.execute(sql, params)
-            return cursor.fetchall()
+            return list(cursor.fetchall())  # PyMySQL's is a tuple
         except BaseException:
             self.drop_connection()
             raise
@@ -378,7 +374,7 @@ class Backend:
             value = result(cursor)
         except BaseException as exc:
             self.drop_connection()
-            if type(exc).__name__ == "IntegrityError":
+            if isinstance(exc, self.pony.provider.dbapi_module.IntegrityError):
                 raise ConstraintViolation(str(exc)) from None
             raise
         return value
@@ -472,11 +468,10 @@ class Backend:
         attempts = retry.Attempts(self.config.retry_for)
         while True:
             try:
-                self.pony.bind(provider=self.config.provider, **self._driver_args())
+                self.pony.bind(provider=self.config.provider, **self.dialect.driver_args(self.config))
                 return
             except ImportError:
-                name, extra, module = _DRIVERS[self.config.provider]
-                raise MissingDriverError(name, extra, module) from None
+                raise MissingDriverError(*self.dialect.driver) from None
             except Exception as exc:
                 if retry.is_unreachable(exc) and attempts.wait():
                     continue
@@ -485,16 +480,6 @@ class Backend:
                     " (retry_for= in the URL sets how long to keep trying)")
                 raise DatabaseUnavailableError(
                     f"cannot open the database {self.url}: {retry.reason(self.config, exc)}{advice}") from None
-
-    def _driver_args(self) -> dict:
-        """The driver's arguments: on PostgreSQL, with the connection class whose waits `waits.wait` bounds."""
-        if self.dialect.name != "postgres":
-            return self.config.bind_args
-        from . import waits
-
-        waits.install()
-        factory = waits.connection_factory(self.config.connect_timeout, self.config.read_timeout)
-        return {**self.config.bind_args, "connection_factory": factory}
 
 
 #: Tables whose rows have an ``id`` (the lock and meta tables are keyed by name).

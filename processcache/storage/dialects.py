@@ -38,6 +38,16 @@ class Dialect:
     #: Statements that take and release the database-wide schema lock (None: not
     #: needed, or released with the transaction).
     schema_lock: tuple[str | None, str | None] = (None, None)
+    #: A file on this machine (SQLite), made private and set up on each connection, whose connection is never lost.
+    embedded = False
+    #: Whether Pony resets the connection after each session with a round trip processcache does not need.
+    resets_sessions = False
+    #: (database, pip extra, module) named when the driver is missing (`MissingDriverError`).
+    driver: tuple[str, str, str] = ("", "", "")
+
+    def driver_args(self, database_config) -> dict:
+        """The arguments Pony binds the driver with."""
+        return database_config.bind_args
 
     def aware_time(self, column: str) -> str:
         """A stored UTC time stamp as the driver should read it."""
@@ -60,6 +70,9 @@ class Dialect:
     def set_autocommit(self, connection, on: bool) -> None:
         """Put a driver connection in or out of autocommit mode (no round trip when it is already so)."""
 
+    def before_transaction(self, connection) -> None:
+        """Ready a connection a single write may have left in autocommit mode for one of Pony's sessions."""
+
     def insert_many(self, cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
         """Insert *rows* in one statement per page on the transaction's *cursor*; return their ids in order."""
         raise NotImplementedError
@@ -78,6 +91,7 @@ class Dialect:
 
 class SQLite(Dialect):
     name = "sqlite"
+    embedded = True
     mark = "?"
     now = f"((julianday('now') - 2440587.5) * 86400.0 + {SQLITE_MOVED}())"
     for_update = ""  # SQLite's writers take turns already
@@ -99,6 +113,8 @@ class SQLite(Dialect):
 
 class PostgreSQL(Dialect):
     name = "postgres"
+    resets_sessions = True
+    driver = ("PostgreSQL", "postgres", "psycopg2")
     now = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
     returning = " RETURNING id"
     for_share = " FOR SHARE"
@@ -109,8 +125,17 @@ class PostgreSQL(Dialect):
         each naive one in Python (a third of a 100,000-entry load)."""
         return f"({column} AT TIME ZONE 'UTC')"
 
+    def driver_args(self, database_config) -> dict:
+        """With the connection class whose waits `waits.wait` bounds."""
+        from . import waits
+
+        waits.install()
+        factory = waits.connection_factory(database_config.connect_timeout, database_config.read_timeout)
+        return {**database_config.bind_args, "connection_factory": factory}
+
     def set_autocommit(self, connection, on: bool) -> None:
-        """psycopg2 sends BEGIN, the statement and COMMIT otherwise: three round trips for one."""
+        """psycopg2 sends BEGIN, the statement and COMMIT otherwise: three round trips for one. (Pony sets the
+        mode its sessions need itself.)"""
         if connection.autocommit != on:
             connection.autocommit = on
 
@@ -125,6 +150,7 @@ class PostgreSQL(Dialect):
 
 class MySQL(Dialect):
     name = "mysql"
+    driver = ("MySQL", "mysql", "PyMySQL or mysqlclient")
     now = "CAST(UNIX_TIMESTAMP(SYSDATE(6)) AS DOUBLE)"
     for_share = " LOCK IN SHARE MODE"
     schema_lock = ("SELECT GET_LOCK('processcache_schema', 600)", "SELECT RELEASE_LOCK('processcache_schema')")
@@ -143,6 +169,10 @@ class MySQL(Dialect):
         server's last reply, so asking costs nothing; a transaction switches it off again (`Backend.transaction`)."""
         if connection.get_autocommit() != on:
             connection.autocommit(on)
+
+    def before_transaction(self, connection) -> None:
+        """Pony's MySQL sessions rely on the driver's default, autocommit off."""
+        self.set_autocommit(connection, False)
 
     def insert_many(self, cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
         """One multi-row INSERT per page; InnoDB gives it consecutive ids from ``LAST_INSERT_ID()`` unless
