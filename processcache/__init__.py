@@ -11,7 +11,6 @@
 __version__ = "0.1.0"
 
 from .context import ANY, CacheContext, current_context
-from .storage.database import Database, connect
 from .errors import (
     ConfigError,
     DatabaseUnavailableError,
@@ -34,8 +33,9 @@ from .names import normalize_name
 from .options import JobOptions
 from .records import Entry, JobSummary, LogRecord, Problem, RunDetail, RunRecord
 from .registry import JobSpec, Registry, job
-from .storage.runs import LockRecord
 from .session import cache_session
+from .storage.database import Database, connect
+from .storage.runs import LockRecord
 
 
 def __getattr__(name: str):

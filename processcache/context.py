@@ -25,17 +25,17 @@ import contextlib
 import contextvars
 import platform
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .codec import encode_value
 from .durations import parse_duration
-from .storage.database import Database
 from .errors import ProcessCacheError
-from .storage.fence import NO_FENCE, Fence
 from .logs import LogType
 from .names import check_key, check_keys, check_machine, normalize_name
 from .options import DEFAULT_LEASE, DEFAULT_WAIT_TIMEOUT, JobOptions
 from .records import Entry, LogRecord, RunRecord
+from .storage.database import Database
+from .storage.fence import NO_FENCE, Fence
 from .storage.retry import one_line_when_lost
 
 if TYPE_CHECKING:
@@ -105,8 +105,7 @@ class CacheContext:
         self._cache = database.cache
         #: The job's id in the database: what the stores' methods (``database.cache.key_stats(...)``) take.
         self.job_id: int = self._store.job_id(self.group, self.job)
-        self._tree: dict[str, list[Entry]] | None = None  # None until loaded: see `tree`
-        self._results: dict[int, Entry] | None = None
+        self._loaded: _Loaded | None = None  # None until `tree` or `results` is first used
         self._echo = echo
         self._logger = None
         #: The lock this run's writes need held (`fence.py`); set once the run takes its lock.
@@ -174,7 +173,7 @@ class CacheContext:
     def clear_cache(self) -> int:
         """Delete every entry of this job in its scope; return how many there were."""
         count = self._cache.delete(self._live_job(), self._machine(_THIS), fence=self.fence)
-        self._tree, self._results = {}, {}
+        self._loaded = _Loaded({}, {})
         return count
 
     def delete_everywhere(self, keys: Iterable[str]) -> int:
@@ -213,10 +212,12 @@ class CacheContext:
 
     def sync_cache(self) -> dict[str, list[Entry]]:
         """Rebuild `tree` and `results` from the database, and return the tree."""
+        return self._load().tree
+
+    def _load(self) -> "_Loaded":
         entries = self._cache.entries(self._live_job(), self._machine(_THIS))
-        self._tree = _tree_of(entries)
-        self._results = {entry.id: entry for entry in entries}
-        return self._tree
+        self._loaded = _Loaded(_tree_of(entries), {entry.id: entry for entry in entries})
+        return self._loaded
 
     @property
     def tree(self) -> dict[str, list[Entry]]:
@@ -227,16 +228,12 @@ class CacheContext:
         kept in step with this context's writes until `sync_cache`. Once
         the run has ended, only a tree loaded during it is there.
         """
-        if self._tree is None:
-            self.sync_cache()
-        return self._tree
+        return (self._loaded or self._load()).tree
 
     @property
     def results(self) -> dict[int, Entry]:
         """The entries of `tree` by id, loaded with it."""
-        if self._results is None:
-            self.sync_cache()
-        return self._results
+        return (self._loaded or self._load()).results
 
     @contextlib.contextmanager
     def batch(self) -> Iterator["CacheContext"]:
@@ -253,15 +250,16 @@ class CacheContext:
         every database, a batch longer than the lease can lose the lock.
         """
         self._live_job()
-        saved = (None, None) if self._tree is None else (
-            {key: list(entries) for key, entries in self._tree.items()}, dict(self._results))
+        loaded = self._loaded
+        saved = None if loaded is None else _Loaded({key: list(entries) for key, entries in loaded.tree.items()},
+                                                    dict(loaded.results))
         try:
             with one_line_when_lost(self.database, "a batch"), self.database.transaction(immediate=True,
                                                                                           savepoint=True):
                 yield self
         except BaseException:
             # Not loaded before the block: unloaded again, so a tree read inside it is read again after the rollback.
-            self._tree, self._results = saved
+            self._loaded = saved
             raise
 
     def get_or_compute(self, key: str, compute: Callable[[], Any], ttl: "float | str | None" = None,
@@ -276,7 +274,8 @@ class CacheContext:
                                    parse_duration(lease, "lease"), parse_duration(timeout, "timeout"))
 
     def memoize(self, ttl: "float | str | None" = None, lease: "float | str" = DEFAULT_LEASE,
-                timeout: "float | str" = DEFAULT_WAIT_TIMEOUT, name: str | None = None) -> Callable[[Callable], Callable]:
+                timeout: "float | str" = DEFAULT_WAIT_TIMEOUT,
+                name: str | None = None) -> Callable[[Callable], Callable]:
         """Decorator: memoise a function by its arguments, across processes and machines.
 
         >>> from processcache import cache_session
@@ -307,17 +306,17 @@ class CacheContext:
         return parse_duration(ttl, "ttl")
 
     def _remember(self, entries: list[Entry]) -> None:
-        if self._tree is None:
+        if self._loaded is None:
             return  # not loaded: its first use reads these from the database
         for entry in entries:
-            self._tree.setdefault(entry.key, []).append(entry)
-            self._results[entry.id] = entry
+            self._loaded.tree.setdefault(entry.key, []).append(entry)
+            self._loaded.results[entry.id] = entry
 
     def _forget(self, key: str) -> None:
-        if self._tree is None:
+        if self._loaded is None:
             return
-        for entry in self._tree.pop(key, []):
-            self._results.pop(entry.id, None)
+        for entry in self._loaded.tree.pop(key, []):
+            self._loaded.results.pop(entry.id, None)
 
     # -- logs -------------------------------------------------------------------
 
@@ -401,6 +400,13 @@ class CacheContext:
         if machine is ANY:
             return None
         return check_machine(machine)
+
+
+class _Loaded(NamedTuple):
+    """`CacheContext.tree` and `CacheContext.results`, loaded together."""
+
+    tree: dict[str, list[Entry]]
+    results: dict[int, Entry]
 
 
 def _tree_of(entries: list[Entry]) -> dict[str, list[Entry]]:

@@ -83,7 +83,7 @@ class RunNotRecordedError(ProcessCacheError):
 
 
 class ImportLineError(ProcessCacheError, ValueError):
-    """A line given to `cache import` that `cache export` could not have written; its message names the line and field."""
+    """A line given to `cache import` that `cache export` could not have written; the message names line and field."""
 
 
 class JobLockedError(ProcessCacheError):

@@ -13,17 +13,16 @@ import traceback
 from collections.abc import Callable, Iterator
 
 from .context import CacheContext, using
-from .storage.backend import DriverError
-from .storage.backend import DriverError
-from .storage.database import Database, connect
 from .errors import JobLockedError, ProcessCacheError, RunNotRecordedError, SchemaError
-from .storage.fence import Fence
 from .heartbeat import Heartbeat
 from .locknames import lock_key, lock_name
 from .logs import LogType
 from .options import JobOptions
 from .records import LogRecord, RunRecord
 from .signals import Terminated
+from .storage.backend import DriverError
+from .storage.database import Database, connect
+from .storage.fence import Fence
 from .timeutil import backoff
 
 
@@ -103,7 +102,7 @@ _locks_here = _LocksHere()
 
 
 def _release(runs, name: str, run_id: int) -> None:
-    """Free the lock if the database lets us; if not, its lease frees it, and the error that matters is already raised."""
+    """Free the lock if the database lets us; if not, its lease frees it, and the error that matters is raised."""
     try:
         runs.release(name, run_id)
     except (ProcessCacheError, DriverError):
@@ -191,7 +190,7 @@ def _record_failure(ctx: CacheContext, exc: BaseException) -> None:
 
 def _finish(ctx: CacheContext, status: str, exc: BaseException | None, trace: str | None = None,
             result=None) -> RunRecord:
-    """The run's final record; `RunNotRecordedError` naming the job's outcome and the storage error if it cannot be stored."""
+    """The run's final record; if it cannot be stored, `RunNotRecordedError` naming outcome and storage error."""
     error = None if exc is None else f"{type(exc).__name__}: {exc}"
     signum = exc.signum if isinstance(exc, Terminated) else None
     try:

@@ -1,4 +1,4 @@
-"""When ``ctx.tree`` and ``ctx.results`` are read: on first use by default, before the job with ``load_cache="eager"``."""
+"""When ``ctx.tree`` and ``ctx.results`` are read: on first use, or before the job with ``load_cache="eager"``."""
 
 import pytest
 from hypothesis import given, settings
@@ -150,7 +150,7 @@ def test_a_tree_first_read_after_the_run_ended_says_so(backend):
     with cache_session("loading", "ended", machine="m1", database=backend) as ctx:
         ctx.create_cache("k", 1)
     with pytest.raises(ProcessCacheError, match="has ended: use its context only inside its job"):
-        ctx.tree
+        _ = ctx.tree
     with cache_session("loading", "ended", machine="m1", database=backend) as read:
         assert values(read.tree["k"]) == [1]
     assert values(read.tree["k"]) == [1], "a tree read during the run stays readable"
