@@ -50,7 +50,7 @@ import itertools
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pony import orm
@@ -252,7 +252,8 @@ class Backend:
         if self.in_transaction:
             return result(self._execute_in_transaction(text, values))
 
-        def done():
+        def done() -> Any:
+            assert find is not None
             found = self.value(*find)
             if found is None or read_back is None:
                 return found
@@ -261,7 +262,7 @@ class Backend:
         return self.retrying(lambda: self._commit(text, values, result), done if find is not None else None)
 
     def insert_unique(self, table: str, key: dict, extra: dict | None = None, column: str = "id") -> Any:
-        """The *column* (its id) of the row of *table* whose unique columns hold *key*, inserted (with *extra*) unless there.
+        """The *column* (the id) of *table*'s row whose unique columns hold *key*, inserted (with *extra*) unless there.
 
         Processes creating the same row at once race: the loser's insert
         breaks the unique key, and it reads the winner's row. Tried again
@@ -503,7 +504,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def id_list(ids) -> str:
+def id_list(ids: Iterable[Any]) -> str:
     """Ids for ``IN (...)``, written as the integers they must be."""
     return ", ".join(str(int(i)) for i in ids)
 
@@ -512,7 +513,12 @@ def id_list(ids) -> str:
 def _positional(sql: str, mark: str) -> tuple[str, tuple[str, ...]]:
     """*sql* with each ``$name`` turned into the driver's *mark*, and the names in order (a few shapes recur)."""
     names: list[str] = []
-    text = _PARAM.sub(lambda match: names.append(match.group(1)) or mark, sql)
+
+    def mark_of(match: re.Match) -> str:
+        names.append(match.group(1))
+        return mark
+
+    text = _PARAM.sub(mark_of, sql)
     return text, tuple(names)
 
 

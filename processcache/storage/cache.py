@@ -11,10 +11,10 @@ collations ignore trailing spaces even when binary.
 """
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from itertools import repeat
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..codec import decode_value, decode_values
 from ..errors import InvalidValueError
@@ -23,6 +23,9 @@ from ..timeutil import db_time, py_time
 from .backend import Backend, gc_paused
 from .fence import NO_FENCE, Fence
 from .retry import one_line_when_lost
+
+if TYPE_CHECKING:
+    from .database import Database
 
 _INSERT_COLUMNS = ("job_id", "machine", "entry_key", "entry_value", "created_at", "expires_at")
 _EXPIRY = "SELECT expires_at FROM process_cache WHERE id = $id"
@@ -43,7 +46,7 @@ class KeyStats(NamedTuple):
 class CacheStore:
     """The cache entries of one database."""
 
-    def __init__(self, database) -> None:
+    def __init__(self, database: "Database") -> None:
         self.backend: Backend = database.backend
         dialect = self.backend.dialect
         self.now = dialect.now
@@ -126,14 +129,14 @@ class CacheStore:
         created_at = self.clock.now()
         stamp = db_time(created_at)
 
-        def insert():
+        def insert() -> tuple[list[int], float | None]:
             with self.transaction():
                 fence.check(self.backend)
                 expires_at = None if ttl is None else self.backend.now() + ttl
                 rows = [(job_id, machine, key, text, stamp, expires_at) for key, text in items]
                 return self.backend.insert_many("process_cache", _INSERT_COLUMNS, rows), expires_at
 
-        def stored():
+        def stored() -> tuple[list[int], Any] | None:
             found = self.backend.select("SELECT id, expires_at FROM process_cache WHERE job_id = $job_id AND"
                                         " machine = $machine AND created_at = $stamp ORDER BY id",
                                         {"job_id": job_id, "machine": machine, "stamp": stamp})
@@ -146,7 +149,7 @@ class CacheStore:
                                             repeat(_epoch_time(expires_at)))))
 
     def restore(self, job_id: int, rows: Sequence[tuple[str, str, str, datetime, float | None]],
-                append: bool = False, progress=None) -> int:
+                append: bool = False, progress: Callable[[int], None] | None = None) -> int:
         """Insert exported (machine, key, text, created_at, expires_at) rows as they were, in one transaction.
 
         Returns how many were inserted. Unless *append*, a row already stored
@@ -228,7 +231,7 @@ class CacheStore:
         """
         self.check_size([text])
 
-        def replace():
+        def replace() -> Entry:
             with self.transaction(immediate=True):
                 fence.check(self.backend)
                 self._lock_job_row(job_id)
@@ -242,7 +245,7 @@ class CacheStore:
 
         Tried again after a lost connection."""
 
-        def delete():
+        def delete() -> int:
             with self.transaction(immediate=True):
                 fence.check(self.backend)
                 self._lock_job_row(job_id)
@@ -278,7 +281,8 @@ class CacheStore:
                                    f" FROM process_cache WHERE {where} ORDER BY id", params)
         return [(r[0], r[1], r[2], py_time(r[3]), None if r[4] is None else float(r[4])) for r in rows]
 
-    def prune_expired(self, dry_run: bool = False, batch: int = 1000, progress=None) -> int:
+    def prune_expired(self, dry_run: bool = False, batch: int = 1000,
+                      progress: Callable[[str, int], None] | None = None) -> int:
         """Delete expired entries for good, in short batches; return how many."""
         where = f"FROM process_cache r WHERE r.expires_at IS NOT NULL AND r.expires_at <= {self.now}"
         return self.backend.delete_in_batches("process_cache", where, {}, batch, dry_run,
@@ -312,16 +316,16 @@ def _entries_of(found: list[tuple], machine: str | None) -> list[Entry]:
     """
     if not found:
         return []
+    machines: Iterable[str]
     if machine is None:
         ids, keys, texts, machines, created, expires = zip(*found)
     else:
         (ids, keys, texts, created, expires), machines = zip(*found), repeat(machine)
     stamps = {stamp: py_time(stamp) for stamp in set(created)}
-    if any(expires):
-        expires = map(_epoch_time, expires)
+    expiries: Iterable[datetime | None] = map(_epoch_time, expires) if any(expires) else expires
     return list(map(entry_of_tuple, zip(ids, keys, decode_values(texts), machines,
-                                        map(stamps.__getitem__, created), expires)))
+                                        map(stamps.__getitem__, created), expiries)))
 
 
-def _epoch_time(value) -> datetime | None:
+def _epoch_time(value: Any) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(float(value), timezone.utc)

@@ -7,6 +7,7 @@ once per program and hand it to every `cache_session`, `spec.run` or job.
 import functools
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from .. import config
 from ..clock import Clock
@@ -18,6 +19,9 @@ from .cache import CacheStore
 from .runs import LockRecord, RunStore
 from .schema import CURRENT, SCHEMA_REVISION, SCHEMA_VERSION, Schema, declare
 from .store import Store
+
+if TYPE_CHECKING:
+    from .reports import History
 
 SYNC_MODES = ("create", "check", "new")
 
@@ -84,11 +88,11 @@ class Database:
     def __enter__(self) -> "Database":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     @functools.cached_property
-    def history(self):
+    def history(self) -> "History":
         """Reports and retention (`history.History`), imported when first used: `run` never needs it."""
         from .reports import History
 

@@ -180,7 +180,7 @@ class MySQL(Dialect):
         cursor.execute("SELECT @@innodb_autoinc_lock_mode, @@max_allowed_packet")
         mode, packet = cursor.fetchone()
         one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        ids = []
+        ids: list[int] = []
         for chunk in _pages(rows, PAGE if int(mode) != 2 else 1, int(packet) // 2):
             cursor.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([one] * len(chunk)),
                            [value for row in chunk for value in row])

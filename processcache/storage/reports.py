@@ -11,6 +11,7 @@ its batches.
 import difflib
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from ..errors import ProcessCacheError
 from ..logs import LogType
@@ -20,6 +21,9 @@ from ..timeutil import db_time, py_time
 from .backend import Backend, id_list
 from .schema import JOB_STATE_REVISION
 from .store import JOBS_FROM
+
+if TYPE_CHECKING:
+    from .database import Database
 
 #: Statuses of runs that went wrong: kept longer by `prune`, reported by `check`.
 FAILED = ("failed", "lost", "terminated")
@@ -40,7 +44,7 @@ TABLES = {"runs": "process_job_runs", "logs": "process_job_logs", "entries": "pr
 class History:
     """Reports and retention over one database."""
 
-    def __init__(self, database) -> None:
+    def __init__(self, database: "Database") -> None:
         self.backend: Backend = database.backend
         self.database = database
         self.runs = database.runs
@@ -136,7 +140,7 @@ class History:
             clauses.append("r.machine = $machine")
         if since is not None:
             clauses.append("r.started_at >= $since")
-            params["since"] = db_time(self._moment(since))
+            params["since"] = db_time(self._moment(since))  # type: ignore[arg-type]  # not None: since is not
         now = self.runs.now
         if status == "lost":  # recorded as lost, or still `running` past its lease
             clauses.append(f"(r.status = 'lost' OR (r.status = 'running' AND r.expires_at < {now}))")
@@ -166,7 +170,8 @@ class History:
         """How many logs match: what `logs` would return without a limit."""
         return self.database.store.count_logs(**self._log_filter(job, run, type, machine, since, after))
 
-    def _log_filter(self, job, run, type, machine, since, after) -> dict:
+    def _log_filter(self, job: str | None, run: int | None, type: LogType | str | None, machine: str | None,
+                    since: datetime | timedelta | None, after: int | None) -> dict:
         return {"job_ids": None if job is None else self.job_ids(job), "machine": machine,
                 "log_type": None if type is None else LogType.parse(type), "run_id": run,
                 "since": self._moment(since), "after_id": after}

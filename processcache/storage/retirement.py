@@ -47,7 +47,8 @@ def restore(history: History, name: str) -> bool:
 
 
 def _set_retired_at(history: History, job_id: int, stamp: str | None) -> None:
-    history.backend.execute("UPDATE process_jobs SET retired_at = $stamp WHERE id = $id", {"stamp": stamp, "id": job_id})
+    history.backend.execute("UPDATE process_jobs SET retired_at = $stamp WHERE id = $id",
+                            {"stamp": stamp, "id": job_id})
 
 
 def delete(history: History, name: str, dry_run: bool = False,

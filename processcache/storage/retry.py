@@ -131,7 +131,7 @@ def is_lost(original: BaseException) -> bool:
     name = type(original).__name__
     if name == "InterfaceError":  # psycopg2 "connection already closed", PyMySQL on a dead socket
         return True
-    args = getattr(original, "args", ())
+    args: tuple = getattr(original, "args", ())
     return name == "OperationalError" and bool(args) and args[0] in _MYSQL_LOST
 
 

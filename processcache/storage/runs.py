@@ -10,18 +10,21 @@ gives, so a name too long for the row, or one MariaDB would compare without
 its trailing spaces, is never another lock's row.
 """
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..codec import decode_value, encode_value
 from ..errors import InvalidValueError
-from .schema import JOB_STATE_REVISION
-from .fence import NO_FENCE, Fence
 from ..locknames import lock_key
 from ..records import RunRecord
 from ..texts import storable
 from ..timeutil import db_time, py_time
 from .backend import Backend
+from .fence import NO_FENCE, Fence
+from .schema import JOB_STATE_REVISION
 from .store import GROUP_OF_JOB
+
+if TYPE_CHECKING:
+    from .database import Database
 
 #: A run's result summary is kept when its JSON is at most this long.
 MAX_RESULT_CHARS = 10_000
@@ -48,7 +51,7 @@ class LockRecord(NamedTuple):
 class RunStore:
     """Runs and locks of one database; used by the run lifecycle and the CLI."""
 
-    def __init__(self, database) -> None:
+    def __init__(self, database: "Database") -> None:
         self.database = database
         self.backend: Backend = database.backend
         self.store = database.store
@@ -77,7 +80,7 @@ class RunStore:
         # A database opened with upgrade=False may predate the column.
         declared = ", scope = $scope" if self.database.has_revision(JOB_STATE_REVISION) else ""
 
-        def insert():
+        def insert() -> int:
             with self.transaction():
                 self.backend.execute("UPDATE process_jobs SET expect_every = $expect_every,"
                                      f" max_duration = $max_duration{declared} WHERE id = $job_id", params)
@@ -85,7 +88,7 @@ class RunStore:
                     "INSERT INTO process_job_runs (job_id, machine, pid, status, started_at, expires_at)"
                     f" VALUES ($job_id, $machine, $pid, $status, $started_at, {self.now} + $lease)", params)
 
-        def stored():  # the run, if the commit got through before the connection went
+        def stored() -> int | None:  # the run, if the commit got through before the connection went
             return self.backend.value("SELECT MAX(id) FROM process_job_runs WHERE job_id = $job_id AND"
                                       " machine = $machine AND pid = $pid AND started_at = $started_at", params)
 
@@ -117,7 +120,7 @@ class RunStore:
                                     {"name": lock_key(name), "owner": owner, "lease": lease}) == 1
 
     def finish(self, run: RunRecord, status: str, error: str | None = None, traceback: str | None = None,
-               result=None, signal: int | None = None, fence: Fence = NO_FENCE) -> RunRecord:
+               result: Any = None, signal: int | None = None, fence: Fence = NO_FENCE) -> RunRecord:
         """Record how *run* ended (and the signal that ended it) and return its final record.
 
         Only a run still ``running`` is moved; one whose *fence* (its lock)
@@ -126,9 +129,10 @@ class RunStore:
         traceback recorded. A run that ended already is returned as it is.
         """
         finished_at = self.database.clock.now()
-        params = {"id": run.id, "finished_at": db_time(finished_at),
-                  "duration": (finished_at - run.started_at).total_seconds(), "result": _summary(result),
-                  "error": storable(error), "traceback": storable(traceback), "signal": signal}
+        duration, summary, stored_traceback = (finished_at - run.started_at).total_seconds(), _summary(result), \
+            storable(traceback)
+        params = {"id": run.id, "finished_at": db_time(finished_at), "duration": duration, "result": summary,
+                  "traceback": stored_traceback, "signal": signal}
 
         def record() -> tuple[str, str | None] | None:
             with self.transaction(immediate=True):
@@ -137,23 +141,24 @@ class RunStore:
                                            params)
                 if found not in ("running", "lost"):
                     return None
-                ending = {"status": status, "error": params["error"]}
+                ending, why = status, storable(error)
                 if found == "lost" or lost_lock is not None:
-                    ending["status"] = "lost"
-                    ending["error"] = ending["error"] or (f"lost its lease on the lock {lost_lock or fence.holds[0][0]}:"
-                                                          " another run took the lock over before this one ended")
+                    ending = "lost"
+                    why = why or (f"lost its lease on the lock {lost_lock or fence.holds[0][0]}: another run took"
+                                  " the lock over before this one ended")
                 self.backend.execute("UPDATE process_job_runs SET status = $status, finished_at = $finished_at,"
                                      " duration = $duration, error = $error, traceback = $traceback,"
                                      " result = $result, exit_signal = $signal, expires_at = NULL WHERE id = $id",
-                                     {**params, **ending})
-                return ending["status"], ending["error"]
+                                     {**params, "status": ending, "error": why})
+                return ending, why
 
         ended = self.backend.retrying(record)
         if ended is None:  # it had ended already: as it was recorded then
-            return self.get(run.id)
+            recorded = self.get(run.id)
+            assert recorded is not None, "a run is never deleted while it runs"
+            return recorded
         return RunRecord(run.id, run.group, run.job, run.machine, run.pid, ended[0], run.started_at, finished_at,
-                         params["duration"], ended[1], params["traceback"],
-                         None if params["result"] is None else result, signal)
+                         duration, ended[1], stored_traceback, None if summary is None else result, signal)
 
     def get(self, run_id: int) -> RunRecord | None:
         """One run by id, with `lost` for a running run whose heartbeat stopped."""
@@ -175,7 +180,7 @@ class RunStore:
         """Runs matching *where* (over ``r``, ``j`` and ``p``), newest first."""
         page = f" LIMIT {int(limit)}" if limit is not None else ""
 
-        def read():
+        def read() -> tuple[float, list[tuple]]:
             with self.transaction():
                 return self.backend.now(), self.backend.select(
                     f"SELECT {_RUN_COLUMNS} {RUNS_FROM} WHERE {where} ORDER BY r.id DESC{page}", params)
@@ -196,7 +201,7 @@ class RunStore:
         self._ensure_lock_row(name)
         params = {"name": name, "machine": machine, "pid": pid, "run_id": run_id, "lease": lease}
 
-        def ours():  # after a lost connection: did the UPDATE commit?
+        def ours() -> bool:  # after a lost connection: did the UPDATE commit?
             return self.backend.value("SELECT run_id FROM process_job_locks WHERE name = $name", params) == run_id
 
         return self.backend.retrying(lambda: self._acquire(params), ours)
@@ -249,7 +254,7 @@ class RunStore:
         self._lock_rows.add(name)
 
 
-def _summary(result) -> str | None:
+def _summary(result: Any) -> str | None:
     if result is None:
         return None
     try:
@@ -259,11 +264,11 @@ def _summary(result) -> str | None:
     return text if len(text) <= MAX_RESULT_CHARS else None
 
 
-def _float(value) -> float | None:
+def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _run_record(row, now) -> RunRecord:
+def _run_record(row: tuple, now: float) -> RunRecord:
     status = row[5]
     if status == "running" and row[12] is not None and float(row[12]) < float(now):
         status = "lost"  # its heartbeat stopped: the process died without a word

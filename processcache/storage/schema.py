@@ -306,7 +306,7 @@ class Schema:
         return int(found["schema_version"]), int(found.get("schema_revision", 0))
 
     def _stored_state(self) -> tuple[int, int] | None:
-        """`_read_state`, and None without a meta table, looked for first: a failed SELECT ends a PostgreSQL transaction."""
+        """`_read_state`, None without a meta table, looked for first: a failed SELECT ends a PostgreSQL transaction."""
         if not self.pony.provider.table_exists(self.pony.get_connection(), "processcache_meta"):
             return None
         return self._read_state()

@@ -51,7 +51,7 @@ def _create_private_file(filename: str) -> None:
 
 
 def _refuse_read_only(filename: str) -> None:
-    """A run needs to write the file, and SQLite its -wal and -shm files beside it: say so before Pony fails deep inside."""
+    """A run needs to write the file, and SQLite its -wal and -shm files beside it: say so before the driver fails."""
     folder = os.path.dirname(filename)
     if not os.access(filename, os.W_OK):
         denied = f"the database file {filename} is read-only for this user"

@@ -8,12 +8,16 @@ entries have `cache.py`; runs and locks `runs.py`.
 """
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ..logs import LogType
 from ..records import LogRecord
 from ..texts import storable
 from ..timeutil import db_time, py_time, utcnow
 from .backend import Backend, id_list
+
+if TYPE_CHECKING:
+    from .database import Database
 
 _LOG_COLUMNS = "id, log_type, message, machine, created_at, run_id, level, job_id"
 _INSERT_LOG = ("INSERT INTO process_job_logs (job_id, run_id, machine, log_type, level, message, created_at)"
@@ -29,7 +33,7 @@ JOBS_FROM = f"FROM process_jobs j {GROUP_OF_JOB}"
 class Store:
     """Groups, jobs and logs of one database; see the module docstring."""
 
-    def __init__(self, database) -> None:
+    def __init__(self, database: "Database") -> None:
         self.backend: Backend = database.backend
         self.clock = database.clock
         self._job_ids: dict[tuple[str, str], int] = {}
@@ -68,11 +72,11 @@ class Store:
                 run_id: int | None = None, level: str | None = None, created_at: datetime | None = None) -> LogRecord:
         """Append one log line (written at *created_at*, default now), committed on return."""
         created_at = created_at or self.clock.now()
-        message = storable(message)
+        text = storable(message) or ""
         params = {"job_id": job_id, "run_id": run_id, "machine": machine, "log_type": log_type.value,
-                  "level": level, "message": message, "created_at": db_time(created_at)}
+                  "level": level, "message": text, "created_at": db_time(created_at)}
         log_id = self.backend.write(_INSERT_LOG, params, find=(_FIND_LOG, params))
-        return LogRecord(log_id, log_type, message, machine, created_at, run_id, level, *self._job_names[job_id])
+        return LogRecord(log_id, log_type, text, machine, created_at, run_id, level, *self._job_names[job_id])
 
     def logs(self, job_ids: list[int] | None = None, machine: str | None = None,
              log_type: LogType | None = None, offset: int = 0, limit: int | None = None, *,
@@ -89,7 +93,7 @@ class Store:
         order = " DESC" if newest else ""
         sql = f"SELECT {_LOG_COLUMNS} FROM process_job_logs WHERE {where} ORDER BY id{order}{_page(offset, limit)}"
 
-        def read():
+        def read() -> tuple[list[tuple], dict[int, tuple[str, str]]]:
             with self.backend.transaction():
                 found = self.backend.select(sql, params)
                 return found, self._names_of({row[7] for row in found})
@@ -121,7 +125,8 @@ class Store:
         return self._job_names
 
 
-def _log_filter(job_ids, machine, log_type, run_id, since, after_id) -> tuple[str, dict]:
+def _log_filter(job_ids: list[int] | None, machine: str | None, log_type: LogType | None, run_id: int | None,
+                since: datetime | None, after_id: int | None) -> tuple[str, dict]:
     """The WHERE clause and parameters of `Store.logs` and `Store.count_logs`."""
     params = {"machine": machine, "log_type": log_type and log_type.value, "run_id": run_id,
               "since": since and db_time(since), "after_id": after_id}
