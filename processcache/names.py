@@ -78,6 +78,23 @@ def normalize_name(name: str, what: str = "name") -> str:
     return check_text(normalized, what, InvalidNameError)
 
 
+def split_job_name(text: str) -> tuple[str, str]:
+    """``GROUP/JOB``, the address commands take for a job, as its (group, job) parts as written.
+
+    >>> split_job_name("example/hello-world")
+    ('example', 'hello-world')
+
+    The parts are not normalised: the caller does that, with `normalize` to
+    find a job an older release stored, or `normalize_name` to declare one.
+    Raises InvalidNameError, in one line naming the form, when *text* has no
+    ``/`` or nothing on one side of it.
+    """
+    group, slash, job = text.partition("/")
+    if not slash or not group or not job:
+        raise InvalidNameError(f"{text!r} is not GROUP/JOB: write it as example/hello-world")
+    return group, job
+
+
 def check_machine(machine: str) -> str:
     """Machine names are kept as given (host names), only checked."""
     if not isinstance(machine, str) or not machine:

@@ -20,11 +20,14 @@ import pytest
 from cli_helpers import cli, seed_nightly
 from click.testing import CliRunner
 
+import processcache
 import processcache.cli.cache  # noqa: F401  (imported before the fork: see the module's docstring)
-import processcache.cli.ops  # noqa: F401
+import processcache.cli.db  # noqa: F401
+import processcache.cli.jobs  # noqa: F401
+import processcache.cli.locks  # noqa: F401
+import processcache.cli.runs  # noqa: F401
 import processcache.storage.reports  # noqa: F401
 import processcache.storage.sqlitefiles  # noqa: F401
-import processcache
 from processcache import CacheContext, connect
 from processcache.cli.main import main
 

@@ -8,14 +8,24 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .format import (database_option, echo_json, echo_table, job_argument, json_line, json_option,
-                         one_line_errors, opened)
 from ..codec import encode_value
 from ..errors import ProcessCacheError
+from ..names import split_job_name
+from .format import (
+    database_option,
+    echo_json,
+    echo_table,
+    job_argument,
+    json_line,
+    json_option,
+    one_line_errors,
+    opened,
+    progress_bar,
+    yes_option,
+)
 
 if TYPE_CHECKING:
     from ..context import CacheContext
-
 
 
 _SCOPE_HELP = "[default: the job's scope: every machine's, or this host's for a job of scope=machine]"
@@ -37,14 +47,12 @@ def _context(database, job, machine, create=False, read_only=False, all_machines
     from ..context import CacheContext
     from ..options import JobOptions
 
-    group, slash, name = job.partition("/")
-    if not slash:
-        raise click.UsageError(f"{job!r} is not GROUP/JOB: write it as example/hello-world")
+    group, name = split_job_name(job)  # checked by job_argument already
     with opened(database, read_only) as db:
         if not create:
             db.history.job_id(job)
         ctx = CacheContext(db, group, name, machine)
-        scope = "job" if all_machines else "machine" if machine else db.runs.scope_of(ctx._job_id)
+        scope = "job" if all_machines else "machine" if machine else db.runs.scope_of(ctx.job_id)
         ctx.options = JobOptions(scope=scope or "job")
         yield ctx
 
@@ -80,7 +88,7 @@ def cache():
 def list_keys(job, machine, all_machines, database, as_json):
     """Keys with their number of entries, size in bytes and newest time."""
     with _context(database, job, machine, read_only=True, all_machines=all_machines) as ctx:
-        stats = ctx.database.cache.key_stats(ctx._job_id, ctx.scope_machine)
+        stats = ctx.database.cache.key_stats(ctx.job_id, ctx.scope_machine)
         if as_json:
             echo_json(stats)
             return
@@ -171,7 +179,7 @@ def delete(job, key, machine, database, as_json):
 @cache.command()
 @job_argument
 @click.option("--machine", "-m", metavar="NAME", help=f"Clear only this machine's entries {_SCOPE_HELP}.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask first.")
+@yes_option
 @database_option
 @json_option
 @one_line_errors
@@ -241,9 +249,8 @@ def import_entries(job, machine, append, database, as_json):
     except ProcessCacheError as exc:
         raise click.ClickException(f"{exc}: nothing was imported") from None
     with _context(database, job, machine, create=True) as ctx:
-        with click.progressbar(length=len(rows), label="importing", file=sys.stderr,
-                               hidden=not sys.stderr.isatty()) as bar:
-            count = ctx.database.cache.restore(ctx._job_id, rows, append=append, progress=bar.update)
+        with progress_bar("importing", len(rows)) as bar:
+            count = ctx.database.cache.restore(ctx.job_id, rows, append=append, progress=bar.update)
         if as_json:
             echo_json({"job": f"{ctx.group}/{ctx.job}", "imported": count, "skipped": len(rows) - count})
             return

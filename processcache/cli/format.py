@@ -5,15 +5,17 @@ import dataclasses
 import enum
 import functools
 import json
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import click
 
-from .style import coloured, local_option, show_time, zone_label
 from ..durations import format_duration
 from ..errors import ProcessCacheError
+from ..names import split_job_name
+from .style import coloured, local_option, show_time, zone_label
 
 if TYPE_CHECKING:
     from ..storage.database import Database
@@ -33,9 +35,22 @@ def json_option(func):
                         help="Print JSON for machines instead of a table (times in UTC, with their offset).")(func)
 
 
+#: ``--yes`` for the commands that ask before they destroy something: a script says it once, up front.
+yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask first.")
+
+
 def job_argument(func):
-    """The GROUP/JOB argument, completed by the shell from the jobs of the database the line names."""
-    return click.argument("job", metavar="GROUP/JOB", shell_complete=complete_jobs)(func)
+    """The GROUP/JOB argument: a malformed one is a usage error before any database is opened; the shell
+    completes it from the jobs of the database the line names."""
+    return click.argument("job", metavar="GROUP/JOB", callback=_check_job_name, shell_complete=complete_jobs)(func)
+
+
+def _check_job_name(_ctx, _param, text: str) -> str:
+    try:
+        split_job_name(text)
+    except ProcessCacheError as exc:
+        raise click.UsageError(str(exc)) from None
+    return text
 
 
 def complete_jobs(ctx: click.Context, _param, incomplete: str) -> list[str]:
@@ -56,6 +71,11 @@ def opened(database: str | None, read_only: bool = True) -> Iterator["Database"]
 
     with connect(database, read_only=read_only) as db, one_line_when_lost(db):
         yield db
+
+
+def progress_bar(label: str, total: int):
+    """A progress bar on stderr, shown only on a terminal: stdout stays clean for pipes, and cron's mail too."""
+    return click.progressbar(length=total, label=label, file=sys.stderr, hidden=not sys.stderr.isatty())
 
 
 def one_line_errors(func):

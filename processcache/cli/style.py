@@ -14,10 +14,11 @@ from datetime import datetime, timezone, tzinfo
 
 import click
 
-COLOURS = {"WARNING": "yellow", "ERROR": "red", "failed": "red", "lost": "red", "terminated": "red", "timed-out": "red", "overdue": "yellow",
-           "too-long": "yellow", "no-jobs": "red", "skipped": "bright_black", "running": "cyan",
-           "succeeded": "green"}
-_shown = {"zone": None}  # None: UTC
+COLOURS = {"WARNING": "yellow", "ERROR": "red", "failed": "red", "lost": "red", "terminated": "red",
+           "timed-out": "red", "overdue": "yellow", "too-long": "yellow", "no-jobs": "red",
+           "skipped": "bright_black", "running": "cyan", "succeeded": "green"}
+#: The zone times are shown in, as --local or PROCESSCACHE_TZ chose it when the command line was read; None: UTC.
+_zone_shown: tzinfo | None = None
 
 
 def local_option(func):
@@ -27,7 +28,8 @@ def local_option(func):
 
 
 def _choose_zone(_ctx, _param, local: bool) -> None:
-    _shown["zone"] = _zone(os.environ.get("PROCESSCACHE_TZ", "local" if local else "UTC"), local)
+    global _zone_shown
+    _zone_shown = _zone(os.environ.get("PROCESSCACHE_TZ", "local" if local else "UTC"), local)
 
 
 def _zone(name: str, local: bool) -> tzinfo | None:
@@ -46,19 +48,17 @@ def _zone(name: str, local: bool) -> tzinfo | None:
 
 def show_time(moment: datetime) -> str:
     """A stored (UTC) time in the zone chosen, to the second."""
-    zone = _shown["zone"]
-    return (moment if zone is None else moment.astimezone(zone)).strftime("%Y-%m-%d %H:%M:%S")
+    return (moment if _zone_shown is None else moment.astimezone(_zone_shown)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def local_time(moment: datetime) -> datetime:
     """*moment* in the zone chosen (--local, PROCESSCACHE_TZ), else this machine's: the "local" beside UTC."""
-    return moment.astimezone(_shown["zone"])
+    return moment.astimezone(_zone_shown)
 
 
 def zone_label() -> str:
     """What a time column's header says its times are in: ``UTC``, or the zone's name now (``CET``)."""
-    zone = _shown["zone"]
-    return "UTC" if zone is None else datetime.now(timezone.utc).astimezone(zone).strftime("%Z")
+    return "UTC" if _zone_shown is None else datetime.now(timezone.utc).astimezone(_zone_shown).strftime("%Z")
 
 
 def coloured(text: str, word: str, stream=None) -> str:

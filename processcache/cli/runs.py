@@ -1,0 +1,191 @@
+"""What the jobs did: ``runs`` (and ``runs show ID``) and ``logs``. Parse, call `Database`'s reports, format."""
+
+import json
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta, timezone
+
+import click
+
+from ..durations import format_duration, parse_duration
+from ..errors import ProcessCacheError
+from .format import (
+    complete_jobs,
+    database_option,
+    echo_json,
+    echo_table,
+    json_line,
+    json_option,
+    one_line_errors,
+    opened,
+)
+from .style import local_time, show_time, zone_label
+from .subcommands import refuse_listing_options
+
+RUN_STATUSES = ["running", "succeeded", "failed", "skipped", "lost", "terminated"]
+
+
+def since_option(what: str):
+    """--since as `runs` and `logs` share it, read by `_since`."""
+    return click.option("--since", metavar="WHEN",
+                        help=f"Only {what} since a duration ago (1h, 2d) or a UTC time (2026-11-24T03:00).")
+
+
+@click.command()
+@click.argument("words", nargs=-1, metavar="[GROUP[/JOB] | show ID]", shell_complete=complete_jobs)
+@click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs with this status.")
+@click.option("--machine", "-m", metavar="NAME", help="Only runs on this machine.")
+@since_option("runs that started")
+@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1), help="How many runs.")
+@database_option
+@json_option
+@click.pass_context
+@one_line_errors
+def runs(click_ctx, words, status, machine, since, limit, database, as_json):
+    """Runs, newest first, with their status and error; `runs show ID` prints one run whole.
+
+    GROUP/JOB lists one job's runs, GROUP those of every job of the group.
+    A run whose process died (its heartbeat stopped) shows as lost.
+
+    `runs show ID` prints the run's start and end in UTC and in local time,
+    its duration, exit code, result, error and traceback, then its logs.
+    `show` first always means that; the runs of a group named show are
+    `runs show/`.
+
+    \b
+    Examples:
+        processcache runs billing --since 1d --status failed
+        processcache runs example/hello-world --machine desktop-main --limit 50 --json
+        processcache runs show 1234
+    """
+    if words[:1] == ("show",):
+        refuse_listing_options(click_ctx, "runs show", "status", "machine", "since", "limit")
+        _show_run(words[1:], database, as_json)
+        return
+    if len(words) > 1:
+        raise click.UsageError(f"one GROUP or GROUP/JOB, not {len(words)} words: `processcache runs billing`,"
+                               " `processcache runs billing/sync-invoices` or `processcache runs show ID`")
+    with opened(database) as db:
+        found = db.list_runs(words[0] if words else None, status=status, machine=machine,
+                             since=_since(since, db.clock), limit=limit)
+    if as_json:
+        echo_json(found)
+        return
+    echo_table(["RUN", "JOB", "MACHINE", "STARTED", "STATUS", "DURATION", "ERROR"], [
+        [r.id, r.name, r.machine, r.started_at, r.status, r.duration, r.error] for r in found],
+        empty="no runs match")
+
+
+def _show_run(words, database, as_json) -> None:
+    """`runs show ID`: one run whole (`db.run`), labelled lines for people, one object with --json."""
+    if len(words) != 1 or not words[0].isdigit():
+        raise click.UsageError("`runs show` takes one run's id (`processcache runs` lists them);"
+                               " the runs of a group named show are `processcache runs show/`")
+    with opened(database) as db:
+        detail = db.run(int(words[0]))
+    if as_json:
+        echo_json(detail)
+        return
+    run = detail.run
+    fields = [("run", f"{run.id} of {run.name}"), ("machine", f"{run.machine} (pid {run.pid})"),
+              ("status", run.status), ("started", _utc_and_local(run.started_at)),
+              ("finished", _utc_and_local(run.finished_at)), ("duration", format_duration(run.duration)),
+              ("exit code", detail.exit_code), ("result", None if run.result is None else json.dumps(run.result)),
+              ("error", run.error)]
+    for label, value in fields:
+        click.echo(f"{label + ':':<11}{'-' if value is None else value}")
+    if run.traceback:
+        click.echo("traceback:\n" + textwrap.indent(run.traceback.rstrip("\n"), "  "))
+    click.echo(f"logs:      {len(detail.logs)}")
+    _print_logs(detail.logs, False)
+
+
+def _utc_and_local(moment: datetime | None) -> str | None:
+    """A time as stored (UTC) and in this machine's zone (TZ), for a reader in either."""
+    if moment is None:
+        return None
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC, {local_time(moment):%Y-%m-%d %H:%M:%S %Z} local"
+
+
+@click.command()
+@click.argument("job", required=False, metavar="[GROUP[/JOB]]", shell_complete=complete_jobs)
+@click.option("--run", "run_id", type=int, metavar="ID", help="Only the logs of this run.")
+@click.option("--type", "log_type", type=click.Choice(["GENERIC", "WARNING", "ERROR"], case_sensitive=False),
+              help="Only logs of this type.")
+@click.option("--machine", "-m", metavar="NAME", help="Only logs written on this machine.")
+@since_option("logs written")
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=100, show_default=True,
+              help="How many logs: the newest ones, or the ones before the newest --offset."
+                   " With --follow, -n 0 prints only the logs to come.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Skip this many of the newest first, to page back.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new logs as they are written (Ctrl-C stops).")
+@database_option
+@json_option
+@one_line_errors
+def logs(job, run_id, log_type, machine, since, limit, offset, follow, database, as_json):
+    """Logs of every job, of a group's or of one job's, oldest first; by default the newest 100.
+
+    --offset pages back: --offset 100 shows the 100 logs before those. When
+    a page leaves logs out, a line on stderr says how many there are, so
+    stdout stays clean for pipes.
+
+    \b
+    Examples:
+        processcache logs example/hello-world --type error --since 12h
+        processcache logs billing --run 1234
+        processcache logs example/hello-world --follow -n 0
+    """
+    with opened(database) as db:
+        filters = {"run": run_id, "type": log_type, "machine": machine, "since": _since(since, db.clock)}
+        found = db.logs(job, **filters, limit=limit, offset=offset)
+        if limit and (len(found) == limit or offset):
+            total = db.count_logs(job, **filters)
+            if total > len(found):
+                click.echo(f"showing {len(found)} of {total} logs (use --limit, or --offset to page back)", err=True)
+        _print_logs(found, as_json)
+        if follow:  # after the newest log that matches, whatever the page showed
+            _follow(db, job, filters, found[-1].id if found and not offset else None, as_json)
+
+
+def _follow(db, job, filters, after, as_json) -> None:
+    """Print the logs that come after the log *after* (None: after the newest one now), until stopped."""
+    if after is None:
+        newest = db.logs(job, **filters, limit=1)
+        after = newest[-1].id if newest else 0
+    while True:
+        time.sleep(1.0)
+        found = db.logs(job, **filters, after=after, limit=None)
+        _print_logs(found, as_json)
+        after = found[-1].id if found else after
+
+
+def _since(text, clock):
+    """--since as a time: a duration back from the database server's clock, the one logs are stamped by."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return clock.now() - timedelta(seconds=parse_duration(text, "--since"))
+        except ProcessCacheError:
+            raise click.BadParameter(f"{text!r} is neither a duration ago (30s, 15m, 2h, 1d, 1h30m or seconds) nor"
+                                     " a time (2026-11-24T03:00, UTC unless it has an offset)",
+                                     param_hint="--since") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _print_logs(found, as_json):
+    if as_json:  # one JSON object a line, so --follow can stream
+        for record in found:
+            click.echo(json_line(record))
+        return
+    for record in found:
+        level = record.level or record.type.value
+        click.echo(f"{show_time(record.created_at)} {zone_label()} {record.group}/{record.job} {record.machine}"
+                   f" run {record.run_id or '-'} [{level}] {record.message}")
+    sys.stdout.flush()
+
+
