@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ProcessCacheError
 from ..logs import LogType
-from ..names import normalize
+from ..names import normalize, split_job_name
 from ..records import JobSummary, LogRecord, Problem, RunDetail, RunRecord
 from ..timeutil import db_time, py_time
 from .backend import Backend, id_list
@@ -52,9 +52,7 @@ class History:
 
     def job_id(self, name: str) -> int:
         """The id of an existing ``group/job``; a one-line error naming the fix otherwise."""
-        group, slash, job = name.partition("/")
-        if not slash or not group or not job:
-            raise ProcessCacheError(f"{name!r} is not GROUP/JOB: write it as example/hello-world")
+        group, job = split_job_name(name)
         # the original's rule only: a job an older release stored under a name now refused stays findable
         params = {"group": normalize(group), "job": normalize(job)}
         found = self.backend.value(f"SELECT j.id {JOBS_FROM} WHERE p.name = $group AND j.name = $job", params)
