@@ -96,8 +96,8 @@ def test_third_party_loggers_are_captured_on_request_only(backend):
     captured = job(name="captured", body=body, capture_logging=True).run(database=backend, machine="m")
     debug = job(name="debug", body=body, capture_logging="DEBUG").run(database=backend, machine="m")
     assert backend.store.logs(run_id=plain.id) == []
-    assert [(l.level, l.message) for l in backend.store.logs(run_id=captured.id)] == [("INFO", "library says hi")]
-    assert [l.message for l in backend.store.logs(run_id=debug.id)] == ["library says hi", "library detail"]
+    assert [(log.level, log.message) for log in backend.store.logs(run_id=captured.id)] == [("INFO", "library says hi")]
+    assert [log.message for log in backend.store.logs(run_id=debug.id)] == ["library says hi", "library detail"]
     assert logging.getLogger().handlers == [h for h in logging.getLogger().handlers if
                                             type(h).__name__ != "DatabaseHandler"], "the capture is removed"
     library.warning("after the run")
@@ -208,7 +208,7 @@ def test_a_dead_run_past_its_lease_is_lost_and_not_running_before_anyone_takes_i
 def test_check_reports_a_run_still_going_past_its_max_duration_and_not_one_within_it(backend):
     hung = backend.runs.start("history", "hung", "m", 1, lease=300, max_duration=0.5)
     assert backend.runs.acquire("history/hung", "m", 1, hung.id, lease=300)
-    within = backend.runs.start("history", "within", "m", 2, lease=300, max_duration=3600)
+    backend.runs.start("history", "within", "m", 2, lease=300, max_duration=3600)
     time.sleep(1.0)
     # cron's next start is skipped while the hung run holds the lock: check still looks at the hung one
     assert job(name="hung", max_duration="0.5s").run(database=backend, machine="m").status == "skipped"

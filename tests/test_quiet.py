@@ -1,4 +1,5 @@
-"""`processcache run` in a crontab: with -q, nothing printed unless the run fails, then everything; exit codes and usage errors that say what to do."""
+"""`processcache run` in a crontab: with -q, nothing printed unless the run fails, then everything;
+exit codes and usage errors that say what to do."""
 
 import os
 import signal
@@ -90,7 +91,8 @@ def test_a_quiet_run_that_succeeds_prints_nothing_at_all(backend_url, jobs, tmp_
     with connect(backend_url) as db:
         [run] = db.history.list_runs()
         assert run.status == "succeeded"
-        assert [log.message for log in db.store.logs()] == ["a log of the job"], "held back from the terminal, not from the database"
+        logs = [log.message for log in db.store.logs()]
+        assert logs == ["a log of the job"], "held back from the terminal, not from the database"
 
 
 def test_a_quiet_run_skipped_by_the_lock_prints_nothing_and_exits_75(backend_url, jobs, tmp_path):
@@ -208,4 +210,5 @@ def test_a_file_that_defines_no_job_is_a_one_line_usage_error(tmp_path):
     (tmp_path / "nothing_here.py").write_text("VALUE = 1\n")
     result = cli("run", tmp_path / "nothing_here.py", "-d", f"sqlite:///{tmp_path}/q.db")
     assert result.returncode == 2
-    assert result.stderr == f'Error: {tmp_path / "nothing_here.py"} defines no job: decorate a function with @job("group", "name")\n'
+    assert result.stderr == (f'Error: {tmp_path / "nothing_here.py"} defines no job:'
+                             ' decorate a function with @job("group", "name")\n')

@@ -97,7 +97,8 @@ def test_delete_is_refused_while_a_run_of_the_job_is_alive(backend):
     hourly().run(database=backend, machine="m")
     alive = backend.runs.start("billing", "old-export", "box-2", 4242, lease=300)
     assert backend.runs.acquire("billing/old-export", "box-2", 4242, alive.id, lease=300)
-    refused = f"run {alive.id} of billing/old-export is running on box-2 \\(pid 4242\\): delete the job once it has ended"
+    refused = (f"run {alive.id} of billing/old-export is running on box-2 \\(pid 4242\\):"
+               " delete the job once it has ended")
     with pytest.raises(ProcessCacheError, match=refused):
         backend.delete_job("billing/old-export", dry_run=True)
     with pytest.raises(ProcessCacheError, match=refused):
@@ -156,7 +157,8 @@ def test_jobs_says_where_the_retired_jobs_are_and_refuses_listing_options_on_a_s
     with connect(backend_url) as db:
         hourly().run(database=db, machine="m")
         db.retire_job("billing/old-export")
-    assert cli("jobs", "-d", backend_url).stdout.strip() == "no jobs but 1 retired: `processcache jobs --all` lists them"
+    listed = cli("jobs", "-d", backend_url).stdout.strip()
+    assert listed == "no jobs but 1 retired: `processcache jobs --all` lists them"
     refused = cli("jobs", "--all", "retire", "billing/old-export", "-d", backend_url)
     assert refused.returncode == 2 and "`jobs retire` takes no --all" in refused.stderr
     assert "Example" in cli("jobs", "delete", "--help").stdout

@@ -90,7 +90,8 @@ def test_a_context_used_after_its_session_raises_instead_of_writing_onto_a_finis
     ("x" * (20 * 2**20), None),
 ], ids=["nul", "lone surrogate", "20MiB"])
 def test_a_failure_quoting_nul_a_lone_surrogate_or_a_huge_text_is_recorded(backend, text, stored_as):
-    """PostgreSQL's text cannot hold NUL, no database a lone surrogate; MariaDB refuses a statement over max_allowed_packet."""
+    """PostgreSQL's text cannot hold NUL, no database a lone surrogate;
+    MariaDB refuses a statement over max_allowed_packet."""
     registry = Registry()
 
     @registry.job("states", "quoting")
