@@ -1,7 +1,10 @@
 """``python -m benchmarks.scaling --databases sqlite,postgresql,mysql``
 
 How costs grow with data: loading a job of 10k, 100k and 1M entries should
-take time in proportion (the µs per entry stays flat), and reading one job
+take time in proportion (the µs per entry stays flat); a recorded run that
+reads one key of the largest job should cost about that key read plus the
+run's own record, since the cache loads only when ``ctx.tree`` is used
+(``load_cache="eager"`` is shown beside it); and reading one job
 should not slow down as other jobs' entries and logs grow to a million rows.
 """
 
@@ -12,7 +15,7 @@ import tempfile
 import processcache
 
 from .__main__ import Scratch, timed
-from .workloads import context
+from .workloads import context, key_reading_job
 
 
 def fill(db, job: str, total: int, keys: int = 100) -> processcache.CacheContext:
@@ -34,15 +37,16 @@ def median_of(repeat: int, func, *args) -> float:
     return statistics.median(timed(func, *args) for _ in range(repeat))
 
 
-def measure(kind: str, folder: str, repeat: int) -> None:
+def measure(kind: str, folder: str, repeat: int, sizes: list[int]) -> None:
     scratch = Scratch(kind, folder)
     try:
         with processcache.connect(scratch.url) as db:
             print(f"\n{kind}: load time by job size")
-            for size in (10_000, 100_000, 1_000_000):
+            for size in sizes:
                 ctx = fill(db, f"size-{size}", size)
                 seconds = median_of(repeat, ctx.sync_cache)
                 print(f"  {size:>9,} entries  {seconds * 1000:>9,.0f} ms  {seconds / size * 1e6:>6.2f} µs/entry")
+            one_key_run(db, ctx, sizes[-1], repeat)
             small = fill(db, "small", 1_000, keys=100)
             logs = context(db, "small")
             for n in range(100):
@@ -64,15 +68,27 @@ def measure(kind: str, folder: str, repeat: int) -> None:
         scratch.drop()
 
 
+def one_key_run(db, largest: processcache.CacheContext, size: int, repeat: int) -> None:
+    """A recorded run reading one key of the largest job, against that key read alone (and an eager run)."""
+    key_read = median_of(repeat, largest.latest, "key-7")
+    run = median_of(repeat, key_reading_job(largest.job).run, db, "m")
+    eager = median_of(repeat, key_reading_job(largest.job, load_cache="eager").run, db, "m")
+    print(f"  a run reading one key of {size:,} entries: {run * 1000:,.1f} ms, {run / key_read:.2f}x the key read"
+          f" alone ({key_read * 1000:.1f} ms; the rest: the run's record); load_cache='eager': {eager * 1000:,.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--databases", default="sqlite,postgresql,mysql")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sizes", default="10000,100000,1000000",
+                        help="comma-separated job sizes to load; the one-key run reads the largest")
     args = parser.parse_args()
+    sizes = sorted(int(size) for size in args.sizes.split(","))
     with tempfile.TemporaryDirectory() as folder:
         for kind in args.databases.split(","):
-            measure(kind, folder, args.repeat)
+            measure(kind, folder, args.repeat, sizes)
 
 
 if __name__ == "__main__":

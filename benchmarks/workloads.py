@@ -27,6 +27,11 @@ def load(ctx) -> dict:
     return ctx.sync_cache()
 
 
+def key_reading_job(job: str, **options) -> processcache.JobSpec:
+    """A job of group bench that reads one key of its cache (``spec.run(db, "m")`` runs it recorded, locked)."""
+    return processcache.Registry().job("bench", job, **options)(lambda ctx: ctx.latest("key-7"))
+
+
 def reads(ctx, n: int, keys: int, seed: int = 1) -> None:
     rng = random.Random(seed)
     for _ in range(n):

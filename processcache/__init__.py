@@ -38,7 +38,7 @@ from .storage.database import Database, connect
 from .storage.runs import LockRecord
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     # memoize lives in memo.py, imported on first use: `processcache run` does not need it.
     if name == "memoize":
         from . import memo

@@ -25,6 +25,7 @@ import contextlib
 import contextvars
 import platform
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .codec import encode_value
@@ -107,7 +108,7 @@ class CacheContext:
         self.job_id: int = self._store.job_id(self.group, self.job)
         self._loaded: _Loaded | None = None  # None until `tree` or `results` is first used
         self._echo = echo
-        self._logger = None
+        self._logger: logging.Logger | None = None
         #: The lock this run's writes need held (`fence.py`); set once the run takes its lock.
         self.fence = NO_FENCE
         self._ended = False
@@ -331,18 +332,23 @@ class CacheContext:
         if backend.in_transaction:  # a batch: stored once it ends, so that its rollback cannot take the log
             record = LogRecord(None, log_type, message, self.machine, self.database.clock.now(), run_id, level,
                                self.job, self.group)
-            backend.after(lambda: self._store.add_log(job_id, self.machine, log_type, message, run_id, level,
-                                                          record.created_at))
+            backend.after(lambda: self._store_later(job_id, log_type, message, run_id, level, record.created_at))
         else:
             record = self._store.add_log(job_id, self.machine, log_type, message, run_id, level)
         if self._echo is not None:
             self._echo(record)
         return record
 
+    def _store_later(self, job_id: int, log_type: LogType, message: str, run_id: int | None, level: str | None,
+                     created_at: datetime) -> None:
+        """Store a log written inside a batch, once the batch has ended."""
+        self._store.add_log(job_id, self.machine, log_type, message, run_id, level, created_at)
+
     def _live_job(self) -> int:
         """This context's job id, or a clear error once its session has ended (no write may land on a finished run)."""
         if self._ended:
-            raise ProcessCacheError(f"the run {self.run.id} of {self.group}/{self.job} has ended: use its context"
+            run = f"the run {self.run.id}" if self.run is not None else "the session"
+            raise ProcessCacheError(f"{run} of {self.group}/{self.job} has ended: use its context"
                                     " only inside its job or its cache_session block")
         return self.job_id
 

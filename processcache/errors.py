@@ -4,6 +4,11 @@ Every message is one line and never holds a database password: the CLI
 prints it as it is, without a traceback.
 """
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .records import RunRecord
+
 
 class ProcessCacheError(Exception):
     """Base of every error processcache raises on purpose."""
@@ -76,7 +81,7 @@ class RunNotRecordedError(ProcessCacheError):
     the job (None when it succeeded).
     """
 
-    def __init__(self, message: str, run, original: BaseException | None = None) -> None:
+    def __init__(self, message: str, run: "RunRecord | None", original: BaseException | None = None) -> None:
         super().__init__(message)
         self.run = run
         self.original = original
@@ -89,7 +94,7 @@ class ImportLineError(ProcessCacheError, ValueError):
 class JobLockedError(ProcessCacheError):
     """Another run holds the job's lock: this run was recorded as `skipped`; *run* is that record."""
 
-    def __init__(self, message: str, run) -> None:
+    def __init__(self, message: str, run: "RunRecord") -> None:
         super().__init__(message)
         self.run = run
 

@@ -6,8 +6,12 @@ that does neither does not import `logging`.
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from .logs import LogType
+
+if TYPE_CHECKING:
+    from .context import CacheContext
 
 
 def log_type_of(levelno: int) -> LogType:
@@ -28,7 +32,7 @@ class DatabaseHandler(logging.Handler):
     stored in a loop.
     """
 
-    def __init__(self, ctx, level: int = logging.NOTSET) -> None:
+    def __init__(self, ctx: "CacheContext", level: int = logging.NOTSET) -> None:
         super().__init__(level)
         self.ctx = ctx
         self._busy = threading.local()

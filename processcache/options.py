@@ -2,6 +2,7 @@
 
 import dataclasses
 import logging
+from typing import Any
 
 from .durations import parse_duration
 from .errors import RegistryError
@@ -67,7 +68,7 @@ class JobOptions:
         return self.scope or self.lock
 
     @classmethod
-    def parse(cls, **given) -> "JobOptions":
+    def parse(cls, **given: Any) -> "JobOptions":
         """Options from ``@job(...)`` keywords; RegistryError for anything unknown or malformed."""
         unknown = set(given) - {field.name for field in dataclasses.fields(cls)}
         if unknown:
@@ -75,7 +76,7 @@ class JobOptions:
             raise RegistryError(f"unknown job option(s) {', '.join(sorted(unknown))}: use {known}")
         return cls().replace(**given)
 
-    def replace(self, **changes) -> "JobOptions":
+    def replace(self, **changes: Any) -> "JobOptions":
         """A copy with *changes* applied and checked (None leaves a value as it is)."""
         changes = {name: value for name, value in changes.items() if value is not None}
         if changes.get("overlap", self.overlap) not in OVERLAP_MODES:
@@ -96,7 +97,7 @@ class JobOptions:
         return dataclasses.replace(self, **changes)
 
 
-def _capture_level(value) -> int | None:
+def _capture_level(value: bool | int | str) -> int | None:
     if value is False:
         return None
     if value is True:

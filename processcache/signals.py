@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Iterator
+from types import FrameType
 
 HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -41,12 +42,12 @@ class Terminated(BaseException):
 def terminate_on_signals() -> Iterator[None]:
     """Within the block, SIGTERM, SIGINT and SIGHUP raise `Terminated`; a second one exits at once."""
 
-    def first(signum, _frame):
+    def first(signum: int, _frame: FrameType | None) -> None:
         for handled in HANDLED:
             signal.signal(handled, again)
         raise Terminated(signum)
 
-    def again(signum, _frame):
+    def again(signum: int, _frame: FrameType | None) -> None:
         os._exit(128 + signum)
 
     previous = {handled: signal.signal(handled, first) for handled in HANDLED}
