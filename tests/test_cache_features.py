@@ -77,6 +77,20 @@ def test_set_cache_replaces_the_list_with_one_value(ctx):
     assert ctx.sync_cache() == ctx.tree and values(ctx.tree["k"]) == ["only"]
 
 
+def test_latest_reads_one_row_and_never_a_key_that_differs_by_trailing_spaces(ctx, backend, monkeypatch):
+    """MySQL's comparisons ignore trailing spaces: "k " must not answer for "k", whichever was written last."""
+    ctx.create_cache_many([("k", n) for n in range(50)])
+    ctx.create_cache("k ", "spaced")
+    ctx.create_cache("k  ", "spaced twice")
+    fetched = []
+    select = backend.backend.select
+    monkeypatch.setattr(backend.backend, "select", lambda sql, params=None: fetched.append(select(sql, params))
+                        or fetched[-1])
+    assert ctx.latest("k") == 49 and ctx.latest("k ") == "spaced" and ctx.latest("k  ") == "spaced twice"
+    assert [len(rows) for rows in fetched] == [1, 1, 1], "one row each, not the key's every entry"
+    assert ctx.latest("k   ") is None
+
+
 def test_delete_clear_and_latest(ctx, backend):
     ctx.create_cache("a", 1)
     ctx.create_cache("a", 2)

@@ -210,10 +210,16 @@ class CacheStore:
         return key in self.backend.values(f"SELECT DISTINCT entry_key FROM process_cache WHERE {where}", params)
 
     def latest(self, job_id: int, machine: str | None, key: str) -> Entry | None:
-        """The newest live entry under *key*."""
+        """The newest live entry under *key*: one row read, however many the key holds.
+
+        The equal length keeps out a key that differs by trailing spaces,
+        which MySQL's comparisons ignore; the index still walks only this
+        key's rows, newest first.
+        """
         where, params = self._filter(job_id, machine, key)
         for r in self.backend.select(f"SELECT {self._columns} FROM process_cache WHERE {where}"
-                                     " ORDER BY entry_key DESC, id DESC", params):
+                                     " AND LENGTH(entry_key) = LENGTH($key) ORDER BY entry_key DESC, id DESC LIMIT 1",
+                                     params):
             if r[1] == key:
                 return Entry(r[0], r[1], decode_value(r[2]), r[3], py_time(r[4]), _epoch_time(r[5]))
         return None
