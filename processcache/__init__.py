@@ -10,6 +10,8 @@
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING
+
 from .context import ANY, CacheContext, current_context
 from .errors import (
     ConfigError,
@@ -36,6 +38,9 @@ from .registry import JobSpec, Registry, job
 from .session import cache_session
 from .storage.database import Database, connect
 from .storage.runs import LockRecord
+
+if TYPE_CHECKING:  # for type checkers: at run time, __getattr__ imports it on first use
+    from .memo import memoize
 
 
 def __getattr__(name: str) -> object:

@@ -26,7 +26,7 @@ import contextvars
 import platform
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 from .codec import encode_value
 from .durations import parse_duration
@@ -41,6 +41,11 @@ from .storage.retry import one_line_when_lost
 
 if TYPE_CHECKING:
     import logging
+
+    from .memo import Memoised
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class _AnyMachine:
@@ -276,7 +281,7 @@ class CacheContext:
 
     def memoize(self, ttl: "float | str | None" = None, lease: "float | str" = DEFAULT_LEASE,
                 timeout: "float | str" = DEFAULT_WAIT_TIMEOUT,
-                name: str | None = None) -> Callable[[Callable], Callable]:
+                name: str | None = None) -> "Callable[[Callable[P, R]], Memoised[P, R]]":
         """Decorator: memoise a function by its arguments, across processes and machines.
 
         >>> from processcache import cache_session

@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
 
 from .codec import check_str_keys, encode_value
 from .context import ANY, CacheContext
@@ -51,12 +51,33 @@ from .errors import InvalidValueError, LeaseLostError, MemoTimeoutError
 from .heartbeat import Heartbeat
 from .names import check_key
 from .options import DEFAULT_LEASE, DEFAULT_WAIT_TIMEOUT
+from .storage.fence import Fence
+
+if TYPE_CHECKING:
+    from .storage.database import Database
 
 #: Seconds: the longest a waiting call sleeps between two looks for the result,
 #: so it returns at most this late after the computing process stored it.
 POLL = 0.2
 _MISSING = object()
 _COMPUTE = object()  # what `_steps` yields when the value must be computed now
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class Memoised(Protocol[P, R_co]):
+    """What `memoize` and ``ctx.memoize`` return: the function, memoised, with three helpers."""
+
+    #: The cache key of a call, as the wrapper would compute it.
+    memo_key: Callable[P, str]
+    #: Delete the memoised value of one call, on every machine; return how many values went.
+    forget: Callable[P, int]
+    #: Delete every memoised value of the function, on every machine; return how many there were.
+    cache_clear: Callable[[], int]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
 
 
 def memo_key(name: str, args: tuple, kwargs: dict) -> str:
@@ -88,7 +109,7 @@ def default_name(func: Callable) -> str:
     return f"{file.parent.name if file.stem == '__init__' else file.stem}.{func.__qualname__}"
 
 
-def get_or_compute(ctx, key: str, compute: Callable[[], Any], ttl: float | None = None,
+def get_or_compute(ctx: CacheContext, key: str, compute: Callable[[], Any], ttl: float | None = None,
                    lease: float = DEFAULT_LEASE, timeout: float = DEFAULT_WAIT_TIMEOUT) -> Any:
     """The value under *key* from any machine, or ``compute()``'s, stored once for all."""
     steps = _steps(ctx, key, ttl, lease, timeout)
@@ -106,8 +127,9 @@ def get_or_compute(ctx, key: str, compute: Callable[[], Any], ttl: float | None 
         steps.close()  # after an exception in compute(): releases the lock
 
 
-async def get_or_compute_async(ctx, key: str, compute: Callable[[], Awaitable[Any]], ttl: float | None = None,
-                               lease: float = DEFAULT_LEASE, timeout: float = DEFAULT_WAIT_TIMEOUT) -> Any:
+async def get_or_compute_async(ctx: CacheContext, key: str, compute: Callable[[], Awaitable[Any]],
+                               ttl: float | None = None, lease: float = DEFAULT_LEASE,
+                               timeout: float = DEFAULT_WAIT_TIMEOUT) -> Any:
     """`get_or_compute` for an ``async def`` computation: awaited, and waits that do not block the event loop.
 
     The loop mirrors `get_or_compute`'s with ``await``; everything else is
@@ -130,7 +152,7 @@ async def get_or_compute_async(ctx, key: str, compute: Callable[[], Awaitable[An
         steps.close()
 
 
-def _steps(ctx, key: str, ttl: float | None, lease: float, timeout: float) -> Generator[Any, Any, Any]:
+def _steps(ctx: CacheContext, key: str, ttl: float | None, lease: float, timeout: float) -> Generator[Any, Any, Any]:
     """How a call gets its value, apart from how it sleeps and computes.
 
     Yields a pause in seconds (sleep, then resume) or `_COMPUTE` (compute the
@@ -156,7 +178,7 @@ def _steps(ctx, key: str, ttl: float | None, lease: float, timeout: float) -> Ge
         yield min(pause, left)
 
 
-def _compute_holding(ctx, key: str, ttl: float | None, lease: float, name: str,
+def _compute_holding(ctx: CacheContext, key: str, ttl: float | None, lease: float, name: str,
                      owner: int) -> Generator[Any, Any, Any]:
     """Holding the lock *name*: the value stored meanwhile, or the one computed (sent in), stored; then release."""
     runs = ctx.database.runs
@@ -181,7 +203,7 @@ def _pauses() -> Iterator[float]:
         delay = min(delay * 2, POLL)
 
 
-def _store(ctx, key: str, value: Any, ttl: float | None, fence) -> Any:
+def _store(ctx: CacheContext, key: str, value: Any, ttl: float | None, fence: Fence) -> Any:
     """Store *value* while this computation still holds its lease; else return what the one that took over stored.
 
     A computation that outlived its lease (a paused process) is not stored
@@ -199,12 +221,12 @@ def _store(ctx, key: str, value: Any, ttl: float | None, fence) -> Any:
         return found
 
 
-def _cached(ctx, key: str):
+def _cached(ctx: CacheContext, key: str) -> Any:
     return ctx.latest(key, _MISSING, machine=ANY)
 
 
-def memoizer(ctx_factory: Callable[[], Any], ttl: float | None, lease: float, timeout: float,
-             name: str | None = None) -> Callable[[Callable], Callable]:
+def memoizer(ctx_factory: Callable[[], CacheContext], ttl: float | None, lease: float, timeout: float,
+             name: str | None = None) -> Callable[[Callable[P, R]], Memoised[P, R]]:
     """A decorator that memoises a function through the context *ctx_factory* returns.
 
     The wrapper has ``cache_clear()`` and ``forget(*args, **kwargs)`` (each
@@ -212,22 +234,23 @@ def memoizer(ctx_factory: Callable[[], Any], ttl: float | None, lease: float, ti
     ``memo_key(*args, **kwargs)``.
     """
 
-    def decorator(func: Callable) -> Callable:
+    def decorator(func: Callable[P, R]) -> Memoised[P, R]:
         if not callable(func):
             raise TypeError("memoize decorates a function: write @memoize(...) with its parentheses")
         prefix, key_of = _keys(func, name)
+        wrapper: Callable[P, Any]
         if inspect.iscoroutinefunction(func):
             @functools.wraps(func)
-            async def wrapper(*args, **kwargs):
+            async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 return await get_or_compute_async(ctx_factory(), key_of(args, kwargs), lambda: func(*args, **kwargs),
                                                   ttl, lease, timeout)
         else:
             @functools.wraps(func)
-            def wrapper(*args, **kwargs):
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 return get_or_compute(ctx_factory(), key_of(args, kwargs), lambda: func(*args, **kwargs), ttl, lease,
                                       timeout)
 
-        def forget(*args, **kwargs) -> int:
+        def forget(*args: P.args, **kwargs: P.kwargs) -> int:
             """Delete the memoised value of this call, on every machine: the next call computes it again."""
             return ctx_factory().delete_everywhere([key_of(args, kwargs)])
 
@@ -237,10 +260,16 @@ def memoizer(ctx_factory: Callable[[], Any], ttl: float | None, lease: float, ti
             stats = ctx.database.cache.key_stats(ctx.job_id, None)
             return ctx.delete_everywhere([stat.key for stat in stats if stat.key.rpartition(":")[0] == prefix])
 
-        wrapper.memo_key = lambda *args, **kwargs: key_of(args, kwargs)
-        wrapper.forget = forget
-        wrapper.cache_clear = cache_clear
-        return wrapper
+        def call_key(*args: P.args, **kwargs: P.kwargs) -> str:
+            return key_of(args, kwargs)
+
+        # A function, not an instance of a class: it binds as a method and stays a coroutine function.
+        # functools.wraps' type knows nothing of the three attributes the Protocol declares, set next.
+        memoised = cast(Memoised[P, R], wrapper)
+        memoised.memo_key = call_key
+        memoised.forget = forget
+        memoised.cache_clear = cache_clear
+        return memoised
 
     return decorator
 
@@ -277,13 +306,14 @@ def _is_json(value: Any) -> bool:
     return True
 
 
-_contexts: dict = {}
+_contexts: dict[tuple[str, str, str | None, int | str | None], CacheContext] = {}
 _contexts_lock = threading.Lock()
 
 
-def memoize(group: str, ttl: "float | str | None" = None, *, database=None, job: str = "memoize",
-            machine: str | None = None, lease: "float | str" = DEFAULT_LEASE,
-            timeout: "float | str" = DEFAULT_WAIT_TIMEOUT, name: str | None = None) -> Callable[[Callable], Callable]:
+def memoize(group: str, ttl: "float | str | None" = None, *, database: "Database | str | None" = None,
+            job: str = "memoize", machine: str | None = None, lease: "float | str" = DEFAULT_LEASE,
+            timeout: "float | str" = DEFAULT_WAIT_TIMEOUT,
+            name: str | None = None) -> Callable[[Callable[P, R]], Memoised[P, R]]:
     """Memoise a function across processes and machines, outside any job.
 
     >>> from processcache import memoize
@@ -306,7 +336,7 @@ def memoize(group: str, ttl: "float | str | None" = None, *, database=None, job:
     ttl = None if ttl is None else parse_duration(ttl, "ttl")
     lease, timeout = parse_duration(lease, "lease"), parse_duration(timeout, "timeout")
 
-    def ctx_factory():
+    def ctx_factory() -> CacheContext:
         with _contexts_lock:
             key = (group, job, machine, id(database) if database is not None and not isinstance(database, str)
                    else database)

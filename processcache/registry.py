@@ -6,19 +6,32 @@ unit-tested with any context, and carries the two load hooks.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from .errors import RegistryError
 from .names import normalize_name
 from .options import JobOptions
 
-Hook = Callable[[Any], Any]
+if TYPE_CHECKING:
+    from .context import CacheContext
+    from .records import LogRecord, RunRecord
+    from .storage.database import Database
+
+#: ``fn(ctx)``, a load hook: plain or ``async def``, its return value unused.
+Hook = Callable[["CacheContext"], Any]
+H = TypeVar("H", bound=Hook)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class JobSpec:
-    """A job: its function, its names, its options and its load hooks."""
+class JobSpec(Generic[P, R]):
+    """A job: its function, its names, its options and its load hooks.
 
-    def __init__(self, func: Callable, group: str, name: str, options: JobOptions | None = None) -> None:
+    Generic in the function's parameters and result, so a type checker
+    reads ``spec(ctx)`` as the plain function's call.
+    """
+
+    def __init__(self, func: Callable[P, R], group: str, name: str, options: JobOptions | None = None) -> None:
         self.func = func
         self.group = normalize_name(group, "group name")
         self.name = normalize_name(name, "job name")
@@ -27,27 +40,29 @@ class JobSpec:
         self.cache_exist_hook: Hook | None = None
         self.__doc__ = func.__doc__
         self.__name__ = getattr(func, "__name__", self.name)
-        self.__module__ = getattr(func, "__module__", None)
+        # None for a function exec()'d in a namespace without __name__, whatever typeshed says of __module__.
+        self.__module__ = getattr(func, "__module__", None)  # type: ignore[assignment]
         self.__wrapped__ = func
 
     def __repr__(self) -> str:
         return f"<JobSpec {self.group}/{self.name} ({self.__module__}.{self.__name__})>"
 
-    def __call__(self, ctx, *args, **kwargs):
-        """Call the plain function, as a unit test would."""
-        return self.func(ctx, *args, **kwargs)
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call the plain function, as a unit test would: ``spec(ctx)``."""
+        return self.func(*args, **kwargs)
 
-    def on_cache_empty(self, hook: Hook) -> Hook:
+    def on_cache_empty(self, hook: H) -> H:
         """Decorate ``fn(ctx)`` to run before the job when its cache (in its scope) holds no entry."""
         self.cache_empty_hook = hook
         return hook
 
-    def on_cache_exist(self, hook: Hook) -> Hook:
+    def on_cache_exist(self, hook: H) -> H:
         """Decorate ``fn(ctx)`` to run before the job when its cache holds entries (``ctx.tree`` loads on first use)."""
         self.cache_exist_hook = hook
         return hook
 
-    def run(self, database=None, machine: str | None = None, echo=None, **overrides):
+    def run(self, database: "Database | str | None" = None, machine: str | None = None,
+            echo: "Callable[[LogRecord], None] | None" = None, **overrides: Any) -> "RunRecord":
         """Run this job now, recorded, and return its `RunRecord`.
 
         A job that raises does not raise here: the record's ``status`` is
@@ -64,9 +79,9 @@ class Registry:
     """Jobs by (group, name). ``processcache.job`` uses a module-level default one."""
 
     def __init__(self) -> None:
-        self.jobs: dict[tuple[str, str], JobSpec] = {}
+        self.jobs: dict[tuple[str, str], JobSpec[..., Any]] = {}
 
-    def job(self, group: str, name: str | None = None, **options) -> Callable[[Callable], JobSpec]:
+    def job(self, group: str, name: str | None = None, **options: Any) -> Callable[[Callable[P, R]], JobSpec[P, R]]:
         """Decorator factory: ``@registry.job("group", "name", **options)`` on ``def fn(ctx)``.
 
         Options are checked now (see `JobOptions`), not when cron first runs the job.
@@ -75,14 +90,14 @@ class Registry:
             raise RegistryError('@job needs a group and a name: write @job("group", "name")')
         parsed = JobOptions.parse(**options)
 
-        def decorator(func: Callable) -> JobSpec:
+        def decorator(func: Callable[P, R]) -> JobSpec[P, R]:
             spec = JobSpec(func, group, name, parsed)
             self.register(spec)
             return spec
 
         return decorator
 
-    def register(self, spec: JobSpec) -> None:
+    def register(self, spec: JobSpec[..., Any]) -> None:
         """Add *spec*; the same job from another function is an error."""
         key = (spec.group, spec.name)
         known = self.jobs.get(key)
@@ -93,7 +108,7 @@ class Registry:
         self.jobs[key] = spec
 
 
-def _origin(spec: JobSpec) -> str:
+def _origin(spec: JobSpec[..., Any]) -> str:
     # A module imported again (by path, then by name) declares the same job anew.
     return f"{spec.__module__}.{getattr(spec.func, '__qualname__', spec.__name__)}"
 
@@ -101,7 +116,7 @@ def _origin(spec: JobSpec) -> str:
 default_registry = Registry()
 
 
-def job(group: str, name: str | None = None, **options) -> Callable[[Callable], JobSpec]:
+def job(group: str, name: str | None = None, **options: Any) -> Callable[[Callable[P, R]], JobSpec[P, R]]:
     """Declare ``fn(ctx)`` as the job *name* of *group*; options as in `JobOptions`.
 
     >>> @job("example", "doc-job")

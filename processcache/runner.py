@@ -3,13 +3,17 @@
 The exit codes are those `processcache run` returns.
 """
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from .errors import JobLockedError, LoadError, RunNotRecordedError
-from .names import normalize_name
+from .context import CacheContext
+from .errors import InvalidNameError, JobLockedError, LoadError, RunNotRecordedError
+from .names import normalize_name, split_job_name
 from .options import JobOptions
-from .records import RunRecord
+from .records import LogRecord, RunRecord
+from .registry import Hook, JobSpec
 from .session import cache_session, open_database
+from .storage.database import Database
 
 EXIT_OK = 0
 #: The job raised; its traceback is in the run's record and an ERROR log.
@@ -19,7 +23,8 @@ EXIT_SKIPPED = 75
 _EXIT_CODES = {"succeeded": EXIT_OK, "skipped": EXIT_SKIPPED}
 
 
-def run_job(spec, database=None, machine: str | None = None, echo=None, **overrides) -> RunRecord:
+def run_job(spec: JobSpec[..., Any], database: Database | str | None = None, machine: str | None = None,
+            echo: Callable[[LogRecord], None] | None = None, **overrides: Any) -> RunRecord:
     """Run *spec* as one recorded run and return the run's final record.
 
     *overrides* replace the spec's options for this run (``overlap``,
@@ -31,7 +36,7 @@ def run_job(spec, database=None, machine: str | None = None, echo=None, **overri
     and why it was not stored: the record returned is always a finished one.
     """
     options = spec.options.replace(**overrides)
-    ctx = None
+    ctx: CacheContext | None = None
     try:
         with cache_session(spec.group, spec.name, machine, database, echo=echo, options=options) as ctx:
             hook = _load_hook(spec, ctx)
@@ -47,18 +52,30 @@ def run_job(spec, database=None, machine: str | None = None, echo=None, **overri
     except Exception:
         if ctx is None:  # the database or the names, not the job: the caller's to see
             raise
+    return _final_record(ctx)
+
+
+def _final_record(ctx: CacheContext) -> RunRecord:
+    """The record a session that reached its block left in *ctx*: final once the block has ended."""
+    assert ctx.run is not None, "cache_session records the run before its block starts"
     return ctx.run
 
 
 def parse_job_name(text: str) -> tuple[str, str]:
-    """``GROUP/NAME`` as the normalised (group, name) a job is stored under."""
-    group, slash, name = text.partition("/")
-    if not slash or not group or not name:
-        raise LoadError(f"{text!r} is not GROUP/NAME: write it as example/hello-world")
-    return normalize_name(group), normalize_name(name)
+    """``GROUP/JOB`` (``run --job``) as the normalised (group, job) a job is stored under.
+
+    Raises LoadError when *text* is not of that form: the CLI reports it as
+    a target that cannot be run, in one line.
+    """
+    try:
+        group, job = split_job_name(text)
+    except InvalidNameError as exc:
+        raise LoadError(str(exc)) from None
+    return normalize_name(group), normalize_name(job)
 
 
-def select_job(target: str, found, job: str | None):
+def select_job(target: str, found: JobSpec[..., Any] | list[JobSpec[..., Any]],
+               job: str | None) -> JobSpec[..., Any] | list[JobSpec[..., Any]]:
     """The job *target* loaded (`loader.load_target`'s result), checked against the name the crontab gave.
 
     With *job* (``run --job``), a module of several jobs needs no ``:attr``,
@@ -75,8 +92,9 @@ def select_job(target: str, found, job: str | None):
     return matching[0]
 
 
-def record_load_failure(job: str, error: Exception, database=None, machine: str | None = None) -> RunRecord:
-    """Record a failed run of *job* (``GROUP/NAME``) whose code could not be loaded, and return it.
+def record_load_failure(job: str, error: Exception, database: Database | str | None = None,
+                        machine: str | None = None) -> RunRecord:
+    """Record a failed run of *job* (``GROUP/JOB``) whose code could not be loaded, and return it.
 
     A job that no longer imports (a dependency missing after a deploy, a
     wrong path in the crontab) never runs, so nothing else would record it:
@@ -87,7 +105,7 @@ def record_load_failure(job: str, error: Exception, database=None, machine: str 
     with open_database(database) as db:
         stored_scope = db.runs.scope_of(db.store.job_id(group, name))  # what the job's code declared
         options = JobOptions(overlap="allow", scope=stored_scope).replace(**db.history.expectations(group, name))
-        ctx = None
+        ctx: CacheContext | None = None
         try:
             with cache_session(group, name, machine, db, options=options) as ctx:
                 raise error
@@ -96,7 +114,7 @@ def record_load_failure(job: str, error: Exception, database=None, machine: str 
         except Exception:
             if ctx is None:  # the database's error, not the job's
                 raise
-        return ctx.run
+        return _final_record(ctx)
 
 
 def exit_code(run: RunRecord) -> int:
@@ -104,14 +122,14 @@ def exit_code(run: RunRecord) -> int:
     return _EXIT_CODES.get(run.status, EXIT_FAILED)
 
 
-def _load_hook(spec, ctx):
+def _load_hook(spec: JobSpec[..., Any], ctx: CacheContext) -> Hook | None:
     """``on_cache_exist`` or ``on_cache_empty``, whichever applies: asked of the database, not of a loaded tree."""
     if spec.cache_exist_hook is None and spec.cache_empty_hook is None:
         return None  # no hook: not even one query
     return spec.cache_exist_hook if ctx.has_cache() else spec.cache_empty_hook
 
 
-def _call(func, ctx):
+def _call(func: Callable[[CacheContext], Any], ctx: CacheContext) -> Any:
     """Call a job function or hook, plain or ``async def``."""
     result = func(ctx)
     if isinstance(result, Awaitable):
@@ -123,7 +141,7 @@ def _call(func, ctx):
     return result
 
 
-async def _awaited(awaitable) -> tuple:
+async def _awaited(awaitable: Awaitable[Any]) -> tuple[Any, Exception | None]:
     """The awaitable's (result, None), or (None, the exception it raised), for `_call` to raise."""
     try:
         return await awaitable, None

@@ -11,6 +11,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from .context import CacheContext, using
 from .errors import JobLockedError, ProcessCacheError, RunNotRecordedError, SchemaError
@@ -23,6 +24,7 @@ from .signals import Terminated
 from .storage.backend import DriverError
 from .storage.database import Database, connect
 from .storage.fence import Fence
+from .storage.runs import RunStore
 from .timeutil import backoff
 
 
@@ -43,7 +45,7 @@ def open_database(database: "Database | str | None") -> Iterator[Database]:
 def cache_session(group: str, job: str, machine: str | None = None,
                   database: "Database | str | None" = None, *,
                   echo: Callable[[LogRecord], None] | None = None,
-                  options: JobOptions | None = None, **job_options) -> Iterator[CacheContext]:
+                  options: JobOptions | None = None, **job_options: Any) -> Iterator[CacheContext]:
     """Run a ``with`` block as a recorded run of *group*/*job*, and yield its `CacheContext`.
 
     ``database`` is a URL, a connected `Database`, or None for
@@ -62,16 +64,15 @@ def cache_session(group: str, job: str, machine: str | None = None,
     with open_database(database) as db:
         ctx = CacheContext(db, group, job, machine, echo, options)
         runs = db.runs
-        ctx.run = runs.start(ctx.group, ctx.job, ctx.machine, os.getpid(), options.lease,
-                             options.expect_every, options.max_duration, options.data_scope)
-        held = {"lock": None}
-        run_id = ctx.run.id
-        heartbeat = Heartbeat(lambda: runs.heartbeat(run_id, options.lease, held["lock"]), options.lease / 3,
-                              f"run {run_id}", close=db.close)
+        started = ctx.run = runs.start(ctx.group, ctx.job, ctx.machine, os.getpid(), options.lease,
+                                       options.expect_every, options.max_duration, options.data_scope)
+        lock: str | None = None  # the heartbeat renews it from the moment it is taken: the lambda reads it then
+        heartbeat = Heartbeat(lambda: runs.heartbeat(started.id, options.lease, lock), options.lease / 3,
+                              f"run {started.id}", close=db.close)
         with heartbeat:
             try:
                 try:
-                    held["lock"] = _take_lock(ctx)
+                    lock = _take_lock(ctx, started)
                     with _captured_logging(ctx), using(ctx):
                         if options.load_cache == "eager":
                             ctx.sync_cache()
@@ -79,14 +80,14 @@ def cache_session(group: str, job: str, machine: str | None = None,
                 except JobLockedError:
                     raise  # recorded as skipped already
                 except BaseException as exc:
-                    _record_failure(ctx, exc)
+                    _record_failure(ctx, started, exc)
                     raise
-                ctx.run = _finish(ctx, "succeeded", None, result=ctx.result)
+                ctx.run = _finish(ctx, started, "succeeded", None, result=ctx.result)
             finally:
                 ctx.end()
-                if held["lock"] is not None:
-                    _locks_here.held.discard((db.url, held["lock"]))
-                    _release(runs, held["lock"], run_id)
+                if lock is not None:
+                    _locks_here.held.discard((db.url, lock))
+                    _release(runs, lock, started.id)
 
 
 class _LocksHere(threading.local):
@@ -101,7 +102,7 @@ class _LocksHere(threading.local):
 _locks_here = _LocksHere()
 
 
-def _release(runs, name: str, run_id: int) -> None:
+def _release(runs: RunStore, name: str, run_id: int) -> None:
     """Free the lock if the database lets us; if not, its lease frees it, and the error that matters is raised."""
     try:
         runs.release(name, run_id)
@@ -118,7 +119,8 @@ def lock_name_of(ctx: CacheContext) -> str:
     return lock_key(lock_name(ctx.group, ctx.job, ctx.machine if ctx.options.lock == "machine" else None))
 
 
-def _take_lock(ctx: CacheContext) -> str | None:
+def _take_lock(ctx: CacheContext, started: RunRecord) -> str | None:
+    """The name of the lock the options ask for, once held; `JobLockedError` (the run recorded skipped) if not."""
     options = ctx.options
     if options.overlap == "allow":
         return None
@@ -129,16 +131,16 @@ def _take_lock(ctx: CacheContext) -> str | None:
                                 " itself; run the inner job with overlap='skip' or 'allow'")
     deadline = time.monotonic() + (options.wait_timeout if options.overlap == "wait" else 0)
     for _ in backoff(deadline):
-        if runs.acquire(name, ctx.machine, os.getpid(), ctx.run.id, options.lease):
-            ctx.fence = Fence(((name, ctx.run.id),))
+        if runs.acquire(name, ctx.machine, os.getpid(), started.id, options.lease):
+            ctx.fence = Fence(((name, started.id),))
             _locks_here.held.add((ctx.database.url, name))
             return name
     message = _held_message(runs, name, options)
-    ctx.run = runs.finish(ctx.run, "skipped", error=message)
-    raise JobLockedError(message, ctx.run)
+    skipped = ctx.run = runs.finish(started, "skipped", error=message)
+    raise JobLockedError(message, skipped)
 
 
-def _held_message(runs, name: str, options: JobOptions) -> str:
+def _held_message(runs: RunStore, name: str, options: JobOptions) -> str:
     holders = runs.locks(name)
     holder = holders[0] if holders else None
     who = f"run {holder.run_id} on {holder.machine} (pid {holder.pid})" if holder and holder.held else "another run"
@@ -169,7 +171,7 @@ def _captured_logging(ctx: CacheContext) -> Iterator[None]:
         root.setLevel(saved_level)
 
 
-def _record_failure(ctx: CacheContext, exc: BaseException) -> None:
+def _record_failure(ctx: CacheContext, started: RunRecord, exc: BaseException) -> None:
     """Record how the run failed; if even that fails, raise one error that tells both.
 
     A SchemaError (a table dropped by hand) is the database's state, not the
@@ -183,22 +185,22 @@ def _record_failure(ctx: CacheContext, exc: BaseException) -> None:
             ctx.create_log(trace, LogType.ERROR)
         except Exception:
             pass  # the run's record below holds the traceback too; its failure is the one reported
-    ctx.run = _finish(ctx, status, exc, trace)
+    ctx.run = _finish(ctx, started, status, exc, trace)
     if isinstance(exc, Terminated):
         exc.run = ctx.run
 
 
-def _finish(ctx: CacheContext, status: str, exc: BaseException | None, trace: str | None = None,
-            result=None) -> RunRecord:
-    """The run's final record; if it cannot be stored, `RunNotRecordedError` naming outcome and storage error."""
+def _finish(ctx: CacheContext, started: RunRecord, status: str, exc: BaseException | None,
+            trace: str | None = None, result: Any = None) -> RunRecord:
+    """The final record of *started*; if it cannot be stored, `RunNotRecordedError` naming outcome and storage error."""
     error = None if exc is None else f"{type(exc).__name__}: {exc}"
     signum = exc.signum if isinstance(exc, Terminated) else None
     try:
-        return ctx.database.runs.finish(ctx.run, status, error, trace, result=result, signal=signum, fence=ctx.fence)
+        return ctx.database.runs.finish(started, status, error, trace, result=result, signal=signum, fence=ctx.fence)
     except Exception as storage:
         outcome = f"the job {status}" + (f" ({error})" if error else "")
-        raise RunNotRecordedError(f"run {ctx.run.id} of {ctx.group}/{ctx.job}: {outcome}, but recording that failed:"
-                                  f" {_one_line(storage)}", ctx.run, exc) from exc
+        raise RunNotRecordedError(f"run {started.id} of {ctx.group}/{ctx.job}: {outcome}, but recording that failed:"
+                                  f" {_one_line(storage)}", started, exc) from exc
 
 
 def _one_line(exc: BaseException) -> str:

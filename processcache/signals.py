@@ -14,6 +14,10 @@ import os
 import signal
 from collections.abc import Iterator
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .records import RunRecord
 
 HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -30,7 +34,7 @@ class Terminated(BaseException):
 
     def __init__(self, signum: int) -> None:
         self.signum = signum
-        self.run = None  # the run's final record, once recorded
+        self.run: RunRecord | None = None  # the run's final record, once recorded
         super().__init__(f"terminated by {signal.Signals(signum).name}")
 
     @property

@@ -71,7 +71,7 @@ def test_without_job_a_load_error_is_one_line_and_records_nothing(backend_url, t
     result = cli("run", str(tmp_path / "moved.py"), "-d", backend_url)
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and "no such file" in result.stderr
     malformed = cli("run", "--job", "no-slash", str(tmp_path / "moved.py"), "-d", backend_url)
-    assert malformed.returncode == 1 and "is not GROUP/NAME" in malformed.stderr
+    assert malformed.returncode == 1 and "is not GROUP/JOB: write it as example/hello-world" in malformed.stderr
 
 
 def test_a_load_failure_keeps_the_scope_the_jobs_code_declared(backend_url, tmp_path):

@@ -145,7 +145,7 @@ def set_value(job, key, value, as_string, append, ttl, machine, database, as_jso
     if not as_string:
         try:
             value = json.loads(value)
-        except ValueError as exc:  # the value itself is not shown: it may be a secret
+        except json.JSONDecodeError as exc:  # the value itself is not shown: it may be a secret
             raise click.ClickException(f"VALUE is not JSON ({exc.msg} at column {exc.colno}): quote a string"
                                        " as '\"text\"', or add --string") from None
     with _context(database, job, machine, create=True) as ctx:

@@ -4,6 +4,7 @@ Parse, call `Database`'s reports, format.
 """
 
 import contextlib
+import functools
 import sys
 
 import click
@@ -184,17 +185,18 @@ def prune(runs_older_than, logs_older_than, keep_failed_for, expired, dry_run, d
     """
     if runs_older_than is None and logs_older_than is None and not expired:
         raise click.UsageError("say what to prune: --runs-older-than, --logs-older-than and/or --expired")
-    ages = {"runs_older_than": runs_older_than, "logs_older_than": logs_older_than,
-            "keep_failed_for": keep_failed_for}
-    seconds = {name: None if value is None else parse_duration(value, "--" + name.replace("_", "-"))
-               for name, value in ages.items()}
+    runs_age, logs_age, failed_age = (None if value is None else parse_duration(value, option) for value, option in
+                                      [(runs_older_than, "--runs-older-than"), (logs_older_than, "--logs-older-than"),
+                                       (keep_failed_for, "--keep-failed-for")])
     with opened(database, read_only=dry_run) as db:
+        prune_history = functools.partial(db.history.prune, runs_older_than=runs_age, logs_older_than=logs_age,
+                                          keep_failed_for=failed_age, expired=expired)
         if dry_run:
-            counts = db.history.prune(**seconds, expired=expired, dry_run=True)
+            counts = prune_history(dry_run=True)
         else:
-            total = sum(db.history.prune(**seconds, expired=expired, dry_run=True).values())
+            total = sum(prune_history(dry_run=True).values())
             with _progress("pruning", total) as progress:
-                counts = db.history.prune(**seconds, expired=expired, progress=progress)
+                counts = prune_history(progress=progress)
     if as_json:
         echo_json({"dry_run": dry_run, **counts})
         return

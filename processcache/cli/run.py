@@ -29,7 +29,7 @@ EXIT_USAGE = 2
 @click.option("--quiet", "-q", is_flag=True,
               help="Print nothing if the run succeeds or is skipped; if it fails, print everything at the end "
                    "(for crontabs: cron then mails failures only).")
-@click.option("--job", "-j", "job_name", metavar="GROUP/NAME",
+@click.option("--job", "-j", "job_name", metavar="GROUP/JOB",
               help="The job TARGET holds. If TARGET cannot be loaded, a failed run is recorded under this "
                    "name, so `processcache check` reports it. Give it in crontabs.")
 @json_option
@@ -125,6 +125,7 @@ def _load(target, job_name, database, machine):
     except Exception as error:
         if job_name is not None:
             record = record_load_failure(job_name, error, database, machine)
+            assert record.traceback is not None, "a failed run's record holds the traceback of what failed"
             click.echo(record.traceback.rstrip(), err=True)
             _summary(record)
             sys.exit(EXIT_FAILED)

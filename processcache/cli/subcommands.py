@@ -8,15 +8,18 @@ given to a subcommand that lists nothing: an option is never silently
 ignored.
 """
 
+from typing import Any
+
 import click
 from click.core import ParameterSource
 
 from .format import echo_json
 
 
-def of_group(click_ctx: click.Context, name: str, value):
+def of_group(click_ctx: click.Context, name: str, value: Any) -> Any:
     """A subcommand's option, or its group's (`locks -d URL break ...`): never silently the default."""
     parent = click_ctx.parent
+    assert parent is not None, "a subcommand's context has its group's as parent"
     given = _given(parent, name)
     if given and _given(click_ctx, name) and value != parent.params[name]:
         raise click.UsageError(f"two different {given[0]} values: give it once")
