@@ -78,7 +78,7 @@ def test_a_value_over_mysqls_packet_limit_is_refused_clearly_postgresql_takes_it
     huge = "é" * (3 * 1024 * 1024)  # 18 MiB once escaped: over MariaDB's default 16 MiB packet
     with connect(server_backend_url) as db:
         ctx = CacheContext(db, "g", "j", "m")
-        if db.provider == "mysql":
+        if db.backend.dialect.name == "mysql":
             with pytest.raises(InvalidValueError, match="raise its max_allowed_packet or store less"):
                 ctx.create_cache("huge", huge)
             with pytest.raises(InvalidValueError, match="max_allowed_packet"):

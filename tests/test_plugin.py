@@ -173,10 +173,10 @@ def test_moved_time_moves_sql_and_stamps_together_on_sqlite_and_leaves_a_servers
         ctx.create_cache("token", "secret", ttl="1h")
     try:
         clock.set_moved(7200)
-        ahead = timedelta(hours=2) if backend.provider == "sqlite" else timedelta(0)
+        ahead = timedelta(hours=2) if backend.backend.dialect.name == "sqlite" else timedelta(0)
         assert abs(backend.clock.now() - datetime.now(UTC) - ahead) < timedelta(minutes=1)
         with processcache.cache_session("plugin", "moved", machine="m", database=backend) as ctx:
-            assert ctx.has_cache_key("token") is (backend.provider != "sqlite")
+            assert ctx.has_cache_key("token") is (backend.backend.dialect.name != "sqlite")
             assert abs(ctx.run.started_at - datetime.now(UTC) - ahead) < timedelta(minutes=1)
     finally:
         clock.set_moved(0.0)
