@@ -318,7 +318,17 @@ class Backend:
                 pool.con = None  # closing a broken connection can fail too
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Close this thread's connection.
+
+        Pony never closes an in-memory SQLite database's (its data would go
+        with it); closing the Database means it is done with, so it is
+        closed here rather than left to the garbage collector, which Python
+        3.13 warns about.
+        """
+        pool = self.pony.provider.pool
+        if self.dialect.embedded and pool.con is not None and (pool.is_shared_memory_db or pool.filename == ":memory:"):
+            pool.con.close()
+            pool.con = None
         self.pony.disconnect()
 
     def table_names(self) -> list[str]:
