@@ -1,10 +1,12 @@
 """Durations as people write them in a crontab's neighbourhood: ``30s``, ``15m``, ``2h``, ``1d``.
 
 A number (int or float, or its text) is seconds. Units may be combined
-(``1h30m``); white space around them is ignored.
+(``1h30m``); white space around them is ignored. `parse_since` reads a
+duration ago or a time, as ``--since`` takes it.
 """
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from .errors import ConfigError
 
@@ -56,3 +58,24 @@ def format_duration(seconds: float | None) -> str:
         return f"{hours}h{minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d{hours}h"
+
+
+def parse_since(text: str) -> datetime | timedelta:
+    """A moment as ``--since`` gives it: a duration ago, or an ISO time (UTC unless it has an offset).
+
+    The duration is returned as it is, for the database to count back from
+    its server's clock, the one runs and logs are stamped by (the reports'
+    *since* takes either); a time is returned aware. ConfigError otherwise.
+
+    >>> parse_since("1h30m"), parse_since("2026-11-24T03:00")
+    (datetime.timedelta(seconds=5400), datetime.datetime(2026, 11, 24, 3, 0, tzinfo=datetime.timezone.utc))
+    """
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return timedelta(seconds=parse_duration(text))
+        except ConfigError:
+            raise ConfigError(f"{text!r} is neither a duration ago (30s, 15m, 2h, 1d, 1h30m or seconds) nor a time"
+                              " (2026-11-24T03:00, UTC unless it has an offset)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

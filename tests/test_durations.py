@@ -1,11 +1,13 @@
 """Durations parse as people write them, or fail with a message that says how to write them."""
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from processcache import ConfigError
-from processcache.durations import format_duration, parse_duration
+from processcache.durations import format_duration, parse_duration, parse_since
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -42,3 +44,24 @@ def test_bad_durations_are_refused(bad):
 def test_durations_format_for_people():
     assert [format_duration(s) for s in (None, 0.0042, 4.25, 185, 7900, 90000)] == [
         "-", "4ms", "4.2s", "3m05s", "2h11m", "1d1h"]
+
+
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(sorted(UNITS))), min_size=1, max_size=4))
+def test_since_a_duration_is_that_long_ago_for_the_database_to_count_back(parts):
+    text = "".join(f"{n}{unit}" for n, unit in parts)
+    assert parse_since(text) == timedelta(seconds=parse_duration(text))
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+       st.one_of(st.none(), st.integers(-14 * 60, 14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))))
+def test_since_a_time_is_that_time_in_utc_unless_it_has_an_offset(moment, zone):
+    given_moment = moment.replace(tzinfo=zone)
+    assert parse_since(given_moment.isoformat()) == moment.replace(tzinfo=zone or UTC)
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "", "-1h", "2026-13-01", "1x"])
+def test_since_neither_a_duration_nor_a_time_is_refused_in_one_line_naming_both_forms(bad):
+    with pytest.raises(ConfigError) as refused:
+        parse_since(bad)
+    assert str(refused.value) == (f"{bad!r} is neither a duration ago (30s, 15m, 2h, 1d, 1h30m or seconds) nor a"
+                                  " time (2026-11-24T03:00, UTC unless it has an offset)")

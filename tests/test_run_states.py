@@ -13,6 +13,7 @@ import pytest
 import processcache
 import processcache.clock
 from processcache import ProcessCacheError, Registry, RunNotRecordedError, cache_session, connect
+from processcache.durations import parse_since
 
 JOBS = Path(__file__).resolve().parent / "state_jobs.py"
 
@@ -172,14 +173,13 @@ def test_runs_are_stamped_by_the_servers_clock_so_check_and_prune_agree_across_m
 
 def test_logs_since_a_duration_count_back_from_the_servers_clock_on_a_machine_whose_clock_is_ahead(backend_url,
                                                                                                   monkeypatch):
-    from processcache.cli.runs import _since
-
+    """``logs --since 1h``: the duration `parse_since` reads is counted back by the database (server) clock."""
     with cache_session("states", "since", machine="m", database=backend_url) as ctx:
         ctx.create_log("just now")
     with monkeypatch.context() as patched:
         _Behind(patched, -2)  # two hours ahead
         with connect(backend_url) as db:
-            assert [log.message for log in db.store.logs(since=_since("1h", db.clock))] == ["just now"]
+            assert [log.message for log in db.logs(since=parse_since("1h"))] == ["just now"]
 
 
 def test_two_threads_running_one_waiting_job_take_turns_instead_of_failing(backend_url):

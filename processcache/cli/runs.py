@@ -4,11 +4,11 @@ import json
 import sys
 import textwrap
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import click
 
-from ..durations import format_duration, parse_duration
+from ..durations import format_duration, parse_since
 from ..errors import ProcessCacheError
 from .format import (
     complete_jobs,
@@ -27,9 +27,16 @@ RUN_STATUSES = ["running", "succeeded", "failed", "skipped", "lost", "terminated
 
 
 def since_option(what: str):
-    """--since as `runs` and `logs` share it, read by `_since`."""
-    return click.option("--since", metavar="WHEN",
+    """--since as `runs` and `logs` share it: `durations.parse_since`'s moment, or None."""
+    return click.option("--since", metavar="WHEN", callback=_parse_since,
                         help=f"Only {what} since a duration ago (1h, 2d) or a UTC time (2026-11-24T03:00).")
+
+
+def _parse_since(_ctx, _param, text: str | None) -> datetime | timedelta | None:
+    try:
+        return None if text is None else parse_since(text)
+    except ProcessCacheError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.command()
@@ -68,7 +75,7 @@ def runs(click_ctx, words, status, machine, since, limit, database, as_json):
                                " `processcache runs billing/sync-invoices` or `processcache runs show ID`")
     with opened(database) as db:
         found = db.list_runs(words[0] if words else None, status=status, machine=machine,
-                             since=_since(since, db.clock), limit=limit)
+                             since=since, limit=limit)
     if as_json:
         echo_json(found)
         return
@@ -138,7 +145,9 @@ def logs(job, run_id, log_type, machine, since, limit, offset, follow, database,
         processcache logs example/hello-world --follow -n 0
     """
     with opened(database) as db:
-        filters = {"run": run_id, "type": log_type, "machine": machine, "since": _since(since, db.clock)}
+        if isinstance(since, timedelta):  # one moment for the page, the count and --follow, not one per query
+            since = db.clock.now() - since
+        filters = {"run": run_id, "type": log_type, "machine": machine, "since": since}
         found = db.logs(job, **filters, limit=limit, offset=offset)
         if limit and (len(found) == limit or offset):
             total = db.count_logs(job, **filters)
@@ -159,22 +168,6 @@ def _follow(db, job, filters, after, as_json) -> None:
         found = db.logs(job, **filters, after=after, limit=None)
         _print_logs(found, as_json)
         after = found[-1].id if found else after
-
-
-def _since(text, clock):
-    """--since as a time: a duration back from the database server's clock, the one logs are stamped by."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            return clock.now() - timedelta(seconds=parse_duration(text, "--since"))
-        except ProcessCacheError:
-            raise click.BadParameter(f"{text!r} is neither a duration ago (30s, 15m, 2h, 1d, 1h30m or seconds) nor"
-                                     " a time (2026-11-24T03:00, UTC unless it has an offset)",
-                                     param_hint="--since") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _print_logs(found, as_json):
