@@ -175,6 +175,18 @@ def test_a_broken_unique_key_is_a_constraint_violation_in_a_transaction_and_outs
     assert meta(executor, "unique") == "1"
 
 
+def test_every_way_of_writing_in_a_transaction_says_constraint_violation(backend):
+    """write and insert_many go to the driver's cursor directly: its IntegrityError must not leak as it is."""
+    executor = backend.backend
+    executor.insert_unique("processes", {"name": "taken"}, {"created_at": db_time(utcnow())})
+    stamp = db_time(utcnow())
+    with pytest.raises(ConstraintViolation), executor.transaction():
+        executor.write("INSERT INTO processes (name, created_at) VALUES ($name, $at)", {"name": "taken", "at": stamp})
+    with pytest.raises(ConstraintViolation), executor.transaction():
+        executor.insert_many("processes", ("name", "created_at"), [("fresh", stamp), ("taken", stamp)])
+    assert executor.values("SELECT name FROM processes WHERE name IN ('taken', 'fresh')") == ["taken"]
+
+
 def test_insert_unique_gives_racing_threads_one_row(backend):
     executor, barrier = backend.backend, threading.Barrier(6)
 

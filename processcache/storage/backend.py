@@ -184,14 +184,16 @@ class Backend:
         """Insert one row into *table* inside the current transaction; return its id (None for a table without)."""
         if not self.in_transaction:
             raise RuntimeError("Backend.insert runs inside a transaction: use write() for a single durable insert")
-        return self.pony.insert(table, returning="id" if table in _TABLES_WITH_ID else None, **values)
+        with self._violations():
+            return self.pony.insert(table, returning="id" if table in _TABLES_WITH_ID else None, **values)
 
     def insert_many(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
         """Insert *rows* (tuples in *columns* order) inside the current transaction; return their ids in order."""
         if not rows:
             return []
         cursor = self.pony.get_connection().cursor()
-        return self.dialect.insert_many(cursor, table, columns, rows)
+        with self._violations():
+            return self.dialect.insert_many(cursor, table, columns, rows)
 
     def delete_ids(self, table: str, ids: list[int]) -> None:
         """Delete the rows of *table* with these ids, a thousand a statement, inside the current transaction."""
@@ -213,17 +215,17 @@ class Backend:
         deleted = 0
         while True:
             with self.transaction():
-                ids = id_list(self.values(f"SELECT r.id {where} ORDER BY r.id LIMIT {int(batch)}", params))
-                if ids:
+                found = self.values(f"SELECT r.id {where} ORDER BY r.id LIMIT {int(batch)}", params)
+                if found:
+                    ids = id_list(found)
                     if before is not None:
                         before(ids)
                     self.execute(f"DELETE FROM {table} WHERE id IN ({ids})")
-            if not ids:
+            if not found:
                 return deleted
-            count = ids.count(",") + 1
-            deleted += count
+            deleted += len(found)
             if progress is not None:
-                progress(count)
+                progress(len(found))
 
     def write(self, sql: str, params: dict, *, read_back: str | None = None,
               find: tuple[str, dict] | None = None, refused: Callable[[], Exception] | None = None) -> Any:
@@ -342,16 +344,23 @@ class Backend:
         return text, tuple(params[name] for name in names)
 
     def _cursor_in_transaction(self, sql: str, params: dict, write: bool):
-        try:
+        with self._violations():
             # Pony evaluates the parameters with the dict as globals, which adds __builtins__ to it: a copy.
             return self.pony._exec_raw_sql(sql, dict(params), None, 0, start_transaction=write)
-        except (IntegrityError, TransactionIntegrityError) as exc:
-            raise ConstraintViolation(str(exc)) from None
 
     def _execute_in_transaction(self, text: str, values: tuple):
         cursor = self.pony.get_connection().cursor()
-        cursor.execute(text, values)
+        with self._violations():
+            cursor.execute(text, values)
         return cursor
+
+    @contextlib.contextmanager
+    def _violations(self) -> Iterator[None]:
+        """A broken key as `ConstraintViolation`, whether Pony wrapped the driver's error or the driver raised it."""
+        try:
+            yield
+        except (IntegrityError, TransactionIntegrityError, self.pony.provider.dbapi_module.IntegrityError) as exc:
+            raise ConstraintViolation(str(exc)) from None
 
     def _connection(self):
         """This thread's pooled connection, opened if need be, committing each statement where the driver can."""
@@ -380,25 +389,20 @@ class Backend:
     def _commit(self, sql: str, params: tuple, result: Callable[[Any], Any]) -> Any:
         connection = self._connection()
         try:
-            cursor = connection.cursor()
-            cursor.execute(sql, params)
-            value = result(cursor)
-        except BaseException as exc:
+            with self._violations():
+                cursor = connection.cursor()
+                cursor.execute(sql, params)
+                return result(cursor)
+        except BaseException:
             self.drop_connection()
-            if isinstance(exc, self.pony.provider.dbapi_module.IntegrityError):
-                raise ConstraintViolation(str(exc)) from None
             raise
-        return value
 
     @contextlib.contextmanager
     def _outermost(self, session) -> Iterator[None]:
         self._local.after = []
         try:
-            with session, self._depth():
+            with self._violations(), session, self._depth():  # a commit can break a key too
                 yield
-        except (IntegrityError, TransactionIntegrityError) as exc:
-            self._run_after(quiet=True)
-            raise ConstraintViolation(str(exc)) from None
         except BaseException:
             self._run_after(quiet=True)  # the transaction's own error is the one to see
             raise
