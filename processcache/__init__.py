@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .context import ANY, CacheContext, current_context
 from .errors import (
+    CommandFailedError,
     ConfigError,
     DatabaseUnavailableError,
     ImportLineError,
@@ -21,6 +22,7 @@ from .errors import (
     InvalidNameError,
     InvalidValueError,
     JobLockedError,
+    JobSkippedError,
     LeaseLostError,
     LoadError,
     MemoTimeoutError,
@@ -33,11 +35,12 @@ from .errors import (
 from .logs import LogType
 from .names import normalize_name
 from .options import JobOptions
-from .records import Entry, JobSummary, LogRecord, Problem, RunDetail, RunRecord
+from .records import AttemptRecord, Entry, JobSummary, LogRecord, Problem, RunDetail, RunRecord
 from .registry import JobSpec, Registry, job
 from .session import cache_session
 from .storage.database import Database, connect
 from .storage.runs import LockRecord
+from .timeouts import TimedOut
 
 if TYPE_CHECKING:  # for type checkers: at run time, __getattr__ imports it on first use
     from .memo import memoize
@@ -54,7 +57,9 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "ANY",
+    "AttemptRecord",
     "CacheContext",
+    "CommandFailedError",
     "ConfigError",
     "Database",
     "DatabaseUnavailableError",
@@ -64,6 +69,7 @@ __all__ = [
     "InvalidNameError",
     "InvalidValueError",
     "JobLockedError",
+    "JobSkippedError",
     "JobOptions",
     "JobSpec",
     "JobSummary",
@@ -82,6 +88,7 @@ __all__ = [
     "RunNotRecordedError",
     "RunRecord",
     "SchemaError",
+    "TimedOut",
     "__version__",
     "cache_session",
     "connect",

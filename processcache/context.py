@@ -42,7 +42,9 @@ from .storage.retry import one_line_when_lost
 if TYPE_CHECKING:
     import logging
 
+    from .heartbeat import Heartbeat
     from .memo import Memoised
+    from .output import Captured
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -116,6 +118,14 @@ class CacheContext:
         self._logger: logging.Logger | None = None
         #: The lock this run's writes need held (`fence.py`); set once the run takes its lock.
         self.fence = NO_FENCE
+        #: The end of what the run printed (`output.Captured`), stored with it; None with ``output_tail=0``.
+        self.output: Captured | None = None
+        #: The exit code of the command a ``processcache exec`` run started (None for a Python job).
+        self.exit_code: int | None = None
+        #: How many attempts a job with ``retries`` made so far (None without retries).
+        self.attempts: int | None = None
+        #: The run's heartbeat: its ``lease_lost`` turns True once another run took the lock over.
+        self.heartbeat: Heartbeat | None = None
         self._ended = False
 
     def __repr__(self) -> str:

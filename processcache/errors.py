@@ -91,12 +91,33 @@ class ImportLineError(ProcessCacheError, ValueError):
     """A line given to `cache import` that `cache export` could not have written; the message names line and field."""
 
 
-class JobLockedError(ProcessCacheError):
-    """Another run holds the job's lock: this run was recorded as `skipped`; *run* is that record."""
+class JobSkippedError(ProcessCacheError):
+    """The run was recorded as `skipped` (``processcache run`` exits 75); *run* is that record.
+
+    Another run held the job's lock (`JobLockedError`), or the job's
+    ``once_per`` slot or ``skip_if_succeeded_within`` says its work is done.
+    """
 
     def __init__(self, message: str, run: "RunRecord") -> None:
         super().__init__(message)
         self.run = run
+
+
+class JobLockedError(JobSkippedError):
+    """Another run holds the job's lock: this run was recorded as `skipped`; *run* is that record."""
+
+
+class CommandFailedError(ProcessCacheError):
+    """The command ``processcache exec`` ran exited non-zero, was killed by a signal, or could not start.
+
+    *exit_code* is what a shell would report (127 not found, 126 not
+    executable, 128 + n for signal n); *signal* the signal that killed it.
+    """
+
+    def __init__(self, message: str, exit_code: int, signal: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.signal = signal
 
 
 class MemoTimeoutError(ProcessCacheError, TimeoutError):

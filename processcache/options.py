@@ -2,6 +2,7 @@
 
 import dataclasses
 import logging
+import re
 from typing import Any
 
 from .durations import parse_duration
@@ -16,6 +17,12 @@ LOAD_MODES = ("lazy", "eager")
 DEFAULT_LEASE = 60.0
 #: Seconds ``overlap="wait"`` waits for the job's lock, and a memoised call for another process's value.
 DEFAULT_WAIT_TIMEOUT = 600.0
+#: Bytes of a run's stdout, and of its stderr, stored with it: the end of what it printed, where the error is.
+DEFAULT_OUTPUT_TAIL = 64 * 1024
+#: Seconds a command stopped by its timeout (or a signal) has between SIGTERM and SIGKILL.
+DEFAULT_KILL_AFTER = 10.0
+_SIZE = re.compile(r"\s*(\d+)\s*(b|k|kb|kib|m|mb|mib)?\s*", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 2**20, "mb": 2**20, "mib": 2**20}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +50,35 @@ class JobOptions:
     capture_logging: store records of every logger (third-party libraries
                     too) during the run: True for INFO and above, or a level.
     cache_ttl:      the default time-to-live of entries the job creates.
+    timeout:        stop an attempt that runs longer (a Python job gets
+                    `TimedOut` raised in its thread, so its ``finally``
+                    blocks run; a command gets SIGTERM, then SIGKILL after
+                    ``kill_after``). The run ends ``timed-out``; ``run`` and
+                    ``exec`` exit 124, as GNU timeout does.
+    kill_after:     how long a command has between SIGTERM and SIGKILL (10s).
+    retries:        run a failed or timed-out attempt again, up to this many
+                    times, in the same invocation and under the same lock;
+                    the run's status is its last attempt's.
+    retry_delay:    the wait before the first retry (default none);
+    retry_backoff:  multiplies it before each later retry (default 1).
+    once_per:       run at most once per slot of this length across every
+                    machine, as the database server's clock cuts them (slots
+                    start at the epoch: ``1h`` on the hour, ``1d`` at UTC
+                    midnight). A run that finds its slot taken is skipped
+                    (exit 75) saying where it ran; a run that starts up to
+                    `SLOT_EARLY` seconds before a slot's start (a machine
+                    whose clock is ahead fires cron early) counts in it.
+    reopen_failed_slot: when a slot's run fails, times out, is terminated
+                    or lost, a later run in the slot may try again (default
+                    True); False keeps the slot closed.
+    skip_if_succeeded_within: skip (exit 75) when a run of the job
+                    succeeded this recently, on any machine: a job on
+                    machines that were down catches up once, not once per
+                    machine (as anacron). Judged under the job's lock.
+    output_tail:    bytes of the run's stdout, and of its stderr, stored with
+                    it as logs (levels ``STDOUT`` and ``STDERR``): the last
+                    64 KiB by default (``"1MiB"``, an int); 0 stores none.
+                    What is printed is still written out as before.
     load_cache:     when ``ctx.tree`` and ``ctx.results`` are read from the
                     database: ``lazy`` (default) on their first use, so a
                     run that reads a few keys (``get_cache``, ``latest``)
@@ -61,6 +97,15 @@ class JobOptions:
     capture_logging: int | None = None
     cache_ttl: float | None = None
     load_cache: str = "lazy"
+    timeout: float | None = None
+    kill_after: float = DEFAULT_KILL_AFTER
+    retries: int = 0
+    retry_delay: float = 0.0
+    retry_backoff: float = 1.0
+    once_per: float | None = None
+    reopen_failed_slot: bool = True
+    skip_if_succeeded_within: float | None = None
+    output_tail: int = DEFAULT_OUTPUT_TAIL
 
     @property
     def data_scope(self) -> str:
@@ -87,11 +132,21 @@ class JobOptions:
             raise RegistryError(f"scope={changes['scope']!r}: use job (every machine's data) or machine")
         if changes.get("load_cache", "lazy") not in LOAD_MODES:
             raise RegistryError(f"load_cache={changes['load_cache']!r}: use lazy (on first use of ctx.tree) or eager")
-        for name in ("lease", "wait_timeout", "expect_every", "max_duration", "cache_ttl"):
+        for name in ("lease", "wait_timeout", "expect_every", "max_duration", "cache_ttl", "timeout", "kill_after",
+                     "retry_delay", "once_per", "skip_if_succeeded_within"):
             if name in changes:
                 changes[name] = parse_duration(changes[name], name)
-        if changes.get("lease") == 0:
-            raise RegistryError("lease must be longer than 0 seconds")
+        for name in ("lease", "timeout", "once_per"):
+            if changes.get(name) == 0:
+                raise RegistryError(f"{name} must be longer than 0 seconds")
+        if "retries" in changes:
+            changes["retries"] = _count(changes["retries"], "retries")
+        if "retry_backoff" in changes:
+            changes["retry_backoff"] = _backoff(changes["retry_backoff"])
+        if "output_tail" in changes:
+            changes["output_tail"] = parse_size(changes["output_tail"], "output_tail")
+        if not isinstance(changes.get("reopen_failed_slot", True), bool):
+            raise RegistryError(f"reopen_failed_slot={changes['reopen_failed_slot']!r}: use True or False")
         if "capture_logging" in changes:
             changes["capture_logging"] = _capture_level(changes["capture_logging"])
         return dataclasses.replace(self, **changes)
@@ -106,3 +161,29 @@ def _capture_level(value: bool | int | str) -> int | None:
     if not isinstance(level, int):
         raise RegistryError(f"capture_logging={value!r}: use True, False or a level such as 'DEBUG'")
     return level
+
+
+def parse_size(value: int | str, what: str = "size") -> int:
+    """Bytes in *value*: an int, or text such as ``65536``, ``64KiB`` or ``1MiB``.
+
+    >>> parse_size("64KiB"), parse_size("1 MiB"), parse_size(0)
+    (65536, 1048576, 0)
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    found = _SIZE.fullmatch(value) if isinstance(value, str) else None
+    if found is None:
+        raise RegistryError(f"{what}={value!r} is not a size: write a number of bytes, 64KiB or 1MiB")
+    return int(found.group(1)) * _SIZE_UNITS[found.group(2) and found.group(2).lower()]
+
+
+def _count(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RegistryError(f"{what}={value!r}: use a whole number, 0 or more")
+    return value
+
+
+def _backoff(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value < float("inf"):
+        raise RegistryError(f"retry_backoff={value!r}: use a number of at least 1 (2 doubles each delay)")
+    return float(value)

@@ -9,7 +9,7 @@ dataclasses, which ``--json`` writes as objects with the records inside them
 as objects too.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any, NamedTuple
@@ -68,6 +68,12 @@ class RunRecord(NamedTuple):
     traceback: str | None = None
     result: Any = None
     signal: int | None = None
+    #: The command's exit code, for a run of `processcache exec` (None for Python jobs: see `RunDetail.exit_code`).
+    exit_code: int | None = None
+    #: How many attempts a run with ``retries`` made (None without retries).
+    attempts: int | None = None
+    #: The start of the ``once_per`` slot the run claimed, by the database server's clock (None without).
+    slot: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -78,6 +84,19 @@ class RunRecord(NamedTuple):
     def name(self) -> str:
         """``group/job``, as the CLI names a job."""
         return f"{self.group}/{self.job}"
+
+
+class AttemptRecord(NamedTuple):
+    """One attempt of a run with ``retries``: a run's status is its last attempt's."""
+
+    number: int
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    duration: float | None
+    error: str | None
+    exit_code: int | None = None
+    signal: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,9 +151,11 @@ class RunDetail:
     *exit_code* is what ``processcache run`` exits with for such a run: 0,
     1, 75 or 128 + the signal; None while it runs, for a run whose process
     died without recording its end, and for one a SystemExit ended.
-    *logs* are all the run's logs, oldest first.
+    *logs* are all the run's logs, oldest first; *attempts* those of a run
+    with ``retries``, first first (empty without retries).
     """
 
     run: RunRecord
     exit_code: int | None
     logs: list[LogRecord]
+    attempts: list[AttemptRecord] = field(default_factory=list)

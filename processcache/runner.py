@@ -6,21 +6,23 @@ The exit codes are those `processcache run` returns.
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .attempts import run_attempts
 from .context import CacheContext
-from .errors import InvalidNameError, JobLockedError, LoadError, RunNotRecordedError
+from .errors import InvalidNameError, JobSkippedError, LoadError, RunNotRecordedError
 from .names import normalize_name, split_job_name
 from .options import JobOptions
 from .records import LogRecord, RunRecord
 from .registry import Hook, JobSpec
-from .session import cache_session, open_database
+from .session import cache_session, open_database, recorded_run
 from .storage.database import Database
+from .timeouts import EXIT_TIMED_OUT, TimedOut
 
 EXIT_OK = 0
 #: The job raised; its traceback is in the run's record and an ERROR log.
 EXIT_FAILED = 1
-#: Another run held the job's lock (``EX_TEMPFAIL``): this run was skipped.
+#: Skipped (``EX_TEMPFAIL``): another run held the job's lock, or its slot or last success says it is done.
 EXIT_SKIPPED = 75
-_EXIT_CODES = {"succeeded": EXIT_OK, "skipped": EXIT_SKIPPED}
+_EXIT_CODES = {"succeeded": EXIT_OK, "skipped": EXIT_SKIPPED, "timed-out": EXIT_TIMED_OUT}
 
 
 def run_job(spec: JobSpec[..., Any], database: Database | str | None = None, machine: str | None = None,
@@ -30,27 +32,37 @@ def run_job(spec: JobSpec[..., Any], database: Database | str | None = None, mac
     *overrides* replace the spec's options for this run (``overlap``,
     ``wait_timeout``, ...). The job's exception is recorded (status
     ``failed``, an ERROR log with the traceback), not raised; a run that
-    could not have the lock is ``skipped``; one that lost its lock is ``lost``.
+    could not have the lock is ``skipped``; one that lost its lock is ``lost``;
+    one stopped by its ``timeout`` is ``timed-out``. With ``retries``, a
+    failed or timed-out attempt runs again (`attempts`).
     KeyboardInterrupt and SystemExit are recorded and propagate. When the
     outcome cannot be stored, `RunNotRecordedError` says both what happened
     and why it was not stored: the record returned is always a finished one.
     """
     options = spec.options.replace(**overrides)
+    return run_recorded(spec.group, spec.name, options, lambda ctx: _attempt(spec, ctx), database, machine, echo)
+
+
+def run_recorded(group: str, job: str, options: JobOptions, attempt: Callable[[CacheContext], Any],
+                 database: Database | str | None = None, machine: str | None = None,
+                 echo: Callable[[LogRecord], None] | None = None, interrupt: bool = True) -> RunRecord:
+    """Run *attempt* (as often as ``retries`` allows) as one recorded run, and return the run's final record.
+
+    What `run_job` does for a Python job, and `command.run_command` for a
+    command (which stops its child itself: *interrupt* False).
+    """
     ctx: CacheContext | None = None
     try:
-        with cache_session(spec.group, spec.name, machine, database, echo=echo, options=options) as ctx:
-            hook = _load_hook(spec, ctx)
-            if hook is not None:
-                _call(hook, ctx)
-            result = _call(spec.func, ctx)
+        with recorded_run(group, job, machine, database, echo=echo, options=options) as ctx:
+            result = run_attempts(ctx, lambda: attempt(ctx), interrupt)
             if ctx.result is None:
                 ctx.result = result
-    except JobLockedError as exc:
-        return exc.run
     except RunNotRecordedError:
         raise  # never a record that still says running
-    except Exception:
-        if ctx is None:  # the database or the names, not the job: the caller's to see
+    except (Exception, TimedOut) as exc:  # the job's, recorded: its record says how it ended
+        if ctx is None:  # before the block: this run's skip, or the database's error or the names'
+            if isinstance(exc, JobSkippedError):
+                return exc.run
             raise
     return _final_record(ctx)
 
@@ -118,8 +130,18 @@ def record_load_failure(job: str, error: Exception, database: Database | str | N
 
 
 def exit_code(run: RunRecord) -> int:
-    """The process exit code that reports *run*."""
+    """The process exit code that reports *run*: a failed command's own, 124 for a timeout, 75 when skipped."""
+    if run.status == "failed" and run.exit_code:
+        return run.exit_code
     return _EXIT_CODES.get(run.status, EXIT_FAILED)
+
+
+def _attempt(spec: JobSpec[..., Any], ctx: CacheContext) -> Any:
+    """One attempt of a Python job: the load hook that applies, then the function."""
+    hook = _load_hook(spec, ctx)
+    if hook is not None:
+        _call(hook, ctx)
+    return _call(spec.func, ctx)
 
 
 def _load_hook(spec: JobSpec[..., Any], ctx: CacheContext) -> Hook | None:

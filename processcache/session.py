@@ -5,26 +5,39 @@ thing around a job's hooks and function, so both record runs the same way.
 """
 
 import contextlib
+import math
 import os
 import os.path
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from .context import CacheContext, using
-from .errors import JobLockedError, ProcessCacheError, RunNotRecordedError, SchemaError
+from .durations import format_duration
+from .errors import (
+    CommandFailedError,
+    JobLockedError,
+    JobSkippedError,
+    ProcessCacheError,
+    RegistryError,
+    RunNotRecordedError,
+    SchemaError,
+)
 from .heartbeat import Heartbeat
 from .locknames import lock_key, lock_name
 from .logs import LogType
 from .options import JobOptions
+from .output import Captured
 from .records import LogRecord, RunRecord
 from .signals import Terminated
 from .storage.backend import DriverError
 from .storage.database import Database, connect
 from .storage.fence import Fence
 from .storage.runs import RunStore
+from .timeouts import TimedOut, interrupt_after
 from .timeutil import backoff
 
 
@@ -52,42 +65,95 @@ def cache_session(group: str, job: str, machine: str | None = None,
     ``PROCESSCACHE_DATABASE_URL`` or the default SQLite file. Keywords are
     job options (see `JobOptions`); unlike ``@job``, a session takes no lock
     unless asked (``overlap="skip"`` or ``"wait"``), and raises
-    `JobLockedError` when it cannot have it. ``ctx.tree`` is read on its
-    first use, or before the block with ``load_cache="eager"``.
+    `JobLockedError` when it cannot have it (`JobSkippedError` when
+    ``once_per`` or ``skip_if_succeeded_within`` find the work done).
+    ``ctx.tree`` is read on its first use, or before the block with
+    ``load_cache="eager"``. ``timeout`` stops the block with `TimedOut`;
+    ``retries`` is refused: a block cannot be run again (use ``@job``).
 
-    An exception in the block marks the run `failed` (KeyboardInterrupt and
-    SystemExit: `terminated`), stores its traceback as an ERROR log, keeps
-    every write made before it, and propagates. ``ctx.run`` holds the final
-    record after the block.
+    An exception in the block marks the run `failed` (`TimedOut`:
+    ``timed-out``; KeyboardInterrupt and SystemExit: `terminated`), stores
+    its traceback as an ERROR log, keeps every write made before it, and
+    propagates. ``ctx.run`` holds the final record after the block.
     """
     options = (options or JobOptions(overlap="allow")).replace(**job_options)
+    if options.retries:
+        raise RegistryError("retries apply to @job and `processcache exec`: a with block cannot be run again;"
+                            " loop over cache_session yourself, or declare the work with @job")
+    with recorded_run(group, job, machine, database, echo=echo, options=options) as ctx, \
+            interrupt_after(options.timeout):
+        yield ctx
+
+
+@contextlib.contextmanager
+def recorded_run(group: str, job: str, machine: str | None, database: "Database | str | None", *,
+                 echo: Callable[[LogRecord], None] | None, options: JobOptions) -> Iterator[CacheContext]:
+    """The life of one run around a block: record, lock, gate, capture, finish.
+
+    `cache_session` is this with the block under its timeout; the runner
+    and `command` run their attempts (each under its timeout) inside it.
+    """
     with open_database(database) as db:
-        ctx = CacheContext(db, group, job, machine, echo, options)
+        captured = Captured(options.output_tail) if options.output_tail else None
+        ctx = CacheContext(db, group, job, machine, _unechoed(echo, captured), options)
+        ctx.output = captured
         runs = db.runs
         started = ctx.run = runs.start(ctx.group, ctx.job, ctx.machine, os.getpid(), options.lease,
                                        options.expect_every, options.max_duration, options.data_scope)
         lock: str | None = None  # the heartbeat renews it from the moment it is taken: the lambda reads it then
         heartbeat = Heartbeat(lambda: runs.heartbeat(started.id, options.lease, lock), options.lease / 3,
                               f"run {started.id}", close=db.close)
+        ctx.heartbeat = heartbeat
         with heartbeat:
             try:
                 try:
                     lock = _take_lock(ctx, started)
-                    with _captured_logging(ctx), using(ctx):
+                    started = _skip_if_done(ctx, started)
+                    with _captured_logging(ctx), using(ctx), _python_output(captured):
                         if options.load_cache == "eager":
                             ctx.sync_cache()
                         yield ctx
-                except JobLockedError:
-                    raise  # recorded as skipped already
                 except BaseException as exc:
+                    if isinstance(exc, JobSkippedError) and exc.run is ctx.run:
+                        raise  # this run's own skip, recorded already (a job's inner session's is the job's error)
+                    _store_output(ctx)
                     _record_failure(ctx, started, exc)
                     raise
+                _store_output(ctx)
                 ctx.run = _finish(ctx, started, "succeeded", None, result=ctx.result)
             finally:
                 ctx.end()
                 if lock is not None:
                     _locks_here.held.discard((db.url, lock))
                     _release(runs, lock, started.id)
+
+
+def _unechoed(echo: Callable[[LogRecord], None] | None,
+              captured: Captured | None) -> Callable[[LogRecord], None] | None:
+    """*echo*, writing what the run's output tail does not keep: the job's logs are stored once, as logs."""
+    if echo is None or captured is None:
+        return echo
+
+    def muted_echo(record: LogRecord) -> None:
+        with captured.muted():
+            echo(record)
+
+    return muted_echo
+
+
+def _python_output(captured: Captured | None) -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext() if captured is None else captured.python_streams()
+
+
+def _store_output(ctx: CacheContext) -> None:
+    """Store the end of what the run printed as its STDOUT and STDERR logs (never echoed: it was printed)."""
+    if ctx.output is None:
+        return
+    for level, text in ctx.output.tails():
+        try:
+            ctx.database.store.add_log(ctx.job_id, ctx.machine, LogType.GENERIC, text, ctx.run and ctx.run.id, level)
+        except Exception:
+            pass  # the run's own ending matters more: it is recorded next, or its failure reported
 
 
 class _LocksHere(threading.local):
@@ -148,6 +214,52 @@ def _held_message(runs: RunStore, name: str, options: JobOptions) -> str:
     return f"skipped{waited}: {who} holds the lock {name}"
 
 
+#: A run that starts up to this many seconds (at most a tenth of the slot) before a ``once_per`` slot's
+#: start counts in that slot: cron on a machine whose clock is ahead fires a little before the hour.
+SLOT_EARLY = 30.0
+
+
+def _skip_if_done(ctx: CacheContext, started: RunRecord) -> RunRecord:
+    """*started*, with the ``once_per`` slot it claimed; if its work is done already, `JobSkippedError` (recorded)."""
+    options = ctx.options
+    reason = _succeeded_within(ctx, options.skip_if_succeeded_within) if options.skip_if_succeeded_within else None
+    if reason is None and options.once_per:
+        started, reason = _claim_slot(ctx, started, options.once_per)
+    if reason is None:
+        return started
+    skipped = ctx.run = ctx.database.runs.finish(started, "skipped", error=reason)
+    raise JobSkippedError(reason, skipped)
+
+
+def _succeeded_within(ctx: CacheContext, within: float) -> str | None:
+    """Why to skip a job that succeeded less than *within* seconds ago (in its scope), by the server's clock."""
+    last = ctx.last_success()
+    if last is None or last.finished_at is None:
+        return None
+    ago = (ctx.database.clock.now() - last.finished_at).total_seconds()
+    if ago > within:
+        return None
+    return (f"skipped: succeeded {format_duration(max(ago, 0))} ago on {last.machine} (run {last.id}),"
+            f" within skip_if_succeeded_within={format_duration(within)}")
+
+
+def _claim_slot(ctx: CacheContext, started: RunRecord, period: float) -> tuple[RunRecord, str | None]:
+    """Claim the run's ``once_per`` slot, cut by the server's clock: (the run with its slot, None) or why not."""
+    runs = ctx.database.runs
+    now = ctx.database.backend.now()
+    slot = int(math.floor((now + min(SLOT_EARLY, period / 10)) / period) * period)
+    began = datetime.fromtimestamp(slot, UTC)
+    holder = runs.claim_slot(ctx.job_id, slot, started.id, ctx.options.reopen_failed_slot)
+    if holder is None:
+        return started._replace(slot=began), None
+    held = runs.get(holder)
+    where = f"run {holder}" if held is None else f"{held.machine} (run {holder}" + (
+        ", " + held.status if held.status not in ("succeeded", "running") else "") + ")"
+    verb = "already running" if held is not None and held.status == "running" else "already ran"
+    return started, (f"skipped: {verb} in this slot on {where}; the slot began {began:%Y-%m-%d %H:%M:%S} UTC"
+                     f" (once_per={format_duration(period)})")
+
+
 @contextlib.contextmanager
 def _captured_logging(ctx: CacheContext) -> Iterator[None]:
     """With ``capture_logging``, store every logger's records during the run."""
@@ -178,9 +290,9 @@ def _record_failure(ctx: CacheContext, started: RunRecord, exc: BaseException) -
     job's: its one line, in the run's error and on stderr, says it all. Its
     traceback is not stored as a log, which `run` would echo above that line.
     """
-    status = "failed" if isinstance(exc, Exception) else "terminated"
-    trace = user_traceback(exc)
-    if not isinstance(exc, SchemaError):
+    status = status_of(exc)
+    trace = python_traceback(ctx, exc)
+    if trace is not None and not isinstance(exc, SchemaError):
         try:
             ctx.create_log(trace, LogType.ERROR)
         except Exception:
@@ -193,14 +305,38 @@ def _record_failure(ctx: CacheContext, started: RunRecord, exc: BaseException) -
 def _finish(ctx: CacheContext, started: RunRecord, status: str, exc: BaseException | None,
             trace: str | None = None, result: Any = None) -> RunRecord:
     """The final record of *started*; if it cannot be stored, `RunNotRecordedError` naming outcome and storage error."""
-    error = None if exc is None else f"{type(exc).__name__}: {exc}"
-    signum = exc.signum if isinstance(exc, Terminated) else None
+    error = None if exc is None else error_line(exc, ctx.options)
+    signum = exc.signum if isinstance(exc, Terminated) else exc.signal if isinstance(exc, CommandFailedError) else None
     try:
-        return ctx.database.runs.finish(started, status, error, trace, result=result, signal=signum, fence=ctx.fence)
+        return ctx.database.runs.finish(started, status, error, trace, result=result, signal=signum, fence=ctx.fence,
+                                        exit_code=ctx.exit_code, attempts=ctx.attempts)
     except Exception as storage:
         outcome = f"the job {status}" + (f" ({error})" if error else "")
         raise RunNotRecordedError(f"run {started.id} of {ctx.group}/{ctx.job}: {outcome}, but recording that failed:"
                                   f" {_one_line(storage)}", started, exc) from exc
+
+
+def python_traceback(ctx: CacheContext, exc: BaseException) -> str | None:
+    """*exc*'s traceback as a run stores it; None for a command's run (`processcache exec`): its output says why."""
+    if ctx.exit_code is not None or isinstance(exc, CommandFailedError):
+        return None
+    return user_traceback(exc)
+
+
+def status_of(exc: BaseException) -> str:
+    """The status of a run (or attempt) *exc* ended: ``timed-out``, ``failed`` or ``terminated``."""
+    if isinstance(exc, TimedOut):
+        return "timed-out"
+    return "failed" if isinstance(exc, Exception) else "terminated"
+
+
+def error_line(exc: BaseException, options: JobOptions) -> str:
+    """The error a run (or attempt) records for *exc*: a command's and a timeout's in words, others as raised."""
+    if isinstance(exc, TimedOut):
+        return f"timed out after {format_duration(options.timeout)}"
+    if isinstance(exc, CommandFailedError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _one_line(exc: BaseException) -> str:

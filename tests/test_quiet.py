@@ -91,8 +91,10 @@ def test_a_quiet_run_that_succeeds_prints_nothing_at_all(backend_url, jobs, tmp_
     with connect(backend_url) as db:
         [run] = db.history.list_runs()
         assert run.status == "succeeded"
-        logs = [log.message for log in db.store.logs()]
-        assert logs == ["a log of the job"], "held back from the terminal, not from the database"
+        logs = [(log.level, log.message) for log in db.store.logs()]
+        assert logs == [(None, "a log of the job"), ("STDOUT", "printed to stdout"),
+                        ("STDERR", "printed to stderr")], \
+            "held back from the terminal, not from the database (what Python printed, without the job's log echoed)"
 
 
 def test_a_quiet_run_skipped_by_the_lock_prints_nothing_and_exits_75(backend_url, jobs, tmp_path):

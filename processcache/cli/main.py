@@ -7,7 +7,7 @@ import click
 from .. import __version__
 
 #: Each command, by the module of processcache.cli that holds it.
-COMMANDS = {"run": "run", "db": "db", "cache": "cache", "jobs": "jobs", "check": "jobs", "prune": "jobs",
+COMMANDS = {"run": "run", "exec": "run", "db": "db", "cache": "cache", "jobs": "jobs", "check": "jobs", "prune": "jobs",
             "runs": "runs", "logs": "runs", "locks": "locks"}
 
 
@@ -24,7 +24,7 @@ class LazyGroup(click.Group):
     def get_command(self, ctx, name):
         if name in COMMANDS and name not in self.commands:
             module = importlib.import_module(f"processcache.cli.{COMMANDS[name]}")
-            self.add_command(getattr(module, name))
+            self.add_command(getattr(module, name, None) or getattr(module, f"{name}_"))  # exec_: not the builtin
         return super().get_command(ctx, name)
 
     def resolve_command(self, ctx, args):

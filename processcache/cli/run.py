@@ -16,25 +16,88 @@ from .style import coloured
 
 EXIT_USAGE = 2
 
+#: The options of a run that `run` and `exec` share, as (flag, JobOptions field, help).
+_CONTROL = (
+    ("--timeout", "timeout", "Stop an attempt that runs longer (e.g. 2h): the run ends timed-out, exit 124."),
+    ("--kill-after", "kill_after", "How long a command stopped by --timeout or a signal has between SIGTERM "
+                                   "and SIGKILL [default: 10s]."),
+    ("--retries", "retries", "Run a failed or timed-out attempt again, up to N times, under the same lock."),
+    ("--retry-delay", "retry_delay", "Wait this long before the first retry (e.g. 5m) [default: 0]."),
+    ("--retry-backoff", "retry_backoff", "Multiply the delay by this before each later retry (e.g. 2)."),
+    ("--once-per", "once_per", "Run at most once per slot of this length (e.g. 1h, on the hour by the database "
+                               "server's clock) across every machine; the others are skipped, exit 75."),
+    ("--skip-if-succeeded-within", "skip_if_succeeded_within",
+     "Skip (exit 75) when a run of the job succeeded this recently on any machine (e.g. 20h): anacron's catch-up."),
+    ("--output-tail", "output_tail", "Bytes of stdout and of stderr stored with the run (e.g. 1MiB; 0: none) "
+                                     "[default: 64KiB]."),
+)
+
+
+def control_options(func):
+    """--timeout, --retries, --once-per...: a run's control, on `run` (over the job's) and `exec`."""
+    func = click.option("--keep-failed-slot", "keep_failed_slot", is_flag=True, default=None,
+                        help="With --once-per: a run that fails keeps its slot closed [default: a later run in "
+                             "the slot may try again].")(func)
+    for flag, _field, text in reversed(_CONTROL):
+        func = click.option(flag, _field, metavar="N" if _field == "retries" else "VALUE", help=text)(func)
+    return func
+
+
+def parse_control(given: dict) -> dict:
+    """The run-control options given on the command line as JobOptions keywords (None: the job's own).
+
+    A malformed one is a usage error: exit 2 and one line, before any database opens.
+    """
+    from ..errors import ProcessCacheError
+    from ..options import JobOptions
+
+    changes = {field: given.pop(field) for _flag, field, _text in _CONTROL}
+    keep = given.pop("keep_failed_slot")
+    changes["reopen_failed_slot"] = None if keep is None else not keep
+    if changes["retries"] is not None:
+        changes["retries"] = int(changes["retries"]) if changes["retries"].isdigit() else changes["retries"]
+    if changes["retry_backoff"] is not None:
+        try:
+            changes["retry_backoff"] = float(changes["retry_backoff"])
+        except ValueError:
+            pass  # JobOptions says what it takes
+    changes = {name: value for name, value in changes.items() if value is not None}
+    try:
+        JobOptions().replace(**changes)
+    except ProcessCacheError as exc:
+        raise click.UsageError(str(exc)) from None
+    return changes
+
+
+def run_options(func):
+    """What every recorded run takes on the command line, `run` and `exec` alike."""
+    for option in reversed((
+        database_option,
+        click.option("--machine", "-m", metavar="NAME",
+                     help="The machine the run is recorded on [default: this host's name]."),
+        click.option("--overlap", type=click.Choice(["skip", "wait", "allow"]),
+                     help="When another run holds the job's lock: skip (exit 75), wait for it, or allow "
+                          "running beside it [default: the job's, else skip]."),
+        click.option("--wait-timeout", metavar="DURATION",
+                     help="How long --overlap wait waits (e.g. 10m); refused with any other overlap."),
+        click.option("--quiet", "-q", is_flag=True,
+                     help="Print nothing if the run succeeds or is skipped; if it fails, print everything at "
+                          "the end (for crontabs: cron then mails failures only)."),
+        control_options,
+    )):
+        func = option(func)
+    return func
+
 
 @click.command()
 @click.argument("target")
-@database_option
-@click.option("--machine", "-m", metavar="NAME", help="The machine the run is recorded on [default: this host's name].")
-@click.option("--overlap", type=click.Choice(["skip", "wait", "allow"]),
-              help="When another run holds the job's lock: skip (exit 75), wait for it, or allow "
-                   "running beside it [default: the job's, else skip].")
-@click.option("--wait-timeout", metavar="DURATION",
-              help="How long --overlap wait waits (e.g. 10m); refused with any other overlap.")
-@click.option("--quiet", "-q", is_flag=True,
-              help="Print nothing if the run succeeds or is skipped; if it fails, print everything at the end "
-                   "(for crontabs: cron then mails failures only).")
+@run_options
 @click.option("--job", "-j", "job_name", metavar="GROUP/JOB",
               help="The job TARGET holds. If TARGET cannot be loaded, a failed run is recorded under this "
                    "name, so `processcache check` reports it. Give it in crontabs.")
 @json_option
 @one_line_errors
-def run(target, database, machine, overlap, wait_timeout, quiet, job_name, as_json):
+def run(target, database, machine, overlap, wait_timeout, quiet, job_name, as_json, **control):
     """Run the job TARGET once, recorded. The job's logs go to stderr, and a
     last line says how the run ended.
 
@@ -78,17 +141,87 @@ def run(target, database, machine, overlap, wait_timeout, quiet, job_name, as_js
         MAILTO=ops@example.com
         0 * * * *  processcache run -q --job example/hello-world /srv/jobs/hello.py:hello
     """
+    from ..runner import run_job
+
+    changes = parse_control(control)
+    spec = _load(target, job_name, database, machine)
+    _check_wait_timeout(overlap or spec.options.overlap, overlap, wait_timeout, f"{spec.group}/{spec.name}")
+    _run_and_exit(lambda: run_job(spec, database=database, machine=machine, echo=_echo_log, overlap=overlap,
+                                  wait_timeout=wait_timeout, **changes), quiet, as_json)
+
+
+@click.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("--job", "-j", "job_name", metavar="GROUP/JOB", required=True,
+              help="The job the command's runs are recorded as (required).")
+@run_options
+@click.option("--lock", type=click.Choice(["job", "machine"]),
+              help="Lock the job across every machine (job) or per machine [default: job].")
+@click.option("--lease", metavar="DURATION", help="How long the lock lives without a heartbeat [default: 60s].")
+@click.option("--expect-every", metavar="DURATION",
+              help="`processcache check` reports the job overdue when no run started within this period.")
+@click.option("--max-duration", metavar="DURATION", help="`processcache check` reports runs that take longer.")
+@json_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@one_line_errors
+def exec_(job_name, database, machine, overlap, wait_timeout, quiet, lock, lease, expect_every, max_duration,
+          as_json, command, **control):
+    """Run COMMAND as a recorded run of GROUP/JOB: locked, timed, retried, once per slot, its output kept.
+
+    Any program can be a job: a backup script, rsync, pg_dump, a binary.
+    It runs directly, not through a shell (write sh -c '...' for one),
+    with its stdout and stderr passed through; the last 64 KiB of each
+    are stored with the run (`processcache logs --run ID` shows them).
+    SIGTERM, SIGINT and SIGHUP are passed on to it (SIGKILL follows
+    after --kill-after), and the run ends terminated. Options after
+    COMMAND are the command's: put -- before it when it starts with -.
+
+    \b
+    Exit codes:
+      the command's own: 0 succeeded, any other failed (recorded)
+      75     skipped: another run holds the lock, or the slot ran already
+      124    the command ran past --timeout and was stopped
+      126    COMMAND is not executable; 127: COMMAND was not found
+      128+n  signal n stopped the command, or processcache
+      2      usage error: a wrong option, no --job, no COMMAND
+
+    \b
+    Examples:
+        processcache exec --job backups/pg -- pg_dump -Fc -f /srv/backup/app.dump app
+        processcache exec --job sync/photos --timeout 2h --retries 2 --retry-delay 5m -- \\
+            rsync -a /srv/photos/ backup:/photos/
+
+    \b
+    In a crontab on three machines, one of them running each hour's slot,
+    mailing only failures:
+        MAILTO=ops@example.com
+        0 * * * *  processcache exec -q --job reports/hourly --once-per 1h -- /srv/bin/report
+    """
+    from ..command import run_command
+    from ..errors import ProcessCacheError
+    from ..options import JobOptions
+    from ..runner import parse_job_name
+
+    changes = parse_control(control)
+    _check_wait_timeout(overlap or "skip", overlap, wait_timeout, job_name)
+    try:
+        group, name = parse_job_name(job_name)
+        options = JobOptions.parse(**changes, overlap=overlap, wait_timeout=wait_timeout, lock=lock, lease=lease,
+                                   expect_every=expect_every, max_duration=max_duration)
+    except ProcessCacheError as exc:
+        raise click.UsageError(str(exc)) from None
+    _run_and_exit(lambda: run_command(command, group, name, options, database, machine, _echo_log), quiet, as_json)
+
+
+def _run_and_exit(call, quiet: bool, as_json: bool) -> NoReturn:
+    """Run *call* (a recorded run) under -q and the signal handlers; print how it ended and exit with its code."""
     from ..errors import RunNotRecordedError
     from ..quiet import HeldOutput
-    from ..runner import EXIT_FAILED, EXIT_OK, EXIT_SKIPPED, exit_code, run_job
+    from ..runner import EXIT_FAILED, EXIT_OK, EXIT_SKIPPED, exit_code
     from ..signals import Terminated, terminate_on_signals
 
-    spec = _load(target, job_name, database, machine)
-    _check_wait_timeout(spec, overlap, wait_timeout)
     try:
         with HeldOutput(quiet) as output, terminate_on_signals():
-            record = run_job(spec, database=database, machine=machine, echo=_echo_log,
-                             overlap=overlap, wait_timeout=wait_timeout)
+            record = call()
             output.discard = quiet and exit_code(record) in (EXIT_OK, EXIT_SKIPPED)
     except RunNotRecordedError as unrecorded:
         click.echo(f"processcache: {unrecorded}", err=True)
@@ -136,11 +269,10 @@ def _load(target, job_name, database, machine):
     return _only_job(target, spec) if isinstance(spec, list) else spec
 
 
-def _check_wait_timeout(spec, overlap: str | None, wait_timeout: str | None) -> None:
+def _check_wait_timeout(chosen: str, overlap: str | None, wait_timeout: str | None, job: str) -> None:
     """Refuse --wait-timeout where nothing waits: ignoring it would let a crontab line say what does not happen."""
-    chosen = overlap or spec.options.overlap
     if wait_timeout is not None and chosen != "wait":
-        given = f"--overlap {overlap}" if overlap else f"{spec.group}/{spec.name} has overlap={chosen!r}"
+        given = f"--overlap {overlap}" if overlap else f"{job} has overlap={chosen!r}"
         _usage_error(f"--wait-timeout applies only to --overlap wait ({given}): add --overlap wait,"
                      " or leave out --wait-timeout")
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .database import Database
 
 #: Statuses of runs that went wrong: kept longer by `prune`, reported by `check`.
-FAILED = ("failed", "lost", "terminated")
+FAILED = ("failed", "timed-out", "lost", "terminated")
 PRUNE_BATCH = 1000
 #: Runs `prune` keeps whatever their age: per job and machine, the latest run
 #: (what `jobs` and `check` show) and the latest successful run (what
@@ -153,7 +153,7 @@ class History:
         found = self.runs.get(run_id)
         if found is None:
             raise ProcessCacheError(f"no run {run_id} in this database: `processcache runs` lists them")
-        return RunDetail(found, exit_code(found), self.database.store.logs(run_id=run_id))
+        return RunDetail(found, exit_code(found), self.database.store.logs(run_id=run_id), self.runs.attempts(run_id))
 
     def logs(self, job: str | None = None, *, run: int | None = None, type: LogType | str | None = None,
              machine: str | None = None, since: datetime | timedelta | None = None, after: int | None = None,

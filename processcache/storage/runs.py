@@ -10,17 +10,18 @@ gives, so a name too long for the row, or one MariaDB would compare without
 its trailing spaces, is never another lock's row.
 """
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..codec import decode_value, encode_value
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, SchemaError
 from ..locknames import lock_key
-from ..records import RunRecord
+from ..records import AttemptRecord, RunRecord
 from ..texts import storable
 from ..timeutil import db_time, py_time
-from .backend import Backend
+from .backend import Backend, ConstraintViolation
 from .fence import NO_FENCE, Fence
-from .schema import JOB_STATE_REVISION
+from .schema import JOB_STATE_REVISION, RUN_CONTROL_REVISION, describe
 from .store import GROUP_OF_JOB
 
 if TYPE_CHECKING:
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 MAX_RESULT_CHARS = 10_000
 _RUN_COLUMNS = ("r.id, p.name, j.name, r.machine, r.pid, r.status, r.started_at, r.finished_at,"
                 " r.duration, r.error, r.traceback, r.result, r.expires_at, r.exit_signal")
+#: The run-control columns, read as NULL from a database of an older revision (opened with upgrade=False).
+_CONTROL_COLUMNS = (", r.exit_code, r.attempts, r.slot", ", NULL, NULL, NULL")
+#: Statuses of a run that ended without doing its work: a ``once_per`` slot it held opens again.
+UNFINISHED = ("failed", "timed-out", "terminated", "lost")
 RUNS_FROM = f"FROM process_job_runs r JOIN process_jobs j ON j.id = r.job_id {GROUP_OF_JOB}"
 
 
@@ -120,7 +125,8 @@ class RunStore:
                                     {"name": lock_key(name), "owner": owner, "lease": lease}) == 1
 
     def finish(self, run: RunRecord, status: str, error: str | None = None, traceback: str | None = None,
-               result: Any = None, signal: int | None = None, fence: Fence = NO_FENCE) -> RunRecord:
+               result: Any = None, signal: int | None = None, fence: Fence = NO_FENCE,
+               exit_code: int | None = None, attempts: int | None = None) -> RunRecord:
         """Record how *run* ended (and the signal that ended it) and return its final record.
 
         Only a run still ``running`` is moved; one whose *fence* (its lock)
@@ -132,7 +138,8 @@ class RunStore:
         duration, summary, stored_traceback = (finished_at - run.started_at).total_seconds(), _summary(result), \
             storable(traceback)
         params = {"id": run.id, "finished_at": db_time(finished_at), "duration": duration, "result": summary,
-                  "traceback": stored_traceback, "signal": signal}
+                  "traceback": stored_traceback, "signal": signal, "exit_code": exit_code, "attempts": attempts}
+        control = ", exit_code = $exit_code, attempts = $attempts" if self._controlled else ""
 
         def record() -> tuple[str, str | None] | None:
             with self.transaction(immediate=True):
@@ -148,7 +155,8 @@ class RunStore:
                                   " the lock over before this one ended")
                 self.backend.execute("UPDATE process_job_runs SET status = $status, finished_at = $finished_at,"
                                      " duration = $duration, error = $error, traceback = $traceback,"
-                                     " result = $result, exit_signal = $signal, expires_at = NULL WHERE id = $id",
+                                     f" result = $result, exit_signal = $signal{control}, expires_at = NULL"
+                                     " WHERE id = $id",
                                      {**params, "status": ending, "error": why})
                 return ending, why
 
@@ -158,7 +166,8 @@ class RunStore:
             assert recorded is not None, "a run is never deleted while it runs"
             return recorded
         return RunRecord(run.id, run.group, run.job, run.machine, run.pid, ended[0], run.started_at, finished_at,
-                         duration, ended[1], stored_traceback, None if summary is None else result, signal)
+                         duration, ended[1], stored_traceback, None if summary is None else result, signal,
+                         exit_code, attempts, run.slot)
 
     def get(self, run_id: int) -> RunRecord | None:
         """One run by id, with `lost` for a running run whose heartbeat stopped."""
@@ -180,13 +189,92 @@ class RunStore:
         """Runs matching *where* (over ``r``, ``j`` and ``p``), newest first."""
         page = f" LIMIT {int(limit)}" if limit is not None else ""
 
+        columns = _RUN_COLUMNS + _CONTROL_COLUMNS[0 if self._controlled else 1]
+
         def read() -> tuple[float, list[tuple]]:
             with self.transaction():
                 return self.backend.now(), self.backend.select(
-                    f"SELECT {_RUN_COLUMNS} {RUNS_FROM} WHERE {where} ORDER BY r.id DESC{page}", params)
+                    f"SELECT {columns} {RUNS_FROM} WHERE {where} ORDER BY r.id DESC{page}", params)
 
         now, rows = self.backend.retrying(read)
         return [_run_record(row, now) for row in rows]
+
+    @property
+    def _controlled(self) -> bool:
+        """Whether the database has the run-control columns and tables (a read-only command never upgrades)."""
+        return self.database.has_revision(RUN_CONTROL_REVISION)
+
+    # -- attempts and slots --------------------------------------------------------
+
+    def record_attempt(self, run_id: int, attempt: AttemptRecord) -> None:
+        """Store one finished attempt of a run with retries (nowhere on a database of an older revision)."""
+        if not self._controlled:
+            return
+        self.backend.write(
+            "INSERT INTO process_job_attempts (run_id, number, status, started_at, finished_at, duration, error,"
+            " exit_code, exit_signal) VALUES ($run_id, $number, $status, $started_at, $finished_at, $duration,"
+            " $error, $exit_code, $signal)",
+            {**attempt._asdict(), "run_id": run_id, "started_at": db_time(attempt.started_at),
+             "finished_at": attempt.finished_at and db_time(attempt.finished_at), "error": storable(attempt.error)},
+            find=("SELECT id FROM process_job_attempts WHERE run_id = $run_id AND number = $number",
+                  {"run_id": run_id, "number": attempt.number}))
+
+    def attempts(self, run_id: int) -> list[AttemptRecord]:
+        """The attempts of a run with retries, first first ([] for any other run)."""
+        if not self._controlled:
+            return []
+        rows = self.backend.select("SELECT number, status, started_at, finished_at, duration, error, exit_code,"
+                                   " exit_signal FROM process_job_attempts WHERE run_id = $run_id ORDER BY number",
+                                   {"run_id": run_id})
+        return [AttemptRecord(r[0], r[1], py_time(r[2]), py_time(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+
+    def claim_slot(self, job_id: int, slot: int, run_id: int, reopen: bool) -> int | None:
+        """Claim the job's ``once_per`` slot from *slot* for *run_id*: None when it did, else the holder's run id.
+
+        The first run to insert the slot's row holds it, on whatever
+        machine; with *reopen*, a holder that ended `UNFINISHED` (or died)
+        is replaced, by a compare-and-set, so two retries never both win.
+        """
+        if not self._controlled:
+            raise SchemaError(f"once_per needs schema {describe(RUN_CONTROL_REVISION)}, which {self.database.url} has"
+                              " not: run `processcache db upgrade` (or connect once without upgrade=False)")
+        params = {"job_id": job_id, "slot": slot, "run_id": run_id}
+        where = "job_id = $job_id AND slot = $slot"
+
+        def take() -> None:
+            self.backend.execute("UPDATE process_job_runs SET slot = $slot WHERE id = $run_id", params)
+
+        def claim() -> int:
+            try:  # the slot's first run: no lock on a missing row, which MySQL would take on the gap and deadlock
+                with self.transaction():
+                    self.backend.insert("process_job_slots", {"job_id": job_id, "slot": slot, "run_id": run_id})
+                    take()
+                return run_id
+            except ConstraintViolation:
+                pass  # another run inserted the slot's row first: who holds it now?
+            with self.transaction(immediate=True):
+                holder = self.backend.value(f"SELECT run_id FROM process_job_slots WHERE {where}{self._for_update}",
+                                            params)
+                if holder != run_id and not (reopen and self._ended_unfinished(holder)):
+                    return holder
+                self.backend.execute(f"UPDATE process_job_slots SET run_id = $run_id WHERE {where}", params)
+                take()
+                return run_id
+
+        def ours() -> int | None:  # after a lost connection: did the claim commit?
+            held = self.backend.value(f"SELECT run_id FROM process_job_slots WHERE {where}", params)
+            return run_id if held == run_id else None
+
+        holder = self.backend.retrying(claim, ours)
+        return None if holder == run_id else holder
+
+    def _ended_unfinished(self, run_id: int) -> bool:
+        """Whether the run ended failed, timed out, terminated or lost (or died running); True for a pruned run."""
+        found = self.backend.select("SELECT status, expires_at FROM process_job_runs WHERE id = $id", {"id": run_id})
+        status, expires_at = found[0] if found else (None, None)
+        if status == "running":
+            return expires_at is not None and float(expires_at) < self.backend.now()
+        return status is None or status in UNFINISHED
 
     # -- locks ------------------------------------------------------------------
 
@@ -273,5 +361,6 @@ def _run_record(row: tuple, now: float) -> RunRecord:
     if status == "running" and row[12] is not None and float(row[12]) < float(now):
         status = "lost"  # its heartbeat stopped: the process died without a word
     result = decode_value(row[11]) if row[11] is not None else None
+    slot = None if row[16] is None else datetime.fromtimestamp(row[16], UTC)
     return RunRecord(row[0], row[1], row[2], row[3], row[4], status, py_time(row[6]), py_time(row[7]),
-                     row[8], row[9], row[10], result, row[13])
+                     row[8], row[9], row[10], result, row[13], row[14], row[15], slot)

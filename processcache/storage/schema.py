@@ -51,7 +51,13 @@ SCHEMA_VERSION = 2
 JOB_STATE_REVISION = (2, 2)
 #: Revision 3: an index on (job, key, id) of ``process_cache`` for the key
 #: reads of jobs of ``scope="job"``, which name no machine.
-SCHEMA_REVISION = 3
+#: Revision 4 (run control): ``process_job_runs.exit_code``, ``.attempts`` and
+#: ``.slot`` (nullable: older releases insert runs without them and never read
+#: them), and two new tables, ``process_job_attempts`` and
+#: ``process_job_slots``, whose job and run ids are plain columns, not foreign
+#: keys, so that an older release deleting runs or jobs is never refused.
+RUN_CONTROL_REVISION = (2, 4)
+SCHEMA_REVISION = 4
 
 #: What this processcache writes: (version, revision).
 CURRENT = (SCHEMA_VERSION, SCHEMA_REVISION)
@@ -127,8 +133,31 @@ def declare(db, dialect: Dialect) -> dict:
         traceback = Optional(LongStr, lazy=False, nullable=True, **text())
         result = Optional(LongStr, lazy=False, nullable=True, **text())
         signal = Optional(int, column="exit_signal")  # version 2: the signal that terminated the run
+        exit_code = Optional(int)  # revision 4: a command's exit code (`processcache exec`)
+        attempts = Optional(int)  # revision 4: how many attempts a run with retries made
+        slot = Optional(int, size=64)  # revision 4: the start of its once_per slot, database clock
         logs = Set("Log")
         composite_index(job, started_at)
+
+    class Attempt(db.Entity):  # revision 4: one row per attempt of a run with retries
+        _table_ = "process_job_attempts"
+        id = PrimaryKey(int, size=64, auto=True)
+        run_id = Required(int, size=64, index=True)
+        number = Required(int)
+        status = Required(str, 16, **text(16))
+        started_at = timestamp()
+        finished_at = timestamp(Optional)
+        duration = Optional(float)
+        error = Optional(LongStr, lazy=False, nullable=True, **text())
+        exit_code = Optional(int)
+        signal = Optional(int, column="exit_signal")
+
+    class Slot(db.Entity):  # revision 4: who claimed a job's once_per slot
+        _table_ = "process_job_slots"
+        job_id = Required(int, size=64)
+        slot = Required(int, size=64)
+        run_id = Required(int, size=64)
+        PrimaryKey(job_id, slot)
 
     class Log(db.Entity):
         _table_ = "process_job_logs"
@@ -156,7 +185,7 @@ def declare(db, dialect: Dialect) -> dict:
         name = PrimaryKey(str, 64, **text(64))
         value = Required(str, 255, **text(255))
 
-    return {e.__name__: e for e in (Group, Job, Entry, Run, Log, Lock, Meta)}
+    return {e.__name__: e for e in (Group, Job, Entry, Run, Attempt, Slot, Log, Lock, Meta)}
 
 
 class Schema:
@@ -354,4 +383,6 @@ STEPS = [
     ((2, 1), _replace_index("process_cache", "idx_process_cache__job_id_machine_entry_key")),
     ((2, 2), _add_columns_as_declared("process_jobs", "retired_at", "scope")),
     ((2, 3), _replace_index("process_cache")),
+    (RUN_CONTROL_REVISION, _add_columns_as_declared("process_job_runs", "exit_code", "attempts", "slot")),
+    (RUN_CONTROL_REVISION, Schema._create_missing),  # the attempts and slots tables
 ]
