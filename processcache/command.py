@@ -20,7 +20,9 @@ How the run ends:
   SIGKILL after ``kill_after``), ``terminated``;
 - the run's lock taken over (its lease ran out while the machine was
   frozen or cut off): the command is stopped at once, ``lost``, since it
-  can no longer be the only one running.
+  can no longer be the only one running; so it is when the database has
+  not confirmed the lease for longer than the lease (a silent server, a
+  network cut), since another run may have the lock by then.
 """
 
 import os
@@ -33,7 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from .context import CacheContext
-from .errors import CommandFailedError, LeaseLostError
+from .errors import CommandFailedError, LeaseLostError, LeaseUnconfirmedError
 from .options import JobOptions
 from .output import Tail
 from .records import LogRecord, RunRecord
@@ -116,11 +118,23 @@ def _wait(ctx: CacheContext, child: subprocess.Popen) -> int:
 
 
 def _reason_to_stop(ctx: CacheContext, deadline: float | None) -> BaseException | None:
-    """`TimedOut` past the deadline, `LeaseLostError` once another run took the lock over, else None."""
+    """Why the command must stop now, or None.
+
+    `TimedOut` past the deadline; `LeaseLostError` once another run took
+    the lock over; `LeaseUnconfirmedError` when the database has not
+    confirmed the lease for longer than the lease (a network cut or a
+    silent server): the lock may be another run's by then, and a command's
+    writes cannot be fenced, so it must not go on beside that run.
+    """
     if deadline is not None and time.monotonic() >= deadline:
         return TimedOut()
-    if ctx.heartbeat is not None and ctx.heartbeat.lease_lost:
-        return LeaseLostError(ctx.fence.holds[0][0] if ctx.fence else f"{ctx.group}/{ctx.job}")
+    heartbeat, lock = ctx.heartbeat, ctx.fence.holds[0][0] if ctx.fence else None
+    if heartbeat is None or lock is None:
+        return None
+    if heartbeat.lease_lost:
+        return LeaseLostError(lock)
+    if heartbeat.unconfirmed_for() > ctx.options.lease:
+        return LeaseUnconfirmedError(lock, heartbeat.unconfirmed_for())
     return None
 
 

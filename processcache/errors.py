@@ -73,6 +73,20 @@ class LeaseLostError(ProcessCacheError):
                          " lock, or an operator broke it): nothing more this run writes is stored")
 
 
+class LeaseUnconfirmedError(LeaseLostError):
+    """The database did not confirm this run's lease for longer than the lease: another run may hold the lock.
+
+    `processcache exec` stops its command then, since a command's writes
+    cannot be fenced; the run's end is recorded if the database answers again.
+    """
+
+    def __init__(self, lock: str, silent: float) -> None:
+        self.lock = lock
+        ProcessCacheError.__init__(self, f"could not renew the lease on the lock {lock} for {silent:.0f}s (the database"
+                                         " did not answer): the command was stopped, as another run may hold the"
+                                         " lock now")
+
+
 class RunNotRecordedError(ProcessCacheError):
     """A run ended but how it ended could not be stored: the message tells both.
 

@@ -5,6 +5,7 @@ renewals can fail before anyone else sees the holder as gone) until stopped.
 """
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Self
 
@@ -22,6 +23,7 @@ class Heartbeat:
         self.interval = interval
         self.what = what
         self.lease_lost = False
+        self._renewed = time.monotonic()  # when the lease was last known held: taken or renewed
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"processcache-heartbeat ({what})", daemon=True)
 
@@ -47,9 +49,20 @@ class Heartbeat:
             except Exception as exc:  # a passing database fault must not kill the job
                 _warn("processcache: renewing %s failed: %s", self.what, exc)
                 continue
-            if not held and not self.lease_lost:
+            if held:
+                self._renewed = time.monotonic()
+            elif not self.lease_lost:
                 self.lease_lost = True
                 _warn("processcache: %s lost its lease (it ran out before a renewal)", self.what)
+
+    def unconfirmed_for(self) -> float:
+        """Seconds since the lease was last known held (by this machine's monotonic clock).
+
+        Past the lease, another run may hold the lock although nothing said
+        so: the database did not answer the renewals. A holder that cannot
+        fence its writes (a command) must stop then.
+        """
+        return time.monotonic() - self._renewed
 
 
 def _warn(message: str, *args: Any) -> None:

@@ -185,3 +185,25 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_recorded(tmp_path, args, 
     assert [line for line in done.stderr.splitlines() if line.startswith("Error:")] == \
         [done.stderr.splitlines()[-1]], "one line says what is wrong"
     assert not (tmp_path / "bad.db").exists(), "no database was opened, let alone a run recorded"
+
+
+@pytest.mark.slow
+def test_a_command_whose_lease_the_silent_database_cannot_confirm_is_stopped(server_backend_url):
+    """A stalled server: the lease may be another run's once it has run out, and a command cannot be fenced."""
+    from tcpproxy import Proxy
+
+    connect(server_backend_url).close()
+    marker = f"{70 + uuid.uuid4().int % 1000 / 1000:.3f}"
+    with Proxy.before(server_backend_url) as proxy:
+        url = proxy.url(server_backend_url) + "?read_timeout=2s&retry_for=3s&connect_timeout=2"
+        process = start_exec(url, "--job", "ops/cut-off", "--lease", "3", "--kill-after", "1", "--", "sh", "-c",
+                             f"echo ready; sleep {marker}")
+        assert process.stdout.readline() == "ready\n"
+        proxy.stall()
+        started = time.monotonic()
+        _, err = process.communicate(timeout=60)
+        took = time.monotonic() - started
+    assert process.returncode != 0 and took < 30, (took, err)
+    assert "could not renew the lease on the lock ops/cut-off" in err
+    assert subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True).returncode == 1, \
+        "the command was stopped, not left running beside the lock's next holder"

@@ -309,3 +309,25 @@ def test_printed_output_is_read_by_every_machine(backend_url):
     run = registry.job("control", "prints")(lambda ctx: print("héllo ✓ 𝄞")).run(database=backend_url, machine="m")
     with cache_session("control", "prints", machine="other", database=backend_url) as ctx:
         assert [log.message for log in ctx.get_logs(machine=ANY) if log.run_id == run.id] == ["héllo ✓ 𝄞"]
+
+
+# -- the same options on `processcache run` ------------------------------------------------------------------
+
+
+def test_run_takes_a_timeout_and_once_per_over_the_jobs_own(tmp_path):
+    from cli_helpers import cli
+
+    jobs = tmp_path / "jobs.py"
+    jobs.write_text("import time\nfrom processcache import job\n\n"
+                    "@job('control', 'sleepy')\ndef sleepy(ctx):\n    print('going to sleep')\n    time.sleep(60)\n")
+    url = f"sqlite:///{tmp_path}/cli.db"
+    stopped = cli("run", f"{jobs}:sleepy", "-d", url, "-m", "m", "--timeout", "0.5", "--once-per", "1d")
+    assert stopped.returncode == 124 and "timed-out in" in stopped.stderr and "timed out after 500ms" in stopped.stderr
+    reopened = cli("run", f"{jobs}:sleepy", "-d", url, "-m", "other", "--timeout", "0.5", "--once-per", "1d")
+    assert reopened.returncode == 124, "a timed-out run leaves its slot open"
+    refused = cli("run", f"{jobs}:sleepy", "-d", url, "--timeout", "later")
+    assert refused.returncode == 2 and "the timeout 'later' is not a duration" in refused.stderr
+    with connect(url) as db:
+        runs = db.history.list_runs("control/sleepy")
+        assert [run.status for run in runs] == ["timed-out", "timed-out"]
+        assert output_logs(url, runs[0].id) == {"STDOUT": "going to sleep"}

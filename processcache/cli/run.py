@@ -38,8 +38,9 @@ def control_options(func):
     func = click.option("--keep-failed-slot", "keep_failed_slot", is_flag=True, default=None,
                         help="With --once-per: a run that fails keeps its slot closed [default: a later run in "
                              "the slot may try again].")(func)
-    for flag, _field, text in reversed(_CONTROL):
-        func = click.option(flag, _field, metavar="N" if _field == "retries" else "VALUE", help=text)(func)
+    metavars = {"retries": "N", "retry_backoff": "FACTOR", "output_tail": "SIZE"}
+    for flag, field, text in reversed(_CONTROL):
+        func = click.option(flag, field, metavar=metavars.get(field, "DURATION"), help=text)(func)
     return func
 
 
