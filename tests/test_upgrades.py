@@ -101,6 +101,41 @@ def make_revision_1(db) -> None:
     db.backend.execute("UPDATE processcache_meta SET value = '1' WHERE name = 'schema_revision'", {})
 
 
+def make_revision_3(db) -> None:
+    """Turn a current database into what revision 3 left: no run-control columns, no attempts or slots tables."""
+    for column in ("exit_code", "attempts", "slot"):
+        db.backend.execute(f"ALTER TABLE process_job_runs DROP COLUMN {column}", {})
+    for table in ("process_job_attempts", "process_job_slots"):
+        db.backend.execute(f"DROP TABLE {table}", {})
+    db.backend.execute("UPDATE processcache_meta SET value = '3' WHERE name = 'schema_revision'", {})
+
+
+def test_a_revision_3_database_runs_jobs_as_it_is_and_upgrades_to_run_control(backend_url):
+    from processcache import Registry
+
+    with connect(backend_url) as db:
+        make_revision_3(db)
+    calls = []
+    registry = Registry()
+
+    @registry.job("legacy", "retried", retries=1)
+    def retried(ctx):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("first attempt")
+
+    with connect(backend_url, upgrade=False) as old:  # a farm machine whose operator upgrades later
+        run = retried.run(database=old, machine="m")
+        assert (run.status, run.attempts) == ("succeeded", 2)
+        assert old.run(run.id).attempts == [] and old.history.list_runs()[0].exit_code is None
+        assert "table process_job_attempts is missing" in old.sync("check")
+    with connect(backend_url) as db:  # upgrades
+        assert db.schema.state() == CURRENT and db.sync("check") == []
+        calls.clear()
+        run = retried.run(database=db, machine="m")
+        assert [attempt.status for attempt in db.run(run.id).attempts] == ["failed", "succeeded"]
+
+
 def make_revision_0(db) -> None:
     """Turn a current database into what the first version 2 release left: the key index without id."""
     db.backend.execute(db.backend.dialect.drop_index(KEY_INDEX, "process_cache"))
