@@ -157,6 +157,9 @@ def run(target, database, machine, overlap, wait_timeout, quiet, job_name, as_js
 @run_options
 @click.option("--lock", type=click.Choice(["job", "machine"]),
               help="Lock the job across every machine (job) or per machine [default: job].")
+@click.option("--scope", type=click.Choice(["job", "machine"]),
+              help="Whose runs --skip-if-succeeded-within looks at: every machine's (job) or this one's "
+                   "[default: the lock's].")
 @click.option("--lease", metavar="DURATION", help="How long the lock lives without a heartbeat [default: 60s].")
 @click.option("--expect-every", metavar="DURATION",
               help="`processcache check` reports the job overdue when no run started within this period.")
@@ -164,7 +167,7 @@ def run(target, database, machine, overlap, wait_timeout, quiet, job_name, as_js
 @json_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @one_line_errors
-def exec_(job_name, database, machine, overlap, wait_timeout, quiet, lock, lease, expect_every, max_duration,
+def exec_(job_name, database, machine, overlap, wait_timeout, quiet, lock, scope, lease, expect_every, max_duration,
           as_json, command, **control):
     """Run COMMAND as a recorded run of GROUP/JOB: locked, timed, retried, once per slot, its output kept.
 
@@ -206,8 +209,8 @@ def exec_(job_name, database, machine, overlap, wait_timeout, quiet, lock, lease
     _check_wait_timeout(overlap or "skip", overlap, wait_timeout, job_name)
     try:
         group, name = parse_job_name(job_name)
-        options = JobOptions.parse(**changes, overlap=overlap, wait_timeout=wait_timeout, lock=lock, lease=lease,
-                                   expect_every=expect_every, max_duration=max_duration)
+        options = JobOptions.parse(**changes, overlap=overlap, wait_timeout=wait_timeout, lock=lock, scope=scope,
+                                   lease=lease, expect_every=expect_every, max_duration=max_duration)
     except ProcessCacheError as exc:
         raise click.UsageError(str(exc)) from None
     _run_and_exit(lambda: run_command(command, group, name, options, database, machine, _echo_log), quiet, as_json)
