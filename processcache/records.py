@@ -16,6 +16,15 @@ from typing import Any, NamedTuple
 
 from .logs import LogType
 
+#: Every status a run can have, in the order of its life: ``running``; then
+#: ``succeeded``; ``failed`` (the job raised, or the command exited non-zero);
+#: ``timed-out`` (stopped by its ``timeout``); ``skipped`` (the lock was held,
+#: or its ``once_per`` slot or a recent success says the work is done: the
+#: reason is its error); ``lost`` (its process died, or another run took its
+#: lock over); ``terminated`` (a signal stopped it). The one list the CLI's
+#: ``--status`` offers.
+RUN_STATUSES = ("running", "succeeded", "failed", "timed-out", "skipped", "lost", "terminated")
+
 
 class Entry(NamedTuple):
     """One cached value under a key. Keys are not unique: a key holds a list."""
@@ -133,15 +142,19 @@ class JobSummary:
 class Problem:
     """Something ``processcache check`` reports about a job (``db.check()``).
 
-    *kind* is ``overdue``, ``failed``, ``lost``, ``terminated`` or
-    ``too-long``; ``no-jobs`` (with *job* ``-``) for a database that holds no
-    job at all, so a probe given the wrong database fails.
+    *kind* is ``overdue``, ``failed``, ``timed-out``, ``lost``,
+    ``terminated`` or ``too-long``; ``no-jobs`` (with *job* ``-``) for a
+    database that holds no job at all, so a probe given the wrong database
+    fails. *run* is the run judged (the job's last one not skipped), so a
+    monitor reading ``check --json`` has its machine, exit code, attempts
+    and slot without asking again; None when the job never ran.
     """
 
     job: str
     kind: str
     detail: str
     run_id: int | None = None
+    run: RunRecord | None = None
 
 
 @dataclass(frozen=True)

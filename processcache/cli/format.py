@@ -18,6 +18,7 @@ from ..names import split_job_name
 from .style import coloured, local_option, show_time, zone_label
 
 if TYPE_CHECKING:
+    from ..records import RunRecord
     from ..storage.database import Database
 
 
@@ -121,26 +122,46 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def echo_table(headers: list[str], rows: list[list], empty: str = "nothing to show") -> None:
-    """Aligned columns, the last one left unpadded (it holds messages and errors).
-
-    A column of times says their zone in its header; a STATUS or PROBLEM
-    column is coloured on a terminal.
-    """
+def echo_table(headers: list[str], rows: list[list], empty: str = "nothing to show",
+               optional: tuple[str, ...] = ()) -> None:
+    """Aligned columns (`table_lines`), or *empty* when there are no rows."""
     if not rows:
         click.echo(empty)
         return
+    for line in table_lines(headers, rows, optional):
+        click.echo(line)
+
+
+def table_lines(headers: list[str], rows: list[list], optional: tuple[str, ...] = ()) -> list[str]:
+    """Aligned columns, the last one left unpadded (it holds messages and errors).
+
+    A column of times says their zone in its header; a STATUS or PROBLEM
+    column is coloured on a terminal, by the cell's first word (the status:
+    ``failed (3 attempts)`` is red). The columns named in *optional* are
+    left out when no row has a value there, so a table of Python jobs'
+    runs is not widened by an EXIT column of dashes.
+    """
+    kept = [i for i, header in enumerate(headers) if header not in optional or any(row[i] is not None for row in rows)]
+    headers, rows = [headers[i] for i in kept], [[row[i] for i in kept] for row in rows]
     timed = {i for row in rows for i, value in enumerate(row) if isinstance(value, datetime)}
     headers = [f"{header} ({zone_label()})" if i in timed else header for i, header in enumerate(headers)]
     cells = [[_cell(value) for value in row] for row in rows]
     widths = [max(len(headers[i]), *(len(row[i]) for row in cells)) for i in range(len(headers) - 1)]
     statuses = [i for i, header in enumerate(headers) if header in ("STATUS", "PROBLEM")]
-    click.echo("  ".join([header.ljust(width) for header, width in zip(headers, widths)] + [headers[-1]]).rstrip())
+    lines = ["  ".join([header.ljust(width) for header, width in zip(headers, widths)] + [headers[-1]]).rstrip()]
     for row in cells:
         padded = [value.ljust(width) for value, width in zip(row, widths)] + [row[-1]]
         for i in statuses:
-            padded[i] = coloured(padded[i], row[i])
-        click.echo("  ".join(padded).rstrip())
+            padded[i] = coloured(padded[i], row[i].split(" ")[0])
+        lines.append("  ".join(padded).rstrip())
+    return lines
+
+
+def run_status(run: "RunRecord | None") -> str | None:
+    """A run's status as the tables show it, with its number of attempts when it retried: ``failed (3 attempts)``."""
+    if run is None:
+        return None
+    return f"{run.status} ({run.attempts} attempts)" if run.attempts and run.attempts > 1 else run.status
 
 
 def _cell(value) -> str:

@@ -19,6 +19,7 @@ from .format import (
     one_line_errors,
     opened,
     progress_bar,
+    run_status,
     yes_option,
 )
 from .subcommands import of_group, refuse_listing_options, report
@@ -34,7 +35,11 @@ def jobs(click_ctx, include_retired, database, as_json):
     """Every job: its last run, status, duration, machines and cache entries.
 
     A run in progress is shown as running even when copies of it were
-    skipped since. Retired jobs are left out (--all lists them too).
+    skipped since. A last run that retried says how many attempts it made
+    ("succeeded (2 attempts)": a job that needed a retry); one stopped by
+    its timeout shows as timed-out. The EXIT column, there when a job's last
+    run is a command's (`processcache exec`), holds the command's own exit
+    code. Retired jobs are left out (--all lists them too).
     `jobs retire` hides a job taken out of the crontab, `jobs restore`
     brings it back, `jobs delete` removes it and its history for good.
     --database and --json may be given before or after the subcommand.
@@ -57,10 +62,10 @@ def jobs(click_ctx, include_retired, database, as_json):
         echo_json(summaries)
         return
     retired = ["RETIRED"] if include_retired else []  # the column only where retired jobs are listed
-    echo_table(["JOB", "LAST RUN", "STATUS", "DURATION", "ENTRIES", *retired, "MACHINES"], [
-        [s.name, s.last_run and s.last_run.started_at, s.last_run and s.last_run.status,
+    echo_table(["JOB", "LAST RUN", "STATUS", "EXIT", "DURATION", "ENTRIES", *retired, "MACHINES"], [
+        [s.name, s.last_run and s.last_run.started_at, run_status(s.last_run), s.last_run and s.last_run.exit_code,
          s.last_run and s.last_run.duration, s.entries, *([s.retired_at] if retired else []), ", ".join(s.machines)]
-        for s in summaries],
+        for s in summaries], optional=("EXIT",),
         empty=f"no jobs but {len(every)} retired: `processcache jobs --all` lists them" if every
         else "no jobs yet: run one with `processcache run path/to/jobs.py:job`")
 
@@ -142,10 +147,16 @@ def check(grace, database, as_json):
 
     A job is reported when it is overdue (declared with expect_every and no
     run started within that period plus --grace), when its last run failed,
-    was terminated or was lost (a lost run is only that, however long ago it
-    died), or when it ran longer than its max_duration. A database that holds
-    no job at all is a problem too (no-jobs): a probe given the wrong
-    --database must not pass. Call it from any monitoring system.
+    timed out, was terminated or was lost (a lost run is only that, however
+    long ago it died), or when it ran longer than its max_duration. A
+    database that holds no job at all is a problem too (no-jobs): a probe
+    given the wrong --database must not pass. Call it from any monitoring
+    system.
+
+    Runs are judged, not attempts: a run that succeeded on a retry is well,
+    and a run whose three attempts failed is one problem, its detail saying
+    "(after 3 attempts)". With --json, each problem holds the run judged
+    (machine, exit_code, attempts, slot, error; times in UTC).
 
     \b
     Example:
@@ -165,7 +176,7 @@ def check(grace, database, as_json):
 @click.option("--runs-older-than", metavar="DURATION", help="Delete runs that started longer ago (e.g. 30d).")
 @click.option("--logs-older-than", metavar="DURATION", help="Delete logs written longer ago (e.g. 14d).")
 @click.option("--keep-failed-for", metavar="DURATION",
-              help="Keep failed, lost and terminated runs and their logs this long instead (e.g. 90d).")
+              help="Keep failed, timed-out, lost and terminated runs and their logs this long instead (e.g. 90d).")
 @click.option("--expired", is_flag=True, help="Delete expired cache entries for good.")
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
 @database_option

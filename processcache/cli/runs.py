@@ -10,6 +10,7 @@ import click
 
 from ..durations import format_duration, parse_since
 from ..errors import ProcessCacheError
+from ..records import RUN_STATUSES, AttemptRecord, LogRecord, RunDetail
 from .format import (
     complete_jobs,
     database_option,
@@ -19,11 +20,11 @@ from .format import (
     json_option,
     one_line_errors,
     opened,
+    run_status,
+    table_lines,
 )
 from .style import local_time, show_time, zone_label
 from .subcommands import refuse_listing_options
-
-RUN_STATUSES = ["running", "succeeded", "failed", "skipped", "lost", "terminated"]
 
 
 def since_option(what: str):
@@ -53,12 +54,19 @@ def runs(click_ctx, words, status, machine, since, limit, database, as_json):
     """Runs, newest first, with their status and error; `runs show ID` prints one run whole.
 
     GROUP/JOB lists one job's runs, GROUP those of every job of the group.
-    A run whose process died (its heartbeat stopped) shows as lost.
+    A run whose process died (its heartbeat stopped) shows as lost; one
+    stopped by its timeout, as timed-out. A run that retried says how many
+    attempts it made: "failed (3 attempts)" is one run whose three attempts
+    failed. The EXIT column, there when a run of `processcache exec` is
+    listed, holds the command's own exit code (128+n: killed by signal n).
 
     `runs show ID` prints the run's start and end in UTC and in local time,
-    its duration, exit code, result, error and traceback, then its logs.
-    `show` first always means that; the runs of a group named show are
-    `runs show/`.
+    its duration, the code `processcache run` or `exec` exited with (124
+    for a timeout, a failed command's own code), the once_per slot it
+    claimed, its result, error and traceback, each of its attempts when it
+    retried, then its logs: what it printed comes last, as its STDOUT and
+    STDERR logs (the end of each, 64 KiB by default). `show` first always
+    means that; the runs of a group named show are `runs show/`.
 
     \b
     Examples:
@@ -79,9 +87,9 @@ def runs(click_ctx, words, status, machine, since, limit, database, as_json):
     if as_json:
         echo_json(found)
         return
-    echo_table(["RUN", "JOB", "MACHINE", "STARTED", "STATUS", "DURATION", "ERROR"], [
-        [r.id, r.name, r.machine, r.started_at, r.status, r.duration, r.error] for r in found],
-        empty="no runs match")
+    echo_table(["RUN", "JOB", "MACHINE", "STARTED", "STATUS", "EXIT", "DURATION", "ERROR"], [
+        [r.id, r.name, r.machine, r.started_at, run_status(r), r.exit_code, r.duration, r.error] for r in found],
+        empty="no runs match", optional=("EXIT",))
 
 
 def _show_run(words, database, as_json) -> None:
@@ -98,14 +106,36 @@ def _show_run(words, database, as_json) -> None:
     fields = [("run", f"{run.id} of {run.name}"), ("machine", f"{run.machine} (pid {run.pid})"),
               ("status", run.status), ("started", _utc_and_local(run.started_at)),
               ("finished", _utc_and_local(run.finished_at)), ("duration", format_duration(run.duration)),
-              ("exit code", detail.exit_code), ("result", None if run.result is None else json.dumps(run.result)),
-              ("error", run.error)]
+              ("exit code", _exit_code(detail)),
+              *([("slot", f"{_utc_and_local(run.slot)} (the once_per slot it claimed)")] if run.slot else []),
+              ("result", None if run.result is None else json.dumps(run.result)), ("error", run.error)]
     for label, value in fields:
         click.echo(f"{label + ':':<11}{'-' if value is None else value}")
     if run.traceback:
         click.echo("traceback:\n" + textwrap.indent(run.traceback.rstrip("\n"), "  "))
+    if run.attempts is not None or detail.attempts:
+        click.echo(f"attempts:  {run.attempts or len(detail.attempts)}")
+        _print_attempts(detail.attempts)
     click.echo(f"logs:      {len(detail.logs)}")
     _print_logs(detail.logs, False)
+
+
+def _exit_code(detail: RunDetail) -> str | None:
+    """The code processcache exited with, and the command's own when it differs (a timed-out command's 143)."""
+    own = detail.run.exit_code
+    if own is None or own == detail.exit_code:
+        return None if detail.exit_code is None else str(detail.exit_code)
+    return f"{'-' if detail.exit_code is None else detail.exit_code} (the command's own: {own})"
+
+
+def _print_attempts(attempts: list[AttemptRecord]) -> None:
+    """Each attempt of a run that retried, one line each under the run's fields."""
+    if not attempts:
+        return
+    for line in table_lines(["#", "STATUS", "STARTED", "EXIT", "DURATION", "ERROR"], [
+            [a.number, a.status, a.started_at, a.exit_code, a.duration, a.error] for a in attempts],
+            optional=("EXIT",)):
+        click.echo("  " + line)
 
 
 def _utc_and_local(moment: datetime | None) -> str | None:
@@ -119,7 +149,7 @@ def _utc_and_local(moment: datetime | None) -> str | None:
 @click.argument("job", required=False, metavar="[GROUP[/JOB]]", shell_complete=complete_jobs)
 @click.option("--run", "run_id", type=int, metavar="ID", help="Only the logs of this run.")
 @click.option("--type", "log_type", type=click.Choice(["GENERIC", "WARNING", "ERROR"], case_sensitive=False),
-              help="Only logs of this type.")
+              help="Only logs of this type (what a run printed is GENERIC: its STDOUT and STDERR logs).")
 @click.option("--machine", "-m", metavar="NAME", help="Only logs written on this machine.")
 @since_option("logs written")
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=100, show_default=True,
@@ -137,6 +167,11 @@ def logs(job, run_id, log_type, machine, since, limit, offset, follow, database,
     --offset pages back: --offset 100 shows the 100 logs before those. When
     a page leaves logs out, a line on stderr says how many there are, so
     stdout stays clean for pipes.
+
+    Each log is a line: time, job, machine, run, [level] and message. A
+    message of several lines (a traceback; what a run printed, stored when
+    it ends as one log of level STDOUT and one of level STDERR) starts on
+    the next line, each of its lines indented by two spaces.
 
     \b
     Examples:
@@ -170,7 +205,7 @@ def _follow(db, job, filters, after, as_json) -> None:
         after = found[-1].id if found else after
 
 
-def _print_logs(found, as_json):
+def _print_logs(found: list[LogRecord], as_json: bool) -> None:
     if as_json:  # one JSON object a line, so --follow can stream
         for record in found:
             click.echo(json_line(record))
@@ -178,7 +213,16 @@ def _print_logs(found, as_json):
     for record in found:
         level = record.level or record.type.value
         click.echo(f"{show_time(record.created_at)} {zone_label()} {record.group}/{record.job} {record.machine}"
-                   f" run {record.run_id or '-'} [{level}] {record.message}")
+                   f" run {record.run_id or '-'} [{level}]{_message(record.message)}")
     sys.stdout.flush()
+
+
+def _message(text: str) -> str:
+    """A log's message after its line's head: one line on it; several below it, indented, so they line up
+    and no line of a program's output can be read as a log of its own."""
+    text = text.rstrip("\n")
+    if "\n" not in text:
+        return f" {text}" if text else ""
+    return "\n" + textwrap.indent(text, "  ", lambda line: True)
 
 

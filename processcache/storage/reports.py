@@ -184,9 +184,12 @@ class History:
         return since
 
     def check(self, grace: float = 60.0, now: datetime | None = None) -> list[Problem]:
-        """Jobs that are overdue, whose last run failed or was lost, or that ran too long; retired jobs are not judged.
+        """Jobs that are overdue, whose last run failed, timed out, was terminated or lost, or that ran too long.
 
-        A skipped run is not an attempt: a job skipped for hours is overdue.
+        Retired jobs are not judged. A skipped run is not an attempt: a job
+        skipped for hours is overdue. Runs are judged, not attempts: a run
+        that succeeded on a retry is well, one whose every attempt failed is
+        one problem.
         """
         now = now or self.database.clock.now()  # the server's, as the runs' stamps are: not this machine's
         summaries = self._summaries()
@@ -208,15 +211,15 @@ class History:
             if due is None or due < now:
                 since = "never ran" if run is None else f"last started {run.started_at:%Y-%m-%d %H:%M:%S} UTC"
                 problems.append(Problem(name, "overdue", f"expected every {summary.expect_every:g}s; {since}",
-                                        run and run.id))
+                                        run and run.id, run))
         if run is not None and run.status in FAILED:
-            problems.append(Problem(name, run.status, run.error or f"run {run.id} {run.status}", run.id))
+            problems.append(Problem(name, run.status, _what_went_wrong(run), run.id, run))
         if run is not None and summary.max_duration is not None and run.status != "lost":  # a dead run is only lost
             took = run.duration if run.duration is not None else (now - run.started_at).total_seconds()
             if took > summary.max_duration:
                 verb = "took" if run.duration is not None else "has been running for"
                 problems.append(Problem(name, "too-long", f"run {run.id} {verb} {took:.0f}s;"
-                                        f" the limit is {summary.max_duration:g}s", run.id))
+                                        f" the limit is {summary.max_duration:g}s", run.id, run))
         return problems
 
     # -- retention ----------------------------------------------------------------
@@ -275,6 +278,15 @@ class History:
         return self.backend.delete_in_batches(TABLES[table], where, params, PRUNE_BATCH, dry_run,
                                               progress and (lambda rows: progress(table, rows)),
                                               unlink_logs if table == "runs" else None)
+
+
+def _what_went_wrong(run: RunRecord) -> str:
+    """A failed run's error ("timed out after 2h", "exit code 3"), and how many attempts it made when it retried.
+
+    A run with retries is one run, however many attempts failed in it: `check` reports it once.
+    """
+    error = run.error or f"run {run.id} {run.status}"
+    return f"{error} (after {run.attempts} attempts)" if run.attempts and run.attempts > 1 else error
 
 
 def _did_you_mean(wanted: str, known: list[str]) -> str:
