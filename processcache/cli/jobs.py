@@ -155,7 +155,7 @@ def check(grace, database, as_json):
 
     Runs are judged, not attempts: a run that succeeded on a retry is well,
     and a run whose three attempts failed is one problem, its detail saying
-    "(after 3 attempts)". With --json, each problem holds the run judged
+    "(3 attempts)". With --json, each problem holds the run judged
     (machine, exit_code, attempts, slot, error; times in UTC).
 
     \b

@@ -64,13 +64,15 @@ def runs(click_ctx, words, status, machine, since, limit, database, as_json):
     its duration, the code `processcache run` or `exec` exited with (124
     for a timeout, a failed command's own code), the once_per slot it
     claimed, its result, error and traceback, each of its attempts when it
-    retried, then its logs: what it printed comes last, as its STDOUT and
-    STDERR logs (the end of each, 64 KiB by default). `show` first always
-    means that; the runs of a group named show are `runs show/`.
+    retried, then its logs, among them what it printed: its STDOUT and
+    STDERR logs (the end of each, 64 KiB by default, stored when it ended).
+    `show` first always means that; the runs of a group named show are
+    `runs show/`.
 
     \b
     Examples:
         processcache runs billing --since 1d --status failed
+        processcache runs --status timed-out --since 7d
         processcache runs example/hello-world --machine desktop-main --limit 50 --json
         processcache runs show 1234
     """

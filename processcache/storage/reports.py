@@ -286,7 +286,7 @@ def _what_went_wrong(run: RunRecord) -> str:
     A run with retries is one run, however many attempts failed in it: `check` reports it once.
     """
     error = run.error or f"run {run.id} {run.status}"
-    return f"{error} (after {run.attempts} attempts)" if run.attempts and run.attempts > 1 else error
+    return f"{error} ({run.attempts} attempts)" if run.attempts and run.attempts > 1 else error
 
 
 def _did_you_mean(wanted: str, known: list[str]) -> str:
