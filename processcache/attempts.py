@@ -80,5 +80,8 @@ def _say_retrying(ctx: CacheContext, exc: BaseException, number: int, total: int
         if trace is not None:
             ctx.store_log(trace, LogType.ERROR)
         wait = f"in {format_duration(delay)}" if delay else "now"
-        ctx.store_log(f"attempt {number} of {total} {status_of(exc)}: {error_line(exc, ctx.options)};"
-                      f" trying again {wait}", LogType.WARNING)
+        error = error_line(exc, ctx.options)
+        ended = error if isinstance(exc, TimedOut) else f"failed: {error}"  # "timed out after 2h" says it all
+        ctx.store_log(f"attempt {number} of {total} {ended}; trying again {wait}", LogType.WARNING)
+    if ctx.output is not None:  # each attempt's output under its own heading in the stored tails
+        ctx.output.mark(f"[processcache: attempt {number + 1} of {total}]\n")

@@ -30,11 +30,14 @@ class Tail:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.total = 0
+        #: A line kept before the next bytes fed, if any come (`Captured.mark`).
+        self.heading = b""
         self._kept = bytearray()
         self._lock = threading.Lock()
 
     def feed(self, data: bytes) -> None:
         with self._lock:
+            data, self.heading = self.heading + data, b""
             self.total += len(data)
             self._kept += data
             if len(self._kept) > 2 * self.limit:  # trimmed now and then, not at every write
@@ -64,6 +67,11 @@ class Captured:
         """(level, text) of each stream that printed something, without the last line's end."""
         streams = zip(LEVELS, (self.stdout, self.stderr), strict=True)
         return [(level, tail.text().removesuffix("\n")) for level, tail in streams if tail.total]
+
+    def mark(self, line: str) -> None:
+        """Put *line* in both tails (not on the terminal) before what each gets next: where a retry begins."""
+        for tail in (self.stdout, self.stderr):
+            tail.heading = line.encode()
 
     @contextlib.contextmanager
     def python_streams(self) -> Iterator[None]:

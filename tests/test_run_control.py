@@ -45,6 +45,8 @@ def test_a_failed_attempt_is_tried_again_and_the_run_succeeds_with_every_attempt
                             "attempt 2 of 4 failed: ValueError: boom 2; trying again in 100ms"]
         assert sum("ValueError: boom" in log.message for log in detail.logs if log.type.value == "ERROR") == 2
         assert [r.id for r in db.history.list_runs("control/flaky")] == [run.id], "one run, not one per attempt"
+    assert output_logs(backend_url, run.id) == {"STDOUT": "call 1\n[processcache: attempt 2 of 4]\ncall 2\n"
+                                                          "[processcache: attempt 3 of 4]\ncall 3"}
 
 
 def test_when_every_attempt_fails_the_run_fails_with_the_last_attempts_error(backend_url):

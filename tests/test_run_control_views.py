@@ -83,16 +83,21 @@ def test_runs_show_lists_a_retried_commands_attempts_then_its_output_line_by_lin
         (str(n), "failed", "3", ["exit", "code", "3"]) for n in (1, 2, 3)]
     assert lines[start + 5] == "logs:      4", "the attempts come before the logs"
     stdout = next(i for i, line in enumerate(lines) if line.endswith(f"run {run_id} [STDOUT]"))
-    assert lines[stdout + 1:stdout + 7] == ["  first line", "  second line"] * 3, "each attempt's output, indented"
-    assert lines[stdout + 7].endswith(f"run {run_id} [STDERR]") and lines[stdout + 8:] == ["  oops"] * 3
+    heading = "  [processcache: attempt {} of 3]"
+    assert lines[stdout + 1:stdout + 9] == ["  first line", "  second line", heading.format(2), "  first line",
+                                            "  second line", heading.format(3), "  first line", "  second line"], \
+        "each attempt's output, indented, under its heading"
+    assert lines[stdout + 9].endswith(f"run {run_id} [STDERR]")
+    assert lines[stdout + 10:] == ["  oops", heading.format(2), "  oops", heading.format(3), "  oops"]
     data = json.loads(cli("runs", "show", run_id, "--json", "-d", backend_url).stdout)
     assert (data["exit_code"], data["run"]["exit_code"], data["run"]["attempts"]) == (3, 3, 3)
     assert [(a["number"], a["status"], a["exit_code"], a["error"]) for a in data["attempts"]] == [
         (n, "failed", 3, "exit code 3") for n in (1, 2, 3)]
     assert all(datetime.fromisoformat(a["started_at"]).utcoffset().total_seconds() == 0 for a in data["attempts"])
     output = {log["level"]: log["message"] for log in data["logs"] if log["level"]}
-    assert output == {"STDOUT": "first line\nsecond line\n" * 2 + "first line\nsecond line",
-                      "STDERR": "oops\noops\noops"}
+    assert output == {"STDOUT": "first line\nsecond line\n[processcache: attempt 2 of 3]\nfirst line\nsecond line\n"
+                                "[processcache: attempt 3 of 3]\nfirst line\nsecond line",
+                      "STDERR": "oops\n[processcache: attempt 2 of 3]\noops\n[processcache: attempt 3 of 3]\noops"}
 
 
 def test_a_timed_out_run_shows_exit_code_124_and_check_reports_it_as_timed_out(backend_url):
@@ -165,11 +170,13 @@ def test_logs_prints_what_a_run_printed_indented_and_its_type_is_generic(backend
     lines = table(backend_url, "logs", "--run", str(run_id))
     levels = [line.rsplit(" ", 1)[-1] for line in lines if not line.startswith("  ")]
     assert levels[1:] == ["[STDOUT]", "[STDERR]"] and "[WARNING] attempt 1 of 2 failed" in lines[0]
-    assert lines[2:6] == ["  first line", "  second line"] * 2 and lines[7:] == ["  oops"] * 2
+    heading = "  [processcache: attempt 2 of 2]"
+    assert lines[2:7] == ["  first line", "  second line", heading, "  first line", "  second line"]
+    assert lines[8:] == ["  oops", heading, "  oops"]
     warnings = table(backend_url, "logs", "--run", str(run_id), "--type", "warning")
     assert len(warnings) == 1 and "[WARNING]" in warnings[0], "the output is not a warning"
     generic = table(backend_url, "logs", "--run", str(run_id), "--type", "generic")
-    assert [line for line in generic if not line.startswith("  ")] == lines[1:2] + lines[6:7]
+    assert [line for line in generic if not line.startswith("  ")] == lines[1:2] + lines[7:8]
     printed = cli("logs", "--run", run_id, "--json", "-d", backend_url).stdout
     streamed = [json.loads(line) for line in printed.splitlines()]
     assert [(log["type"], log["level"]) for log in streamed] == [

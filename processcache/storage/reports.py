@@ -116,8 +116,9 @@ class History:
         for job_id, group, job, expect_every, max_duration, retired_at in jobs:
             ran = machines.get(job_id, {})
             attempt = attempts.get((group, job))
-            # copies skipped while a run goes on are newer, but the running one is the news
-            shown = attempt if attempt is not None and attempt.status == "running" else newest.get((group, job))
+            # Copies skipped by the lock, a once_per slot or a recent success are newer, but the run that did
+            # the work (running, or how it ended) is the news; "skipped" only for a job that was never run.
+            shown = attempt if attempt is not None else newest.get((group, job))
             summary = JobSummary(group, job, shown, tuple(sorted(ran)), int(entries.get(job_id, 0)), expect_every,
                                  max_duration, still_retired(py_time(retired_at), max(ran.values(), default=None)))
             summaries.append((summary, attempt))
