@@ -75,6 +75,23 @@ class JobOptions:
                     succeeded this recently, on any machine: a job on
                     machines that were down catches up once, not once per
                     machine (as anacron). Judged under the job's lock.
+    schedule:       when the job is due, as a cron expression (``"0 3 * * *"``)
+                    in ``timezone``: ``processcache check`` reports it ``missed``
+                    when no run started within ``grace`` after a due time,
+                    and ``late`` when its run started after that.
+    timezone:       the time zone ``schedule`` is read in (``"Europe/Berlin"``;
+                    default UTC), daylight-saving changes included.
+    grace:          how long after a due time (``schedule``) or the end of
+                    ``expect_every`` a run may start before the job is missed
+                    or overdue (default: ``check --grace``, 60s).
+    alert_after:    how many failed runs in a row before an alert is sent
+                    (default 1); a missed, lost or too-long job alerts at once.
+    ping:           a URL pinged at each run's start and end, in the
+                    protocol of healthchecks.io (``https://hc-ping.com/...``,
+                    or ``hc+https://`` for a self-hosted one) or Cronitor
+                    (``https://cronitor.link/...``), so those dashboards
+                    keep working; a slow or down one never delays a run by
+                    more than a few seconds.
     output_tail:    bytes of the run's stdout, and of its stderr, stored with
                     it as logs (levels ``STDOUT`` and ``STDERR``): the last
                     64 KiB by default (``"1MiB"``, an int); 0 stores none.
@@ -106,6 +123,11 @@ class JobOptions:
     reopen_failed_slot: bool = True
     skip_if_succeeded_within: float | None = None
     output_tail: int = DEFAULT_OUTPUT_TAIL
+    schedule: str | None = None
+    timezone: str = "UTC"
+    grace: float | None = None
+    alert_after: int = 1
+    ping: str | None = None
 
     @property
     def data_scope(self) -> str:
@@ -133,7 +155,7 @@ class JobOptions:
         if changes.get("load_cache", "lazy") not in LOAD_MODES:
             raise RegistryError(f"load_cache={changes['load_cache']!r}: use lazy (on first use of ctx.tree) or eager")
         for name in ("lease", "wait_timeout", "expect_every", "max_duration", "cache_ttl", "timeout", "kill_after",
-                     "retry_delay", "once_per", "skip_if_succeeded_within"):
+                     "retry_delay", "once_per", "skip_if_succeeded_within", "grace"):
             if name in changes:
                 changes[name] = parse_duration(changes[name], name)
         for name in ("lease", "timeout", "once_per"):
@@ -141,6 +163,19 @@ class JobOptions:
                 raise RegistryError(f"{name} must be longer than 0 seconds")
         if "retries" in changes:
             changes["retries"] = _count(changes["retries"], "retries")
+        if "alert_after" in changes:
+            changes["alert_after"] = _count(changes["alert_after"], "alert_after")
+            if changes["alert_after"] < 1:
+                raise RegistryError("alert_after=0: use 1 (alert at the first failure) or more")
+        if "schedule" in changes or "timezone" in changes:
+            from .schedules import check_schedule  # cronsim and zoneinfo only for a job that declares one
+
+            changes["schedule"], changes["timezone"] = check_schedule(changes.get("schedule", self.schedule),
+                                                                      changes.get("timezone", self.timezone))
+        if "ping" in changes:
+            from .channels import check_ping
+
+            changes["ping"] = check_ping(changes["ping"])
         if "retry_backoff" in changes:
             changes["retry_backoff"] = _backoff(changes["retry_backoff"])
         if "output_tail" in changes:

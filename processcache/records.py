@@ -126,6 +126,11 @@ class JobSummary:
     expect_every: float | None
     max_duration: float | None
     retired_at: datetime | None = None
+    #: The job's cron schedule, its time zone, its grace (seconds) and its alert_after, as its latest run declared.
+    schedule: str | None = None
+    timezone: str | None = None
+    grace: float | None = None
+    alert_after: int | None = None
 
     @property
     def name(self) -> str:

@@ -36,7 +36,7 @@ from .signals import Terminated
 from .storage.backend import DriverError
 from .storage.database import Database, connect
 from .storage.fence import Fence
-from .storage.runs import RunStore
+from .storage.runs import MONITORING, RunStore
 from .timeouts import TimedOut, interrupt_after
 from .timeutil import backoff
 
@@ -99,7 +99,8 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
         ctx.output = captured
         runs = db.runs
         started = ctx.run = runs.start(ctx.group, ctx.job, ctx.machine, os.getpid(), options.lease,
-                                       options.expect_every, options.max_duration, options.data_scope)
+                                       options.expect_every, options.max_duration, options.data_scope,
+                                       {name: getattr(options, name) for name in MONITORING})
         lock: str | None = None  # the heartbeat renews it from the moment it is taken: the lambda reads it then
         heartbeat = Heartbeat(lambda: runs.heartbeat(started.id, options.lease, lock), options.lease / 3,
                               f"run {started.id}", close=db.close)

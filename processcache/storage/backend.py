@@ -499,7 +499,7 @@ class Backend:
 
 #: Tables whose rows have an ``id`` (the lock and meta tables are keyed by name).
 _TABLES_WITH_ID = frozenset({"processes", "process_jobs", "process_cache", "process_job_runs", "process_job_logs",
-                             "process_job_attempts"})
+                             "process_job_attempts", "process_alert_deliveries"})
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ its batches.
 import difflib
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ProcessCacheError
 from ..logs import LogType
@@ -19,7 +19,8 @@ from ..names import normalize, split_job_name
 from ..records import JobSummary, LogRecord, Problem, RunDetail, RunRecord
 from ..timeutil import db_time, py_time
 from .backend import Backend, id_list
-from .schema import JOB_STATE_REVISION
+from .runs import MONITORING
+from .schema import JOB_STATE_REVISION, MONITORING_REVISION
 from .store import JOBS_FROM
 
 if TYPE_CHECKING:
@@ -81,12 +82,17 @@ class History:
         """(group, job) of every job, for suggestions."""
         return [(group, job) for group, job in self.backend.select(f"SELECT p.name, j.name {JOBS_FROM}")]
 
-    def expectations(self, group: str, job: str) -> dict[str, float]:
-        """The stored ``expect_every`` and ``max_duration`` of a job (normalised names), those set; {} for a new job."""
-        found = self.backend.select(f"SELECT j.expect_every, j.max_duration {JOBS_FROM}"
+    def expectations(self, group: str, job: str) -> dict[str, Any]:
+        """The stored ``expect_every``, ``max_duration`` and monitoring settings of a job, those set ({} if none)."""
+        names = ("expect_every", "max_duration") + (MONITORING if self._monitored else ())
+        found = self.backend.select(f"SELECT {', '.join('j.' + name for name in names)} {JOBS_FROM}"
                                     " WHERE p.name = $group AND j.name = $job", {"group": group, "job": job})
-        names = ("expect_every", "max_duration")
         return {name: value for name, value in zip(names, found[0] if found else ()) if value is not None}
+
+    @property
+    def _monitored(self) -> bool:
+        """Whether the database has the monitoring columns (a read-only command never upgrades)."""
+        return self.database.has_revision(MONITORING_REVISION)
 
     def jobs(self, include_retired: bool = False) -> list[JobSummary]:
         """Every job with the run to show for it, the machines it ran on and its number of live entries.
@@ -98,8 +104,9 @@ class History:
     def _summaries(self) -> list[tuple[JobSummary, RunRecord | None]]:
         """Every job's summary, retired or not, with its last attempt (newest run not skipped), which `check` judges."""
         with self.backend.transaction():
+            monitoring = ", ".join(f"j.{name}" if self._monitored else "NULL" for name in MONITORING)
             jobs = self.backend.select(f"SELECT j.id, p.name, j.name, j.expect_every, j.max_duration,"
-                                       f" {self._retired_at()} {JOBS_FROM} ORDER BY p.name, j.name")
+                                       f" {self._retired_at()}, {monitoring} {JOBS_FROM} ORDER BY p.name, j.name")
             entries = dict(self.backend.select("SELECT job_id, COUNT(*) FROM process_cache WHERE expires_at IS NULL"
                                                f" OR expires_at > {self.runs.now} GROUP BY job_id"))
             machines: dict[int, dict[str, datetime]] = {}
@@ -113,14 +120,15 @@ class History:
             if run.status != "skipped":
                 attempts.setdefault((run.group, run.job), run)
         summaries = []
-        for job_id, group, job, expect_every, max_duration, retired_at in jobs:
+        for job_id, group, job, expect_every, max_duration, retired_at, *monitored in jobs:
             ran = machines.get(job_id, {})
             attempt = attempts.get((group, job))
             # Copies skipped by the lock, a once_per slot or a recent success are newer, but the run that did
             # the work (running, or how it ended) is the news; "skipped" only for a job that was never run.
             shown = attempt if attempt is not None else newest.get((group, job))
             summary = JobSummary(group, job, shown, tuple(sorted(ran)), int(entries.get(job_id, 0)), expect_every,
-                                 max_duration, still_retired(py_time(retired_at), max(ran.values(), default=None)))
+                                 max_duration, still_retired(py_time(retired_at), max(ran.values(), default=None)),
+                                 *monitored)
             summaries.append((summary, attempt))
         return summaries
 

@@ -21,7 +21,7 @@ from ..texts import storable
 from ..timeutil import db_time, py_time
 from .backend import Backend, ConstraintViolation
 from .fence import NO_FENCE, Fence
-from .schema import JOB_STATE_REVISION, RUN_CONTROL_REVISION, describe
+from .schema import JOB_STATE_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION, describe
 from .store import GROUP_OF_JOB
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ _RUN_COLUMNS = ("r.id, p.name, j.name, r.machine, r.pid, r.status, r.started_at,
                 " r.duration, r.error, r.traceback, r.result, r.expires_at, r.exit_signal")
 #: The run-control columns, read as NULL from a database of an older revision (opened with upgrade=False).
 _CONTROL_COLUMNS = (", r.exit_code, r.attempts, r.slot", ", NULL, NULL, NULL")
+#: The job's monitoring settings each run stores with it (`JobOptions` fields, `process_jobs` columns).
+MONITORING = ("schedule", "timezone", "grace", "alert_after")
 #: Statuses of a run that ended without doing its work: a ``once_per`` slot it held opens again.
 UNFINISHED = ("failed", "timed-out", "terminated", "lost")
 RUNS_FROM = f"FROM process_job_runs r JOIN process_jobs j ON j.id = r.job_id {GROUP_OF_JOB}"
@@ -69,11 +71,13 @@ class RunStore:
 
     def start(self, group: str, job: str, machine: str, pid: int, lease: float,
               expect_every: float | None = None, max_duration: float | None = None,
-              scope: str | None = None) -> RunRecord:
+              scope: str | None = None, monitoring: dict[str, Any] | None = None) -> RunRecord:
         """Record a new run, alive for *lease* seconds unless its heartbeat renews it.
 
-        The job's expectations (for `processcache check`) and its data scope
-        (for the cache commands) are those of its latest run.
+        The job's expectations (for `processcache check`), its data scope
+        (for the cache commands) and its *monitoring* settings (``schedule``,
+        ``timezone``, ``grace``, ``alert_after``, for `check` on machines that
+        do not import the job's code) are those of its latest run.
         """
         job_id = self.store.job_id(group, job)
         self.backend.retrying(self.database.clock.sync)  # this run's stamps by the server's clock
@@ -82,8 +86,11 @@ class RunStore:
         params = {"job_id": job_id, "machine": machine, "pid": pid, "status": status,
                   "started_at": db_time(started_at), "lease": lease,
                   "expect_every": expect_every, "max_duration": max_duration, "scope": scope}
-        # A database opened with upgrade=False may predate the column.
+        # A database opened with upgrade=False may predate the columns.
         declared = ", scope = $scope" if self.database.has_revision(JOB_STATE_REVISION) else ""
+        if self.database.has_revision(MONITORING_REVISION):
+            declared += "".join(f", {name} = ${name}" for name in MONITORING)
+            params.update({name: (monitoring or {}).get(name) for name in MONITORING})
 
         def insert() -> int:
             with self.transaction():

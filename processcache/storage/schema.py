@@ -57,7 +57,13 @@ JOB_STATE_REVISION = (2, 2)
 #: ``process_job_slots``, whose job and run ids are plain columns, not foreign
 #: keys, so that an older release deleting runs or jobs is never refused.
 RUN_CONTROL_REVISION = (2, 4)
-SCHEMA_REVISION = 4
+#: Revision 5 (monitoring): ``process_jobs.schedule``, ``.timezone``, ``.grace``
+#: and ``.alert_after`` (nullable), and the tables ``process_job_alerts`` (each
+#: job's alert state, so an alert is sent once per change however many
+#: checkers run) and ``process_alert_deliveries`` (each message to a channel,
+#: retried until delivered), with plain id columns as revision 4's.
+MONITORING_REVISION = (2, 5)
+SCHEMA_REVISION = 5
 
 #: What this processcache writes: (version, revision).
 CURRENT = (SCHEMA_VERSION, SCHEMA_REVISION)
@@ -95,6 +101,10 @@ def declare(db, dialect: Dialect) -> dict:
         max_duration = Optional(float)  # seconds, from @job(max_duration=...)
         retired_at = timestamp(Optional)  # revision 2: `processcache jobs retire`; a later run undoes it
         scope = Optional(str, 16, nullable=True, **text(16))  # revision 2: the job's cache scope
+        schedule = Optional(str, 255, nullable=True, **text(255))  # revision 5: its cron expression
+        timezone = Optional(str, 64, nullable=True, **text(64))  # revision 5: the schedule's time zone
+        grace = Optional(float)  # revision 5: seconds a due run may start late
+        alert_after = Optional(int)  # revision 5: failed runs in a row before an alert
         entries = Set("Entry")
         logs = Set("Log")
         runs = Set("Run")
@@ -159,6 +169,31 @@ def declare(db, dialect: Dialect) -> dict:
         run_id = Required(int, size=64)
         PrimaryKey(job_id, slot)
 
+    class Alert(db.Entity):  # revision 5: a job's alert state, changed by whichever checker sees the change first
+        _table_ = "process_job_alerts"
+        job_id = PrimaryKey(int, size=64)
+        state = Required(str, 16, **text(16))  # ok or failing
+        kind = Optional(str, 16, nullable=True, **text(16))  # what is wrong: failed, missed, lost...
+        detail = Optional(LongStr, lazy=False, nullable=True, **text())
+        failures = Required(int)  # failed runs in a row, when it changed
+        run_id = Optional(int, size=64)
+        changed_at = Optional(float)  # database clock
+        muted_until = Optional(float)  # database clock: `processcache jobs mute`
+
+    class Delivery(db.Entity):  # revision 5: one message to one channel, retried until delivered
+        _table_ = "process_alert_deliveries"
+        id = PrimaryKey(int, size=64, auto=True)
+        job_id = Required(int, size=64)
+        channel = Required(LongStr, lazy=False, **text())  # the URL: shown masked only
+        event = Required(str, 16, **text(16))  # failing or recovered
+        body = Required(LongStr, lazy=False, **text())  # the JSON sent
+        status = Required(str, 16, **text(16), index=True)  # pending, sending, sent or failed
+        attempts = Required(int)
+        next_at = Optional(float)  # database clock: when a pending one is tried (again)
+        last_error = Optional(LongStr, lazy=False, nullable=True, **text())
+        created_at = timestamp()
+        sent_at = timestamp(Optional)
+
     class Log(db.Entity):
         _table_ = "process_job_logs"
         id = PrimaryKey(int, size=64, auto=True)
@@ -185,7 +220,7 @@ def declare(db, dialect: Dialect) -> dict:
         name = PrimaryKey(str, 64, **text(64))
         value = Required(str, 255, **text(255))
 
-    return {e.__name__: e for e in (Group, Job, Entry, Run, Attempt, Slot, Log, Lock, Meta)}
+    return {e.__name__: e for e in (Group, Job, Entry, Run, Attempt, Slot, Alert, Delivery, Log, Lock, Meta)}
 
 
 class Schema:
@@ -385,4 +420,6 @@ STEPS = [
     ((2, 3), _replace_index("process_cache")),
     (RUN_CONTROL_REVISION, _add_columns_as_declared("process_job_runs", "exit_code", "attempts", "slot")),
     (RUN_CONTROL_REVISION, Schema._create_missing),  # the attempts and slots tables
+    (MONITORING_REVISION, _add_columns_as_declared("process_jobs", "schedule", "timezone", "grace", "alert_after")),
+    (MONITORING_REVISION, Schema._create_missing),  # the alerts and deliveries tables
 ]
