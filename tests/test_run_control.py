@@ -333,3 +333,14 @@ def test_run_takes_a_timeout_and_once_per_over_the_jobs_own(tmp_path):
         runs = db.history.list_runs("control/sleepy")
         assert [run.status for run in runs] == ["timed-out", "timed-out"]
         assert output_logs(url, runs[0].id) == {"STDOUT": "going to sleep"}
+
+
+def test_a_database_another_process_created_first_is_used_at_its_revision(tmp_path):
+    """Cron starts several runs on a new database at once: the one that finds the tables made must use them all."""
+    url = f"sqlite:///{tmp_path}/new.db"
+    with connect(url, create=False) as late:  # found no tables...
+        with connect(url):  # ...then another process made them
+            pass
+        late.sync("create")  # what connect() does next: nothing is missing now
+        assert late.has_revision(RUN_CONTROL_REVISION)
+        assert slot_job().run(database=late, machine="web1").ok

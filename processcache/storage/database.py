@@ -214,9 +214,12 @@ class Database:
         elif mode == "create" and (self.schema.state() or CURRENT) < CURRENT:
             self.upgrade()
         differences = self.schema.differences()
-        if mode == "check" or not differences:
+        if mode == "check":
             return differences
-        self.schema.create()
+        if differences:
+            self.schema.create()
+        # Read again even when nothing was missing: another process may have created the tables since this
+        # one found none, and what this Database writes follows the state it holds (`has_revision`).
         self.schema_state = self.schema.state()
         return differences
 
