@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from .context import CacheContext
+from .durations import format_duration
 from .errors import CommandFailedError, LeaseLostError, LeaseUnconfirmedError
 from .options import JobOptions
 from .output import Tail
@@ -111,6 +112,8 @@ def _wait(ctx: CacheContext, child: subprocess.Popen) -> int:
             reason = _reason_to_stop(ctx, deadline)
             if reason is not None:
                 ctx.exit_code = _stop(child, signal.SIGTERM, options.kill_after)
+                if isinstance(reason, TimedOut):
+                    raise _timed_out(child.returncode, options.kill_after)
                 raise reason
     except Terminated as stopped:
         ctx.exit_code = _stop(child, stopped.signum, options.kill_after)
@@ -136,6 +139,13 @@ def _reason_to_stop(ctx: CacheContext, deadline: float | None) -> BaseException 
     if heartbeat.unconfirmed_for() > ctx.options.lease:
         return LeaseUnconfirmedError(lock, heartbeat.unconfirmed_for())
     return None
+
+
+def _timed_out(returncode: int, kill_after: float) -> TimedOut:
+    """The `TimedOut` of a command stopped for its timeout, with the signal that ended it and what that took."""
+    killed = returncode == -signal.SIGKILL
+    detail = f"it ignored SIGTERM and was killed {format_duration(kill_after)} later" if killed else None
+    return TimedOut(detail, -returncode if returncode < 0 else None)
 
 
 def _stop(child: subprocess.Popen, first: int, kill_after: float) -> int:

@@ -68,9 +68,11 @@ class JobOptions:
                     (exit 75) saying where it ran; a run that starts up to
                     `SLOT_EARLY` seconds before a slot's start (a machine
                     whose clock is ahead fires cron early) counts in it.
-    reopen_failed_slot: when a slot's run fails, times out, is terminated
-                    or lost, a later run in the slot may try again (default
-                    True); False keeps the slot closed.
+    reopen_failed_slot: when a slot's run failed, timed out, was terminated
+                    or lost, this run may take the slot over and try again
+                    (default True); with False it is skipped. Decided by the
+                    run that finds the slot failed: declare it the same on
+                    every machine.
     skip_if_succeeded_within: skip (exit 75) when a run of the job
                     succeeded this recently, on any machine: a job on
                     machines that were down catches up once, not once per

@@ -307,7 +307,7 @@ def _finish(ctx: CacheContext, started: RunRecord, status: str, exc: BaseExcepti
             trace: str | None = None, result: Any = None) -> RunRecord:
     """The final record of *started*; if it cannot be stored, `RunNotRecordedError` naming outcome and storage error."""
     error = None if exc is None else error_line(exc, ctx.options)
-    signum = exc.signum if isinstance(exc, Terminated) else exc.signal if isinstance(exc, CommandFailedError) else None
+    signum = exc.signum if isinstance(exc, Terminated) else getattr(exc, "signal", None)  # a command's, if any
     try:
         return ctx.database.runs.finish(started, status, error, trace, result=result, signal=signum, fence=ctx.fence,
                                         exit_code=ctx.exit_code, attempts=ctx.attempts)
@@ -334,7 +334,7 @@ def status_of(exc: BaseException) -> str:
 def error_line(exc: BaseException, options: JobOptions) -> str:
     """The error a run (or attempt) records for *exc*: a command's and a timeout's in words, others as raised."""
     if isinstance(exc, TimedOut):
-        return f"timed out after {format_duration(options.timeout)}"
+        return f"timed out after {format_duration(options.timeout)}" + (f"; {exc.detail}" if exc.detail else "")
     if isinstance(exc, CommandFailedError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -28,8 +28,12 @@ class TimedOut(BaseException):
     ``except Exception:`` so that the job stops and the run ends ``timed-out``.
     """
 
-    def __init__(self, message: str = "timed out") -> None:
-        super().__init__(message)
+    def __init__(self, detail: str | None = None, signal: int | None = None) -> None:
+        super().__init__("timed out" + (f": {detail}" if detail else ""))
+        #: What stopping it took, when more than asking (a command that ignored SIGTERM).
+        self.detail = detail
+        #: The signal that ended a command stopped for its timeout.
+        self.signal = signal
 
 
 @contextlib.contextmanager

@@ -77,7 +77,8 @@ def test_a_command_past_its_timeout_is_stopped_with_what_it_started_and_exits_12
                "sh", "-c", f"trap '' TERM; sleep {marker}; echo never")
     assert done.returncode == 124 and time.monotonic() - started < 30
     run = only_run(backend_url, "ops/hangs").run
-    assert (run.status, run.error, run.exit_code) == ("timed-out", "timed out after 1.0s", 128 + signal.SIGKILL)
+    assert (run.status, run.exit_code, run.signal) == ("timed-out", 128 + signal.SIGKILL, signal.SIGKILL)
+    assert run.error == "timed out after 1.0s; it ignored SIGTERM and was killed 1.0s later"
     time.sleep(0.5)
     assert subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True).returncode == 1, \
         "the sleep the shell started was stopped with it"

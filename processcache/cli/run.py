@@ -36,8 +36,8 @@ _CONTROL = (
 def control_options(func):
     """--timeout, --retries, --once-per...: a run's control, on `run` (over the job's) and `exec`."""
     func = click.option("--keep-failed-slot", "keep_failed_slot", is_flag=True, default=None,
-                        help="With --once-per: a run that fails keeps its slot closed [default: a later run in "
-                             "the slot may try again].")(func)
+                        help="With --once-per: a slot whose run failed stays closed to this run (it is skipped) "
+                             "[default: this run takes a failed slot over]. Give it on every machine's line.")(func)
     metavars = {"retries": "N", "retry_backoff": "FACTOR", "output_tail": "SIZE"}
     for flag, field, text in reversed(_CONTROL):
         func = click.option(flag, field, metavar=metavars.get(field, "DURATION"), help=text)(func)
