@@ -1,17 +1,32 @@
 """Where processcache tells someone: alert channels and per-run pings, each a URL.
 
-Checked when they are given (a job's ``ping=``, ``check --notify``), so a
-typo fails the crontab line at once, not the alert months later. Every URL
-may hold a token (a healthchecks UUID, a webhook secret, an SMTP password):
-`config.mask_url` hides them wherever one is shown.
+Channels (``check --notify URL``):
+
+- ``https://...`` or ``http://...``: a webhook. The alert is POSTed as JSON
+  (`alerts.message` documents the body); any 2xx answer is a delivery.
+- ``smtp://[user[:password]@]host[:port]?to=a@x.org,b@x.org[&from=...][&starttls=1]``
+  (``smtps://`` for SSL from the start): an e-mail, with the standard
+  library's smtplib. Port 25 (465 for smtps) unless given.
+
+Every channel waits at most ``?timeout=`` seconds (default
+`DEFAULT_TIMEOUT`) for an answer. Checked when given, so a typo fails the
+crontab line at once, not the alert months later. A URL may hold a token (a
+webhook's secret path, a healthchecks UUID, an SMTP password):
+`mask_channel` hides it wherever one is shown.
 """
 
-from urllib.parse import urlsplit
+import json
+import socket
+from email.message import EmailMessage
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
-from .errors import RegistryError
+from .errors import ConfigError, RegistryError
 
+#: Seconds a channel or a ping may take to answer.
+DEFAULT_TIMEOUT = 5.0
 #: Per-run ping protocols, by scheme prefix; a plain http(s) URL is healthchecks.io's (or Cronitor's by host).
 PING_PREFIXES = ("hc+", "cronitor+")
+CHANNEL_SCHEMES = ("https", "http", "smtp", "smtps")
 
 
 def check_ping(url: str) -> str:
@@ -28,6 +43,95 @@ def check_ping(url: str) -> str:
     return url
 
 
+def check_channel(url: str) -> str:
+    """*url* as given, if processcache can send to it; ConfigError in one line if not."""
+    parts = urlsplit(url)
+    if parts.scheme not in CHANNEL_SCHEMES:
+        raise ConfigError(f"unknown channel scheme {parts.scheme or url!r} in {_shown(url)}: use https://... (a"
+                          " webhook) or smtp://host?to=you@example.org (e-mail)")
+    if not parts.hostname:
+        raise ConfigError(f"the channel {_shown(url)} has no host: write e.g. https://hooks.example.org/...")
+    if parts.scheme.startswith("smtp") and not _options(url).get("to"):
+        raise ConfigError(f"the e-mail channel {_shown(url)} says no recipient: add ?to=you@example.org")
+    _timeout(url)
+    return url
+
+
+def send(url: str, subject: str, body: dict) -> None:
+    """Deliver one alert (*body*, the JSON `alerts.message` makes) to the channel *url*; raise if it was not."""
+    if urlsplit(url).scheme.startswith("smtp"):
+        _mail(url, subject, body)
+    else:
+        post(url, json.dumps(body, ensure_ascii=False).encode(), "application/json", _timeout(url))
+
+
+def post(url: str, data: bytes | None, content_type: str, timeout: float) -> None:
+    """POST *data* (GET when None) to *url*; raise ConnectionError naming the masked URL unless it answers 2xx."""
+    from urllib.error import HTTPError, URLError
+    from urllib.request import Request, urlopen
+
+    from . import __version__
+
+    request = Request(url, data=data, headers={"Content-Type": content_type,
+                                               "User-Agent": f"processcache/{__version__}"})
+    try:
+        with urlopen(request, timeout=timeout) as answer:
+            answer.read(1024)
+    except HTTPError as exc:
+        raise ConnectionError(f"{mask_channel(url)} answered HTTP {exc.code}") from None
+    except (URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConnectionError(f"{mask_channel(url)} did not answer: {reason}") from None
+
+
+def _mail(url: str, subject: str, body: dict) -> None:
+    import smtplib
+
+    parts, options = urlsplit(url), _options(url)
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = options.get("from") or f"processcache@{socket.getfqdn()}"
+    message["To"] = options["to"]
+    message.set_content(_mail_text(body))
+    secure = parts.scheme == "smtps"
+    smtp_class = smtplib.SMTP_SSL if secure else smtplib.SMTP
+    try:
+        with smtp_class(parts.hostname or "", parts.port or (465 if secure else 25), timeout=_timeout(url)) as smtp:
+            if options.get("starttls") in ("1", "true", "yes"):
+                smtp.starttls()
+            if parts.username:
+                smtp.login(parts.username, parts.password or "")
+            smtp.send_message(message)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise ConnectionError(f"{mask_channel(url)} did not take the mail: {exc}") from None
+
+
+def _mail_text(body: dict) -> str:
+    lines = [body["text"], ""]
+    lines += [f"{name}: {body[name]}" for name in ("job", "kind", "machine", "run_id", "started_at", "error")
+              if body.get(name) is not None]
+    if body.get("log_tail"):
+        lines += ["", "Its last logs:", *(f"  {line}" for line in body["log_tail"])]
+    return "\n".join(lines) + "\n"
+
+
+def _options(url: str) -> dict[str, str]:
+    return {name: ",".join(values) for name, values in parse_qs(urlsplit(url).query).items()}
+
+
+def _timeout(url: str) -> float:
+    given = _options(url).get("timeout")
+    if given is None:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = 0
+    if not 0 < seconds <= 300:
+        raise ConfigError(f"timeout={given!r} in {_shown(url)}: give seconds, more than 0 and at most 300")
+    return seconds
+
+
 def mask_channel(url: str) -> str:
     """*url* as processcache shows it: the scheme and host, the rest hidden (a path or a query often is a token).
 
@@ -40,13 +144,20 @@ def mask_channel(url: str) -> str:
     """
     parts = urlsplit(url)
     host = parts.hostname or "?"
-    where = f"{host}:{parts.port}" if parts.port else host
+    where = f"{host}:{parts.port}" if _port(parts) else host
     if parts.scheme in ("smtp", "smtps"):
         user = f"{parts.username}:***@" if parts.password is not None else (f"{parts.username}@" if parts.username
                                                                            else "")
         return f"{parts.scheme}://{user}{where}" + (f"?{parts.query}" if parts.query else "")
     hidden = "/***" if parts.path.strip("/") or parts.query or parts.username else ""
     return f"{parts.scheme}://{where}{hidden}"
+
+
+def _port(parts: SplitResult) -> int | None:
+    try:
+        return parts.port
+    except ValueError:  # a port that is not a number: shown as the host alone
+        return None
 
 
 def _shown(url: str) -> str:

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from ..durations import parse_duration
+from ..durations import format_duration, parse_duration
 from .format import (
     database_option,
     echo_json,
@@ -132,17 +132,76 @@ def delete(click_ctx, job, yes, database, as_json):
     report(click_ctx, as_json, {"job": job, **counts}, f"deleted {job} with its {_counted(counts)}")
 
 
+@_job_command
+@click.option("--for", "duration", metavar="DURATION", required=True,
+              help="How long to send no alert about it (e.g. 2h, 1d).")
+def mute(click_ctx, job, duration, database, as_json):
+    """Send no alert about a job for a while: a known outage, a planned migration.
+
+    `check` still reports it, and its alert state still follows it: if it
+    recovers while muted, no message goes; if it still fails when the mute
+    ends, none goes either (it was already failing). The time is the
+    database server's.
+
+    \b
+    Example:
+        processcache jobs mute billing/sync-invoices --for 2h
+    """
+    seconds = _duration_of(duration, "--for")
+    with opened(of_group(click_ctx, "database", database), read_only=False) as db:
+        db.mute_job(job, seconds)
+    report(click_ctx, as_json, {"job": job, "muted_for": seconds},
+           f"muted {job} for {format_duration(seconds)}: `processcache jobs unmute {job}` ends it sooner")
+
+
+@_job_command
+def unmute(click_ctx, job, database, as_json):
+    """Send alerts about a muted job again, now."""
+    with opened(of_group(click_ctx, "database", database), read_only=False) as db:
+        db.mute_job(job, None)
+    report(click_ctx, as_json, {"job": job, "muted_for": None}, f"unmuted {job}")
+
+
+def _duration_of(text: str, option: str) -> float:
+    from ..errors import ProcessCacheError
+
+    try:
+        seconds = parse_duration(text, option)
+    except ProcessCacheError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if seconds <= 0:
+        raise click.BadParameter(f"{option} must be longer than 0 seconds")
+    return seconds
+
+
 def _counted(counts: dict[str, int]) -> str:
     return f"{counts['runs']} runs, {counts['logs']} logs and {counts['entries']} cache entries"
+
+
+def channels_given(urls: tuple[str, ...]) -> list[str]:
+    """The --notify URLs, checked before any database opens: a typo fails the crontab line, not the alert."""
+    from ..channels import check_channel
+    from ..errors import ProcessCacheError
+
+    found = [url for given in urls for url in given.split()]
+    try:
+        return [check_channel(url) for url in found]
+    except ProcessCacheError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.command()
 @click.option("--grace", default="1m", show_default=True, metavar="DURATION",
               help="How late a job with expect_every may start before it is overdue.")
+@click.option("--notify", "notify_urls", metavar="URL", multiple=True, envvar="PROCESSCACHE_NOTIFY",
+              show_envvar=True, callback=lambda _ctx, _param, urls: channels_given(urls),
+              help="Send an alert when a job starts failing or recovers: a webhook (https://...) or e-mail "
+                   "(smtp://host?to=you@example.org). Repeat it for more; the variable takes them space-separated "
+                   "and keeps tokens out of `ps`.")
 @database_option
 @json_option
 @one_line_errors
-def check(grace, database, as_json):
+def check(grace, notify_urls, database, as_json):
     """Report jobs that need a look; exit 1 if any, 0 if all is well.
 
     A job is reported when it is overdue (declared with expect_every and no
@@ -158,12 +217,28 @@ def check(grace, database, as_json):
     "(3 attempts)". With --json, each problem holds the run judged
     (machine, exit_code, attempts, slot, error; times in UTC).
 
+    With --notify, check also tells someone: when a job goes from well to
+    failing (missed, overdue, lost, too long at once; failed or timed out
+    once alert_after runs in a row have), one message goes to each URL, and
+    one more when it recovers; nothing while it stays as it was, however
+    often check runs and on however many machines. A channel that does not
+    answer within 5 s holds nothing up: the message is tried again by the
+    next check (`processcache alerts` lists them). Give every machine that
+    runs check the same --notify.
+
     \b
-    Example:
+    Examples:
         processcache check --json
+        * * * * *  processcache check --notify https://hooks.example.org/cron > /dev/null
+        * * * * *  PROCESSCACHE_NOTIFY='smtp://mail.internal?to=ops@example.org' processcache check > /dev/null
     """
-    with opened(database) as db:
+    writes = bool(notify_urls)  # alert states live in the database: --notify needs a user that may write
+    with opened(database, read_only=not writes) as db:
         problems = db.check(parse_duration(grace, "--grace"))
+        if notify_urls:
+            from ..alerts import notify
+
+            notify(db, problems, notify_urls, log=lambda line: click.echo(f"processcache: {line}", err=True))
     if as_json:
         echo_json({"ok": not problems, "problems": problems})
     else:

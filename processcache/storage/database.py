@@ -21,6 +21,7 @@ from .schema import CURRENT, SCHEMA_REVISION, SCHEMA_VERSION, Schema, declare
 from .store import Store
 
 if TYPE_CHECKING:
+    from .alerts import AlertStore
     from .reports import History
 
 SYNC_MODES = ("create", "check", "new")
@@ -98,6 +99,13 @@ class Database:
 
         return History(self)
 
+    @functools.cached_property
+    def alerts(self) -> "AlertStore":
+        """Alert states and the delivery queue (`storage.alerts`), imported when first used: `run` never needs it."""
+        from .alerts import AlertStore
+
+        return AlertStore(self)
+
     # -- reports: what the operations commands show, for programs (the commands call these) ------
 
     def jobs(self, *, include_retired: bool = False) -> list[JobSummary]:
@@ -170,6 +178,10 @@ class Database:
         from .retirement import retire
 
         return retire(self.history, job)
+
+    def mute_job(self, job: str, seconds: float | None) -> None:
+        """Send no alert about ``"group/job"`` for *seconds* (None: unmute now), by the database server's clock."""
+        self.alerts.mute(self.history.job_id(job), seconds)
 
     def restore_job(self, job: str) -> bool:
         """Undo `retire_job`; False when the job was not retired."""

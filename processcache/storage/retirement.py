@@ -26,6 +26,7 @@ from ..errors import ProcessCacheError
 from ..timeutil import db_time, py_time
 from .backend import ConstraintViolation
 from .reports import TABLES, History, still_retired
+from .schema import MONITORING_REVISION, RUN_CONTROL_REVISION
 
 
 def retire(history: History, name: str) -> datetime:
@@ -82,3 +83,8 @@ def _delete_job_row(history: History, job_id: int, name: str) -> None:
         raise ProcessCacheError(f"a run of {name} started while it was being deleted, so its new rows are kept:"
                                 " take it out of every crontab, then delete it again") from None
     history.database.store.forget_job(job_id)
+    database = history.database
+    if database.has_revision(RUN_CONTROL_REVISION):
+        history.backend.execute("DELETE FROM process_job_slots WHERE job_id = $id", {"id": job_id})
+    if database.has_revision(MONITORING_REVISION):
+        database.alerts.forget_jobs([job_id])

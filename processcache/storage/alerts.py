@@ -1,0 +1,191 @@
+"""Alert state and deliveries: the SQL that makes an alert go out once per change, and retries it until it does.
+
+Each job has one row in ``process_job_alerts``: ``ok`` or ``failing``. A
+checker that sees a job's state differ from its row changes the row with a
+compare-and-set (``UPDATE ... WHERE state = <what it read>``), and only the
+checker whose update matched a row queues the messages, in the same
+transaction: however many machines run ``check`` every minute, one of them
+sends each change, and a crash between the two loses neither.
+
+A message to a channel is a row of ``process_alert_deliveries``: ``pending``
+until a checker takes it (``sending``, for a short lease, again by
+compare-and-set, so two checkers never both send it), then ``sent``, or
+back to ``pending`` with a later ``next_at`` after a failure, and
+``failed`` after the last attempt. Every time that decides (mutes, retries)
+is the database server's.
+"""
+
+from datetime import datetime
+from typing import TYPE_CHECKING, NamedTuple
+
+from ..texts import storable
+from ..timeutil import db_time, py_time
+from .backend import Backend, ConstraintViolation, id_list
+from .reports import FAILED
+
+if TYPE_CHECKING:
+    from .database import Database
+
+#: How long a checker may take to send one message before another may take it over (seconds).
+SENDING_LEASE = 60.0
+#: Waits before the 2nd, 3rd... attempt of a failed delivery (seconds); after the last one it is ``failed``.
+RETRY_DELAYS = (60.0, 300.0, 900.0, 3600.0, 3600.0, 3600.0)
+
+
+class AlertState(NamedTuple):
+    """A job's alert row: its state, what is wrong, and how many failed runs in a row it has seen."""
+
+    job_id: int
+    state: str
+    kind: str | None
+    detail: str | None
+    failures: int
+    run_id: int | None
+    muted_for: float | None  # seconds left, by the server's clock; None when not muted
+
+
+class DeliveryRecord(NamedTuple):
+    """One message to one channel, as ``processcache alerts`` lists it (the channel's URL unmasked: mask it)."""
+
+    id: int
+    job: str
+    channel: str
+    event: str
+    status: str
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+    next_in: float | None  # seconds until a pending one is tried again
+    last_error: str | None
+    body: str
+
+
+class AlertStore:
+    """The alert rows and the delivery queue of one database."""
+
+    def __init__(self, database: "Database") -> None:
+        self.database = database
+        self.backend: Backend = database.backend
+        self.now = self.backend.dialect.now
+
+    # -- state --------------------------------------------------------------------------
+
+    def job_ids(self) -> dict[str, int]:
+        """Every job's id by its name, ``group/job``."""
+        return {f"{group}/{job}": job_id for job_id, group, job in self.backend.select(
+            "SELECT j.id, p.name, j.name FROM process_jobs j JOIN processes p ON p.id = j.process_id")}
+
+    def states(self) -> dict[int, AlertState]:
+        """Every job's alert row, by job id."""
+        rows = self.backend.select(f"SELECT job_id, state, kind, detail, failures, run_id, muted_until - {self.now}"
+                                   " FROM process_job_alerts")
+        return {row[0]: AlertState(row[0], row[1], row[2], row[3], row[4], row[5], _left(row[6])) for row in rows}
+
+    def failures_in_a_row(self) -> dict[int, tuple[int, int]]:
+        """Per job id: (failed runs since its last success, the newest of them), for jobs with any."""
+        failed = ", ".join(f"'{status}'" for status in FAILED)
+        rows = self.backend.select(
+            f"SELECT r.job_id, COUNT(*), MAX(r.id) FROM process_job_runs r WHERE r.status IN ({failed})"
+            " AND r.id > COALESCE((SELECT MAX(s.id) FROM process_job_runs s WHERE s.job_id = r.job_id"
+            " AND s.status = 'succeeded'), 0) GROUP BY r.job_id")
+        return {job_id: (count, newest) for job_id, count, newest in rows}
+
+    def change(self, before: AlertState | None, after: AlertState, messages: list[tuple[str, str, str]]) -> bool:
+        """Move a job's row from *before* (None: no row yet) to *after* and queue *messages*; False if another did.
+
+        *messages* are (channel URL, event, JSON body). The row's change and
+        the messages are one transaction, and the change is a compare-and-set
+        on the state this checker read.
+        """
+        values = {"job_id": after.job_id, "state": after.state, "kind": after.kind, "detail": storable(after.detail),
+                  "failures": after.failures, "run_id": after.run_id, "changed_at": None}
+        try:
+            with self.backend.transaction():
+                if before is None:
+                    self.backend.insert("process_job_alerts", values)
+                elif self.backend.execute(
+                        f"UPDATE process_job_alerts SET state = $state, kind = $kind, detail = $detail,"
+                        f" failures = $failures, run_id = $run_id, changed_at = {self.now}"
+                        " WHERE job_id = $job_id AND state = $before", {**values, "before": before.state}) != 1:
+                    return False
+                for channel, event, body in messages:
+                    self._queue(after.job_id, channel, event, body)
+        except ConstraintViolation:
+            return False  # another checker made the row first
+        return True
+
+    def note_failures(self, job_id: int, failures: int) -> None:
+        """Raise the count a failing job's row holds, so its recovery says how many runs failed."""
+        self.backend.execute("UPDATE process_job_alerts SET failures = $failures WHERE job_id = $job_id"
+                             " AND failures < $failures", {"job_id": job_id, "failures": failures})
+
+    def mute(self, job_id: int, seconds: float | None) -> None:
+        """Send no alert for the job for *seconds* (None: unmute); its state still follows the job."""
+        until = None if seconds is None else f"{self.now} + $seconds"
+        params = {"job_id": job_id, "seconds": seconds}
+        with self.backend.transaction():
+            if not self.backend.execute(f"UPDATE process_job_alerts SET muted_until = {until or 'NULL'}"
+                                        " WHERE job_id = $job_id", params):
+                self.backend.insert("process_job_alerts", {"job_id": job_id, "state": "ok", "failures": 0})
+                self.backend.execute(f"UPDATE process_job_alerts SET muted_until = {until or 'NULL'}"
+                                     " WHERE job_id = $job_id", params)
+
+    # -- deliveries ---------------------------------------------------------------------
+
+    def _queue(self, job_id: int, channel: str, event: str, body: str) -> None:
+        self.backend.execute(
+            "INSERT INTO process_alert_deliveries (job_id, channel, event, body, status, attempts, next_at,"
+            f" created_at) VALUES ($job_id, $channel, $event, $body, 'pending', 0, {self.now}, $created_at)",
+            {"job_id": job_id, "channel": channel, "event": event, "body": body,
+             "created_at": db_time(self.database.clock.now())})
+
+    def due(self) -> list[tuple[int, str, str]]:
+        """(id, channel, body) of the messages due now: pending and due, or sending past their lease."""
+        return [(row[0], row[1], row[2]) for row in self.backend.select(
+            "SELECT id, channel, body FROM process_alert_deliveries WHERE (status = 'pending' AND next_at <= "
+            f"{self.now}) OR (status = 'sending' AND next_at < {self.now}) ORDER BY id")]
+
+    def take(self, delivery_id: int) -> bool:
+        """Take a due message to send it now (compare-and-set); False when another checker took it first."""
+        return self.backend.execute(
+            f"UPDATE process_alert_deliveries SET status = 'sending', next_at = {self.now} + $lease,"
+            " attempts = attempts + 1 WHERE id = $id AND ((status = 'pending' AND next_at <= "
+            f"{self.now}) OR (status = 'sending' AND next_at < {self.now}))",
+            {"id": delivery_id, "lease": SENDING_LEASE}) == 1
+
+    def sent(self, delivery_id: int) -> None:
+        self.backend.execute("UPDATE process_alert_deliveries SET status = 'sent', next_at = NULL,"
+                             " sent_at = $sent_at, last_error = NULL WHERE id = $id",
+                             {"id": delivery_id, "sent_at": db_time(self.database.clock.now())})
+
+    def not_sent(self, delivery_id: int, error: str) -> None:
+        """Record a failed attempt: tried again after the next of `RETRY_DELAYS`, ``failed`` after the last."""
+        attempts = self.backend.value("SELECT attempts FROM process_alert_deliveries WHERE id = $id",
+                                      {"id": delivery_id}) or 1
+        delay = RETRY_DELAYS[attempts - 1] if attempts <= len(RETRY_DELAYS) else None
+        status, next_at = ("pending", f"{self.now} + $delay") if delay is not None else ("failed", "NULL")
+        self.backend.execute(f"UPDATE process_alert_deliveries SET status = $status, next_at = {next_at},"
+                             " last_error = $error WHERE id = $id",
+                             {"id": delivery_id, "status": status, "delay": delay, "error": storable(error)})
+
+    def deliveries(self, limit: int = 50, status: str | None = None) -> list[DeliveryRecord]:
+        """The newest messages first, with the job they are about."""
+        where = "WHERE d.status = $status" if status else ""
+        rows = self.backend.select(
+            "SELECT d.id, p.name, j.name, d.channel, d.event, d.status, d.attempts, d.created_at, d.sent_at,"
+            f" d.next_at - {self.now}, d.last_error, d.body FROM process_alert_deliveries d"
+            " JOIN process_jobs j ON j.id = d.job_id JOIN processes p ON p.id = j.process_id"
+            f" {where} ORDER BY d.id DESC LIMIT {int(limit)}", {"status": status})
+        return [DeliveryRecord(r[0], f"{r[1]}/{r[2]}", r[3], r[4], r[5], r[6], py_time(r[7]), py_time(r[8]),
+                               _left(r[9]) if r[5] == "pending" else None, r[10], r[11]) for r in rows]
+
+    def forget_jobs(self, job_ids: list[int]) -> None:
+        """Delete the alert rows and messages of deleted jobs."""
+        if job_ids:
+            for table in ("process_job_alerts", "process_alert_deliveries"):
+                self.backend.execute(f"DELETE FROM {table} WHERE job_id IN ({id_list(job_ids)})")
+
+
+def _left(seconds: object) -> float | None:
+    """Seconds left, or None when none are (a mute or a wait that ended)."""
+    return float(seconds) if seconds is not None and float(seconds) > 0 else None  # type: ignore[arg-type]

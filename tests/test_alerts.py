@@ -1,0 +1,136 @@
+"""Alerts on changes: `check --notify` against a real local webhook and a real local SMTP server."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+from channel_servers import Mailbox, Webhook
+from cli_helpers import cli
+
+from processcache import Registry, connect
+
+
+@pytest.fixture
+def webhook():
+    server = Webhook()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def mailbox():
+    server = Mailbox()
+    yield server
+    server.close()
+
+
+def run_job(url: str, fails: bool, machine: str = "web1", **options):
+    registry = Registry()
+
+    @registry.job("shop", "sync", **{"alert_after": 3, **options})
+    def sync(ctx):
+        ctx.create_log("fetched the price list")
+        if fails:
+            raise ConnectionError("the supplier's API answered 503")
+
+    return sync.run(database=url, machine=machine)
+
+
+def check(url: str, *channels: str, machine_env: str = "a"):
+    args = [arg for channel in channels for arg in ("--notify", channel)]
+    return cli("check", "-d", url, *args, env={"CHECKER": machine_env})
+
+
+def test_three_failures_then_a_recovery_send_exactly_two_alerts_per_channel(backend_url, webhook, mailbox):
+    hook = webhook.url + "/hooks/secret-token-123"
+    steps = [True, True, True, True, False]  # alert_after=3: the third failure alerts; the success recovers
+    for fails in steps:
+        run_job(backend_url, fails)
+        for checker in ("a", "b"):  # two machines run check every minute
+            done = check(backend_url, hook, mailbox.url, machine_env=checker)
+            assert done.returncode == (1 if fails else 0), done.stderr
+            assert "secret-token-123" not in done.stdout + done.stderr
+    events = [body["event"] for _, body in webhook.received]
+    assert events == ["failing", "recovered"]
+    failing, recovered = (body for _, body in webhook.received)
+    assert failing["text"] == "shop/sync is failing: failed: ConnectionError: the supplier's API answered 503"
+    assert (failing["job"], failing["kind"], failing["failures"], failing["machine"]) == ("shop/sync", "failed", 3,
+                                                                                         "web1")
+    assert "fetched the price list" in failing["log_tail"] and failing["error"].startswith("ConnectionError")
+    assert recovered["text"] == "shop/sync recovered after 4 failed runs"
+    assert [path for path, _ in webhook.received] == ["/hooks/secret-token-123"] * 2
+    subjects = [message["Subject"] for message in mailbox.messages]
+    assert subjects == ["[processcache] shop/sync is failing: failed: ConnectionError: the supplier's API answered 503",
+                        "[processcache] shop/sync recovered after 4 failed runs"]
+    assert mailbox.messages[0]["To"] == "ops@example.org"
+
+
+def test_checks_at_the_same_moment_on_many_machines_send_one_alert(backend_url, webhook):
+    run_job(backend_url, fails=True, alert_after=1)
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PROCESSCACHE_DATABASE_URL"}
+    checkers = [subprocess.Popen([sys.executable, "-m", "processcache", "check", "-d", backend_url, "--notify",
+                                  webhook.url], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for _ in range(6)]
+    assert [checker.wait(120) for checker in checkers] == [1] * 6
+    assert [body["event"] for _, body in webhook.received] == ["failing"]
+
+
+def test_a_muted_job_sends_nothing_and_its_state_still_follows_it(backend_url, webhook):
+    run_job(backend_url, fails=False)
+    assert cli("jobs", "mute", "shop/sync", "--for", "2h", "-d", backend_url).returncode == 0
+    run_job(backend_url, fails=True, alert_after=1)
+    assert check(backend_url, webhook.url).returncode == 1
+    assert webhook.received == []
+    assert cli("jobs", "unmute", "shop/sync", "-d", backend_url).returncode == 0
+    check(backend_url, webhook.url)
+    assert webhook.received == [], "it was failing already when the mute ended"
+    run_job(backend_url, fails=False)
+    check(backend_url, webhook.url)
+    assert [body["event"] for _, body in webhook.received] == ["recovered"]
+
+
+def test_a_channel_that_is_down_delays_nothing_and_the_next_check_delivers(backend_url, webhook):
+    webhook.mode = "fail"
+    run_job(backend_url, fails=True, alert_after=1)
+    done = check(backend_url, webhook.url + "/t/secret-token-123")
+    assert done.returncode == 1 and "answered HTTP 500" in done.stderr
+    listed = cli("alerts", "-d", backend_url)
+    assert "pending" in listed.stdout and "answered HTTP 500" in listed.stdout
+    assert "secret-token-123" not in listed.stdout + done.stderr and f"{webhook.url}/***" in listed.stdout
+    webhook.mode = "ok"
+    with connect(backend_url) as db:  # the retry's wait has passed
+        db.backend.execute("UPDATE process_alert_deliveries SET next_at = 0")
+    assert check(backend_url, webhook.url + "/t/secret-token-123").returncode == 1
+    assert [body["event"] for _, body in webhook.received] == ["failing"], "delivered once, by the next check"
+    assert "sent" in cli("alerts", "-d", backend_url).stdout
+
+
+def test_a_slow_channel_holds_check_up_no_longer_than_its_timeout(tmp_path, webhook):
+    url = f"sqlite:///{tmp_path}/slow.db"
+    webhook.mode = "stall"
+    run_job(url, fails=True, alert_after=1)
+    started = time.monotonic()
+    done = check(url, webhook.url + "?timeout=1")
+    assert done.returncode == 1 and time.monotonic() - started < 15, done.stderr
+    assert "did not answer" in done.stderr
+
+
+@pytest.mark.parametrize("channel, message", [
+    ("ftp://files.example.org/x", "unknown channel scheme 'ftp'"),
+    ("https://", "has no host"),
+    ("smtp://mail.example.org", "says no recipient: add ?to=you@example.org"),
+    ("https://hooks.example.org/x?timeout=soon", "timeout='soon'"),
+])
+def test_a_bad_channel_is_one_line_and_exit_2(tmp_path, channel, message):
+    done = cli("check", "-d", f"sqlite:///{tmp_path}/c.db", "--notify", channel)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_the_variable_takes_several_channels_and_keeps_tokens_out_of_the_command_line(tmp_path, webhook, mailbox):
+    url = f"sqlite:///{tmp_path}/env.db"
+    run_job(url, fails=True, alert_after=1)
+    done = cli("check", "-d", url, env={"PROCESSCACHE_NOTIFY": f"{webhook.url}/secret {mailbox.url}"})
+    assert done.returncode == 1
+    assert len(webhook.received) == 1 and len(mailbox.messages) == 1
