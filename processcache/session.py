@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .context import CacheContext, using
 from .durations import format_duration
@@ -38,6 +38,9 @@ from .storage.database import Database, connect
 from .storage.fence import Fence
 from .storage.runs import MONITORING, RunStore
 from .timeouts import TimedOut, interrupt_after
+
+if TYPE_CHECKING:
+    from .pings import Pinger
 from .timeutil import backoff
 
 
@@ -105,11 +108,13 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
         heartbeat = Heartbeat(lambda: runs.heartbeat(started.id, options.lease, lock), options.lease / 3,
                               f"run {started.id}", close=db.close)
         ctx.heartbeat = heartbeat
+        pinger = None
         with heartbeat:
             try:
                 try:
                     lock = _take_lock(ctx, started)
                     started = _skip_if_done(ctx, started)
+                    pinger = _pinged(options.ping)
                     with _captured_logging(ctx), using(ctx), _python_output(captured):
                         if options.load_cache == "eager":
                             ctx.sync_cache()
@@ -127,6 +132,33 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
                 if lock is not None:
                     _locks_here.held.discard((db.url, lock))
                     _release(runs, lock, started.id)
+                if pinger is not None:
+                    _ping_end(pinger, ctx)
+
+
+def _pinged(url: str | None) -> "Pinger | None":
+    """The run's pinger, its start sent, once the run does its work (a skipped run pings nothing)."""
+    if url is None:
+        return None
+    from .pings import Pinger
+
+    pinger = Pinger(url)
+    pinger.start()
+    return pinger
+
+
+def _ping_end(pinger: "Pinger", ctx: CacheContext) -> None:
+    """Ping how the run ended, with its output's end; never raises (the run's ending is recorded already)."""
+    from .runner import exit_code
+
+    run = ctx.run
+    if run is None or run.status == "running":  # its end could not be recorded: nothing true to ping
+        return
+    output = "\n".join(text for _level, text in ctx.output.tails()) if ctx.output is not None else ""
+    try:
+        pinger.finish(run, exit_code(run), output)
+    except Exception:  # noqa: BLE001  (a ping must never fail a run)
+        pass
 
 
 def _unechoed(echo: Callable[[LogRecord], None] | None,

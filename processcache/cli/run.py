@@ -164,11 +164,18 @@ def run(target, database, machine, overlap, wait_timeout, quiet, job_name, as_js
 @click.option("--expect-every", metavar="DURATION",
               help="`processcache check` reports the job overdue when no run started within this period.")
 @click.option("--max-duration", metavar="DURATION", help="`processcache check` reports runs that take longer.")
+@click.option("--schedule", metavar="CRON", help="When the job is due, as in the crontab ('0 3 * * *'): `check` "
+                                                  "reports it missed when no run starts within --grace after.")
+@click.option("--timezone", metavar="ZONE", help="The time zone --schedule is read in (Europe/Berlin) [default: UTC].")
+@click.option("--grace", metavar="DURATION", help="How late a due run may start [default: check's --grace, 1m].")
+@click.option("--alert-after", metavar="N", type=click.IntRange(min=1),
+              help="Failed runs in a row before `check --notify` alerts [default: 1].")
+@click.option("--ping", metavar="URL", help="A healthchecks.io or Cronitor URL pinged at the run's start and end.")
 @json_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @one_line_errors
 def exec_(job_name, database, machine, overlap, wait_timeout, quiet, lock, scope, lease, expect_every, max_duration,
-          as_json, command, **control):
+          schedule, timezone, grace, alert_after, ping, as_json, command, **control):
     """Run COMMAND as a recorded run of GROUP/JOB: locked, timed, retried, once per slot, its output kept.
 
     Any program can be a job: a backup script, rsync, pg_dump, a binary.
@@ -210,7 +217,9 @@ def exec_(job_name, database, machine, overlap, wait_timeout, quiet, lock, scope
     try:
         group, name = parse_job_name(job_name)
         options = JobOptions.parse(**changes, overlap=overlap, wait_timeout=wait_timeout, lock=lock, scope=scope,
-                                   lease=lease, expect_every=expect_every, max_duration=max_duration)
+                                   lease=lease, expect_every=expect_every, max_duration=max_duration,
+                                   schedule=schedule, timezone=timezone, grace=grace, alert_after=alert_after,
+                                   ping=ping)
     except ProcessCacheError as exc:
         raise click.UsageError(str(exc)) from None
     _run_and_exit(lambda: run_command(command, group, name, options, database, machine, _echo_log), quiet, as_json)
