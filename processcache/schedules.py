@@ -8,10 +8,26 @@ change. The expressions are evaluated by cronsim, healthchecks.io's own
 evaluator (small, no dependencies, 6 ms to import, and the semantics of
 the service many farms already watch their crons with); only jobs that
 declare a schedule import it.
+
+Daylight-saving changes, as Debian's cron and healthchecks.io read them:
+
+- A schedule whose minute and hour fields are both given (``30 2 * * *``,
+  ``0 9-17 * * *``; neither starts with ``*``) names times on the wall
+  clock. A time the clocks skip (02:30 in Europe/Berlin on 2026-03-29,
+  when 02:00 becomes 03:00) is due at the first moment after the jump
+  (03:00 CEST, 01:00 UTC), once however many of its times were skipped. A
+  time that happens twice (02:30 on 2026-10-25, when 03:00 becomes 02:00)
+  is due once, the first time (02:30 CEST, 00:30 UTC).
+- Any other schedule (``*/15 * * * *``, ``30 * * * *``) counts real time
+  and is due whenever the wall clock shows a matching time: twice in the
+  hour that happens twice, never in the hour that is skipped.
+
+Every time here is an aware datetime; the functions return them in UTC.
 """
 
 import re
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import RegistryError
@@ -55,6 +71,116 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise RegistryError(f"unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin' or 'UTC'") from None
+
+
+def last_due(schedule: str, timezone: str, moment: datetime) -> datetime | None:
+    """The last time *schedule* was due at or before *moment*, in UTC; None if it never was (in 50 years).
+
+    >>> last_due("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 29, 12, tzinfo=UTC))  # 02:30 was skipped
+    datetime.datetime(2026, 3, 29, 1, 0, tzinfo=datetime.timezone.utc)
+    """
+    for due in _due_times(schedule, timezone, _reverse_start(timezone, moment), reverse=True):
+        if due <= moment:
+            return due
+    return None
+
+
+def next_due(schedule: str, timezone: str, moment: datetime) -> datetime | None:
+    """The first time *schedule* is due after *moment*, in UTC; None if it never is (in 50 years).
+
+    >>> next_due("30 2 * * *", "Europe/Berlin", datetime(2026, 10, 24, 12, tzinfo=UTC))  # the first 02:30
+    datetime.datetime(2026, 10, 25, 0, 30, tzinfo=datetime.timezone.utc)
+    """
+    # From the wall time of a moment in a repeated hour, cronsim may first give a time of the hour's first pass.
+    for due in _due_times(schedule, timezone, moment, reverse=False):
+        if due > moment:
+            return due
+    return None
+
+
+def recent_due(schedule: str, timezone: str, moment: datetime, count: int = 5) -> list[datetime]:
+    """The *count* last times *schedule* was due at or before *moment*, newest first, in UTC."""
+    found: list[datetime] = []
+    due = last_due(schedule, timezone, moment)
+    while due is not None and len(found) < count:
+        found.append(due)
+        due = last_due(schedule, timezone, due - _JUST_BEFORE)
+    return found
+
+
+#: A run that starts up to this many seconds (at most a tenth of the time since the due time before) before
+#: a due time answers it: cron on a machine whose clock is ahead fires a little early (as session.SLOT_EARLY).
+EARLY = 30.0
+
+
+def early_allowance(due: datetime, previous: datetime | None) -> float:
+    """How many seconds before *due* a run may start and still answer it, *previous* being the due time before.
+
+    Never more than a tenth of the time between them, so that a run a
+    little late for *previous* is not taken for one early for *due*.
+    """
+    return EARLY if previous is None else min(EARLY, (due - previous).total_seconds() / 10)
+
+
+def current_slot(schedule: str, timezone: str, now: datetime) -> datetime | None:
+    """The due time a run starting at *now* answers: the last one, or the next one if it is only `early_allowance` away.
+
+    A machine whose clock runs ahead fires cron's 03:00 at 02:59:50 by the
+    database server's: that run is 03:00's. None before the schedule's
+    first due time (in the last 50 years).
+    """
+    opened, following = last_due(schedule, timezone, now), next_due(schedule, timezone, now)
+    if following is not None and (following - now).total_seconds() <= early_allowance(following, opened):
+        return following
+    return opened
+
+
+def previous_due(schedule: str, timezone: str, due: datetime) -> datetime | None:
+    """The due time before *due*, in UTC."""
+    return last_due(schedule, timezone, due - _JUST_BEFORE)
+
+
+def local_time(moment: datetime, timezone: str, date: bool = True) -> str:
+    """*moment* on the wall clock of *timezone*, as check shows it: ``2026-11-26 03:00``, seconds only if any."""
+    local = moment.astimezone(_tz(timezone))
+    shown = "%Y-%m-%d %H:%M" if date else "%H:%M"
+    return local.strftime(shown + (":%S" if local.second or local.microsecond else ""))
+
+
+#: Less than any step of a schedule: the moment just before a due time.
+_JUST_BEFORE = timedelta(microseconds=1)
+#: Longer than any hour a time zone repeats (Antarctica/Casey's clocks went back 3 hours).
+_LONGEST_FOLD = timedelta(days=1)
+
+
+def _due_times(schedule: str, timezone: str, start: datetime, reverse: bool) -> Iterator[datetime]:
+    """cronsim's due times from *start* on (or back), in UTC: those of a wall-clock schedule in wall-clock order."""
+    from cronsim import CronSim
+
+    for due in CronSim(schedule, start.astimezone(_tz(timezone)), reverse=reverse):
+        yield due.astimezone(UTC)
+
+
+def _reverse_start(timezone: str, moment: datetime) -> datetime:
+    """Where to walk back from to meet every due time at or before *moment*, the whole second after it included.
+
+    A wall-clock schedule is walked in wall-clock time. In the day after the
+    clocks went back, a due time of the repeated hour's first pass (02:30
+    CEST) is at or before a moment of its second pass (02:15 CET) but later
+    on the wall: start from the wall time the clock would show without the
+    change. `last_due` drops the due times after *moment* this meets.
+    """
+    ahead = max(_offset(timezone, moment - _LONGEST_FOLD) - _offset(timezone, moment), timedelta(0))
+    return (moment + ahead).replace(microsecond=0) + timedelta(seconds=1)
+
+
+def _offset(timezone: str, moment: datetime) -> timedelta:
+    return moment.astimezone(_tz(timezone)).utcoffset() or timedelta(0)
+
+
+def _tz(name: str) -> tzinfo:
+    """The zone *name*, UTC as datetime's own (cronsim walks it without daylight-saving checks, faster)."""
+    return UTC if name == "UTC" else zone(name)
 
 
 def _check_field(text: str, index: int, field: str) -> None:

@@ -11,8 +11,9 @@ its batches.
 import difflib
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..durations import format_duration
 from ..errors import ProcessCacheError
 from ..logs import LogType
 from ..names import normalize, split_job_name
@@ -40,6 +41,18 @@ _LAST_RUNS = ("r.id IN (SELECT MAX(id) FROM process_job_runs GROUP BY job_id"
               " UNION SELECT MAX(id) FROM process_job_runs WHERE status <> 'skipped' GROUP BY job_id)")
 #: The tables `delete_rows` deletes from, by the names its counts use.
 TABLES = {"runs": "process_job_runs", "logs": "process_job_logs", "entries": "process_cache"}
+#: The first run of a job that started at or after a moment (a schedule's due time, less the early allowance).
+_FIRST_RUN_FROM = ("r.job_id = $job AND r.started_at = (SELECT MIN(x.started_at) FROM process_job_runs x"
+                   " WHERE x.job_id = $job AND x.started_at >= $since)")
+
+
+class _Judged(NamedTuple):
+    """A job as `check` judges it: its summary, its last attempt, its id and its newest start, skipped runs too."""
+
+    summary: JobSummary
+    attempt: RunRecord | None
+    job_id: int
+    last_start: datetime | None
 
 
 class History:
@@ -99,10 +112,10 @@ class History:
 
         Retired jobs only with *include_retired*.
         """
-        return [summary for summary, _ in self._summaries() if include_retired or not summary.retired]
+        return [judged.summary for judged in self._summaries() if include_retired or not judged.summary.retired]
 
-    def _summaries(self) -> list[tuple[JobSummary, RunRecord | None]]:
-        """Every job's summary, retired or not, with its last attempt (newest run not skipped), which `check` judges."""
+    def _summaries(self) -> list[_Judged]:
+        """Every job's summary, retired or not, with what `check` judges: its last attempt and newest start."""
         with self.backend.transaction():
             monitoring = ", ".join(f"j.{name}" if self._monitored else "NULL" for name in MONITORING)
             jobs = self.backend.select(f"SELECT j.id, p.name, j.name, j.expect_every, j.max_duration,"
@@ -126,10 +139,10 @@ class History:
             # Copies skipped by the lock, a once_per slot or a recent success are newer, but the run that did
             # the work (running, or how it ended) is the news; "skipped" only for a job that was never run.
             shown = attempt if attempt is not None else newest.get((group, job))
+            last_start = max(ran.values(), default=None)
             summary = JobSummary(group, job, shown, tuple(sorted(ran)), int(entries.get(job_id, 0)), expect_every,
-                                 max_duration, still_retired(py_time(retired_at), max(ran.values(), default=None)),
-                                 *monitored)
-            summaries.append((summary, attempt))
+                                 max_duration, still_retired(py_time(retired_at), last_start), *monitored)
+            summaries.append(_Judged(summary, attempt, job_id, last_start))
         return summaries
 
     def _retired_at(self) -> str:
@@ -193,12 +206,15 @@ class History:
         return since
 
     def check(self, grace: float = 60.0, now: datetime | None = None) -> list[Problem]:
-        """Jobs that are overdue, whose last run failed, timed out, was terminated or lost, or that ran too long.
+        """Jobs overdue, missed or late, whose last run failed, timed out, was terminated or lost, or ran too long.
 
-        Retired jobs are not judged. A skipped run is not an attempt: a job
-        skipped for hours is overdue. Runs are judged, not attempts: a run
-        that succeeded on a retry is well, one whose every attempt failed is
-        one problem.
+        Retired jobs are not judged. A job's own ``grace`` replaces *grace*.
+        A skipped run is not an attempt: a job skipped for hours is overdue.
+        It is a start, though: cron fired on time, and the lock, a
+        ``once_per`` slot or a recent success said the work was in hand, so
+        its due time is not missed (see `_schedule_problems`). Runs are
+        judged, not attempts: a run that succeeded on a retry is well, one
+        whose every attempt failed is one problem.
         """
         now = now or self.database.clock.now()  # the server's, as the runs' stamps are: not this machine's
         summaries = self._summaries()
@@ -206,14 +222,15 @@ class History:
             return [Problem("-", "no-jobs", f"{self.database.url} holds no job: is --database right?"
                                             " A job's first run records it")]
         problems = []
-        for summary, attempt in summaries:
-            if not summary.retired:
-                problems += self._problems_of(summary, attempt, grace, now)
+        for judged in summaries:
+            if not judged.summary.retired:
+                problems += self._problems_of(judged, grace, now)
         return problems
 
-    @staticmethod
-    def _problems_of(summary: JobSummary, run: RunRecord | None, grace: float, now: datetime) -> list[Problem]:
-        problems = []
+    def _problems_of(self, judged: _Judged, grace: float, now: datetime) -> list[Problem]:
+        summary, run = judged.summary, judged.attempt
+        grace = summary.grace if summary.grace is not None else grace
+        problems = self._schedule_problems(judged, grace, now) if summary.schedule else []
         name = summary.name
         if summary.expect_every is not None:
             due = None if run is None else run.started_at + timedelta(seconds=summary.expect_every + grace)
@@ -230,6 +247,58 @@ class History:
                 problems.append(Problem(name, "too-long", f"run {run.id} {verb} {took:.0f}s;"
                                         f" the limit is {summary.max_duration:g}s", run.id, run))
         return problems
+
+    def _schedule_problems(self, judged: _Judged, grace: float, now: datetime) -> list[Problem]:
+        """``missed`` when no run started for a due time whose *grace* is over; ``late`` when its run started after.
+
+        A run answers the due time it starts within *grace* after, or up to
+        `schedules.early_allowance` before (a machine whose clock is ahead
+        fires cron early). The newest start (skipped runs too: cron fired)
+        answers one due time; the next one is missed once its grace is over.
+        The detail names that first missed due time, which stays the same
+        until a run starts. Otherwise, the first run after the due time the
+        newest start answers is late if it started after its grace; not the
+        job's very first run, though: the job was not declared when it was
+        due. A job whose first due time has not come is not judged.
+        """
+        from ..schedules import current_slot, next_due
+
+        summary, start = judged.summary, judged.last_start
+        schedule, zone = summary.schedule, summary.timezone or "UTC"
+        if schedule is None or start is None:
+            return []
+        slot = current_slot(schedule, zone, start)
+        missed = next_due(schedule, zone, slot or start)
+        if missed is not None and now > missed + timedelta(seconds=grace):
+            by = missed + timedelta(seconds=grace)
+            detail = (f"due {_due(missed, zone)}; no run started by {_wall(by, missed, zone)};"
+                      f" last started {start:%Y-%m-%d %H:%M:%S} UTC")
+            return [Problem(summary.name, "missed", detail, judged.attempt and judged.attempt.id, judged.attempt)]
+        if slot is None or start <= slot + timedelta(seconds=grace):
+            return []
+        late = self._late_run(judged.job_id, schedule, zone, slot)
+        if late is None or late.started_at <= slot + timedelta(seconds=grace):
+            return []
+        detail = (f"due {_due(slot, zone)}; run {late.id} started"
+                  f" {format_duration((late.started_at - slot).total_seconds())} late, at"
+                  f" {_wall(late.started_at, slot, zone)} (grace {format_duration(grace)})")
+        return [Problem(summary.name, "late", detail, late.id, late)]
+
+    def _late_run(self, job_id: int, schedule: str, zone: str, due: datetime) -> RunRecord | None:
+        """The first run that started after *due*'s early allowance; None if it was the job's first run ever.
+
+        By the runs still stored: a due time whose earlier runs `prune`
+        deleted is not judged late.
+        """
+        from ..schedules import early_allowance, previous_due
+
+        since = due - timedelta(seconds=early_allowance(due, previous_due(schedule, zone, due)))
+        params = {"job": job_id, "since": db_time(since)}
+        first = self.backend.value("SELECT MIN(started_at) FROM process_job_runs WHERE job_id = $job", params)
+        if first is None or py_time(first) >= since:
+            return None
+        found = self.runs.select_runs(_FIRST_RUN_FROM, params)
+        return found[-1] if found else None
 
     # -- retention ----------------------------------------------------------------
 
@@ -296,6 +365,22 @@ def _what_went_wrong(run: RunRecord) -> str:
     """
     error = run.error or f"run {run.id} {run.status}"
     return f"{error} ({run.attempts} attempts)" if run.attempts and run.attempts > 1 else error
+
+
+def _due(moment: datetime, zone: str) -> str:
+    """A due time as `check` shows it: ``2026-11-26 03:00 Europe/Berlin (02:00 UTC)``, or once in UTC."""
+    from ..schedules import local_time
+
+    if zone == "UTC":
+        return f"{local_time(moment, zone)} UTC"
+    return f"{local_time(moment, zone)} {zone} ({local_time(moment, 'UTC', date=False)} UTC)"
+
+
+def _wall(moment: datetime, due: datetime, zone: str) -> str:
+    """*moment*, a little after *due*, on the job's wall clock: the time alone when it is on the same day."""
+    from ..schedules import local_time
+
+    return local_time(moment, zone, date=local_time(moment, zone)[:10] != local_time(due, zone)[:10])
 
 
 def _did_you_mean(wanted: str, known: list[str]) -> str:
