@@ -79,10 +79,11 @@ def last_due(schedule: str, timezone: str, moment: datetime) -> datetime | None:
     >>> last_due("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 29, 12, tzinfo=UTC))  # 02:30 was skipped
     datetime.datetime(2026, 3, 29, 1, 0, tzinfo=datetime.timezone.utc)
     """
-    for due in _due_times(schedule, timezone, _reverse_start(timezone, moment), reverse=True):
-        if due <= moment:
-            return due
-    return None
+    due = _walk_back(schedule, timezone, moment)
+    later = due and _walk_on(schedule, timezone, due)
+    while due is not None and later is not None and later <= moment:  # one cronsim's walk back stepped over
+        due, later = later, _walk_on(schedule, timezone, later)
+    return due
 
 
 def next_due(schedule: str, timezone: str, moment: datetime) -> datetime | None:
@@ -91,11 +92,11 @@ def next_due(schedule: str, timezone: str, moment: datetime) -> datetime | None:
     >>> next_due("30 2 * * *", "Europe/Berlin", datetime(2026, 10, 24, 12, tzinfo=UTC))  # the first 02:30
     datetime.datetime(2026, 10, 25, 0, 30, tzinfo=datetime.timezone.utc)
     """
-    # From the wall time of a moment in a repeated hour, cronsim may first give a time of the hour's first pass.
-    for due in _due_times(schedule, timezone, moment, reverse=False):
-        if due > moment:
-            return due
-    return None
+    due = _walk_on(schedule, timezone, moment)
+    earlier = due and _walk_back(schedule, timezone, due - _JUST_BEFORE)
+    while due is not None and earlier is not None and earlier > moment:  # one cronsim's walk on stepped over
+        due, earlier = earlier, _walk_back(schedule, timezone, earlier - _JUST_BEFORE)
+    return due
 
 
 def recent_due(schedule: str, timezone: str, moment: datetime, count: int = 5) -> list[datetime]:
@@ -151,6 +152,29 @@ def local_time(moment: datetime, timezone: str, date: bool = True) -> str:
 _JUST_BEFORE = timedelta(microseconds=1)
 #: Longer than any hour a time zone repeats (Antarctica/Casey's clocks went back 3 hours).
 _LONGEST_FOLD = timedelta(days=1)
+
+
+def _walk_on(schedule: str, timezone: str, moment: datetime) -> datetime | None:
+    """cronsim's first due time after *moment*.
+
+    From the wall time of a moment in a repeated hour, cronsim may first
+    give a time of the hour's first pass, which is before it: skipped. In a
+    zone whose clocks change by 30 minutes (Australia/Lord_Howe), its walk on
+    a real-time schedule (``0 */6 * * *``) steps over a due time or two after
+    the change, which its walk back finds: `next_due` asks both.
+    """
+    for due in _due_times(schedule, timezone, moment, reverse=False):
+        if due > moment:
+            return due
+    return None
+
+
+def _walk_back(schedule: str, timezone: str, moment: datetime) -> datetime | None:
+    """cronsim's last due time at or before *moment*, which `last_due` checks by walking on from it."""
+    for due in _due_times(schedule, timezone, _reverse_start(timezone, moment), reverse=True):
+        if due <= moment:
+            return due
+    return None
 
 
 def _due_times(schedule: str, timezone: str, start: datetime, reverse: bool) -> Iterator[datetime]:
