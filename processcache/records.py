@@ -147,12 +147,15 @@ class JobSummary:
 class Problem:
     """Something ``processcache check`` reports about a job (``db.check()``).
 
-    *kind* is ``overdue``, ``failed``, ``timed-out``, ``lost``,
-    ``terminated`` or ``too-long``; ``no-jobs`` (with *job* ``-``) for a
-    database that holds no job at all, so a probe given the wrong database
-    fails. *run* is the run judged (the job's last one not skipped), so a
-    monitor reading ``check --json`` has its machine, exit code, attempts
-    and slot without asking again; None when the job never ran.
+    *kind* is ``overdue`` (``expect_every``), ``missed`` (``schedule``: no
+    run started within the job's grace after a due time), ``late`` (the run
+    for the last due time started after its grace), ``failed``,
+    ``timed-out``, ``lost``, ``terminated`` or ``too-long``; ``no-jobs``
+    (with *job* ``-``) for a database that holds no job at all, so a probe
+    given the wrong database fails. *run* is the run judged (the job's last
+    one not skipped; for ``late``, the late run), so a monitor reading
+    ``check --json`` has its machine, exit code, attempts and slot without
+    asking again; None when the job never ran.
     """
 
     job: str

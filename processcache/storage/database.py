@@ -157,9 +157,13 @@ class Database:
         """What ``processcache check`` reports ([] when all is well); *grace* in seconds or as ``"5m"``.
 
         A job is reported when overdue (no run started within its
-        ``expect_every`` plus *grace*), when its last run failed, was
-        terminated or was lost, or when it ran past ``max_duration``;
-        retired jobs are not. A database without any job is a ``no-jobs`` problem.
+        ``expect_every`` plus *grace*), missed (its ``schedule`` was due and no
+        run started within *grace* after), late (the run for its last due
+        time started after *grace*), when its last run failed, timed out, was
+        terminated or was lost, or when it ran past ``max_duration``; retired
+        jobs are not. A job's own ``grace`` replaces *grace*. Judged by the
+        database server's clock. A database without any job is a ``no-jobs``
+        problem.
         """
         from ..durations import parse_duration
 
