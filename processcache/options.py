@@ -64,7 +64,8 @@ class JobOptions:
     once_per:       run at most once per slot of this length across every
                     machine, as the database server's clock cuts them (slots
                     start at the epoch: ``1h`` on the hour, ``1d`` at UTC
-                    midnight). A run that finds its slot taken is skipped
+                    midnight), or ``"schedule"``: once per due time of the
+                    job's ``schedule`` (a slot runs from one to the next). A run that finds its slot taken is skipped
                     (exit 75) saying where it ran; a run that starts up to
                     `SLOT_EARLY` seconds before a slot's start (a machine
                     whose clock is ahead fires cron early) counts in it.
@@ -121,7 +122,7 @@ class JobOptions:
     retries: int = 0
     retry_delay: float = 0.0
     retry_backoff: float = 1.0
-    once_per: float | None = None
+    once_per: float | str | None = None
     reopen_failed_slot: bool = True
     skip_if_succeeded_within: float | None = None
     output_tail: int = DEFAULT_OUTPUT_TAIL
@@ -158,7 +159,7 @@ class JobOptions:
             raise RegistryError(f"load_cache={changes['load_cache']!r}: use lazy (on first use of ctx.tree) or eager")
         for name in ("lease", "wait_timeout", "expect_every", "max_duration", "cache_ttl", "timeout", "kill_after",
                      "retry_delay", "once_per", "skip_if_succeeded_within", "grace"):
-            if name in changes:
+            if name in changes and not (name == "once_per" and changes[name] == "schedule"):
                 changes[name] = parse_duration(changes[name], name)
         for name in ("lease", "timeout", "once_per"):
             if changes.get(name) == 0:
@@ -174,6 +175,9 @@ class JobOptions:
 
             changes["schedule"], changes["timezone"] = check_schedule(changes.get("schedule", self.schedule),
                                                                       changes.get("timezone", self.timezone))
+        if changes.get("once_per", self.once_per) == "schedule" and not changes.get("schedule", self.schedule):
+            raise RegistryError("once_per='schedule' needs the job's schedule: add schedule='0 3 * * *' (and its"
+                                " timezone), or give once_per a duration such as '1h'")
         if "ping" in changes:
             from .channels import check_ping
 

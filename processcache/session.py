@@ -276,11 +276,12 @@ def _succeeded_within(ctx: CacheContext, within: float) -> str | None:
             f" within skip_if_succeeded_within={format_duration(within)}")
 
 
-def _claim_slot(ctx: CacheContext, started: RunRecord, period: float) -> tuple[RunRecord, str | None]:
+def _claim_slot(ctx: CacheContext, started: RunRecord, period: float | str) -> tuple[RunRecord, str | None]:
     """Claim the run's ``once_per`` slot, cut by the server's clock: (the run with its slot, None) or why not."""
     runs = ctx.database.runs
-    now = ctx.database.backend.now()
-    slot = int(math.floor((now + min(SLOT_EARLY, period / 10)) / period) * period)
+    slot = _slot_start(ctx, period, ctx.database.backend.now())
+    if slot is None:  # before the schedule's first due time: no slot to keep it to
+        return started, None
     began = datetime.fromtimestamp(slot, UTC)
     holder = runs.claim_slot(ctx.job_id, slot, started.id, ctx.options.reopen_failed_slot)
     if holder is None:
@@ -289,8 +290,24 @@ def _claim_slot(ctx: CacheContext, started: RunRecord, period: float) -> tuple[R
     where = f"run {holder}" if held is None else f"{held.machine} (run {holder}" + (
         ", " + held.status if held.status not in ("succeeded", "running") else "") + ")"
     verb = "already running" if held is not None and held.status == "running" else "already ran"
-    return started, (f"skipped: {verb} in this slot on {where}; the slot began {began:%Y-%m-%d %H:%M:%S} UTC"
-                     f" (once_per={format_duration(period)})")
+    per = "the schedule's due time" if period == "schedule" else f"once_per={format_duration(float(period))}"
+    return started, f"skipped: {verb} in this slot on {where}; the slot began {began:%Y-%m-%d %H:%M:%S} UTC ({per})"
+
+
+def _slot_start(ctx: CacheContext, period: float | str, now: float) -> int | None:
+    """The start of the slot a run starting at *now* (server epoch seconds) is in, in whole seconds.
+
+    A run that starts a little before a slot's start (`SLOT_EARLY`: a
+    machine whose clock is ahead fires cron early) counts in that slot.
+    """
+    if period == "schedule":
+        from .schedules import current_slot
+
+        assert ctx.options.schedule is not None, "JobOptions refuses once_per='schedule' without a schedule"
+        due = current_slot(ctx.options.schedule, ctx.options.timezone, datetime.fromtimestamp(now, UTC))
+        return None if due is None else int(due.timestamp())
+    seconds = float(period)
+    return int(math.floor((now + min(SLOT_EARLY, seconds / 10)) / seconds) * seconds)
 
 
 @contextlib.contextmanager

@@ -344,3 +344,16 @@ def test_a_database_another_process_created_first_is_used_at_its_revision(tmp_pa
         late.sync("create")  # what connect() does next: nothing is missing now
         assert late.has_revision(RUN_CONTROL_REVISION)
         assert slot_job().run(database=late, machine="web1").ok
+
+
+def test_once_per_schedule_keeps_each_due_time_to_one_machine(backend_url):
+    def scheduled():
+        registry = Registry()
+        return registry.job("control", "every-5", schedule="*/5 * * * *", once_per="schedule")(lambda ctx: None)
+
+    first = scheduled().run(database=backend_url, machine="web1")
+    second = scheduled().run(database=backend_url, machine="web2")
+    assert first.ok and first.slot.minute % 5 == 0 and first.slot.second == 0
+    assert second.status == "skipped" and "(the schedule's due time)" in second.error
+    with pytest.raises(RegistryError, match="once_per='schedule' needs the job's schedule"):
+        Registry().job("control", "unscheduled", once_per="schedule")(lambda ctx: None)

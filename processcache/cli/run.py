@@ -25,7 +25,8 @@ _CONTROL = (
     ("--retry-delay", "retry_delay", "Wait this long before the first retry (e.g. 5m) [default: 0]."),
     ("--retry-backoff", "retry_backoff", "Multiply the delay by this before each later retry (e.g. 2)."),
     ("--once-per", "once_per", "Run at most once per slot of this length (e.g. 1h, on the hour by the database "
-                               "server's clock) across every machine; the others are skipped, exit 75."),
+                               "server's clock), or per due time of the job's schedule (schedule), across every "
+                               "machine; the others are skipped, exit 75."),
     ("--skip-if-succeeded-within", "skip_if_succeeded_within",
      "Skip (exit 75) when a run of the job succeeded this recently on any machine (e.g. 20h): anacron's catch-up."),
     ("--output-tail", "output_tail", "Bytes of stdout and of stderr stored with the run (e.g. 1MiB; 0: none) "
@@ -63,8 +64,9 @@ def parse_control(given: dict) -> dict:
         except ValueError:
             pass  # JobOptions says what it takes
     changes = {name: value for name, value in changes.items() if value is not None}
-    try:
-        JobOptions().replace(**changes)
+    checked = {name: value for name, value in changes.items() if (name, value) != ("once_per", "schedule")}
+    try:  # "schedule" is checked against the job's schedule when the run's options are made
+        JobOptions().replace(**checked)
     except ProcessCacheError as exc:
         raise click.UsageError(str(exc)) from None
     return changes
