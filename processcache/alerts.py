@@ -122,7 +122,8 @@ def message(db: Database, summary: JobSummary, event: str, now: AlertState, befo
 
     Keys: ``event`` (failing or recovered), ``text`` (one line for a
     person), ``job``, ``group``, ``name``, ``kind`` (what is wrong:
-    failed, timed-out, missed...), ``detail``, ``failures`` (failed runs in
+    failed, timed-out, missed...; None when it recovered), ``was`` (what was
+    wrong, when it recovered), ``detail``, ``failures`` (failed runs in
     a row), ``run_id``, ``machine``, ``status``, ``started_at``,
     ``finished_at`` (ISO 8601, UTC), ``error`` (its first line), ``log_tail``
     (the run's last log lines, oldest first) and ``checked_at``. No link:
@@ -137,7 +138,8 @@ def message(db: Database, summary: JobSummary, event: str, now: AlertState, befo
         text = f"{summary.name} recovered" + _after(before)
     return {
         "event": event, "text": text, "job": summary.name, "group": summary.group, "name": summary.job,
-        "kind": now.kind if event == "failing" else (before.kind if before else None),
+        "kind": now.kind if event == "failing" else None,
+        "was": before.kind if event == "recovered" and before else None,
         "detail": now.detail, "failures": before.failures if event == "recovered" and before else now.failures,
         "run_id": run and run.id, "machine": run and run.machine, "status": run and run.status,
         "started_at": run and _iso(run.started_at), "finished_at": run and run.finished_at and _iso(run.finished_at),

@@ -18,6 +18,7 @@ webhook's secret path, a healthchecks UUID, an SMTP password):
 import json
 import socket
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from .errors import ConfigError, RegistryError
@@ -89,6 +90,8 @@ def _mail(url: str, subject: str, body: dict) -> None:
 
     parts, options = urlsplit(url), _options(url)
     message = EmailMessage()
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=socket.getfqdn())
     message["Subject"] = subject
     message["From"] = options.get("from") or f"processcache@{socket.getfqdn()}"
     message["To"] = options["to"]
@@ -108,8 +111,9 @@ def _mail(url: str, subject: str, body: dict) -> None:
 
 def _mail_text(body: dict) -> str:
     lines = [body["text"], ""]
-    lines += [f"{name}: {body[name]}" for name in ("job", "kind", "machine", "run_id", "started_at", "error")
-              if body.get(name) is not None]
+    lines += [f"{name.replace('_', ' ')}: {body[name]}" for name in
+              ("job", "kind" if body["event"] == "failing" else "was", "failures", "run_id", "machine", "status",
+               "started_at", "error") if body.get(name) is not None]
     if body.get("log_tail"):
         lines += ["", "Its last logs:", *(f"  {line}" for line in body["log_tail"])]
     return "\n".join(lines) + "\n"

@@ -103,7 +103,8 @@ def test_a_channel_that_is_down_delays_nothing_and_the_next_check_delivers(backe
         db.backend.execute("UPDATE process_alert_deliveries SET next_at = 0")
     assert check(backend_url, webhook.url + "/t/secret-token-123").returncode == 1
     assert [body["event"] for _, body in webhook.received] == ["failing"], "delivered once, by the next check"
-    assert "sent" in cli("alerts", "-d", backend_url).stdout
+    listed = cli("alerts", "-d", backend_url).stdout
+    assert "sent" in listed and "CREATED (UTC)" in listed and "(UTC) (UTC)" not in listed
 
 
 def test_a_slow_channel_holds_check_up_no_longer_than_its_timeout(tmp_path, webhook):
@@ -134,3 +135,24 @@ def test_the_variable_takes_several_channels_and_keeps_tokens_out_of_the_command
     done = cli("check", "-d", url, env={"PROCESSCACHE_NOTIFY": f"{webhook.url}/secret {mailbox.url}"})
     assert done.returncode == 1
     assert len(webhook.received) == 1 and len(mailbox.messages) == 1
+
+
+def test_a_job_can_be_muted_before_its_first_run_and_alerts_lists_the_mute(tmp_path):
+    url = f"sqlite:///{tmp_path}/m.db"
+    run_job(url, fails=False)  # the database exists; the job to mute does not run yet
+    muted = cli("jobs", "mute", "shop/new-import", "--for", "90m", "-d", url)
+    assert muted.returncode == 0, muted.stderr
+    listed = cli("alerts", "-d", url)
+    assert "shop/new-import is muted for 1h" in listed.stderr
+
+
+def test_the_mail_says_when_and_how_many_runs_failed_and_what_it_was_when_it_recovers(tmp_path, mailbox):
+    url = f"sqlite:///{tmp_path}/mail.db"
+    for fails in (True, True, True, False):
+        run_job(url, fails)
+        check(url, mailbox.url)
+    failing, recovered = mailbox.messages
+    assert failing["Date"] and failing["Message-ID"]
+    text = failing.get_content()
+    assert "failures: 3" in text and "kind: failed" in text and "fetched the price list" in text
+    assert "was: failed" in recovered.get_content() and "status: succeeded" in recovered.get_content()

@@ -2,6 +2,7 @@
 
 import click
 
+from ..durations import format_duration
 from .format import database_option, echo_json, echo_table, json_option, one_line_errors, opened
 
 DELIVERY_STATUSES = ["pending", "sending", "sent", "failed"]
@@ -16,6 +17,7 @@ DELIVERY_STATUSES = ["pending", "sending", "sent", "failed"]
 def alerts(status, limit, database, as_json):
     """The alerts `check --notify` queued, newest first: to which channel, and whether they got there.
 
+    Muted jobs (`processcache jobs mute`) are listed first, on stderr.
     A message is pending until a check sends it, sent once the channel took
     it, and failed after its last attempt: a channel that did not answer is
     tried again by later `check --notify` runs after 1, 5 and 15 minutes, then hourly,
@@ -30,11 +32,14 @@ def alerts(status, limit, database, as_json):
 
     with opened(database) as db:
         found = db.alerts.deliveries(limit, status)
+        muted = db.alerts.muted()
     shown = [record._replace(channel=mask_channel(record.channel)) for record in found]
     if as_json:
         echo_json([{**record._asdict(), "body": _json(record.body)} for record in shown])
         return
-    echo_table(["ID", "JOB", "EVENT", "CHANNEL", "STATUS", "TRIES", "CREATED (UTC)", "LAST ERROR"],
+    for job, left in muted:
+        click.echo(f"{job} is muted for {format_duration(left)} more", err=True)
+    echo_table(["ID", "JOB", "EVENT", "CHANNEL", "STATUS", "TRIES", "CREATED", "LAST ERROR"],
                [[r.id, r.job, r.event, r.channel, r.status, r.attempts, r.created_at, r.last_error or "-"]
                 for r in shown], empty="no alert has been queued")
 

@@ -197,7 +197,7 @@ def channels_given(urls: tuple[str, ...]) -> list[str]:
               show_envvar=True, callback=lambda _ctx, _param, urls: channels_given(urls),
               help="Send an alert when a job starts failing or recovers: a webhook (https://...) or e-mail "
                    "(smtp://host?to=you@example.org). Repeat it for more; the variable takes them space-separated "
-                   "and keeps tokens out of `ps`.")
+                   "(set on a crontab line of its own, it keeps their tokens out of `ps`).")
 @database_option
 @json_option
 @one_line_errors
@@ -230,7 +230,14 @@ def check(grace, notify_urls, database, as_json):
     Examples:
         processcache check --json
         * * * * *  processcache check --notify https://hooks.example.org/cron > /dev/null
-        * * * * *  PROCESSCACHE_NOTIFY='smtp://mail.internal?to=ops@example.org' processcache check > /dev/null
+
+    A token in a --notify URL shows in `ps`: set PROCESSCACHE_NOTIFY on a
+    line of its own at the top of the crontab instead (cron passes it on;
+    on the job's line itself, the shell cron starts shows it):
+
+    \b
+        PROCESSCACHE_NOTIFY=smtp://mail.internal?to=ops@example.org https://hooks.example.org/T0KEN
+        * * * * *  processcache check > /dev/null
     """
     writes = bool(notify_urls)  # alert states live in the database: --notify needs a user that may write
     with opened(database, read_only=not writes) as db:

@@ -29,11 +29,12 @@ def local_option(func):
 
 def _choose_zone(_ctx, _param, local: bool) -> None:
     global _zone_shown
-    _zone_shown = _zone(os.environ.get("PROCESSCACHE_TZ", "local" if local else "UTC"), local)
+    _zone_shown = _zone(os.environ.get("PROCESSCACHE_TZ") or ("local" if local else "UTC"))
 
 
-def _zone(name: str, local: bool) -> tzinfo | None:
-    if local or name.lower() == "local":
+def _zone(name: str) -> tzinfo | None:
+    """PROCESSCACHE_TZ's zone when it is set (with --local too), else this machine's with --local, else UTC."""
+    if name.lower() == "local":
         return datetime.now().astimezone().tzinfo
     if name.upper() in ("UTC", ""):
         return None

@@ -119,6 +119,13 @@ class AlertStore:
         self.backend.execute("UPDATE process_job_alerts SET failures = $failures WHERE job_id = $job_id"
                              " AND failures < $failures", {"job_id": job_id, "failures": failures})
 
+    def muted(self) -> list[tuple[str, float]]:
+        """(``group/job``, seconds left) of every job muted now, by the server's clock."""
+        rows = self.backend.select(f"SELECT p.name, j.name, a.muted_until - {self.now} FROM process_job_alerts a"
+                                   " JOIN process_jobs j ON j.id = a.job_id JOIN processes p ON p.id = j.process_id"
+                                   f" WHERE a.muted_until > {self.now} ORDER BY p.name, j.name")
+        return [(f"{group}/{job}", float(left)) for group, job, left in rows]
+
     def mute(self, job_id: int, seconds: float | None) -> None:
         """Send no alert for the job for *seconds* (None: unmute); its state still follows the job."""
         until = None if seconds is None else f"{self.now} + $seconds"

@@ -184,8 +184,14 @@ class Database:
         return retire(self.history, job)
 
     def mute_job(self, job: str, seconds: float | None) -> None:
-        """Send no alert about ``"group/job"`` for *seconds* (None: unmute now), by the database server's clock."""
-        self.alerts.mute(self.history.job_id(job), seconds)
+        """Send no alert about ``"group/job"`` for *seconds* (None: unmute now), by the database server's clock.
+
+        A job that has not run yet is recorded, so that it can be muted before its first run.
+        """
+        from ..names import normalize_name, split_job_name
+
+        group, name = split_job_name(job)
+        self.alerts.mute(self.store.job_id(normalize_name(group), normalize_name(name)), seconds)
 
     def restore_job(self, job: str) -> bool:
         """Undo `retire_job`; False when the job was not retired."""
