@@ -28,7 +28,7 @@ Every time here is an aware datetime; the functions return them in UTC.
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from .errors import RegistryError
 
@@ -65,11 +65,20 @@ def check_schedule(expression: str | None, timezone: str) -> tuple[str | None, s
     return text, timezone
 
 
-def zone(name: str) -> ZoneInfo:
-    """The time zone *name*; RegistryError in one line for one the IANA database does not know."""
+def zone(name: str) -> tzinfo:
+    """The time zone *name*; RegistryError in one line for one the IANA database does not know.
+
+    UTC is datetime's own: it needs no time zone database, and cronsim
+    walks it without daylight-saving checks, faster.
+    """
+    if name == "UTC":
+        return UTC
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
+        if not available_timezones():  # a slim container, or Windows without the package
+            raise RegistryError(f"unknown time zone {name!r}: this machine has no time zone database;"
+                                " install one (pip install tzdata)") from None
         raise RegistryError(f"unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin' or 'UTC'") from None
 
 
@@ -143,7 +152,7 @@ def previous_due(schedule: str, timezone: str, due: datetime) -> datetime | None
 
 def local_time(moment: datetime, timezone: str, date: bool = True) -> str:
     """*moment* on the wall clock of *timezone*, as check shows it: ``2026-11-26 03:00``, seconds only if any."""
-    local = moment.astimezone(_tz(timezone))
+    local = moment.astimezone(zone(timezone))
     shown = "%Y-%m-%d %H:%M" if date else "%H:%M"
     return local.strftime(shown + (":%S" if local.second or local.microsecond else ""))
 
@@ -181,7 +190,7 @@ def _due_times(schedule: str, timezone: str, start: datetime, reverse: bool) -> 
     """cronsim's due times from *start* on (or back), in UTC: those of a wall-clock schedule in wall-clock order."""
     from cronsim import CronSim
 
-    for due in CronSim(schedule, start.astimezone(_tz(timezone)), reverse=reverse):
+    for due in CronSim(schedule, start.astimezone(zone(timezone)), reverse=reverse):
         yield due.astimezone(UTC)
 
 
@@ -199,12 +208,9 @@ def _reverse_start(timezone: str, moment: datetime) -> datetime:
 
 
 def _offset(timezone: str, moment: datetime) -> timedelta:
-    return moment.astimezone(_tz(timezone)).utcoffset() or timedelta(0)
+    return moment.astimezone(zone(timezone)).utcoffset() or timedelta(0)
 
 
-def _tz(name: str) -> tzinfo:
-    """The zone *name*, UTC as datetime's own (cronsim walks it without daylight-saving checks, faster)."""
-    return UTC if name == "UTC" else zone(name)
 
 
 def _check_field(text: str, index: int, field: str) -> None:

@@ -7,6 +7,9 @@ server's "now" explicitly, and runs whose start the tests set, on all three
 databases.
 """
 
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -328,3 +331,36 @@ def test_check_prints_missed_from_the_shell(backend_url):
     line = result.stdout.splitlines()[-1]
     assert line.split()[:3] == ["shop/every5", "missed", str(run.id)]
     assert "Europe/Berlin" in line and "no run started by" in line
+
+
+def test_a_schedule_this_machine_cannot_read_is_reported_and_the_other_jobs_still_judged(backend_url):
+    berlin, fine = declare("0 3 * * *", BERLIN, "berlin"), declare("0 3 * * *", name="fine")
+    with connect(backend_url) as db:
+        run_at(db, berlin, utc(2026, 11, 25, 2))
+        run_at(db, fine, utc(2026, 11, 25, 3))
+        # as a checker without Europe/Berlin in its time zone database reads it
+        db.backend.execute("UPDATE process_jobs SET timezone = 'Mars/Olympus' WHERE name = 'berlin'")
+        assert judged(db, utc(2026, 11, 26, 3, 30)) == [
+            ("bad-schedule", "cannot tell when it is due on this machine: unknown time zone 'Mars/Olympus':"
+                             " use an IANA name such as 'Europe/Berlin' or 'UTC'"),
+            ("missed", "due 2026-11-26 03:00 UTC; no run started by 03:01; last started 2026-11-25 03:00:00 UTC")]
+
+
+NO_ZONES = """
+import sys
+sys.modules["tzdata"] = None  # neither the package nor (PYTHONTZPATH) the system's files: a slim container
+from processcache import Registry, RegistryError
+Registry().job("shop", "utc", schedule="0 3 * * *")  # UTC needs no time zone database
+try:
+    Registry().job("shop", "berlin", schedule="0 3 * * *", timezone="Europe/Berlin")
+except RegistryError as exc:
+    print(exc)
+"""
+
+
+def test_a_machine_without_a_time_zone_database_is_told_to_install_one(tmp_path):
+    done = subprocess.run([sys.executable, "-c", NO_ZONES], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONTZPATH": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ("unknown time zone 'Europe/Berlin': this machine has no time zone database;"
+                           " install one (pip install tzdata)\n")

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..durations import format_duration
-from ..errors import ProcessCacheError
+from ..errors import ProcessCacheError, RegistryError
 from ..logs import LogType
 from ..names import normalize, split_job_name
 from ..records import JobSummary, LogRecord, Problem, RunDetail, RunRecord
@@ -267,6 +267,9 @@ class History:
         schedule, zone = summary.schedule, summary.timezone or "UTC"
         if schedule is None or start is None:
             return []
+        unreadable = _unreadable(summary.name, schedule, zone)
+        if unreadable is not None:
+            return [unreadable]
         slot = current_slot(schedule, zone, start)
         missed = next_due(schedule, zone, slot or start)
         if missed is not None and now > missed + timedelta(seconds=grace):
@@ -365,6 +368,22 @@ def _what_went_wrong(run: RunRecord) -> str:
     """
     error = run.error or f"run {run.id} {run.status}"
     return f"{error} ({run.attempts} attempts)" if run.attempts and run.attempts > 1 else error
+
+
+def _unreadable(job: str, schedule: str, zone: str) -> Problem | None:
+    """``bad-schedule`` for a stored schedule this machine cannot read: reported, not a crash of every check.
+
+    Its time zone may be one this machine's time zone database lacks (a
+    slim container has none; the ``tzdata`` package brings one), or a newer
+    processcache may have stored an expression this one does not know.
+    """
+    from ..schedules import check_schedule
+
+    try:
+        check_schedule(schedule, zone)
+    except RegistryError as exc:
+        return Problem(job, "bad-schedule", f"cannot tell when it is due on this machine: {exc}")
+    return None
 
 
 def _due(moment: datetime, zone: str) -> str:
