@@ -1,0 +1,169 @@
+"""Prometheus metrics of every job: what ``processcache metrics`` prints and serves.
+
+The exposition is Prometheus's classic text format (version 0.0.4), not
+OpenMetrics: node_exporter's textfile collector reads only the classic
+format, and every Prometheus scrapes it. Every family is a gauge, judged
+by the database server's clock when the metrics are read.
+
+Labels: ``group``, ``job_name`` and, for what differs between machines,
+``machine``. Not ``job``: Prometheus gives every scraped series the
+``job`` label of its scrape configuration, and renames a ``job`` label the
+target exposes to ``exported_job`` (kube-state-metrics says ``job_name``
+for the same reason). A state is one-hot, as kube-state-metrics writes
+them: one series per possible value, 1 for the value that holds and 0 for
+the others, so every series exists from the first scrape and an alert
+can say ``== 1``. Label values are escaped as the format requires
+(``\\``, ``"`` and a newline); machine names may hold any of them.
+
+Per job and machine (the machines it ran on, wrote entries from or holds a lock on):
+
+- ``processcache_job_last_success_timestamp_seconds``: when the newest
+  succeeded run ended, in seconds since the epoch; 0 when none did, so
+  ``time() - ... > 86400`` also catches a job that never succeeded.
+- ``processcache_job_last_run_status{status=...}``: the status of the
+  newest run that did the work (``running`` while it runs; ``lost`` when
+  its heartbeat stopped), one series per status of `RUN_STATUSES`;
+  ``skipped`` only when every run there was skipped.
+- ``processcache_job_last_run_duration_seconds``: how long the newest run
+  that ended took (absent before one ended).
+- ``processcache_job_running``: runs in progress now, heartbeat alive.
+- ``processcache_job_consecutive_failures``: runs that failed, timed out,
+  were lost or terminated since the last success there.
+- ``processcache_job_lock_held``: 1 while a run there holds the job's lock.
+- ``processcache_job_cache_entries``: live cache entries written there.
+
+Per job: ``processcache_job_problem{kind=...}``, 1 for each problem
+``processcache check`` reports (overdue, missed, late, failed, timed-out,
+lost, terminated, too-long), 0 for the others. And
+``processcache_jobs``: how many jobs the database holds; 0 is what
+``check`` calls no-jobs (is the database URL right?). Retired jobs are
+left out, as ``check`` and ``jobs`` leave them out.
+"""
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, NamedTuple
+
+from .records import RUN_STATUSES
+
+if TYPE_CHECKING:
+    from .storage.database import Database
+    from .storage.metrics import MachineState
+
+#: The Content-Type of the exposition, for an HTTP server.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: The problems `check` reports about a job, each one series of ``processcache_job_problem`` (a kind `check`
+#: adds later gets its series where a job has it).
+PROBLEM_KINDS = ("overdue", "missed", "late", "failed", "timed-out", "lost", "terminated", "too-long")
+JOB_LABELS = ("group", "job_name")
+MACHINE_LABELS = (*JOB_LABELS, "machine")
+
+#: A sample: its label values (in its family's label order, plus a state's) and its value.
+Sample = tuple[tuple[str, ...], float]
+
+
+class Family(NamedTuple):
+    """One metric family: a gauge, its help, its label names and its samples."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...]
+    samples: list[Sample]
+
+
+#: The families with one sample per job and machine: name, help, and the value (None: no sample).
+_PER_MACHINE: tuple[tuple[str, str, Callable[["MachineState"], float | None]], ...] = (
+    ("processcache_job_last_success_timestamp_seconds",
+     "When the newest succeeded run of the job on the machine ended, in seconds since the epoch (0: none did).",
+     lambda state: state.last_success.timestamp() if state.last_success else 0),
+    ("processcache_job_last_run_duration_seconds",
+     "How long the newest run of the job on the machine that ended took, in seconds.",
+     lambda state: state.last_duration),
+    ("processcache_job_running", "Runs of the job in progress on the machine now (heartbeat alive).",
+     lambda state: state.running),
+    ("processcache_job_consecutive_failures",
+     "Runs of the job on the machine that failed, timed out, were lost or terminated since its last success.",
+     lambda state: state.failures),
+    ("processcache_job_lock_held", "1 while a run of the job on the machine holds the job's lock.",
+     lambda state: int(state.lock_held)),
+    ("processcache_job_cache_entries", "Live cache entries of the job written on the machine.",
+     lambda state: state.entries),
+)
+
+
+def exposition(database: "Database", grace: float = 60.0) -> str:
+    """The metrics of every job in *database*, as Prometheus text; *grace* as ``check``'s (seconds)."""
+    return render(collect(database, grace))
+
+
+def collect(database: "Database", grace: float = 60.0) -> list[Family]:
+    """Every family (see the module docstring), read in a fixed number of queries whatever the ledger holds.
+
+    The five of `storage.metrics.read_ledger` for the machines (the
+    server's clock, the jobs, the runs per machine, the entries, the
+    locks), then those of ``db.history.check(grace)`` for the problems.
+    """
+    from .storage.metrics import read_ledger
+
+    ledger = read_ledger(database)
+    machines = [((state.group, state.job, state.machine), state) for state in ledger.machines]
+    families = [Family(name, text, MACHINE_LABELS,
+                       [(labels, value) for labels, state in machines if (value := of(state)) is not None])
+                for name, text, of in _PER_MACHINE]
+    families.insert(1, Family(
+        "processcache_job_last_run_status",
+        "1 for the status of the newest run of the job on the machine that did the work (skipped: none did).",
+        (*MACHINE_LABELS, "status"),
+        _states([(labels, {state.last_status} if state.last_status else set()) for labels, state in machines],
+                RUN_STATUSES)))
+    problems: dict[str, set[str]] = {}
+    for problem in database.history.check(grace):
+        problems.setdefault(problem.job, set()).add(problem.kind)
+    families.append(Family(
+        "processcache_job_problem", "1 for each problem `processcache check` reports about the job.",
+        (*JOB_LABELS, "kind"), _states([(job, problems.get("/".join(job), set())) for job in ledger.jobs],
+                                       PROBLEM_KINDS)))
+    families.append(Family("processcache_jobs", "Jobs in the database, retired ones left out (0: is the URL right?).",
+                           (), [((), len(ledger.jobs))]))
+    return families
+
+
+def _states(items: list[tuple[tuple[str, ...], set[str]]], known: Iterable[str]) -> list[Sample]:
+    """For each labelled item, one sample per state: 1 for each state in its set, 0 for the others.
+
+    The states are *known* and any other an item holds (a status or a
+    problem a newer release records), so no state is ever dropped.
+    """
+    every = list(known) + sorted({state for _, held in items for state in held} - set(known))
+    return [((*labels, state), int(state in held)) for labels, held in items for state in every]
+
+
+def render(families: Iterable[Family]) -> str:
+    """*families* in the classic text format: HELP and TYPE, then the samples sorted by their labels.
+
+    Each label is escaped once however many series carry it (a machine's
+    are in every family): a scrape of 1,000 jobs writes some 50,000 lines.
+    """
+    pairs: dict[tuple[str, str], str] = {}
+
+    def pair(name: str, value: str) -> str:
+        found = pairs.get((name, value))
+        if found is None:
+            found = pairs[(name, value)] = f'{name}="{escape(value)}"'
+        return found
+
+    lines = []
+    for family in families:
+        lines += [f"# HELP {family.name} {family.help}", f"# TYPE {family.name} gauge"]
+        lines += [f"{family.name}{{{','.join(map(pair, family.labels, values))}}} {_number(value)}"
+                  if values else f"{family.name} {_number(value)}" for values, value in sorted(family.samples)]
+    return "\n".join(lines) + "\n"
+
+
+def escape(value: str) -> str:
+    """A label value as the text format writes it: backslash, double quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    """A whole number as one (``3``), any other as Python's shortest exact form, which Prometheus parses."""
+    return str(int(value)) if isinstance(value, int) else repr(float(value))

@@ -1,0 +1,344 @@
+"""`processcache metrics`: printed, written for node_exporter's textfile collector, and served to a real scrape.
+
+Every exposition is read back with prometheus_client's own parser, and
+checked for what the parser forgives but Prometheus refuses (a family
+given twice, a series given twice, a sample without its TYPE).
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import urlsplit
+
+import pytest
+from cli_helpers import cli
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+import processcache
+from processcache.cli.metrics import write_whole
+from processcache.metrics import Family, collect, escape, render
+from processcache.records import RUN_STATUSES
+
+#: A machine name holding every character the text format escapes, and some it does not need to.
+ODD_MACHINE = 'rack "7"\\web\nnode ✓'
+
+
+def parse(text: str) -> dict[tuple[str, frozenset], float]:
+    """Every sample by (name, labels); fails on what Prometheus would refuse though the parser forgives it."""
+    names = re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE)
+    assert len(names) == len({name for name, _ in names}), "a family given twice"
+    assert {kind for _, kind in names} == {"gauge"}
+    assert text.endswith("\n") and "# EOF" not in text  # the classic format, which node_exporter reads
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        assert family.type == "gauge" and family.name in dict(names), family.name
+        for sample in family.samples:
+            key = (sample.name, frozenset(sample.labels.items()))
+            assert key not in samples, f"series given twice: {key}"
+            samples[key] = sample.value
+    return samples
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+def where(samples: dict, name: str, **labels: str) -> dict[str, str]:
+    """The labels of the samples of *name* that have *labels* and the value 1 (a state set's true states)."""
+    return {dict(key)[state]: dict(key) for (found, key), held in samples.items() for state in ("status", "kind")
+            if found == name and state in dict(key) and held == 1 and labels.items() <= dict(key).items()}
+
+
+def seed(url: str) -> dict[str, processcache.RunRecord]:
+    """Jobs with real runs: succeeded (two machines, one oddly named, entries), failed twice after a success,
+    timed out, lost (its process died), and a retired one; the runs each returns, by name."""
+    registry = processcache.Registry()
+
+    @registry.job("ops", "nightly")
+    def nightly(ctx):
+        ctx.create_cache("token", "abc")
+        ctx.create_cache("page", 1)
+
+    @registry.job("ops", "flaky")
+    def flaky(ctx):
+        if ctx.get_cache("broken"):
+            raise RuntimeError("the feed is down")
+        ctx.create_cache("broken", True)
+
+    @registry.job("ops", "slow", timeout=0.2)
+    def slow(ctx):
+        time.sleep(30)
+
+    @registry.job("ops", "old")
+    def old(ctx):
+        pass
+
+    with processcache.connect(url) as db:
+        runs = {"nightly": nightly.run(database=db, machine="web1"),
+                "odd": nightly.run(database=db, machine=ODD_MACHINE),
+                "flaky-ok": flaky.run(database=db, machine="web1"),
+                "flaky-1": flaky.run(database=db, machine="web1"),
+                "flaky-2": flaky.run(database=db, machine="web1"),
+                "slow": slow.run(database=db, machine="web2"),
+                "old": old.run(database=db, machine="web1"),
+                "dead": db.runs.start("ops", "dead", "web2", 1, lease=0.05)}
+        db.retire_job("ops/old")
+        time.sleep(0.1)  # the dead run's lease ends: it is lost
+    assert [runs[name].status for name in ("nightly", "odd", "flaky-ok", "flaky-1", "flaky-2", "slow")] == \
+        ["succeeded", "succeeded", "succeeded", "failed", "failed", "timed-out"]
+    return runs
+
+
+def test_the_metrics_say_what_each_job_did_on_each_machine(backend_url):
+    runs = seed(backend_url)
+    with processcache.cache_session("ops", "held", machine="web3", database=backend_url, overlap="skip"):
+        with pytest.raises(processcache.JobLockedError):  # another machine's copy, skipped by the lock
+            with processcache.cache_session("ops", "held", machine="web4", database=backend_url, overlap="skip"):
+                pass
+        printed = cli("metrics", "--database", backend_url)
+    assert printed.returncode == 0 and printed.stderr == "", printed.stderr
+    samples = parse(printed.stdout)
+
+    def of(name, job, machine):
+        return value(samples, f"processcache_job_{name}", group="ops", job_name=job, machine=machine)
+
+    def status(job, machine):
+        return set(where(samples, "processcache_job_last_run_status", job_name=job, machine=machine))
+
+    # each machine's newest run that did the work, one status of every status a run has
+    assert {status for (name, key) in samples if name == "processcache_job_last_run_status"
+            for label, status in key if label == "status"} == set(RUN_STATUSES)
+    assert [status(job, machine) for job, machine in [
+        ("nightly", "web1"), ("nightly", ODD_MACHINE), ("flaky", "web1"), ("slow", "web2"), ("dead", "web2"),
+        ("held", "web3"), ("held", "web4")]] == \
+        [{"succeeded"}, {"succeeded"}, {"failed"}, {"timed-out"}, {"lost"}, {"running"}, {"skipped"}]
+    assert of("last_success_timestamp_seconds", "nightly", ODD_MACHINE) == \
+        pytest.approx(runs["odd"].finished_at.timestamp(), abs=1e-3)
+    assert of("last_success_timestamp_seconds", "flaky", "web1") == \
+        pytest.approx(runs["flaky-ok"].finished_at.timestamp(), abs=1e-3)
+    assert of("last_success_timestamp_seconds", "slow", "web2") == 0  # never succeeded
+    assert of("last_run_duration_seconds", "slow", "web2") == pytest.approx(runs["slow"].duration, abs=1e-3)
+    assert runs["slow"].duration >= 0.2
+    assert ("processcache_job_last_run_duration_seconds",
+            frozenset({"group": "ops", "job_name": "held", "machine": "web3"}.items())) not in samples  # none ended
+    assert [of("consecutive_failures", job, machine) for job, machine in [
+        ("flaky", "web1"), ("slow", "web2"), ("dead", "web2"), ("nightly", "web1"), ("held", "web3")]] == \
+        [2, 1, 1, 0, 0]
+    assert [of("running", "held", "web3"), of("lock_held", "held", "web3"), of("running", "held", "web4"),
+            of("lock_held", "held", "web4"), of("lock_held", "nightly", "web1")] == [1, 1, 0, 0, 0]
+    assert [of("cache_entries", "nightly", "web1"), of("cache_entries", "nightly", ODD_MACHINE),
+            of("cache_entries", "flaky", "web1")] == [2, 2, 1]
+    # per job, what `check` reports, each kind a series of its own
+    problems = {job: set(where(samples, "processcache_job_problem", job_name=job))
+                for job in ("nightly", "flaky", "slow", "dead", "held")}
+    assert problems == {"nightly": set(), "flaky": {"failed"}, "slow": {"timed-out"}, "dead": {"lost"},
+                        "held": set()}
+    assert value(samples, "processcache_job_problem", group="ops", job_name="nightly", kind="overdue") == 0
+    # a retired job is left out, as check and jobs leave it out
+    assert value(samples, "processcache_jobs") == 5
+    assert not [key for key in samples if ("job_name", "old") in key[1]]
+
+
+def test_every_scrape_reads_the_database_in_the_same_few_queries_however_many_jobs(backend_url):
+    """No query per job: a ledger of 25 jobs is read with as many queries as one of a single job."""
+    registry = processcache.Registry()
+    specs = [registry.job("many", f"job-{n}")(lambda ctx: None) for n in range(25)]
+
+    def queries_of_a_scrape(db) -> int:
+        counted = []
+        select = db.backend.select
+        db.backend.select = lambda *args: counted.append(args) or select(*args)  # counts; the query is real
+        try:
+            collect(db)
+        finally:
+            del db.backend.select
+        return len(counted)
+
+    with processcache.connect(backend_url) as db:
+        specs[0].run(database=db, machine="m1")
+        one = queries_of_a_scrape(db)
+        for spec in specs:
+            for machine in ("m1", "m2"):
+                spec.run(database=db, machine=machine)
+        assert queries_of_a_scrape(db) == one
+
+
+def test_output_replaces_the_file_whole_with_mode_0644_and_leaves_nothing_beside_it(backend_url, tmp_path):
+    seed(backend_url)
+    folder = tmp_path / "textfile"
+    folder.mkdir()
+    target = folder / "processcache.prom"
+    target.write_text("# an older exposition\n")
+    os.chmod(target, 0o600)
+    before = os.stat(target).st_ino
+    written = cli("metrics", "--database", backend_url, "--output", target)
+    assert written.returncode == 0 and written.stdout == "" and written.stderr == "", written
+    assert os.listdir(folder) == ["processcache.prom"]  # no temporary file left
+    assert os.stat(target).st_ino != before  # a new file put in place, not the old one rewritten
+    assert os.stat(target).st_mode & 0o777 == 0o644  # node_exporter runs as a user of its own
+    assert value(parse(target.read_text()), "processcache_jobs") == 4
+    assert target.read_text() == cli("metrics", "--database", backend_url).stdout
+
+
+def test_a_failed_read_leaves_the_file_as_it_was(tmp_path):
+    target = tmp_path / "processcache.prom"
+    target.write_text("processcache_jobs 3\n")
+    failed = cli("metrics", "--database", f"sqlite:///{tmp_path}/missing.db", "--output", target)
+    assert failed.returncode == 1 and len(failed.stderr.strip().splitlines()) == 1, failed.stderr
+    assert target.read_text() == "processcache_jobs 3\n" and os.listdir(tmp_path) == ["processcache.prom"]
+
+
+def test_a_reader_never_sees_a_half_written_file(tmp_path):
+    """node_exporter reads whenever it is scraped: every read is one whole exposition, old or new."""
+    target = tmp_path / "processcache.prom"
+    texts = [render([Family("processcache_jobs", "Jobs.", ("n",), [((str(i),), n) for i in range(5000)])])
+             for n in range(2)]
+    write_whole(str(target), texts[0])
+    seen, done = set(), threading.Event()
+
+    def read():
+        while not done.is_set():
+            seen.add(target.read_text())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for n in range(200):
+            write_whole(str(target), texts[n % 2])
+    finally:
+        done.set()
+        reader.join()
+    assert seen <= set(texts) and len(seen) == 2
+
+
+def _serve(url: str, *args: str) -> tuple[subprocess.Popen, str]:
+    """`processcache metrics --serve` on a free port, and the address it says it serves."""
+    environ = {k: v for k, v in os.environ.items() if k != "PROCESSCACHE_DATABASE_URL"}
+    server = subprocess.Popen([sys.executable, "-m", "processcache", "metrics", "--database", url, "--serve",
+                               "127.0.0.1:0", *args], stderr=subprocess.PIPE, text=True, env=environ)
+    line = server.stderr.readline()
+    found = re.search(r"serving (http://127\.0\.0\.1:\d+)/metrics", line)
+    assert found, line + server.stderr.read()
+    return server, found[1]
+
+
+def _get(url: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as answer:
+            return answer.status, answer.headers["Content-Type"], answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["Content-Type"], exc.read().decode()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_real_scrape_of_serve_reads_the_database_fresh_each_time_and_a_signal_stops_it(backend_url, stop):
+    runs = seed(backend_url)
+    server, address = _serve(backend_url)
+    try:
+        status, content_type, text = _get(address + "/metrics")
+        assert (status, content_type) == (200, "text/plain; version=0.0.4; charset=utf-8")
+        assert value(parse(text), "processcache_job_consecutive_failures", group="ops", job_name="flaky",
+                     machine="web1") == 2
+        registry = processcache.Registry()
+        assert registry.job("ops", "flaky")(lambda ctx: None).run(database=backend_url, machine="web1").ok
+        samples = parse(_get(address + "/metrics")[2])  # the next scrape sees the run that ended since
+        assert value(samples, "processcache_job_consecutive_failures", group="ops", job_name="flaky",
+                     machine="web1") == 0
+        assert value(samples, "processcache_job_last_success_timestamp_seconds", group="ops", job_name="flaky",
+                     machine="web1") > runs["flaky-ok"].finished_at.timestamp()
+        assert _get(address + "/")[:2] == (200, "text/plain; charset=utf-8")
+        assert _get(address + "/nothing")[0] == 404
+    finally:
+        server.send_signal(stop)
+        _, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err  # a clean stop: SIGTERM from systemd, Ctrl-C by hand
+    assert err == ""
+
+
+def test_serve_answers_500_with_one_line_while_the_database_cannot_be_read(tmp_path):
+    url = f"sqlite:///{tmp_path}/later.db"
+    server, address = _serve(url)
+    try:
+        status, _, text = _get(address + "/metrics")
+        assert status == 500 and len(text.strip().splitlines()) == 1 and "later.db" in text, text
+        processcache.connect(url).close()  # the database appears: the next scrape reads it
+        status, _, text = _get(address + "/metrics")
+        assert status == 200 and value(parse(text), "processcache_jobs") == 0
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=60)
+    assert server.returncode == 0 and len(err.strip().splitlines()) == 1 and "a scrape failed" in err, err
+
+
+def test_a_database_password_never_shows_in_the_metrics_or_their_errors(secret_url):
+    url, marker = secret_url
+    seed(url)
+    wrong = urlsplit(url)._replace(path="/no_such_database").geturl()
+    printed, failed = cli("metrics", "--database", url), cli("metrics", "--database", wrong)
+    assert printed.returncode == 0 and value(parse(printed.stdout), "processcache_jobs") == 4
+    assert failed.returncode == 1 and len(failed.stderr.strip().splitlines()) == 1, failed.stderr
+    server, address = _serve(wrong)
+    try:
+        status, _, text = _get(address + "/metrics")
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=60)
+    assert status == 500 and "no_such_database" in text
+    assert [output for output in (printed.stdout, printed.stderr, failed.stdout, failed.stderr, text, err)
+            if marker in output] == []
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--serve", "nonsense"], "is not HOST:PORT"),
+    (["--serve", "127.0.0.1:70000"], "is not HOST:PORT"),
+    (["--serve", "no-such-host.invalid:9464"], "is not an address or a known host name"),
+    (["--serve", "127.0.0.1:9464", "--output", "m.prom"], "--output or --serve, not both"),
+    (["--output", "/no/such/folder/m.prom"], "no folder /no/such/folder"),
+    (["--grace", "soon"], "is not a duration"),
+])
+def test_bad_input_is_a_usage_error_before_any_database_opens(tmp_path, args, says):
+    url = f"sqlite:///{tmp_path}/never.db"
+    refused = cli("metrics", "--database", url, *args, cwd=tmp_path)
+    assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(tmp_path):
+    url = f"sqlite:///{tmp_path}/db.db"
+    processcache.connect(url).close()
+    server, address = _serve(url)
+    try:
+        taken = cli("metrics", "--database", url, "--serve", address.removeprefix("http://"))
+    finally:
+        server.terminate()
+        server.communicate(timeout=60)
+    assert taken.returncode == 1, taken.stderr
+    assert taken.stderr.strip().splitlines() == [
+        f"Error: {address.removeprefix('http://')} is in use: stop what listens there, or choose another port"
+        " with --serve HOST:PORT"]
+
+
+names = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), min_size=1, max_size=40)
+
+
+@given(st.lists(st.tuples(names, names, names), min_size=1, max_size=5, unique=True))
+def test_any_group_job_and_machine_name_reads_back_as_it_was(labels):
+    """Label values are escaped as the format says: the parser gives back every name exactly."""
+    text = render([Family("processcache_job_running", "Runs.", ("group", "job_name", "machine"),
+                          [(label, n) for n, label in enumerate(labels)])])
+    assert {tuple(key_labels[name] for name in ("group", "job_name", "machine")): found
+            for (_, key), found in parse(text).items() for key_labels in [dict(key)]} == \
+        {label: n for n, label in enumerate(labels)}
+    assert text.count("\n") == 2 + len(labels)  # a newline in a name never starts a line
+
+
+def test_escape_follows_the_text_format():
+    assert escape('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
