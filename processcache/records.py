@@ -149,8 +149,10 @@ class Problem:
 
     *kind* is ``overdue`` (``expect_every``), ``missed`` (``schedule``: no
     run started within the job's grace after a due time), ``late`` (the run
-    for the last due time started after its grace), ``failed``,
-    ``timed-out``, ``lost``, ``terminated`` or ``too-long``; ``no-jobs``
+    for the last due time started after its grace), ``bad-schedule`` (a
+    stored schedule the checking machine cannot read, such as a time zone
+    its database lacks), ``failed``, ``timed-out``, ``lost``,
+    ``terminated`` or ``too-long``; ``no-jobs``
     (with *job* ``-``) for a database that holds no job at all, so a probe
     given the wrong database fails. *run* is the run judged (the job's last
     one not skipped; for ``late``, the late run), so a monitor reading

@@ -114,7 +114,7 @@ def recent_due(schedule: str, timezone: str, moment: datetime, count: int = 5) -
     due = last_due(schedule, timezone, moment)
     while due is not None and len(found) < count:
         found.append(due)
-        due = last_due(schedule, timezone, due - _JUST_BEFORE)
+        due = previous_due(schedule, timezone, due)
     return found
 
 

@@ -259,7 +259,8 @@ class History:
         until a run starts. Otherwise, the first run after the due time the
         newest start answers is late if it started after its grace; not the
         job's very first run, though: the job was not declared when it was
-        due. A job whose first due time has not come is not judged.
+        due. A job whose first due time has not come is not judged; one whose
+        schedule this machine cannot read is ``bad-schedule``.
         """
         from ..schedules import current_slot, next_due
 
@@ -273,19 +274,14 @@ class History:
         slot = current_slot(schedule, zone, start)
         missed = next_due(schedule, zone, slot or start)
         if missed is not None and now > missed + timedelta(seconds=grace):
-            by = missed + timedelta(seconds=grace)
-            detail = (f"due {_due(missed, zone)}; no run started by {_wall(by, missed, zone)};"
-                      f" last started {start:%Y-%m-%d %H:%M:%S} UTC")
+            detail = f"{_missed(missed, grace, zone)}; last started {start:%Y-%m-%d %H:%M:%S} UTC"
             return [Problem(summary.name, "missed", detail, judged.attempt and judged.attempt.id, judged.attempt)]
         if slot is None or start <= slot + timedelta(seconds=grace):
             return []
         late = self._late_run(judged.job_id, schedule, zone, slot)
         if late is None or late.started_at <= slot + timedelta(seconds=grace):
             return []
-        detail = (f"due {_due(slot, zone)}; run {late.id} started"
-                  f" {format_duration((late.started_at - slot).total_seconds())} late, at"
-                  f" {_wall(late.started_at, slot, zone)} (grace {format_duration(grace)})")
-        return [Problem(summary.name, "late", detail, late.id, late)]
+        return [Problem(summary.name, "late", _late(slot, late, grace, zone), late.id, late)]
 
     def _late_run(self, job_id: int, schedule: str, zone: str, due: datetime) -> RunRecord | None:
         """The first run that started after *due*'s early allowance; None if it was the job's first run ever.
@@ -384,6 +380,18 @@ def _unreadable(job: str, schedule: str, zone: str) -> Problem | None:
     except RegistryError as exc:
         return Problem(job, "bad-schedule", f"cannot tell when it is due on this machine: {exc}")
     return None
+
+
+def _missed(due: datetime, grace: float, zone: str) -> str:
+    """``due 2026-11-26 03:00 Europe/Berlin (02:00 UTC); no run started by 03:15``."""
+    return f"due {_due(due, zone)}; no run started by {_wall(due + timedelta(seconds=grace), due, zone)}"
+
+
+def _late(due: datetime, run: RunRecord, grace: float, zone: str) -> str:
+    """``due 2026-11-26 03:00 Europe/Berlin (02:00 UTC); run 17 started 20m00s late, at 03:20 (grace 15m00s)``."""
+    late = format_duration((run.started_at - due).total_seconds())
+    return (f"due {_due(due, zone)}; run {run.id} started {late} late, at {_wall(run.started_at, due, zone)}"
+            f" (grace {format_duration(grace)})")
 
 
 def _due(moment: datetime, zone: str) -> str:
