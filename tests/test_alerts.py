@@ -72,7 +72,7 @@ def test_checks_at_the_same_moment_on_many_machines_send_one_alert(backend_url, 
     checkers = [subprocess.Popen([sys.executable, "-m", "processcache", "check", "-d", backend_url, "--notify",
                                   webhook.url], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                 for _ in range(6)]
-    assert [checker.wait(120) for checker in checkers] == [1] * 6
+    assert [checker.communicate(timeout=120) and checker.returncode for checker in checkers] == [1] * 6
     assert [body["event"] for _, body in webhook.received] == ["failing"]
 
 

@@ -192,7 +192,8 @@ def channels_given(urls: tuple[str, ...]) -> list[str]:
 
 @click.command()
 @click.option("--grace", default="1m", show_default=True, metavar="DURATION",
-              help="How late a job with expect_every may start before it is overdue.")
+              help="How late a due run (a job's schedule) or a job with expect_every may start before it is "
+                   "missed or overdue; a job's own grace wins.")
 @click.option("--notify", "notify_urls", metavar="URL", multiple=True, envvar="PROCESSCACHE_NOTIFY",
               show_envvar=True, callback=lambda _ctx, _param, urls: channels_given(urls),
               help="Send an alert when a job starts failing or recovers: a webhook (https://...) or e-mail "
@@ -204,12 +205,16 @@ def channels_given(urls: tuple[str, ...]) -> list[str]:
 def check(grace, notify_urls, database, as_json):
     """Report jobs that need a look; exit 1 if any, 0 if all is well.
 
-    A job is reported when it is overdue (declared with expect_every and no
-    run started within that period plus --grace), when its last run failed,
+    A job is reported when it is missed (declared with a schedule, and no
+    run started within its grace after a due time) or late (its run
+    started after that), overdue (declared with expect_every and no run
+    started within that period plus its grace), when its last run failed,
     timed out, was terminated or was lost (a lost run is only that, however
-    long ago it died), or when it ran longer than its max_duration. A
-    database that holds no job at all is a problem too (no-jobs): a probe
-    given the wrong --database must not pass. Call it from any monitoring
+    long ago it died), or when it ran longer than its max_duration; a
+    schedule this machine cannot read (a time zone its system lacks) is
+    bad-schedule. A database that holds no job at all is a problem too
+    (no-jobs): a probe given the wrong --database must not pass. Everything
+    is judged by the database server's clock. Call it from any monitoring
     system.
 
     Runs are judged, not attempts: a run that succeeded on a retry is well,
