@@ -357,3 +357,20 @@ def test_once_per_schedule_keeps_each_due_time_to_one_machine(backend_url):
     assert second.status == "skipped" and "(the schedule's due time)" in second.error
     with pytest.raises(RegistryError, match="once_per='schedule' needs the job's schedule"):
         Registry().job("control", "unscheduled", once_per="schedule")(lambda ctx: None)
+
+
+def test_prune_takes_a_runs_attempts_and_old_slots_with_it(backend_url):
+    flaky, _ = flaky_job(1, retries=1, once_per="1h")
+    old = flaky.run(database=backend_url, machine="m")
+    with connect(backend_url) as db:
+        assert len(db.run(old.id).attempts) == 2
+        long_ago = "2020-01-01 00:00:00"
+        db.backend.execute("UPDATE process_job_runs SET started_at = $t WHERE id = $id", {"t": long_ago, "id": old.id})
+        db.backend.execute("UPDATE process_job_slots SET slot = slot - 86400 * 400")
+    newer = [Registry().job("control", "flaky", once_per="1h")(lambda ctx: None).run(database=backend_url,
+                                                                                   machine="m") for _ in range(2)]
+    assert [run.status for run in newer] == ["succeeded", "skipped"]
+    with connect(backend_url) as db:
+        assert db.history.prune(runs_older_than=30 * 86400)["runs"] == 1
+        assert db.backend.value("SELECT COUNT(*) FROM process_job_attempts WHERE run_id = $id", {"id": old.id}) == 0
+        assert db.backend.values("SELECT run_id FROM process_job_slots") == [newer[0].id]

@@ -21,7 +21,7 @@ from ..records import JobSummary, LogRecord, Problem, RunDetail, RunRecord
 from ..timeutil import db_time, py_time
 from .backend import Backend, id_list
 from .runs import MONITORING
-from .schema import JOB_STATE_REVISION, MONITORING_REVISION
+from .schema import JOB_STATE_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION
 from .store import JOBS_FROM
 
 if TYPE_CHECKING:
@@ -323,7 +323,19 @@ class History:
             params = {"cut": db_time(now - timedelta(seconds=older_than)),
                       "failcut": db_time(now - timedelta(seconds=kept_failed))}
             counts[table] = self.delete_rows(table, select(), params, dry_run, progress)
+        if runs_older_than is not None and not dry_run:
+            self._prune_bookkeeping(runs_older_than)
         return counts
+
+    def _prune_bookkeeping(self, older_than: float) -> None:
+        """Slots and delivered (or given up) alert messages older than the runs pruned: nothing reads them again."""
+        params = {"age": older_than}
+        if self.database.has_revision(RUN_CONTROL_REVISION):
+            self.backend.execute(f"DELETE FROM process_job_slots WHERE slot < {self.runs.now} - $age", params)
+        if self.database.has_revision(MONITORING_REVISION):
+            self.backend.execute("DELETE FROM process_alert_deliveries WHERE status IN ('sent', 'failed')"
+                                 " AND created_at < $cut", {"cut": db_time(self.database.clock.now()
+                                                                          - timedelta(seconds=older_than))})
 
     def _old_runs(self) -> str:
         failed = ", ".join(f"'{status}'" for status in FAILED)
@@ -346,11 +358,15 @@ class History:
 
         Each batch is its own short transaction, so a busy database is never
         locked for long; *dry_run* only counts. Logs outlive their runs when
-        kept longer: a batch of runs is unlinked from its logs first.
+        kept longer: a batch of runs is unlinked from its logs first, and its
+        attempts go with it.
         """
+        attempts = self.database.has_revision(RUN_CONTROL_REVISION)
 
         def unlink_logs(ids: str) -> None:
             self.backend.execute(f"UPDATE process_job_logs SET run_id = NULL WHERE run_id IN ({ids})")
+            if attempts:
+                self.backend.execute(f"DELETE FROM process_job_attempts WHERE run_id IN ({ids})")
 
         return self.backend.delete_in_batches(TABLES[table], where, params, PRUNE_BATCH, dry_run,
                                               progress and (lambda rows: progress(table, rows)),
