@@ -7,6 +7,8 @@ Accepted URLs::
     sqlite://:memory:               one in-memory database shared by the process's threads
     postgresql://user:password@host:5432/dbname   (also postgres://)
     mysql://user:password@host:3306/dbname        (MySQL and MariaDB; also mariadb://)
+    postgresql://user@db1:5432,db2:5433/dbname?target_session_attrs=read-write
+                                                  (libpq's hosts, tried in turn; see `_hosts`)
 
 A password is percent-encoded in the URL (``urllib.parse.quote(password,
 safe='')``): one holding an unencoded ``/``, ``?`` or ``#`` is refused,
@@ -265,16 +267,12 @@ def _parse_server(url: str, provider: str) -> DatabaseConfig:
     except ValueError:  # its message quotes the text it failed on, which may be a password
         raise ConfigError(f"bad database URL {_masked_text(url)!r}: its user name, password or host holds a"
                           f" character that cannot stand there; {_PERCENT_ENCODE}") from None
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"bad database URL {_mask_url(parts)!r}: its port is not a whole number"
-                          " from 0 to 65535") from None
+    host, port = _hosts(parts, provider)
     database = unquote(parts.path.lstrip("/"))
     if not database:
         raise ConfigError(f"the URL {_mask_url(parts)!r} names no database: add /dbname at its end")
     options = _postgres_options(parts.query) if provider == "postgres" else _mysql_options(parts.query)
-    args = {"host": parts.hostname or "localhost", **options}
+    args = {"host": host, **options}
     if port:
         args["port"] = port
     if parts.username:
@@ -291,6 +289,40 @@ def _parse_server(url: str, provider: str) -> DatabaseConfig:
     read_timeout = args.pop("read_timeout") if provider == "postgres" else args["read_timeout"]
     return DatabaseConfig(provider, args, _mask_url(parts), password=password or None,
                           read_timeout=read_timeout, connect_timeout=float(args["connect_timeout"]))
+
+
+def _hosts(parts: SplitResult, provider: str) -> tuple[str, int | str | None]:
+    """The URL's host and port as the driver takes them: one host and its port, or libpq's lists of several.
+
+    ``postgresql://cron@db1:5432,db2:5433/cron`` names two hosts, which
+    libpq tries in turn (``host="db1,db2"``, ``port="5432,5433"``; a host
+    without a port leaves its place in the list empty: the default port).
+    With ``?target_session_attrs=read-write`` it passes over a standby, so
+    a connection made after a failover reaches the new primary. MySQL's
+    drivers take one host. A host may be percent-encoded (a Unix socket's
+    folder, ``%2Fvar%2Frun%2Fpostgresql``); none is localhost.
+    """
+    items = parts.netloc.rpartition("@")[2].split(",")
+    if len(items) > 1 and provider != "postgres":
+        raise ConfigError(f"the URL {_mask_url(parts)!r} names several hosts, which MySQL and MariaDB URLs cannot:"
+                          " name one (a proxy or a virtual IP in front of the replicas, for a failover)")
+    hosts, ports = zip(*(_host_and_port(item, parts, len(items) > 1) for item in items), strict=True)
+    if len(items) == 1:
+        return hosts[0], ports[0] or None
+    return ",".join(hosts), ",".join(str(port or "") for port in ports) if any(ports) else None
+
+
+#: One host of a URL: a name or address, or an IPv6 address in brackets, then ``:port`` or nothing.
+_HOST_ITEM = re.compile(r"(\[[^\]]*\]|[^\[\]:]*)(?::(\d{0,5}))?")
+
+
+def _host_and_port(item: str, parts: SplitResult, listed: bool) -> tuple[str, int]:
+    """One ``host:port`` of a URL's hosts (0 for no port: the default); *listed* when the URL names several."""
+    found = _HOST_ITEM.fullmatch(item)
+    if found is None or int(found.group(2) or 0) > 65535:
+        what = f"{item!r} in its host list is not host or host:port" if listed else "its port is not a whole number"
+        raise ConfigError(f"bad database URL {_mask_url(parts)!r}: {what} (a port is from 0 to 65535)")
+    return unquote(found.group(1).strip("[]")) or "localhost", int(found.group(2) or 0)
 
 
 def _postgres_options(query: str) -> dict:
