@@ -61,6 +61,9 @@ one-line `DatabaseUnavailableError` naming the database. What the run does
 next (record its failure, release its lock) fails at once for as long as
 the budget again (`processcache.storage.retry.RetryBudget`) instead of adding its
 own minute. SIGTERM during the wait ends the process within the same bound.
+With several hosts, opening a connection tries each in turn, each for up to
+the connect timeout (`processcache.storage.waits.connect_each_host`): a
+silent first host costs every new connection its connect timeout.
 """
 
 import os

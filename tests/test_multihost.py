@@ -8,6 +8,7 @@ refused there in one line.
 """
 
 import json
+import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -15,6 +16,7 @@ import pytest
 from cli_helpers import cli
 from hypothesis import given
 from hypothesis import strategies as st
+from tcpproxy import Proxy
 from test_secrets import assert_none_shown, passwords, what_a_user_sees
 
 from processcache import ConfigError, connect
@@ -132,3 +134,22 @@ def test_every_command_works_when_the_first_host_is_down(postgres_url, tmp_path)
     with connect(url) as db:
         assert "Sekr3tMarker" not in f"{db!r} {db.url} {db.config!r}"
         assert db.url.startswith("postgresql://postgres:***@127.0.0.1:1,")
+
+
+def test_a_first_host_that_never_answers_costs_its_connect_timeout_then_the_next_host_is_used(postgres_url):
+    # The old primary's machine gone, its packets dropped (the usual failover): each host has a timeout of its own.
+    parts = urlsplit(postgres_url)
+    with Proxy(parts.hostname, parts.port or 5432) as silent:
+        silent.stall()
+        url = listing(postgres_url, f"127.0.0.1:{silent.port}", "server", query="connect_timeout=2&retry_for=0")
+        started = time.monotonic()
+        done = cli("db", "sync", "--database", url)
+        assert done.returncode == 0, done.stderr
+        assert time.monotonic() - started >= 2
+
+
+def test_when_no_host_takes_the_connection_the_error_says_why_for_each_in_one_line(postgres_url):
+    done = cli("jobs", "--database", listing(postgres_url, "127.0.0.1:1", "127.0.0.1:2", query="retry_for=0"))
+    assert done.returncode != 0 and "Sekr3tMarker" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    assert "127.0.0.1:1: Connection refused; 127.0.0.1:2: Connection refused" in done.stderr, done.stderr

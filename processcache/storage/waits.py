@@ -10,10 +10,11 @@ wait, so the wait happens in Python's ``select()``: with a timeout, and
 with signal handlers running (a handler that raises ends the wait).
 
 The callback is process-wide, so `wait` tells processcache's connections
-(made with the class `connection_factory` returns, which carries their
-timeouts) from the application's. Ours wait at most ``connect_timeout``
-for a connection to open (libpq does not enforce it in non-blocking mode)
-and ``read_timeout`` for each answer; then `wait` raises
+(of the class `connection_factory` makes, which carries their timeouts)
+from the application's. Ours wait at most ``connect_timeout``
+for a connection to open (libpq does not enforce it in non-blocking mode;
+the hosts of a multi-host URL are tried one by one, each with its own:
+`connect_each_host`) and ``read_timeout`` for each answer; then `wait` raises
 `psycopg2.OperationalError`, psycopg2 closes the connection, and
 `processcache.storage.retry` sees a lost connection. Any other connection waits
 exactly as with `psycopg2.extras.wait_select`: no timeout, and Ctrl-C
@@ -32,8 +33,10 @@ which do not bound a server that acknowledges and never answers.
 """
 
 import functools
+import random
 import select
 import time
+from collections.abc import Callable
 
 import psycopg2
 from psycopg2 import extensions, extras
@@ -47,10 +50,41 @@ class BoundedConnection(extensions.connection):
 
 
 @functools.cache
-def connection_factory(connect_timeout: float, read_timeout: float) -> type:
-    """The connection class (psycopg2's ``connection_factory``) whose waits these timeouts bound."""
-    return type("BoundedConnection", (BoundedConnection,),
-                {"connect_timeout": connect_timeout, "read_timeout": read_timeout})
+def connection_factory(connect_timeout: float, read_timeout: float) -> Callable[[str, int], BoundedConnection]:
+    """psycopg2's ``connection_factory``: a connection whose waits these timeouts bound, one host at a time."""
+    bounded = type("BoundedConnection", (BoundedConnection,),
+                   {"connect_timeout": connect_timeout, "read_timeout": read_timeout})
+    return functools.partial(connect_each_host, bounded)
+
+
+def connect_each_host(bounded: type, dsn: str, async_: int = 0) -> BoundedConnection:
+    """A *bounded* connection to the first host of *dsn* that takes it, each host given its own connect_timeout.
+
+    libpq tries the hosts of a multi-host URL in turn, giving each its own
+    ``connect_timeout``, when it waits itself; here `wait` waits, with one
+    deadline for the whole list. A first host that never answers (the old
+    primary's machine gone, its packets dropped: the usual failover) would
+    spend it all, every time, and the new primary would never be tried. So
+    each host is a connection of its own, in the order given (shuffled with
+    ``load_balance_hosts=random``), and libpq checks ``target_session_attrs``
+    on each. When none takes it, the error says why for each host, in one line.
+    """
+    params = extensions.parse_dsn(dsn)
+    hosts = params.get("host", "").split(",")
+    ports = params.get("port", "").split(",")
+    if len(hosts) == 1 or "hostaddr" in params or len(ports) not in (1, len(hosts)):
+        return bounded(dsn, async_)  # one host, or lists libpq matches (or refuses) itself
+    pairs = list(zip(hosts, ports * len(hosts) if len(ports) == 1 else ports, strict=True))
+    if params.get("load_balance_hosts") == "random":
+        random.shuffle(pairs)
+    common = {name: value for name, value in params.items() if name not in ("host", "port", "load_balance_hosts")}
+    failures = []
+    for host, port in pairs:
+        try:
+            return bounded(extensions.make_dsn(**{**common, "host": host, "port": port or None}), async_)
+        except psycopg2.OperationalError as exc:
+            failures.append(f"{host}:{port or 'default port'}: {(str(exc).strip() or 'failed').splitlines()[0]}")
+    raise psycopg2.OperationalError("; ".join(failures))
 
 
 def install() -> bool:
