@@ -33,8 +33,8 @@ Per job and machine (the machines it ran on, wrote entries from or holds a lock 
 - ``processcache_job_cache_entries``: live cache entries written there.
 
 Per job: ``processcache_job_problem{kind=...}``, 1 for each problem
-``processcache check`` reports (overdue, missed, late, failed, timed-out,
-lost, terminated, too-long), 0 for the others. And
+``processcache check`` reports (overdue, missed, late, bad-schedule,
+failed, timed-out, lost, terminated, too-long), 0 for the others. And
 ``processcache_jobs``: how many jobs the database holds; 0 is what
 ``check`` calls no-jobs (is the database URL right?). Retired jobs are
 left out, as ``check`` and ``jobs`` leave them out.
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: The problems `check` reports about a job, each one series of ``processcache_job_problem`` (a kind `check`
 #: adds later gets its series where a job has it).
-PROBLEM_KINDS = ("overdue", "missed", "late", "failed", "timed-out", "lost", "terminated", "too-long")
+PROBLEM_KINDS = ("overdue", "missed", "late", "bad-schedule", "failed", "timed-out", "lost", "terminated", "too-long")
 JOB_LABELS = ("group", "job_name")
 MACHINE_LABELS = (*JOB_LABELS, "machine")
 

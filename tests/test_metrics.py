@@ -59,7 +59,7 @@ def where(samples: dict, name: str, **labels: str) -> dict[str, str]:
 
 def seed(url: str) -> dict[str, processcache.RunRecord]:
     """Jobs with real runs: succeeded (two machines, one oddly named, entries), failed twice after a success,
-    timed out, lost (its process died), and a retired one; the runs each returns, by name."""
+    timed out, lost (its process died), expected every 0.2 s, and a retired one; the runs, by name."""
     registry = processcache.Registry()
 
     @registry.job("ops", "nightly")
@@ -81,6 +81,10 @@ def seed(url: str) -> dict[str, processcache.RunRecord]:
     def old(ctx):
         pass
 
+    @registry.job("ops", "frequent", expect_every=0.2)
+    def frequent(ctx):
+        pass
+
     with processcache.connect(url) as db:
         runs = {"nightly": nightly.run(database=db, machine="web1"),
                 "odd": nightly.run(database=db, machine=ODD_MACHINE),
@@ -89,9 +93,10 @@ def seed(url: str) -> dict[str, processcache.RunRecord]:
                 "flaky-2": flaky.run(database=db, machine="web1"),
                 "slow": slow.run(database=db, machine="web2"),
                 "old": old.run(database=db, machine="web1"),
+                "frequent": frequent.run(database=db, machine="web1"),
                 "dead": db.runs.start("ops", "dead", "web2", 1, lease=0.05)}
         db.retire_job("ops/old")
-        time.sleep(0.1)  # the dead run's lease ends: it is lost
+        time.sleep(0.3)  # the dead run's lease ends (it is lost), and so do frequent's 0.2 s
     assert [runs[name].status for name in ("nightly", "odd", "flaky-ok", "flaky-1", "flaky-2", "slow")] == \
         ["succeeded", "succeeded", "succeeded", "failed", "failed", "timed-out"]
     return runs
@@ -103,7 +108,7 @@ def test_the_metrics_say_what_each_job_did_on_each_machine(backend_url):
         with pytest.raises(processcache.JobLockedError):  # another machine's copy, skipped by the lock
             with processcache.cache_session("ops", "held", machine="web4", database=backend_url, overlap="skip"):
                 pass
-        printed = cli("metrics", "--database", backend_url)
+        printed = cli("metrics", "--database", backend_url, "--grace", "0s")
     assert printed.returncode == 0 and printed.stderr == "", printed.stderr
     samples = parse(printed.stdout)
 
@@ -138,12 +143,12 @@ def test_the_metrics_say_what_each_job_did_on_each_machine(backend_url):
             of("cache_entries", "flaky", "web1")] == [2, 2, 1]
     # per job, what `check` reports, each kind a series of its own
     problems = {job: set(where(samples, "processcache_job_problem", job_name=job))
-                for job in ("nightly", "flaky", "slow", "dead", "held")}
+                for job in ("nightly", "flaky", "slow", "dead", "held", "frequent")}
     assert problems == {"nightly": set(), "flaky": {"failed"}, "slow": {"timed-out"}, "dead": {"lost"},
-                        "held": set()}
+                        "held": set(), "frequent": {"overdue"}}
     assert value(samples, "processcache_job_problem", group="ops", job_name="nightly", kind="overdue") == 0
     # a retired job is left out, as check and jobs leave it out
-    assert value(samples, "processcache_jobs") == 5
+    assert value(samples, "processcache_jobs") == 6
     assert not [key for key in samples if ("job_name", "old") in key[1]]
 
 
@@ -184,7 +189,7 @@ def test_output_replaces_the_file_whole_with_mode_0644_and_leaves_nothing_beside
     assert os.listdir(folder) == ["processcache.prom"]  # no temporary file left
     assert os.stat(target).st_ino != before  # a new file put in place, not the old one rewritten
     assert os.stat(target).st_mode & 0o777 == 0o644  # node_exporter runs as a user of its own
-    assert value(parse(target.read_text()), "processcache_jobs") == 4
+    assert value(parse(target.read_text()), "processcache_jobs") == 5
     assert target.read_text() == cli("metrics", "--database", backend_url).stdout
 
 
@@ -283,7 +288,7 @@ def test_a_database_password_never_shows_in_the_metrics_or_their_errors(secret_u
     seed(url)
     wrong = urlsplit(url)._replace(path="/no_such_database").geturl()
     printed, failed = cli("metrics", "--database", url), cli("metrics", "--database", wrong)
-    assert printed.returncode == 0 and value(parse(printed.stdout), "processcache_jobs") == 4
+    assert printed.returncode == 0 and value(parse(printed.stdout), "processcache_jobs") == 5
     assert failed.returncode == 1 and len(failed.stderr.strip().splitlines()) == 1, failed.stderr
     server, address = _serve(wrong)
     try:

@@ -52,13 +52,16 @@ def metrics(output, serve, grace, database):
 
     Every machine reads the same database, so one exporter serves the
     whole farm: run it on one machine only, or the series come twice.
+    A server keeps trying a database that went away for the URL's
+    retry_for (30s): give it ?retry_for=5s, so a scrape fails (HTTP 500,
+    one line) within Prometheus's 10s scrape timeout instead.
 
     \b
     For node_exporter's textfile collector, every minute, in a crontab:
         PROCESSCACHE_DATABASE_URL=postgresql://cron@db.internal/cron
         * * * * * processcache metrics -o /var/lib/prometheus/node-exporter/processcache.prom
     Served, for Prometheus to scrape (SIGTERM or Ctrl-C stops it, exit 0):
-        processcache metrics --serve 127.0.0.1:9464 -d postgresql://cron@db.internal/cron
+        processcache metrics --serve 127.0.0.1:9464 -d 'postgresql://cron@db.internal/cron?retry_for=5s'
     and in prometheus.yml:
         scrape_configs:
           - job_name: processcache
