@@ -170,7 +170,9 @@ class RunStore:
         ended = self.backend.retrying(record)
         if ended is None:  # it had ended already: as it was recorded then
             recorded = self.get(run.id)
-            assert recorded is not None, "a run is never deleted while it runs"
+            if recorded is None:  # its row is gone: a failover to a standby that never had it, a restore
+                raise SchemaError(f"run {run.id} is not in {self.database.url} any more (a failover to a standby"
+                                  " that had not received it, or a restored backup): its end cannot be recorded")
             return recorded
         return RunRecord(run.id, run.group, run.job, run.machine, run.pid, ended[0], run.started_at, finished_at,
                          duration, ended[1], stored_traceback, None if summary is None else result, signal,
