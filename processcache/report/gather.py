@@ -1,0 +1,156 @@
+"""One snapshot of the farm for the report and the dashboard: jobs, their recent runs per machine, problems,
+next due times, held locks and cache sizes.
+
+A fixed number of queries whatever the database holds (200 jobs of 1,000
+runs each must render in seconds): the jobs, ``check``, the locks, one
+pass over the runs keeping each job and machine's newest `RECENT_RUNS`
+(a window function, as `storage.metrics` counts failures), and one for
+the cache sizes. Errors and tracebacks are masked with the database URL's
+password, which a job that failed to connect may have printed.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from ..errors import ProcessCacheError
+from ..records import JobSummary, Problem, RunRecord
+from ..storage.reports import FAILED
+from ..storage.runs import LockRecord
+from ..storage.store import JOBS_FROM
+
+if TYPE_CHECKING:
+    from ..storage.database import Database
+
+#: Runs shown per job and machine: a strip a person reads at a glance, and a page that stays small.
+RECENT_RUNS = 30
+#: The problems `check` reports that say a job did not start when it should have.
+LATE_KINDS = ("overdue", "missed", "late")
+#: The newest runs of each job and machine, by a window over the runs (SQLite 3.25, PostgreSQL, MariaDB 10.2).
+_RECENT = ("r.id IN (SELECT w.id FROM (SELECT id, job_id, ROW_NUMBER() OVER (PARTITION BY job_id, machine"
+           " ORDER BY id DESC) AS n FROM process_job_runs) w WHERE w.n <= $count{group})")
+
+
+@dataclass(frozen=True)
+class MachineRuns:
+    """One job's newest runs on one machine, newest first."""
+
+    machine: str
+    runs: list[RunRecord]
+
+
+@dataclass(frozen=True)
+class JobView:
+    """Everything the report shows of one job."""
+
+    summary: JobSummary
+    machines: list[MachineRuns]
+    problems: list[Problem]
+    next_due: datetime | None
+    last_failure: RunRecord | None
+    locks: list[LockRecord]
+    cache_entries: int = 0
+    cache_bytes: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.summary.name
+
+    @property
+    def running(self) -> bool:
+        return any(run.status == "running" for machine in self.machines for run in machine.runs[:1])
+
+    @property
+    def failing(self) -> bool:
+        return any(problem.kind not in LATE_KINDS for problem in self.problems)
+
+    @property
+    def overdue(self) -> bool:
+        return any(problem.kind in LATE_KINDS for problem in self.problems)
+
+    @property
+    def state(self) -> str:
+        """One word for the job's card: failing, overdue, running or healthy (the first that holds)."""
+        if self.failing:
+            return "failing"
+        if self.overdue:
+            return "overdue"
+        return "running" if self.running else "healthy"
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The snapshot: when it was read (the database server's clock), the jobs and the locks held."""
+
+    now: datetime
+    database: str
+    jobs: list[JobView]
+    locks: list[LockRecord]
+    group: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def gather(db: "Database", group: str | None = None, grace: float = 60.0) -> Overview:
+    """The snapshot of every job not retired (of *group* only when given); *grace* as ``check``'s, in seconds."""
+    now = db.clock.now()
+    summaries = [summary for summary in db.history.jobs() if group is None or summary.group == group]
+    if group is not None and not summaries:
+        raise ProcessCacheError(f"no group {group} in this database: `processcache jobs` lists the jobs")
+    problems: dict[str, list[Problem]] = {}
+    for problem in db.check(grace):
+        problems.setdefault(problem.job, []).append(problem)
+    locks = db.locks()
+    runs = recent_runs(db, group)
+    sizes = cache_sizes(db)
+    jobs = [_job_view(db, summary, runs.get((summary.group, summary.job), []), problems.get(summary.name, []),
+                      locks, sizes.get((summary.group, summary.job), (0, 0)), now) for summary in summaries]
+    counts = {"jobs": len(jobs), "healthy": sum(not job.problems for job in jobs),
+              "failing": sum(job.failing for job in jobs), "overdue": sum(job.overdue for job in jobs),
+              "running": sum(job.running for job in jobs)}
+    return Overview(now, db.url, jobs, locks, group, counts)
+
+
+def recent_runs(db: "Database", group: str | None = None) -> dict[tuple[str, str], list[RunRecord]]:
+    """Each job's newest `RECENT_RUNS` runs per machine, newest first, by (group, job)."""
+    where = _RECENT.format(group=f" AND job_id IN (SELECT j.id {JOBS_FROM} WHERE p.name = $group)" if group else "")
+    found: dict[tuple[str, str], list[RunRecord]] = {}
+    for run in db.runs.select_runs(where, {"count": RECENT_RUNS, "group": group}):
+        found.setdefault((run.group, run.job), []).append(run)
+    return found
+
+
+def cache_sizes(db: "Database") -> dict[tuple[str, str], tuple[int, int]]:
+    """Each job's live cache entries and their stored size in bytes, by (group, job)."""
+    rows = db.backend.select(
+        f"SELECT p.name, j.name, COUNT(c.id), SUM(LENGTH(c.entry_value)) {JOBS_FROM}"
+        f" JOIN process_cache c ON c.job_id = j.id WHERE c.expires_at IS NULL OR c.expires_at > {db.runs.now}"
+        " GROUP BY p.name, j.name")
+    return {(group, job): (int(count), int(size or 0)) for group, job, count, size in rows}
+
+
+def _job_view(db: "Database", summary: JobSummary, runs: list[RunRecord], problems: list[Problem],
+              locks: list[LockRecord], cache: tuple[int, int], now: datetime) -> JobView:
+    by_machine: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        by_machine.setdefault(run.machine, []).append(run)
+    failure = next((run for run in runs if run.status in FAILED), None)
+    if failure is not None:
+        failure = failure._replace(error=failure.error and db.config.mask(failure.error),
+                                   traceback=failure.traceback and db.config.mask(failure.traceback))
+    held = [lock for lock in locks if lock.name.split("@", 1)[0] == summary.name]
+    return JobView(summary, [MachineRuns(machine, by_machine[machine]) for machine in sorted(by_machine)],
+                   problems, next_due(summary, now), failure, held, *cache)
+
+
+def next_due(summary: JobSummary, now: datetime) -> datetime | None:
+    """When the job should next start: its schedule's next due time, else its last start plus expect_every."""
+    if summary.schedule:
+        from ..schedules import next_due as scheduled
+
+        try:
+            return scheduled(summary.schedule, summary.timezone or "UTC", now)
+        except ProcessCacheError:  # a schedule this machine cannot read: check says bad-schedule
+            return None
+    if summary.expect_every and summary.last_run is not None:
+        return summary.last_run.started_at + timedelta(seconds=summary.expect_every)
+    return None
