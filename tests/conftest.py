@@ -54,12 +54,15 @@ def _time_limit(item) -> float:
 
 
 def _end_the_run(item, limit: float) -> None:
-    """Show what the stuck test printed and where every thread is, then exit 1 (pytest-timeout's thread way)."""
+    """Show what the stuck test printed and where every thread is, then exit 1 (pytest-timeout's thread way).
+
+    All of it goes to stderr: an xdist worker's stdout is /dev/null, and os._exit flushes no buffer.
+    """
     capture = item.config.pluginmanager.getplugin("capturemanager")
     if capture is not None:
         capture.suspend_global_capture(in_=True)
         out, err = capture.read_global_capture()
-        sys.stdout.write(out)
+        sys.stderr.write(out)
         sys.stderr.write(err)
     sys.stderr.write(f"\n+++ {item.nodeid} is still running {BACKSTOP_GRACE:.0f}s after its {limit:g}s time limit"
                      " (stuck where no signal reaches it, as in a driver's C code); the stacks of every thread:\n")
@@ -76,7 +79,9 @@ def pytest_runtest_protocol(item, nextitem):
     A test blocked in C code (libpq waiting on the server; psycopg2 retries
     the interrupted wait) sees the signal only when the call returns, which
     may be never. A timer thread then ends the whole run, so CI fails within
-    minutes and names the test instead of running out of time.
+    minutes and names the test instead of running out of time. Under
+    pytest-xdist it ends the worker process: xdist reports the test failed
+    ("worker crashed while running ...") and goes on with a new worker.
     """
     limit = _time_limit(item)
     timer = threading.Timer(limit + BACKSTOP_GRACE, _end_the_run, (item, limit)) if limit > 0 else None
@@ -88,6 +93,15 @@ def pytest_runtest_protocol(item, nextitem):
     finally:
         if timer is not None:
             timer.cancel()
+
+
+@pytest.fixture
+def pytester(pytester, monkeypatch):
+    """pytester whose runs are a user's plain pytest, not an xdist worker's (xdist marks its workers' environment:
+    pytest-benchmark, where installed, then warns, and the users' tests run with -W error)."""
+    for name in [name for name in os.environ if name.startswith("PYTEST_XDIST_")]:
+        monkeypatch.delenv(name)
+    return pytester
 
 
 settings.register_profile(

@@ -16,18 +16,22 @@ WORKERS = Path(__file__).resolve().parent / "workers.py"
 KILLS = {"sqlite": 100, "postgresql": 50, "mysql": 50}  # most land inside a run (see kill_at_random)
 
 
-def kill_at_random(url: str, seed: int, rng: random.Random) -> list[tuple[str, str]]:
-    """Start a writer, SIGKILL it after a random moment, return the writes it reported committed."""
-    worker = subprocess.Popen([sys.executable, str(WORKERS), "crash_writer", url, str(seed)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # Most kills land inside the run, however long a loaded machine takes to start one; the rest anywhere.
-    begun = worker.stdout.readline() if rng.random() < 0.8 else ""
-    time.sleep(rng.uniform(0.05, 0.6))
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait(timeout=30)
-    out = begun + worker.stdout.read()
-    worker.stdout.close()
-    worker.stderr.close()
+def kill_at_random(writers: subprocess.Popen, fifo: Path, seed: int, rng: random.Random) -> list[tuple[str, str]]:
+    """Start a writer, SIGKILL it after a random moment, return the writes it reported committed.
+
+    *writers* (workers.py crash_writers) forks each writer, its imports done once for all, and
+    reports the writer's pid, then how it ended; the writer reports through *fifo*.
+    """
+    writers.stdin.write(f"{seed} {fifo}\n")
+    writers.stdin.flush()
+    pid = int(writers.stdout.readline())
+    with open(fifo) as reports:  # opens once the writer has opened its end
+        # Most kills land inside the run, however long a loaded machine takes to start one; the rest anywhere.
+        begun = reports.readline() if rng.random() < 0.8 else ""
+        time.sleep(rng.uniform(0.05, 0.6))
+        os.kill(pid, signal.SIGKILL)
+        assert writers.stdout.readline() == f"ended {-signal.SIGKILL}\n", "the kill ended the writer"
+        out = begun + reports.read()
     lines = out.splitlines()
     if lines and not out.endswith("\n"):
         lines = lines[:-1]  # a line cut by the kill reports nothing
@@ -36,13 +40,20 @@ def kill_at_random(url: str, seed: int, rng: random.Random) -> list[tuple[str, s
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)  # 100 kills on SQLite: 40 to 80 s on a loaded 2-core machine
-def test_kill_9_at_random_points_loses_no_committed_write(backend_url):
+def test_kill_9_at_random_points_loses_no_committed_write(backend_url, tmp_path):
     kind = backend_url.split(":", 1)[0]
     rng = random.Random(20261124)
     connect(backend_url).close()
+    fifo = tmp_path / "reports"
+    os.mkfifo(fifo)
     reported = []
-    for seed in range(KILLS[kind]):
-        reported += kill_at_random(backend_url, seed, rng)
+    with open(tmp_path / "stderr", "w") as errors, \
+         subprocess.Popen([sys.executable, str(WORKERS), "crash_writers", backend_url], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=errors, text=True) as writers:
+        for seed in range(KILLS[kind]):
+            reported += kill_at_random(writers, fifo, seed, rng)
+        writers.stdin.close()
+        assert writers.wait(timeout=30) == 0, (tmp_path / "stderr").read_text()
     assert len(reported) > 100, "the kills landed during writes, not only at start-up"
     with connect(backend_url) as db:
         ctx = CacheContext(db, "crash", "writer", "m")

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+import traceback
 
 import processcache
 from processcache.runner import exit_code
@@ -186,6 +187,31 @@ def crash_writer(url: str, seed: str) -> None:
     writer.run(database=url, machine="m")
 
 
+def crash_writers(url: str) -> None:
+    """Fork a crash_writer for each "SEED FIFO" line read, its reports going to the FIFO; print its pid, then
+    "ended" and its exit code once it is gone. Each is a real process of its own, started without paying for a new
+    interpreter and its imports each time: the crash test kills 200 of them."""
+    import pony.orm.dbproviders.mysql  # noqa: F401
+    import pony.orm.dbproviders.postgres  # noqa: F401
+    import pony.orm.dbproviders.sqlite  # noqa: F401
+
+    for line in sys.stdin:
+        seed, fifo = line.split()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.dup2(os.open(fifo, os.O_WRONLY), 1)
+                crash_writer(url, seed)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        print(pid, flush=True)
+        print("ended", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+
+
 def soak(url: str, seconds: str) -> None:
     """Run a short job back to back; print runs, writes and memory (KiB) after warm-up and at the end."""
     import resource
@@ -217,4 +243,5 @@ if __name__ == "__main__":
     {"append": append, "first_run": first_run, "open_new": open_new, "write_forever": write_forever, "contend": contend,
      "hold_forever": hold_forever, "set_writer": set_writer, "set_reader": set_reader, "memo_call": memo_call,
      "memo_key": memo_key, "write_through_faults": write_through_faults, "bulk_through_faults": bulk_through_faults,
-     "append_and_log": append_and_log, "crash_writer": crash_writer, "soak": soak}[command](*args)
+     "append_and_log": append_and_log, "crash_writer": crash_writer, "crash_writers": crash_writers,
+     "soak": soak}[command](*args)
