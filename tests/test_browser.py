@@ -4,7 +4,9 @@ Playwright's Python package drives the distribution's Chromium (apt-get
 install chromium; browser download sites are out of reach, so never
 ``playwright install``). Without either the tests skip, saying which is
 missing. Screenshots go to PROCESSCACHE_TEST_ARTIFACTS when set (CI keeps
-them), else to the test's temporary folder.
+them), else to the test's temporary folder. With
+PROCESSCACHE_TEST_REQUIRE_BROWSER set (as .ci/run sets it), a missing one
+fails the tests instead.
 """
 
 import os
@@ -15,10 +17,22 @@ import pytest
 from test_report import seed, serving, write_report
 
 pytestmark = pytest.mark.slow
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is missing: pip install playwright")
+
+
+def _missing(reason: str) -> None:
+    """Skip the module for *reason*, or fail it when CI requires the browser."""
+    if os.environ.get("PROCESSCACHE_TEST_REQUIRE_BROWSER"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+try:
+    from playwright import sync_api
+except ImportError:
+    _missing("playwright is missing: pip install playwright")
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
 if CHROMIUM is None:
-    pytest.skip("no Chromium on this machine: apt-get install -y chromium", allow_module_level=True)
+    _missing("no Chromium on this machine: apt-get install -y chromium")
 
 
 @pytest.fixture(scope="module")
