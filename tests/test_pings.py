@@ -33,20 +33,24 @@ def test_a_python_job_pings_start_and_success_with_its_output_in_healthchecks_pr
     assert body == "3 rows"
 
 
+def exec_pinging(tmp_path, service, ping: str, script: str, exit_code: int) -> list:
+    """`exec` of *script* with ``--ping`` *ping*, which must exit *exit_code*; the two pings *service* received."""
+    done = cli("exec", "--job", "pings/job", "-d", f"sqlite:///{tmp_path}/p.db", "--ping", ping, "--",
+               "sh", "-c", script)
+    assert done.returncode == exit_code, done.stderr
+    return pinged(service)
+
+
 def test_a_failed_command_pings_its_exit_code_and_its_output(tmp_path, service):
-    done = cli("exec", "--job", "pings/backup", "-d", f"sqlite:///{tmp_path}/p.db", "--ping",
-               f"hc+{service.url}/hc/uuid-1", "--", "sh", "-c", "echo disk full >&2; exit 4")
-    assert done.returncode == 4
-    (start, _), (end, body) = pinged(service)
+    (start, _), (end, body) = exec_pinging(tmp_path, service, f"hc+{service.url}/hc/uuid-1",
+                                           "echo disk full >&2; exit 4", 4)
     assert start.startswith("/hc/uuid-1/start?rid=") and end.startswith("/hc/uuid-1/4?rid=")
     assert body == "disk full"
 
 
 def test_cronitor_gets_its_states_series_and_status_code(tmp_path, service):
-    done = cli("exec", "--job", "pings/sync", "-d", f"sqlite:///{tmp_path}/p.db", "--ping",
-               f"cronitor+{service.url}/p/key/sync", "--", "sh", "-c", "echo partial; exit 2")
-    assert done.returncode == 2
-    (start, _), (end, _) = pinged(service)
+    (start, _), (end, _) = exec_pinging(tmp_path, service, f"cronitor+{service.url}/p/key/sync",
+                                        "echo partial; exit 2", 2)
     series = start.rpartition("series=")[2]
     assert start == f"/p/key/sync?state=run&series={series}"
     assert end == f"/p/key/sync?state=fail&series={series}&status_code=2&message=partial"
