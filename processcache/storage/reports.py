@@ -37,8 +37,8 @@ _KEPT_RUNS = ("SELECT MAX(k.id) FROM process_job_runs k GROUP BY k.job_id, k.mac
               " UNION SELECT MAX(k.id) FROM process_job_runs k WHERE k.status = 'succeeded'"
               " GROUP BY k.job_id, k.machine")
 #: Each job's newest run and its newest run that was not skipped (its last attempt).
-_LAST_RUNS = ("r.id IN (SELECT MAX(id) FROM process_job_runs GROUP BY job_id"
-              " UNION SELECT MAX(id) FROM process_job_runs WHERE status <> 'skipped' GROUP BY job_id)")
+_LAST_RUNS = ("SELECT MAX(id) FROM process_job_runs GROUP BY job_id"
+              " UNION SELECT MAX(id) FROM process_job_runs WHERE status <> 'skipped' GROUP BY job_id")
 #: The tables `delete_rows` deletes from, by the names its counts use.
 TABLES = {"runs": "process_job_runs", "logs": "process_job_logs", "entries": "process_cache"}
 #: The first run of a job that started at or after a moment (a schedule's due time, less the early allowance).
@@ -128,7 +128,9 @@ class History:
                 machines.setdefault(job_id, {})[machine] = py_time(started)
         newest: dict[tuple[str, str], RunRecord] = {}
         attempts: dict[tuple[str, str], RunRecord] = {}
-        for run in self.runs.select_runs(_LAST_RUNS, {}):  # newest first
+        # The ids first, then the runs by id: MariaDB runs "r.id IN (SELECT MAX ... UNION ...)" once per run.
+        last = self.backend.values(_LAST_RUNS)
+        for run in self.runs.select_runs(f"r.id IN ({id_list(last)})", {}) if last else []:  # newest first
             newest.setdefault((run.group, run.job), run)
             if run.status != "skipped":
                 attempts.setdefault((run.group, run.job), run)
@@ -322,7 +324,7 @@ class History:
             kept_failed = max(older_than, keep_failed_for or 0)
             params = {"cut": db_time(now - timedelta(seconds=older_than)),
                       "failcut": db_time(now - timedelta(seconds=kept_failed))}
-            counts[table] = self.delete_rows(table, select(), params, dry_run, progress)
+            counts[table] = self.delete_rows(table, select(self._kept_runs()), params, dry_run, progress)
         if runs_older_than is not None and not dry_run:
             self._prune_bookkeeping(runs_older_than)
         return counts
@@ -337,20 +339,24 @@ class History:
                                  " AND created_at < $cut", {"cut": db_time(self.database.clock.now()
                                                                           - timedelta(seconds=older_than))})
 
-    def _old_runs(self) -> str:
+    def _kept_runs(self) -> str:
+        """The ids of the runs prune keeps, as a list for ``NOT IN``: read once, not a subquery MariaDB runs per row."""
+        return id_list(self.backend.values(_KEPT_RUNS)) or "0"
+
+    def _old_runs(self, kept: str) -> str:
         failed = ", ".join(f"'{status}'" for status in FAILED)
         return ("FROM process_job_runs r WHERE r.started_at < $cut AND ("
                 f"(r.status NOT IN ({failed}, 'running')) OR (r.status IN ({failed}) AND r.started_at < $failcut)"
                 f" OR (r.status = 'running' AND r.expires_at < {self.runs.now} AND r.started_at < $failcut))"
-                f" AND r.id NOT IN ({_KEPT_RUNS})")
+                f" AND r.id NOT IN ({kept})")
 
     @staticmethod
-    def _old_logs() -> str:
+    def _old_logs(kept: str) -> str:
         failed = ", ".join(f"'{status}'" for status in FAILED)
         return ("FROM process_job_logs r LEFT JOIN process_job_runs x ON x.id = r.run_id"
                 " WHERE r.created_at < $cut AND (x.status IS NULL"
                 f" OR x.status NOT IN ({failed}, 'running') OR r.created_at < $failcut)"
-                f" AND (r.run_id IS NULL OR r.run_id NOT IN ({_KEPT_RUNS}))")
+                f" AND (r.run_id IS NULL OR r.run_id NOT IN ({kept}))")
 
     def delete_rows(self, table: str, where: str, params: dict, dry_run: bool = False,
                     progress: Callable[[str, int], None] | None = None) -> int:
