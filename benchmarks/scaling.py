@@ -6,13 +6,38 @@ reads one key of the largest job should cost about that key read plus the
 run's own record, since the cache loads only when ``ctx.tree`` is used
 (``load_cache="eager"`` is shown beside it); and reading one job
 should not slow down as other jobs' entries and logs grow to a million rows.
+
+``--ledger`` measures the operations commands over a farm's ledger instead
+(``--runs 2000000 --logs 10000000 --jobs 1000`` is issue 17's size; the
+defaults are a quick try): every job runs hourly on its machines, mostly
+succeeding, with logs and cache entries. It times check, check --notify's
+alert states, jobs, runs, logs, locks and metrics as the CLI calls them
+(each should answer in under 0.3 s), the real CLI once, a trivial recorded
+run beside an empty database and beside the ledger, and prune of the oldest
+tenth while a job writes in another process (its longest write is its
+stall). ``--url`` keeps a ledger to measure again: it is filled on first use
+and the tenth prune took is put back before the next measurement.
 """
 
 import argparse
+import io
+import json
+import multiprocessing
+import os
+import random
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 import processcache
+from processcache.locknames import lock_key, lock_name
+from processcache.storage.backend import id_list
 
 from .__main__ import Scratch, timed
 from .workloads import context, key_reading_job
@@ -77,6 +102,592 @@ def one_key_run(db, largest: processcache.CacheContext, size: int, repeat: int) 
           f" alone ({key_read * 1000:.1f} ms; the rest: the run's record); load_cache='eager': {eager * 1000:,.0f} ms")
 
 
+# -- the ledger: runs and logs of a farm, and the operations commands over them ----------------------------------
+
+MACHINES = ("web1", "web2", "web3", "web4", "batch1")
+#: Statuses of ordinary runs and their shares; the rest succeed.
+OUTCOMES = (("skipped", 0.05), ("failed", 0.04), ("timed-out", 0.01), ("terminated", 0.003), ("lost", 0.002))
+ERRORS = {"failed": "ValueError: row 1832 of the export has no customer id", "timed-out": "timed out after 30m",
+          "terminated": "terminated by SIGTERM", "lost": "lost: its heartbeat stopped",
+          "skipped": "skipped: web1 holds the lock"}
+RUN_COLUMNS = ("id", "job_id", "machine", "pid", "status", "started_at", "finished_at", "expires_at", "duration",
+               "error", "exit_code", "attempts")
+LOG_COLUMNS = ("id", "job_id", "run_id", "machine", "log_type", "level", "message", "created_at")
+ATTEMPT_COLUMNS = ("run_id", "number", "status", "started_at", "finished_at", "duration", "error")
+LOCK_COLUMNS = ("name", "machine", "pid", "run_id", "acquired_at", "expires_at")
+#: The benchmark's own table in a ledger database: when its timeline ends and how it was filled.
+LEDGER_TABLE = "benchmark_ledger"
+TARGET = 0.3
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A ledger's size: every job runs once an hour, on its machines in turn, for ``runs // jobs`` hours.
+
+    The oldest tenth of the hours is what the prune benchmark deletes, and
+    puts back afterwards (the same rows, regenerated), so that a ledger can
+    be measured again.
+    """
+
+    runs: int
+    logs: int
+    jobs: int
+
+    @property
+    def hours(self) -> int:
+        return max(self.runs // self.jobs, 20)
+
+    @property
+    def old_hours(self) -> int:
+        return self.hours // 10
+
+    @property
+    def logs_per_run(self) -> float:
+        return self.logs / (self.jobs * self.hours * (1 - OUTCOMES[0][1]))  # skipped runs write none
+
+
+def job_name(k: int) -> tuple[str, str]:
+    """Jobs come twenty to a group: team-00/job-0000 ... team-49/job-0999."""
+    return f"team-{k // 20:02d}", f"job-{k:04d}"
+
+
+def machines_of(k: int) -> list[str]:
+    return [MACHINES[(k + i) % len(MACHINES)] for i in range(1 + k % 3)]
+
+
+def minute_of(k: int) -> int:
+    """The minute past the hour job *k* starts: its schedule is ``M * * * *``."""
+    return (k * 7) % 60
+
+
+def outcome(shape: Shape, k: int, hour: int, rng: random.Random) -> str:
+    """A run's status: mostly succeeded; job 7 of every 50 failed its last 24 runs; job 3 of every 10 runs now."""
+    if k % 50 == 7 and hour >= shape.hours - 24:
+        return "failed"
+    if k % 10 == 3 and hour == shape.hours - 1:
+        return "running"
+    draw = rng.random()
+    for status, share in OUTCOMES:
+        if draw < share:
+            return status
+        draw -= share
+    return "succeeded"
+
+
+def stamp(seconds: float) -> str:
+    """A database time stamp (naive UTC text, as `timeutil.db_time` writes them) from seconds since the epoch."""
+    return datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+@dataclass
+class Rows:
+    """One stretch of the ledger's rows, each table's in its columns' order."""
+
+    runs: list[tuple] = field(default_factory=list)
+    logs: list[tuple] = field(default_factory=list)
+    attempts: list[tuple] = field(default_factory=list)
+
+
+class Timeline:
+    """The ledger's rows hour by hour, the same every time: ids and values follow from the hour alone."""
+
+    def __init__(self, shape: Shape, anchor: float, job_ids: list[int]) -> None:
+        self.shape, self.anchor, self.job_ids = shape, anchor, job_ids
+        self.order = sorted(range(shape.jobs), key=minute_of)  # the jobs in the order they start each hour
+        self.next_run, self.next_log = 1, 1
+
+    def boundary(self) -> float:
+        """When the old tenth ends: every run and log before it is old, every one after it is not."""
+        return self.anchor - (self.shape.hours - self.shape.old_hours) * 3600
+
+    def hours(self, first: int, last: int) -> Rows:
+        rows = Rows()
+        for hour in range(first, last):
+            rng = random.Random(hour)
+            start_of_hour = self.anchor - (self.shape.hours - hour) * 3600
+            for k in self.order:
+                self._run(rows, k, hour, start_of_hour + minute_of(k) * 60 + rng.random() * 30, rng)
+        return rows
+
+    def _run(self, rows: Rows, k: int, hour: int, start: float, rng: random.Random) -> None:
+        status = outcome(self.shape, k, hour, rng)
+        machine = machines_of(k)[hour % len(machines_of(k))]
+        duration = {"skipped": 0.0, "timed-out": 1800.0}.get(status, 1 + rng.random() * 60)
+        running = status == "running"
+        attempts = 2 if status not in ("skipped", "running") and rng.random() < 0.01 else None
+        run_id, job_id = self.next_run, self.job_ids[k]
+        self.next_run += 1
+        rows.runs.append((run_id, job_id, machine, 1000 + k, status, stamp(start),
+                          None if running else stamp(start + duration),
+                          self.anchor + 3600 if running else start + duration + 60, None if running else duration,
+                          ERRORS.get(status), 1 if status == "failed" and k % 2 else None, attempts))
+        if attempts:
+            rows.attempts += [(run_id, 1, "failed", stamp(start), stamp(start + 1), 1.0, ERRORS["failed"]),
+                              (run_id, 2, status, stamp(start + 1), stamp(start + duration), duration - 1,
+                               ERRORS.get(status))]
+        if status != "skipped":
+            self._logs(rows, run_id, job_id, machine, start, status, rng)
+
+    def _logs(self, rows: Rows, run_id: int, job_id: int, machine: str, start: float, status: str,
+              rng: random.Random) -> None:
+        count = int(self.shape.logs_per_run * 2 * rng.random() + 0.5)
+        for n in range(count):
+            if n == count - 1 and status == "failed":
+                kind, level = "ERROR", "ERROR"
+                message = "Traceback (most recent call last):\n  File \"export.py\", line 88\n" + ERRORS["failed"]
+            elif n == count - 1 and run_id % 3 == 0:
+                kind, level = "GENERIC", "STDOUT"
+                message = "\n".join(f"exported batch {b}: {rng.randrange(10_000)} rows" for b in range(12))
+            elif rng.random() < 0.05:
+                kind, level, message = "WARNING", "WARNING", f"slow response from api-{rng.randrange(8)}: 4.2s"
+            else:
+                kind, level = "GENERIC", "INFO"
+                message = f"step {n}: processed {rng.randrange(100_000)} rows from source {rng.randrange(40)}"
+            rows.logs.append((self.next_log, job_id, run_id, machine, kind, level, message,
+                              stamp(start + 0.2 * (n + 1))))
+            self.next_log += 1
+
+
+class Loader:
+    """Bulk inserts, each database's fastest: SQLite's executemany (`Backend.insert_many`), PostgreSQL's COPY,
+    MySQL/MariaDB's LOAD DATA LOCAL INFILE (what ``mysqlimport`` uses)."""
+
+    def __init__(self, db, kind: str, url: str, folder: str) -> None:
+        self.db, self.kind, self.folder = db, kind, folder
+        parts = urlsplit(url)
+        if kind == "postgresql":
+            import psycopg2
+
+            self.conn = psycopg2.connect(url)
+        elif kind == "mysql":
+            import pymysql
+
+            self.conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username,
+                                        password=parts.password or "", database=parts.path.lstrip("/"),
+                                        charset="utf8mb4", local_infile=True)
+
+    def load(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        if not rows:
+            return
+        if self.kind == "sqlite":
+            with self.db.transaction():
+                self.db.backend.insert_many(table, columns, rows)
+            return
+        text = "".join("\t".join(_field(value) for value in row) + "\n" for row in rows)
+        cursor = self.conn.cursor()
+        if self.kind == "postgresql":
+            from psycopg2.extensions import get_wait_callback, set_wait_callback
+
+            waits = get_wait_callback()  # processcache's bounded waits: COPY refuses a wait callback
+            set_wait_callback(None)
+            try:
+                cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", io.StringIO(text))
+            finally:
+                set_wait_callback(waits)
+        else:
+            path = os.path.join(self.folder, "rows.tsv")
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(text)
+            cursor.execute(f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {table} CHARACTER SET utf8mb4"
+                           f" ({', '.join(columns)})")
+        self.conn.commit()
+
+    def load_rows(self, rows: Rows) -> None:
+        self.load("process_job_runs", RUN_COLUMNS, rows.runs)
+        self.load("process_job_logs", LOG_COLUMNS, rows.logs)
+        self.load("process_job_attempts", ATTEMPT_COLUMNS, rows.attempts)
+
+    def statement(self, sql: str) -> None:
+        """A statement outside any transaction (VACUUM, ANALYZE, setval) on the loader's own connection."""
+        if self.kind == "sqlite":
+            self.db.backend.execute(sql)
+            return
+        if self.kind == "postgresql":
+            self.conn.autocommit = True
+        cursor = self.conn.cursor()
+        cursor.execute(sql)
+        if cursor.description:
+            cursor.fetchall()
+        if self.kind == "postgresql":
+            self.conn.autocommit = False
+        else:
+            self.conn.commit()
+
+    def close(self) -> None:
+        if self.kind != "sqlite":
+            self.conn.close()
+
+
+def _field(value) -> str:
+    """One value in the text format COPY and LOAD DATA both read: tab-separated, \\N for NULL, backslash escapes."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def fill_ledger(db, loader: Loader, shape: Shape) -> dict:
+    """Fill an empty database with *shape*'s ledger, oldest hours first; return what `LEDGER_TABLE` records."""
+    anchor = db.clock.now().timestamp()
+    job_ids = [db.store.job_id(*job_name(k)) for k in range(shape.jobs)]
+    settings(db, job_ids)
+    timeline = Timeline(shape, anchor, job_ids)
+    started, step = time.perf_counter(), max(1, shape.hours // 20)
+    old_logs = 0
+    for first in range(0, shape.hours, step):
+        last = min(shape.hours, first + step)
+        if first < shape.old_hours < last:
+            last = shape.old_hours  # the old tenth ends on a stretch's edge: its last log id is recorded
+        loader.load_rows(timeline.hours(first, last))
+        if last == shape.old_hours:
+            old_logs = timeline.next_log - 1
+        print(f"  filled {last}/{shape.hours} hours: {timeline.next_run - 1:,} runs, {timeline.next_log - 1:,} logs,"
+              f" {time.perf_counter() - started:,.0f} s", flush=True)
+    running = [row for row in timeline.hours(shape.hours - 1, shape.hours).runs if row[4] == "running"]
+    fill_cache_and_locks(db, loader, job_ids, running)
+    if loader.kind == "postgresql":  # the ids were given: the sequences start after them
+        for table in ("process_job_runs", "process_job_logs"):
+            loader.statement(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
+    return {"anchor": anchor, "runs": shape.runs, "logs": shape.logs, "jobs": shape.jobs,
+            "old_runs": shape.old_hours * shape.jobs, "old_logs": old_logs, "job_ids": job_ids}
+
+
+def settings(db, job_ids: list[int]) -> None:
+    """What jobs declare: every fifth expects a run an hour, every tenth a run under 10 minutes, every fourth
+    alerts after 3 failures in a row (the schedules are set apart, by `set_schedules`)."""
+    for every, column, value in ((5, "expect_every", 3600 + 600), (10, "max_duration", 600), (4, "alert_after", 3)):
+        ids = job_ids[1::every]
+        db.backend.execute(f"UPDATE process_jobs SET {column} = {value} WHERE id IN ({id_list(ids)})")
+
+
+def set_schedules(db, job_ids: list[int], on: bool) -> int:
+    """Give every fifth job its hourly schedule (half of them in Europe/Berlin), or take them away; how many."""
+    ids = job_ids[::5]
+    if not on:
+        db.backend.execute(f"UPDATE process_jobs SET schedule = NULL, timezone = NULL WHERE id IN ({id_list(ids)})")
+        return 0
+    for k in range(0, len(job_ids), 5):
+        zone = "Europe/Berlin" if k % 10 == 0 else None
+        db.backend.execute("UPDATE process_jobs SET schedule = $schedule, timezone = $zone WHERE id = $id",
+                           {"schedule": f"{minute_of(k)} * * * *", "zone": zone, "id": job_ids[k]})
+    return len(ids)
+
+
+def fill_cache_and_locks(db, loader: Loader, job_ids: list[int], running: list[tuple]) -> None:
+    """100 cache entries per job, and each job's lock row: held by its running run, free otherwise."""
+    for k in range(len(job_ids)):
+        ctx = processcache.CacheContext(db, *job_name(k), machines_of(k)[0])
+        ctx.create_cache_many([(f"key-{n % 20}", {"n": n, "source": f"s{n % 7}"}) for n in range(100)])
+    holders = {row[1]: row for row in running}
+    rows = []
+    for k, job_id in enumerate(job_ids):
+        held = holders.get(job_id)
+        name = lock_key(lock_name(*job_name(k)))
+        rows.append((name, None, None, None, None, None) if held is None else
+                    (name, held[2], held[3], held[0], held[7] - 3600 - 60, held[7]))
+    loader.load("process_job_locks", LOCK_COLUMNS, rows)
+
+
+def analyze(loader: Loader) -> None:
+    """Statistics, as a ledger that grew for months has them (autovacuum, InnoDB's own); SQLite gets none:
+    processcache never runs ANALYZE there."""
+    if loader.kind == "postgresql":
+        loader.statement("VACUUM ANALYZE")
+    elif loader.kind == "mysql":
+        for table in ("process_job_runs", "process_job_logs", "process_cache", "process_jobs"):
+            loader.statement(f"ANALYZE TABLE {table}")
+
+
+def recorded(db) -> dict | None:
+    """The ledger this database holds, as `fill_ledger` recorded it; None for a database without one."""
+    try:
+        found = db.backend.value(f"SELECT value FROM {LEDGER_TABLE} WHERE name = 'ledger'")
+    except Exception:  # no such table: a database the benchmark never filled
+        db.backend.drop_connection()
+        return None
+    return json.loads(found) if found else None
+
+
+def record(db, facts: dict) -> None:
+    db.backend.execute(f"CREATE TABLE {LEDGER_TABLE} (name VARCHAR(64) PRIMARY KEY, value TEXT)")
+    db.backend.execute(f"INSERT INTO {LEDGER_TABLE} (name, value) VALUES ('ledger', $value)",
+                       {"value": json.dumps(facts)})
+
+
+def restore_old(db, loader: Loader, facts: dict) -> bool:
+    """Put back the old tenth a previous prune deleted (the same rows: the timeline is the same); True if it did."""
+    old_runs, old_logs = facts["old_runs"], facts["old_logs"]
+    if db.backend.value(f"SELECT COUNT(*) FROM process_job_runs WHERE id <= {old_runs}") == old_runs:
+        return False
+    for table, column, last in (("process_job_attempts", "run_id", old_runs), ("process_job_logs", "id", old_logs),
+                                ("process_job_runs", "id", old_runs)):
+        db.backend.execute(f"DELETE FROM {table} WHERE {column} <= {last}")
+    shape = Shape(facts["runs"], facts["logs"], facts["jobs"])
+    loader.load_rows(Timeline(shape, facts["anchor"], facts["job_ids"]).hours(0, shape.old_hours))
+    return True
+
+
+def ledger_database(kind: str, url: str, shape: Shape, folder: str) -> dict:
+    """The ledger at *url*: filled now if it holds none, its old tenth put back if a prune took it."""
+    with processcache.connect(url) as db:
+        loader = Loader(db, kind, url, folder)
+        try:
+            facts = recorded(db)
+            if facts is None:
+                started = time.perf_counter()
+                facts = fill_ledger(db, loader, shape)
+                record(db, facts)
+                analyze(loader)
+                print(f"{kind}: filled in {time.perf_counter() - started:,.0f} s", flush=True)
+            elif restore_old(db, loader, facts):
+                analyze(loader)
+                print(f"{kind}: put back the old tenth a prune deleted", flush=True)
+        finally:
+            loader.close()
+        facts["counts"] = {table: db.backend.value(f"SELECT COUNT(*) FROM {table}") for table in (
+            "process_job_runs", "process_job_logs", "process_cache", "process_jobs")}
+    return facts
+
+
+def median_and_spread(samples: list[float]) -> str:
+    return f"{statistics.median(samples):>7.3f} s  ({min(samples):.3f}-{max(samples):.3f})"
+
+
+def time_commands(commands: dict[str, Callable[[], object]], repeat: int) -> dict[str, list[float] | str]:
+    """Each command *repeat* times, interleaved (one round of all, then the next), after one warm-up round.
+
+    A command that fails (stopped by `limited`'s statement limit) is not tried again: its error is its result.
+    """
+    times: dict[str, list[float] | str] = {name: [] for name in commands}
+    for round_ in range(repeat + 1):
+        for name, command in commands.items():
+            samples = times[name]
+            if isinstance(samples, str):
+                continue
+            started = time.perf_counter()
+            try:
+                command()
+            except Exception as exc:  # a statement the limit stopped, reported as the command's result
+                times[name] = f"failed after {time.perf_counter() - started:.0f} s: {str(exc).splitlines()[0][:100]}"
+                continue
+            seconds = time.perf_counter() - started
+            if round_:
+                samples.append(seconds)
+    return times
+
+
+def limited(url: str, kind: str, seconds: float) -> str:
+    """*url* with every statement stopped by the server after *seconds*, and processcache waiting that long.
+
+    Before the ledger's queries were fixed, MariaDB worked on some of them
+    for hours, and every retry after processcache's 15 s read timeout left
+    one more behind: the server now stops them, and the command fails.
+    """
+    if kind == "sqlite":
+        return url
+    limit = (f"options=-c%20statement_timeout%3D{int(seconds * 1000)}" if kind == "postgresql" else
+             f"init_command=SET%20SESSION%20max_statement_time%3D{seconds:g}")
+    return f"{url}{'&' if '?' in url else '?'}read_timeout={seconds + 30:g}s&{limit}"
+
+
+def operations(reader, writer, facts: dict) -> dict[str, Callable[[], object]]:
+    """The operations commands, each as the CLI calls the library (`cli/jobs.py`, `cli/runs.py`, ...)."""
+    from processcache.alerts import update_states
+    from processcache.metrics import exposition
+
+    group, job = job_name(facts["jobs"] // 2)
+    run_id = facts["old_runs"] + (facts["runs"] - facts["old_runs"]) // 2  # a run halfway through the ledger
+    problems = writer.check(60)
+
+    def logs_page(name: str | None, **filters) -> None:
+        found = reader.logs(name, **filters, limit=100)
+        if len(found) == 100:  # a full page: `logs` counts what it leaves out
+            reader.count_logs(name, **filters)
+
+    return {
+        "check": lambda: reader.check(60),
+        "check --notify: alert states": lambda: update_states(writer, problems, []),
+        "jobs": lambda: reader.jobs(include_retired=True),
+        "runs": lambda: reader.list_runs(limit=20),
+        "runs GROUP/JOB": lambda: reader.list_runs(f"{group}/{job}", limit=20),
+        "runs GROUP": lambda: reader.list_runs(group, limit=20),
+        "runs --status failed": lambda: reader.list_runs(status="failed", limit=20),
+        "runs --status lost": lambda: reader.list_runs(status="lost", limit=20),
+        "runs show ID": lambda: reader.run(run_id),
+        "logs GROUP/JOB": lambda: logs_page(f"{group}/{job}"),
+        "logs GROUP": lambda: logs_page(group),
+        "logs --run ID": lambda: logs_page(None, run=run_id),
+        "logs": lambda: logs_page(None),
+        "locks": lambda: reader.locks(),
+        "metrics": lambda: exposition(reader, 60),
+    }
+
+
+def print_times(times: dict[str, list[float] | str]) -> None:
+    for name, samples in times.items():
+        if isinstance(samples, str):
+            print(f"  {name:<36} {samples}", flush=True)
+            continue
+        flag = "" if statistics.median(samples) < TARGET else f"  over {TARGET} s"
+        print(f"  {name:<36} {median_and_spread(samples)}{flag}", flush=True)
+
+
+def cli_times(url: str, facts: dict, repeat: int) -> None:
+    """The real commands' wall time, less the interpreter's and the CLI's start-up (``--version``)."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    group, job = job_name(facts["jobs"] // 2)
+    commands = {"--version": ["--version"], "check": ["check"], "jobs": ["jobs"], "runs": ["runs"],
+                "logs GROUP/JOB": ["logs", f"{group}/{job}"], "locks": ["locks"], "metrics": ["metrics"]}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for round_ in range(repeat + 1):
+        for name, words in commands.items():
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "processcache", *words] + ([] if name == "--version" else
+                           ["-d", url]), env=env, capture_output=True, check=name not in ("check",))
+            if round_:
+                times[name].append(time.perf_counter() - started)
+    start_up = statistics.median(times.pop("--version"))
+    print(f"  the CLI (medians of {repeat}, wall time less `processcache --version`, {start_up:.3f} s):")
+    print("  " + "; ".join(f"{name} {statistics.median(samples) - start_up:.3f} s" for name, samples in times.items()))
+
+
+def run_overhead(kind: str, url: str, folder: str, repeat: int) -> None:
+    """A trivial recorded run beside an empty database and beside the ledger: its cost must not grow with it."""
+    trivial = processcache.Registry().job("bench", "trivial")(lambda ctx: None)
+    empty = Scratch(kind, tempfile.mkdtemp(dir=folder))
+    try:
+        seconds = {}
+        for label, target in (("empty", empty.url), ("ledger", url)):
+            with processcache.connect(target) as db:
+                trivial.run(db, "m")
+                seconds[label] = median_of(repeat * 4, trivial.run, db, "m")
+    finally:
+        empty.drop()
+    print(f"  a recorded run of a trivial job: {seconds['empty'] * 1000:.1f} ms beside an empty database,"
+          f" {seconds['ledger'] * 1000:.1f} ms beside the ledger ({seconds['ledger'] / seconds['empty']:.2f}x)")
+
+
+class _OverBudget(Exception):
+    """Raised from prune's progress callback to stop it after its time budget."""
+
+
+def prune_writer(url: str, ready, stop, out) -> None:
+    """A recorded job writing an entry and a log every 10 ms until stopped; sends (began, ended) of each write."""
+    writes: list[tuple[float, float]] = []
+
+    def job(ctx) -> None:
+        ready.set()
+        steps = (lambda n: ctx.create_cache(f"key-{n % 10}", n), lambda n: ctx.create_log(f"write {n}"))
+        n = 0
+        while not stop.is_set():
+            for write in steps:
+                began = time.perf_counter()
+                write(n)
+                writes.append((began, time.perf_counter()))
+            n += 1
+            time.sleep(0.01)
+
+    processcache.Registry().job("bench", "prune-writer")(job).run(url, "writer")
+    out.put(writes)
+
+
+def measure_prune(url: str, facts: dict, budget: float) -> None:
+    """`prune` of the old tenth, as the CLI runs it (a dry run counts first, for its progress bar), while a job
+    writes in another process: prune's time, and the longest write that job saw (its stall)."""
+    spawn = multiprocessing.get_context("spawn")
+    ready, stop, out = spawn.Event(), spawn.Event(), spawn.Queue()
+    writer = spawn.Process(target=prune_writer, args=(url, ready, stop, out))
+    writer.start()
+    try:
+        ready.wait(120)
+        time.sleep(2)
+        began, (counted, deleted, ended) = time.perf_counter(), prune_old(url, facts, budget)
+        time.sleep(1)
+    finally:
+        stop.set()
+        writes = out.get(timeout=120)
+        writer.join()
+    during = [end - start for start, end in writes if end >= began and start <= ended]
+    before = [end - start for start, end in writes if end < began]
+    print(f"  prune of the old tenth: {counted}; {deleted}")
+    print(f"  a job writing meanwhile: longest write {max(during, default=0):.3f} s during the prune"
+          f" ({len(during):,} writes, median {statistics.median(during or [0]) * 1000:.1f} ms); before it"
+          f" {max(before, default=0):.3f} s ({len(before):,} writes)", flush=True)
+
+
+def prune_old(url: str, facts: dict, budget: float) -> tuple[str, str, float]:
+    """Count, then delete, the runs and logs of the old tenth; what each step did, and when the prune ended."""
+    deleted = {"runs": 0, "logs": 0}
+    with processcache.connect(url) as db:
+        shape = Shape(facts["runs"], facts["logs"], facts["jobs"])
+        age = db.clock.now().timestamp() - Timeline(shape, facts["anchor"], []).boundary() + 15
+        began = time.perf_counter()
+
+        def progress(table: str, rows: int) -> None:
+            deleted[table] += rows
+            if time.perf_counter() - began > budget:
+                raise _OverBudget
+
+        try:
+            counts = db.history.prune(runs_older_than=age, logs_older_than=age, dry_run=True)
+            counted = f"counted {counts['runs']:,} runs and {counts['logs']:,} logs"
+        except Exception as exc:  # stopped by the statement limit
+            counted = f"the count failed ({str(exc).splitlines()[0][:80]})"
+        counted += f" in {time.perf_counter() - began:.1f} s (the dry run the CLI makes for its progress bar)"
+        began = time.perf_counter()
+        try:
+            db.history.prune(runs_older_than=age, logs_older_than=age, progress=progress)
+            stopped = ""
+        except _OverBudget:
+            stopped = f", stopped at its budget of {budget:.0f} s"
+        except Exception as exc:
+            stopped = f", then failed ({str(exc).splitlines()[0][:80]})"
+        ended = time.perf_counter()
+    took = f"deleted {deleted['runs']:,} runs and {deleted['logs']:,} logs in {ended - began:.1f} s{stopped}"
+    return counted, took, ended
+
+
+def measure_ledger(kind: str, url: str, shape: Shape, folder: str, repeat: int, budget: float,
+                   limit: float) -> None:
+    facts = ledger_database(kind, url, shape, folder)
+    url = limited(url, kind, limit)
+    counts = facts["counts"]
+    print(f"\n{kind} ledger: {counts['process_job_runs']:,} runs, {counts['process_job_logs']:,} logs,"
+          f" {counts['process_jobs']:,} jobs on {len(MACHINES)} machines, {counts['process_cache']:,} cache entries;"
+          f" medians of {repeat}", flush=True)
+    with processcache.connect(url, read_only=True) as reader, processcache.connect(url) as writer:
+        set_schedules(writer, facts["job_ids"], False)
+        commands = operations(reader, writer, facts)
+        times = time_commands(commands, repeat)
+        scheduled = set_schedules(writer, facts["job_ids"], True)
+        with_schedules = time_commands({"check": commands["check"], "metrics": commands["metrics"]}, repeat)
+        times.update({f"{name}, {scheduled} jobs with schedules": samples
+                      for name, samples in with_schedules.items()})
+    print_times(times)
+    cli_times(url, facts, min(repeat, 3))
+    run_overhead(kind, url, folder, repeat)
+    measure_prune(url, facts, budget)
+
+
+def kind_of(url: str) -> str:
+    scheme = urlsplit(url).scheme.split("+")[0]
+    return "postgresql" if scheme.startswith("postgres") else scheme
+
+
+def ledger(args: argparse.Namespace, folder: str) -> None:
+    """``--ledger``: each database of --databases in a scratch database, dropped after, or the ledgers at --url."""
+    shape = Shape(args.runs, args.logs, args.jobs)
+    for url in args.url:
+        measure_ledger(kind_of(url), url, shape, folder, args.repeat, args.prune_budget, args.limit)
+    for kind in filter(None, [] if args.url else args.databases.split(",")):
+        scratch = Scratch(kind, folder)
+        try:
+            measure_ledger(kind, scratch.url, shape, folder, args.repeat, args.prune_budget, args.limit)
+        finally:
+            scratch.drop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,9 +695,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="10000,100000,1000000",
                         help="comma-separated job sizes to load; the one-key run reads the largest")
+    ledger_options = parser.add_argument_group("the ledger (--ledger)")
+    ledger_options.add_argument("--ledger", action="store_true", help="measure the operations commands over a ledger")
+    ledger_options.add_argument("--runs", type=int, default=20_000)
+    ledger_options.add_argument("--logs", type=int, default=100_000)
+    ledger_options.add_argument("--jobs", type=int, default=100)
+    ledger_options.add_argument("--url", action="append", default=[],
+                                help="a ledger database to keep (filled if it holds none); repeatable")
+    ledger_options.add_argument("--prune-budget", type=float, default=900.0, metavar="SECONDS",
+                                help="stop prune after this long (what it deleted by then is reported)")
+    ledger_options.add_argument("--limit", type=float, default=60.0, metavar="SECONDS",
+                                help="the servers stop any statement that runs longer (its command fails)")
     args = parser.parse_args()
-    sizes = sorted(int(size) for size in args.sizes.split(","))
     with tempfile.TemporaryDirectory() as folder:
+        if args.ledger:
+            ledger(args, folder)
+            return
+        sizes = sorted(int(size) for size in args.sizes.split(","))
         for kind in args.databases.split(","):
             measure(kind, folder, args.repeat, sizes)
 
