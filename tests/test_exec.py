@@ -132,7 +132,7 @@ def test_once_per_runs_each_slot_once_however_many_machines_fire_at_once(backend
     machines = [f"web{n}" for n in range(6)]
     processes = [start_exec(backend_url, "--job", "ops/hourly", "--once-per", "1h", "-m", machine, "--",
                             "echo", "did the work") for machine in machines]
-    codes = [process.wait(120) for process in processes]
+    codes = [process.communicate(timeout=120) and process.returncode for process in processes]
     with connect(backend_url) as db:
         runs = db.history.list_runs("ops/hourly", limit=100)
     by_slot = {}
