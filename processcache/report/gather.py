@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from ..errors import ProcessCacheError
 from ..records import JobSummary, Problem, RunRecord
-from ..storage.backend import id_list
 from ..storage.reports import FAILED
 from ..storage.runs import LockRecord
 from ..storage.store import JOBS_FROM
@@ -31,8 +30,6 @@ LATE_KINDS = ("overdue", "missed", "late")
 #: 10.2). Read apart from the runs themselves: MariaDB ran ``r.id IN (this)`` as a join over every run, for minutes.
 _RECENT = ("SELECT w.id FROM (SELECT id, job_id, ROW_NUMBER() OVER (PARTITION BY job_id, machine ORDER BY id DESC)"
            " AS n FROM process_job_runs{group}) w WHERE w.n <= $count")
-#: Runs read by id per query: an IN list well inside every database's statement limits.
-_ID_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -120,9 +117,8 @@ def recent_runs(db: "Database", group: str | None = None) -> dict[tuple[str, str
     ids = sorted((int(row[0]) for row in db.backend.select(_RECENT.format(group=scope),
                                                            {"count": RECENT_RUNS, "group": group})), reverse=True)
     found: dict[tuple[str, str], list[RunRecord]] = {}
-    for start in range(0, len(ids), _ID_BATCH):
-        for run in db.runs.select_runs(f"r.id IN ({id_list(ids[start:start + _ID_BATCH])})", {}):
-            found.setdefault((run.group, run.job), []).append(run)
+    for run in db.runs.runs_by_id(ids):
+        found.setdefault((run.group, run.job), []).append(run)
     return found
 
 

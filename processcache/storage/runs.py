@@ -19,7 +19,7 @@ from ..locknames import lock_key
 from ..records import AttemptRecord, RunRecord
 from ..texts import storable
 from ..timeutil import db_time, py_time
-from .backend import Backend, ConstraintViolation
+from .backend import Backend, ConstraintViolation, id_list
 from .fence import NO_FENCE, Fence
 from .schema import JOB_STATE_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION, describe
 from .store import GROUP_OF_JOB
@@ -33,6 +33,8 @@ _RUN_COLUMNS = ("r.id, p.name, j.name, r.machine, r.pid, r.status, r.started_at,
                 " r.duration, r.error, r.traceback, r.result, r.expires_at, r.exit_signal")
 #: The run-control columns, read as NULL from a database of an older revision (opened with upgrade=False).
 _CONTROL_COLUMNS = (", r.exit_code, r.attempts, r.slot", ", NULL, NULL, NULL")
+#: Runs read by id per query (`RunStore.runs_by_id`): under MariaDB's in_predicate_conversion_threshold (1,000).
+ID_BATCH = 500
 #: The job's monitoring settings each run stores with it (`JobOptions` fields, `process_jobs` columns).
 MONITORING = ("schedule", "timezone", "grace", "alert_after")
 #: Statuses of a run that ended without doing its work: a ``once_per`` slot it held opens again.
@@ -193,6 +195,17 @@ class RunStore:
         found = self.select_runs(" AND ".join(clauses), {"job_id": job_id, "machine": machine,
                                                           "before": before_run}, limit=1)
         return found[0] if found else None
+
+    def runs_by_id(self, ids: list[int]) -> list[RunRecord]:
+        """The runs with these ids, newest first, read `ID_BATCH` at a time.
+
+        Read by an IN list of literal ids, kept under 1,000: MariaDB turns a
+        longer list into a derived table, and then reads every run of every
+        job to join it (2 s for 1,000 ids of 200,000 runs).
+        """
+        ordered = sorted(set(ids), reverse=True)
+        return [run for start in range(0, len(ordered), ID_BATCH)
+                for run in self.select_runs(f"r.id IN ({id_list(ordered[start:start + ID_BATCH])})", {})]
 
     def select_runs(self, where: str, params: dict, limit: int | None = None) -> list[RunRecord]:
         """Runs matching *where* (over ``r``, ``j`` and ``p``), newest first."""
