@@ -32,12 +32,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import processcache
 from processcache.locknames import lock_key, lock_name
 from processcache.storage.backend import id_list
+from processcache.timeutil import db_time, py_time
 
 from .__main__ import Scratch, timed
 from .workloads import context, key_reading_job
@@ -160,11 +161,12 @@ def minute_of(k: int) -> int:
     return (k * 7) % 60
 
 
-def outcome(shape: Shape, k: int, hour: int, rng: random.Random) -> str:
-    """A run's status: mostly succeeded; job 7 of every 50 failed its last 24 runs; job 3 of every 10 runs now."""
+def outcome(shape: Shape, k: int, hour: int, newest: int, rng: random.Random) -> str:
+    """A run's status: mostly succeeded; job 7 of every 50 failed its last 24 runs or more; job 3 of every 10
+    runs now (in the *newest* hour)."""
     if k % 50 == 7 and hour >= shape.hours - 24:
         return "failed"
-    if k % 10 == 3 and hour == shape.hours - 1:
+    if k % 10 == 3 and hour == newest:
         return "running"
     draw = rng.random()
     for status, share in OUTCOMES:
@@ -189,12 +191,18 @@ class Rows:
 
 
 class Timeline:
-    """The ledger's rows hour by hour, the same every time: ids and values follow from the hour alone."""
+    """The ledger's rows hour by hour, the same every time: ids and values follow from the hour alone.
 
-    def __init__(self, shape: Shape, anchor: float, job_ids: list[int]) -> None:
+    Hours after the ledger's first *shape.hours* (`catch_up`) take ids after *next_run* and *next_log*;
+    the runs of the *newest* hour are the ones running now.
+    """
+
+    def __init__(self, shape: Shape, anchor: float, job_ids: list[int], newest: int | None = None,
+                 next_run: int = 1, next_log: int = 1) -> None:
         self.shape, self.anchor, self.job_ids = shape, anchor, job_ids
+        self.newest = shape.hours - 1 if newest is None else newest
         self.order = sorted(range(shape.jobs), key=minute_of)  # the jobs in the order they start each hour
-        self.next_run, self.next_log = 1, 1
+        self.next_run, self.next_log = next_run, next_log
 
     def boundary(self) -> float:
         """When the old tenth ends: every run and log before it is old, every one after it is not."""
@@ -210,7 +218,7 @@ class Timeline:
         return rows
 
     def _run(self, rows: Rows, k: int, hour: int, start: float, rng: random.Random) -> None:
-        status = outcome(self.shape, k, hour, rng)
+        status = outcome(self.shape, k, hour, self.newest, rng)
         machine = machines_of(k)[hour % len(machines_of(k))]
         duration = {"skipped": 0.0, "timed-out": 1800.0}.get(status, 1 + rng.random() * 60)
         running = status == "running"
@@ -219,7 +227,7 @@ class Timeline:
         self.next_run += 1
         rows.runs.append((run_id, job_id, machine, 1000 + k, status, stamp(start),
                           None if running else stamp(start + duration),
-                          self.anchor + 3600 if running else start + duration + 60, None if running else duration,
+                          start + 7200 if running else start + duration + 60, None if running else duration,
                           ERRORS.get(status), 1 if status == "failed" and k % 2 else None, attempts))
         if attempts:
             rows.attempts += [(run_id, 1, "failed", stamp(start), stamp(start + 1), 1.0, ERRORS["failed"]),
@@ -329,26 +337,23 @@ def _field(value) -> str:
 
 def fill_ledger(db, loader: Loader, shape: Shape) -> dict:
     """Fill an empty database with *shape*'s ledger, oldest hours first; return what `LEDGER_TABLE` records."""
-    anchor = db.clock.now().timestamp()
+    anchor = db.clock.now().timestamp() // 3600 * 3600  # on the hour: each run starts in its minute, as cron starts it
     job_ids = [db.store.job_id(*job_name(k)) for k in range(shape.jobs)]
     settings(db, job_ids)
     timeline = Timeline(shape, anchor, job_ids)
     started, step = time.perf_counter(), max(1, shape.hours // 20)
-    old_logs = 0
-    for first in range(0, shape.hours, step):
-        last = min(shape.hours, first + step)
-        if first < shape.old_hours < last:
-            last = shape.old_hours  # the old tenth ends on a stretch's edge: its last log id is recorded
-        loader.load_rows(timeline.hours(first, last))
+    old_logs, running = 0, []
+    edges = sorted({*range(0, shape.hours, step), shape.old_hours, shape.hours})  # the old tenth ends on an edge
+    for first, last in zip(edges, edges[1:]):
+        rows = timeline.hours(first, last)
+        loader.load_rows(rows)
+        running += [run for run in rows.runs if run[4] == "running"]
         if last == shape.old_hours:
             old_logs = timeline.next_log - 1
         print(f"  filled {last}/{shape.hours} hours: {timeline.next_run - 1:,} runs, {timeline.next_log - 1:,} logs,"
               f" {time.perf_counter() - started:,.0f} s", flush=True)
-    running = [row for row in timeline.hours(shape.hours - 1, shape.hours).runs if row[4] == "running"]
     fill_cache_and_locks(db, loader, job_ids, running)
-    if loader.kind == "postgresql":  # the ids were given: the sequences start after them
-        for table in ("process_job_runs", "process_job_logs"):
-            loader.statement(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
+    next_ids(loader)
     return {"anchor": anchor, "runs": shape.runs, "logs": shape.logs, "jobs": shape.jobs,
             "old_runs": shape.old_hours * shape.jobs, "old_logs": old_logs, "job_ids": job_ids}
 
@@ -379,14 +384,54 @@ def fill_cache_and_locks(db, loader: Loader, job_ids: list[int], running: list[t
     for k in range(len(job_ids)):
         ctx = processcache.CacheContext(db, *job_name(k), machines_of(k)[0])
         ctx.create_cache_many([(f"key-{n % 20}", {"n": n, "source": f"s{n % 7}"}) for n in range(100)])
-    holders = {row[1]: row for row in running}
-    rows = []
-    for k, job_id in enumerate(job_ids):
-        held = holders.get(job_id)
-        name = lock_key(lock_name(*job_name(k)))
-        rows.append((name, None, None, None, None, None) if held is None else
-                    (name, held[2], held[3], held[0], held[7] - 3600 - 60, held[7]))
-    loader.load("process_job_locks", LOCK_COLUMNS, rows)
+    loader.load("process_job_locks", LOCK_COLUMNS, [(lock_key(lock_name(*job_name(k))), None, None, None, None, None)
+                                                    for k in range(len(job_ids))])
+    hold_locks(db, job_ids, running)
+
+
+def hold_locks(db, job_ids: list[int], running: list[tuple]) -> None:
+    """Each job's lock held by its run running now (rows of `RUN_COLUMNS`), the others free."""
+    db.backend.execute("UPDATE process_job_locks SET machine = NULL, pid = NULL, run_id = NULL, acquired_at = NULL,"
+                       " expires_at = NULL WHERE name LIKE 'team-%'")
+    index = {job_id: k for k, job_id in enumerate(job_ids)}
+    for run in running:
+        db.backend.execute("UPDATE process_job_locks SET machine = $machine, pid = $pid, run_id = $run,"
+                           " acquired_at = $expires - 7200, expires_at = $expires WHERE name = $name",
+                           {"machine": run[2], "pid": run[3], "run": run[0], "expires": run[7],
+                            "name": lock_key(lock_name(*job_name(index[run[1]])))})
+
+
+def catch_up(db, loader: Loader, facts: dict) -> int:
+    """Add the hours that passed since the ledger was filled, as a farm that kept running would have them (the
+    runs running then ended, the newest hour's runs now): measured hours later, it is as fresh. How many."""
+    shape = Shape(facts["runs"], facts["logs"], facts["jobs"])
+    hours = facts.get("hours", shape.hours)
+    due = shape.hours + int((db.clock.now().timestamp() - facts["anchor"]) // 3600)
+    if due <= hours:
+        return 0
+    for run_id, started in db.backend.select("SELECT id, started_at FROM process_job_runs WHERE status = 'running'"
+                                             f" AND job_id IN ({id_list(facts['job_ids'])})"):
+        db.backend.execute("UPDATE process_job_runs SET status = 'succeeded', finished_at = $finished,"
+                           " duration = 30 WHERE id = $id",
+                           {"id": run_id, "finished": db_time(py_time(started) + timedelta(seconds=30))})
+    timeline = Timeline(shape, facts["anchor"], facts["job_ids"], newest=due - 1,
+                        next_run=db.backend.value("SELECT MAX(id) FROM process_job_runs") + 1,
+                        next_log=db.backend.value("SELECT MAX(id) FROM process_job_logs") + 1)
+    rows = timeline.hours(hours, due)
+    loader.load_rows(rows)
+    hold_locks(db, facts["job_ids"], [run for run in rows.runs if run[4] == "running"])
+    next_ids(loader)
+    facts["hours"] = due
+    db.backend.execute(f"UPDATE {LEDGER_TABLE} SET value = $value WHERE name = 'ledger'",
+                       {"value": json.dumps(facts)})
+    return due - hours
+
+
+def next_ids(loader: Loader) -> None:
+    """PostgreSQL's sequences past the ids the loader gave (MariaDB's and SQLite's follow by themselves)."""
+    if loader.kind == "postgresql":
+        for table in ("process_job_runs", "process_job_logs"):
+            loader.statement(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
 
 
 def analyze(loader: Loader) -> None:
@@ -429,7 +474,8 @@ def restore_old(db, loader: Loader, facts: dict) -> bool:
 
 
 def ledger_database(kind: str, url: str, shape: Shape, folder: str) -> dict:
-    """The ledger at *url*: filled now if it holds none, its old tenth put back if a prune took it."""
+    """The ledger at *url*: filled now if it holds none, else brought up to now (`catch_up`) and its old tenth put
+    back if a prune took it."""
     with processcache.connect(url) as db:
         loader = Loader(db, kind, url, folder)
         try:
@@ -440,9 +486,12 @@ def ledger_database(kind: str, url: str, shape: Shape, folder: str) -> dict:
                 record(db, facts)
                 analyze(loader)
                 print(f"{kind}: filled in {time.perf_counter() - started:,.0f} s", flush=True)
-            elif restore_old(db, loader, facts):
-                analyze(loader)
-                print(f"{kind}: put back the old tenth a prune deleted", flush=True)
+            else:
+                added, restored = catch_up(db, loader, facts), restore_old(db, loader, facts)
+                if added or restored:
+                    analyze(loader)
+                print(f"{kind}: {added} hours added since the ledger was filled"
+                      + ("; the old tenth a prune deleted put back" if restored else ""), flush=True)
         finally:
             loader.close()
         facts["counts"] = {table: db.backend.value(f"SELECT COUNT(*) FROM {table}") for table in (
