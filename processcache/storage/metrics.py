@@ -1,50 +1,37 @@
-"""The SQL behind `processcache metrics`: every job's state on every machine, in five queries.
+"""The SQL behind `processcache metrics`: every job's state on every machine, in a fixed number of queries.
 
 Prometheus scrapes every 15 to 60 seconds, and a farm's ledger holds
 thousands of jobs and millions of runs, so a scrape runs a fixed number of
 queries whatever it holds, never one per job: the database server's clock,
-the jobs, the runs per job and machine (one pass over the runs, then the
-few runs shown, by their ids), the live cache entries, and the held locks.
-All in one read transaction, judged by the server's clock read once at
-its start, as leases and expiry are.
+the jobs, the runs alive now, the live cache entries, the held locks, and
+each job and machine's newest runs (`reports.last_runs`, then those runs by
+id, then the runs since the last success of the machines whose newest run
+failed: one query per 500 of them). All in one read transaction, judged by
+the server's clock read once at its start, as leases and expiry are.
 
-Failures since the last success are counted in the same pass with a
-window function (SQLite 3.25, PostgreSQL, MariaDB 10.2, MySQL 8): joining
-the runs to each machine's last success instead took MariaDB 13 s on
-10,000 runs, which matched them row by row on the machine's name.
+A machine's state is read from the newest end of its runs, through the
+(job, machine, id, status) index of schema revision 6: a few index probes
+per machine of each job, however many runs the ledger keeps. A window
+over every run took 2.6 s at 200,000 runs on PostgreSQL.
 """
 
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..timeutil import py_time
-from .reports import FAILED, still_retired
+from .reports import FAILED, LAST_START, SUCCEEDED, last_runs, plain_plans, runs_after, select_by_ids, still_retired
 from .schema import JOB_STATE_REVISION
 from .store import JOBS_FROM
 
 if TYPE_CHECKING:
     from .database import Database
 
-_FAILED = ", ".join(f"'{status}'" for status in FAILED)
-#: Per job and machine (``g``): its latest start (has a retired job run since?), its runs alive now, its
-#: runs that failed since its last success (``w.ok``; a running run past its lease is lost: a failure too),
-#: and the runs whose records say the rest: ``a`` the newest run not skipped (the newest of all when every
-#: one was), ``e`` the newest that ended and was not skipped, ``s`` the newest succeeded.
-_MACHINES = (
-    "SELECT g.job_id, g.machine, g.started, g.running, g.failures, a.status, a.expires_at, e.duration,"
-    " s.finished_at FROM (SELECT w.job_id, w.machine, MAX(w.started_at) AS started,"
-    " SUM(CASE WHEN w.status = 'running' AND (w.expires_at IS NULL OR w.expires_at >= $now) THEN 1 ELSE 0 END)"
-    " AS running,"
-    f" SUM(CASE WHEN (w.ok IS NULL OR w.id > w.ok) AND (w.status IN ({_FAILED})"
-    " OR (w.status = 'running' AND w.expires_at < $now)) THEN 1 ELSE 0 END) AS failures,"
-    " COALESCE(MAX(CASE WHEN w.status <> 'skipped' THEN w.id END), MAX(w.id)) AS shown,"
-    " MAX(CASE WHEN w.status <> 'skipped' AND w.finished_at IS NOT NULL THEN w.id END) AS ended,"
-    " MAX(w.ok) AS succeeded"
-    " FROM (SELECT job_id, machine, id, status, started_at, finished_at, expires_at,"
-    " MAX(CASE WHEN status = 'succeeded' THEN id END) OVER (PARTITION BY job_id, machine) AS ok"
-    " FROM process_job_runs) w GROUP BY w.job_id, w.machine) g"
-    " JOIN process_job_runs a ON a.id = g.shown LEFT JOIN process_job_runs e ON e.id = g.ended"
-    " LEFT JOIN process_job_runs s ON s.id = g.succeeded")
+#: The runs alive now, from the (status, id) index: a running run whose heartbeat stopped is not.
+_RUNNING = ("SELECT job_id, machine, COUNT(*) FROM process_job_runs WHERE status = 'running'"
+            " AND (expires_at IS NULL OR expires_at >= $now) GROUP BY job_id, machine")
+_RUN_COLUMNS = "r.id, r.job_id, r.machine, r.status, r.expires_at, r.finished_at, r.duration"
+#: Machines whose runs since their last success one query reads: a bounded statement, whatever fails.
+_PAIRS_PER_QUERY = 500
 _ENTRIES = ("SELECT job_id, machine, COUNT(*) FROM process_cache WHERE expires_at IS NULL OR expires_at > $now"
             " GROUP BY job_id, machine")
 #: A held lock's holder is a run (its run id; a memoised call's random 62-bit owner matches no run's id),
@@ -88,28 +75,59 @@ def read_ledger(database: "Database") -> Ledger:
     backend = database.backend
     retired_at = "j.retired_at" if database.has_revision(JOB_STATE_REVISION) else "NULL"
 
-    def read() -> tuple[float, list[list[tuple]]]:
+    def read() -> tuple[float, list[tuple], dict[tuple[int, str], list[tuple]], list[tuple], list[tuple], list[tuple]]:
         with backend.transaction():
+            plain_plans(backend)
             now = backend.now()
-            return now, [backend.select(sql, {"now": now}) for sql in (
-                f"SELECT j.id, p.name, j.name, {retired_at} {JOBS_FROM}", _MACHINES, _ENTRIES, _HELD_LOCKS)]
+            jobs, running, entries, locks = (backend.select(sql, {"now": now}) for sql in (
+                f"SELECT j.id, p.name, j.name, {retired_at}, {LAST_START} {JOBS_FROM}", _RUNNING, _ENTRIES,
+                _HELD_LOCKS))
+            return now, jobs, _machine_runs(backend), running, entries, locks
 
-    now, (jobs, machines, entries, locks) = backend.retrying(read)
-    states: dict[tuple[int, str], dict] = {}
-    last_started: dict[int, datetime] = {}
-    for job_id, machine, started, running, failures, status, expires_at, duration, succeeded in machines:
-        if status == "running" and expires_at is not None and float(expires_at) < now:
-            status = "lost"  # its heartbeat stopped: the process died without a word, as `runs` says
-        states[(job_id, machine)] = {
-            "last_status": status, "last_duration": None if duration is None else float(duration),
-            "last_success": py_time(succeeded), "running": int(running), "failures": int(failures)}
-        started = py_time(started)
-        last_started[job_id] = max(started, last_started.get(job_id, started))
+    now, jobs, machines, running, entries, locks = backend.retrying(read)
+    states = {pair: _state(runs, now) for pair, runs in machines.items()}
+    for job_id, machine, count in running:
+        states.setdefault((job_id, machine), {})["running"] = int(count)
     for job_id, machine, count in entries:
         states.setdefault((job_id, machine), {})["entries"] = int(count)
     for job_id, machine in locks:
         states.setdefault((job_id, machine), {})["lock_held"] = True
-    names = {job_id: (group, job) for job_id, group, job, retired in jobs
-             if still_retired(py_time(retired), last_started.get(job_id)) is None}
+    names = {job_id: (group, job) for job_id, group, job, retired, started in jobs
+             if still_retired(py_time(retired), py_time(started)) is None}
     return Ledger(list(names.values()), [MachineState(*names[job_id], machine, **fields)
                                          for (job_id, machine), fields in states.items() if job_id in names])
+
+
+def _machine_runs(backend) -> dict[tuple[int, str], list[tuple]]:
+    """Per job and machine, newest first: the run to show and its newest success, and when the one shown
+    neither succeeded nor was skipped, every run since that success that was not skipped (the failures
+    to count, and the newest that ended). Rows of `_RUN_COLUMNS`."""
+    pairs = backend.select(last_runs(SUCCEEDED))
+    rows = {row[0]: row for row in select_by_ids(backend, f"SELECT {_RUN_COLUMNS} FROM process_job_runs r"
+                                                 " WHERE r.id IN ({ids})",
+                                                 (run_id for row in pairs for run_id in row[2:] if run_id))}
+    failing = [(job_id, machine, ok) for job_id, machine, shown, ok in pairs
+               if rows[shown][3] not in ("succeeded", "skipped")]
+    since: dict[tuple[int, str], list[tuple]] = {}
+    for start in range(0, len(failing), _PAIRS_PER_QUERY):
+        where, params = runs_after(failing[start:start + _PAIRS_PER_QUERY])
+        for row in backend.select(f"SELECT {_RUN_COLUMNS} FROM process_job_runs r WHERE {where}"
+                                  " AND r.status <> 'skipped'", params):
+            since.setdefault((row[1], row[2]), []).append(row)
+    return {(job_id, machine): sorted({rows[shown], *([rows[ok]] if ok else []), *since.get((job_id, machine), [])},
+                                      reverse=True)
+            for job_id, machine, shown, ok in pairs}
+
+
+def _state(runs: list[tuple], now: float) -> dict:
+    """A machine's `MachineState` fields from its runs (`_machine_runs`, newest first)."""
+    shown = next((run for run in runs if run[3] != "skipped"), runs[0])
+    status = shown[3]
+    if status == "running" and shown[4] is not None and float(shown[4]) < now:
+        status = "lost"  # its heartbeat stopped: the process died without a word, as `runs` says
+    ok = next((run for run in runs if run[3] == "succeeded"), None)
+    ended = next((run for run in runs if run[3] != "skipped" and run[5] is not None), None)
+    failures = [run for run in runs if (ok is None or run[0] > ok[0]) and (
+        run[3] in FAILED or (run[3] == "running" and run[4] is not None and float(run[4]) < now))]
+    return {"last_status": status, "last_duration": None if ended is None or ended[6] is None else float(ended[6]),
+            "last_success": py_time(ok[5]) if ok else None, "failures": len(failures)}

@@ -9,7 +9,7 @@ its batches.
 """
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -20,7 +20,7 @@ from ..names import normalize, split_job_name
 from ..records import JobSummary, LogRecord, Problem, RunDetail, RunRecord
 from ..timeutil import db_time, py_time
 from .backend import Backend, id_list
-from .runs import MONITORING
+from .runs import ID_BATCH, MONITORING
 from .schema import JOB_STATE_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION
 from .store import JOBS_FROM
 
@@ -30,20 +30,94 @@ if TYPE_CHECKING:
 #: Statuses of runs that went wrong: kept longer by `prune`, reported by `check`.
 FAILED = ("failed", "timed-out", "lost", "terminated")
 PRUNE_BATCH = 1000
+#: Each job's machines, ``m (job_id, machine)``: a skip scan of the runs' (job, machine, id, status) index,
+#: one probe per machine and one more per job, where ``GROUP BY job_id, machine`` read every run (seconds at
+#: 2,000,000 runs). The row whose machine is NULL ends each job's list; a job that never ran has only that one.
+#: One level of recursion per machine of a job (MariaDB stops at 1,000 levels).
+MACHINES = (
+    "WITH RECURSIVE m (job_id, machine) AS ("
+    "SELECT j.id, (SELECT r.machine FROM process_job_runs r WHERE r.job_id = j.id ORDER BY r.machine LIMIT 1)"
+    " FROM process_jobs j UNION ALL SELECT m.job_id, (SELECT r.machine FROM process_job_runs r"
+    " WHERE r.job_id = m.job_id AND r.machine > m.machine ORDER BY r.machine LIMIT 1)"
+    " FROM m WHERE m.machine IS NOT NULL)")
+
+
+def newest_run(pair: str, condition: str = "") -> str:
+    """The id of the newest run of *pair*'s job on its machine (``pair.job_id``, ``pair.machine``) that meets
+    *condition* (``AND ...`` over ``r``), or NULL.
+
+    A walk back from the newest end of the (job, machine, id, status)
+    index, which holds the status: runs skipped or failed on the way cost no
+    read of the table, so a machine whose every run a ``once_per`` slot
+    skipped costs a pass over its index entries, not over its runs.
+    """
+    return (f"(SELECT r.id FROM process_job_runs r WHERE r.job_id = {pair}.job_id AND r.machine = {pair}.machine"
+            f"{condition} ORDER BY r.id DESC LIMIT 1)")
+
+
+NOT_SKIPPED = " AND r.status <> 'skipped'"
+SUCCEEDED = " AND r.status = 'succeeded'"
+
+
+def last_runs(*conditions: str) -> str:
+    """Per job and machine: the id of the run to show (the newest not skipped; the newest of all when every one
+    was), then for each of *conditions* (``AND ...`` over ``r``; "" for any) the id of the newest that meets it.
+
+    Only ids: the runs themselves are read by id after (`runs_after`, `RunStore.select_runs`). Joined here,
+    PostgreSQL, which guesses a skip scan a hundred times its size, hashed every run to join a few thousand.
+    """
+    extra = "".join(f", {newest_run('m', condition)}" for condition in conditions)
+    return (f"{MACHINES} SELECT m.job_id, m.machine, COALESCE({newest_run('m', NOT_SKIPPED)}, {newest_run('m')})"
+            f"{extra} FROM m WHERE m.machine IS NOT NULL")
+
+
+def select_by_ids(backend: Backend, sql: str, ids: Iterable[int]) -> list[tuple]:
+    """The rows of *sql* for *ids* (its ``{ids}`` an id list), `ID_BATCH` ids a statement: MariaDB turns a
+    list of 1,000 or more into a derived table, which it then joins by reading every row."""
+    ordered = sorted(set(ids))
+    return [row for start in range(0, len(ordered), ID_BATCH)
+            for row in backend.select(sql.format(ids=id_list(ordered[start:start + ID_BATCH])))]
+
+
+def not_in(column: str, ids: Iterable[int]) -> str:
+    """``column NOT IN (...)`` for *ids*, in lists of `ID_BATCH` (see `select_by_ids`); true for none."""
+    ordered = sorted(set(ids))
+    return " AND ".join(f"{column} NOT IN ({id_list(ordered[start:start + ID_BATCH])})"
+                        for start in range(0, len(ordered), ID_BATCH)) or "1 = 1"
+
+
+def runs_after(pairs: Sequence[tuple[int, str, int | None]]) -> tuple[str, dict]:
+    """A condition over ``r`` for the runs of each (job id, machine, run id) newer than that run (all of its
+    runs for None), with its parameters: each a range of the (job, machine, id, status) index."""
+    params = {f"m{n}": machine for n, (_, machine, _) in enumerate(pairs)}
+    ranges = [f"(r.job_id = {int(job_id)} AND r.machine = $m{n} AND r.id > {int(after or 0)})"
+              for n, (job_id, _, after) in enumerate(pairs)]
+    return f"({' OR '.join(ranges) or '1 = 0'})", params
+
+
 #: Runs `prune` keeps whatever their age: per job and machine, the latest run
 #: (what `jobs` and `check` show) and the latest successful run (what
 #: ``ctx.last_success()`` returns, which incremental jobs start from).
-_KEPT_RUNS = ("SELECT MAX(k.id) FROM process_job_runs k GROUP BY k.job_id, k.machine"
-              " UNION SELECT MAX(k.id) FROM process_job_runs k WHERE k.status = 'succeeded'"
-              " GROUP BY k.job_id, k.machine")
-#: Each job's newest run and its newest run that was not skipped (its last attempt).
-_LAST_RUNS = ("SELECT MAX(id) FROM process_job_runs GROUP BY job_id"
-              " UNION SELECT MAX(id) FROM process_job_runs WHERE status <> 'skipped' GROUP BY job_id")
+_KEPT_RUNS = last_runs("", SUCCEEDED)
+#: Each job's newest start, skipped runs too (cron fired), from its (job, started_at) index.
+LAST_START = "(SELECT r.started_at FROM process_job_runs r WHERE r.job_id = j.id ORDER BY r.started_at DESC LIMIT 1)"
 #: The tables `delete_rows` deletes from, by the names its counts use.
 TABLES = {"runs": "process_job_runs", "logs": "process_job_logs", "entries": "process_cache"}
 #: The first run of a job that started at or after a moment (a schedule's due time, less the early allowance).
 _FIRST_RUN_FROM = ("r.job_id = $job AND r.started_at = (SELECT MIN(x.started_at) FROM process_job_runs x"
                    " WHERE x.job_id = $job AND x.started_at >= $since)")
+
+
+def plain_plans(backend: Backend) -> None:
+    """Inside a transaction: PostgreSQL plans its statements without compiling them first.
+
+    A skip scan's estimate counts each probe a hundred times, which puts
+    its cost past ``jit_above_cost``: PostgreSQL then compiled the query
+    with LLVM for 0.8 s before running it for 0.1 s. ``SET LOCAL`` lasts
+    the transaction, so a pooled connection (pgbouncer) keeps nothing.
+    """
+    if backend.dialect.name == "postgres":
+        backend.execute("SET LOCAL jit = off")
 
 
 class _Judged(NamedTuple):
@@ -115,36 +189,40 @@ class History:
         return [judged.summary for judged in self._summaries() if include_retired or not judged.summary.retired]
 
     def _summaries(self) -> list[_Judged]:
-        """Every job's summary, retired or not, with what `check` judges: its last attempt and newest start."""
+        """Every job's summary, retired or not, with what `check` judges: its last attempt and newest start.
+
+        Each job's machines and the run to show on each (`last_runs`), their statuses, then the runs shown.
+        """
         with self.backend.transaction():
+            plain_plans(self.backend)
             monitoring = ", ".join(f"j.{name}" if self._monitored else "NULL" for name in MONITORING)
             jobs = self.backend.select(f"SELECT j.id, p.name, j.name, j.expect_every, j.max_duration,"
-                                       f" {self._retired_at()}, {monitoring} {JOBS_FROM} ORDER BY p.name, j.name")
+                                       f" {self._retired_at()}, {LAST_START}, {monitoring} {JOBS_FROM}"
+                                       " ORDER BY p.name, j.name")
             entries = dict(self.backend.select("SELECT job_id, COUNT(*) FROM process_cache WHERE expires_at IS NULL"
                                                f" OR expires_at > {self.runs.now} GROUP BY job_id"))
-            machines: dict[int, dict[str, datetime]] = {}
-            for job_id, machine, started in self.backend.select("SELECT job_id, machine, MAX(started_at)"
-                                                                " FROM process_job_runs GROUP BY job_id, machine"):
-                machines.setdefault(job_id, {})[machine] = py_time(started)
-        newest: dict[tuple[str, str], RunRecord] = {}
-        attempts: dict[tuple[str, str], RunRecord] = {}
-        # The ids first, then the runs by id: MariaDB runs "r.id IN (SELECT MAX ... UNION ...)" once per run.
-        last = self.backend.values(_LAST_RUNS)
-        for run in self.runs.select_runs(f"r.id IN ({id_list(last)})", {}) if last else []:  # newest first
-            newest.setdefault((run.group, run.job), run)
-            if run.status != "skipped":
-                attempts.setdefault((run.group, run.job), run)
+            pairs = self.backend.select(last_runs())
+            statuses = dict(select_by_ids(self.backend, "SELECT id, status FROM process_job_runs WHERE id IN ({ids})",
+                                          (row[2] for row in pairs)))
+        machines: dict[int, list[str]] = {}
+        attempted: dict[int, int] = {}
+        shown: dict[int, int] = {}
+        for job_id, machine, run_id in pairs:
+            machines.setdefault(job_id, []).append(machine)
+            shown[job_id] = max(run_id, shown.get(job_id, run_id))
+            if statuses[run_id] != "skipped":
+                attempted[job_id] = max(run_id, attempted.get(job_id, run_id))
+        # Copies skipped by the lock, a once_per slot or a recent success are newer, but the run that did the
+        # work (running, or how it ended) is the news; "skipped" only for a job that was never run.
+        shown.update(attempted)
+        runs: dict[int | None, RunRecord] = {run.id: run for run in self.runs.runs_by_id(list(shown.values()))}
         summaries = []
-        for job_id, group, job, expect_every, max_duration, retired_at, *monitored in jobs:
-            ran = machines.get(job_id, {})
-            attempt = attempts.get((group, job))
-            # Copies skipped by the lock, a once_per slot or a recent success are newer, but the run that did
-            # the work (running, or how it ended) is the news; "skipped" only for a job that was never run.
-            shown = attempt if attempt is not None else newest.get((group, job))
-            last_start = max(ran.values(), default=None)
-            summary = JobSummary(group, job, shown, tuple(sorted(ran)), int(entries.get(job_id, 0)), expect_every,
-                                 max_duration, still_retired(py_time(retired_at), last_start), *monitored)
-            summaries.append(_Judged(summary, attempt, job_id, last_start))
+        for job_id, group, job, expect_every, max_duration, retired_at, started, *monitored in jobs:
+            last_start = py_time(started)
+            summary = JobSummary(group, job, runs.get(shown.get(job_id)), tuple(sorted(machines.get(job_id, ()))),
+                                 int(entries.get(job_id, 0)), expect_every, max_duration,
+                                 still_retired(py_time(retired_at), last_start), *monitored)
+            summaries.append(_Judged(summary, runs.get(attempted.get(job_id)), job_id, last_start))
         return summaries
 
     def _retired_at(self) -> str:
@@ -317,14 +395,17 @@ class History:
         counts = {}
         if expired:
             counts["entries"] = self.cache.prune_expired(dry_run, PRUNE_BATCH, progress)
-        for table, older_than, select in (("runs", runs_older_than, self._old_runs),
-                                          ("logs", logs_older_than, self._old_logs)):
+        kept = self._kept_runs() if runs_older_than is not None or logs_older_than is not None else []
+        for table, older_than in (("runs", runs_older_than), ("logs", logs_older_than)):
             if older_than is None:
                 continue
-            kept_failed = max(older_than, keep_failed_for or 0)
-            params = {"cut": db_time(now - timedelta(seconds=older_than)),
-                      "failcut": db_time(now - timedelta(seconds=kept_failed))}
-            counts[table] = self.delete_rows(table, select(self._kept_runs()), params, dry_run, progress)
+            cut = now - timedelta(seconds=older_than)
+            failcut = now - timedelta(seconds=max(older_than, keep_failed_for or 0))
+            params = {"cut": db_time(cut), "failcut": db_time(failcut)}
+            # Only the kept runs that started before the cut matter: a later run, and its logs, are young.
+            old_kept = [run_id for run_id, started in kept if started < cut]
+            where = self._old_runs(old_kept) if table == "runs" else self._old_logs(old_kept, failcut < cut)
+            counts[table] = self.delete_rows(table, where, params, dry_run, progress)
         if runs_older_than is not None and not dry_run:
             self._prune_bookkeeping(runs_older_than)
         return counts
@@ -339,24 +420,37 @@ class History:
                                  " AND created_at < $cut", {"cut": db_time(self.database.clock.now()
                                                                           - timedelta(seconds=older_than))})
 
-    def _kept_runs(self) -> str:
-        """The ids of the runs prune keeps, as a list for ``NOT IN``: read once, not a subquery MariaDB runs per row."""
-        return id_list(self.backend.values(_KEPT_RUNS)) or "0"
+    def _kept_runs(self) -> list[tuple[int, datetime]]:
+        """The runs prune keeps, with their starts: read once, as a list for ``NOT IN`` (a subquery there ran
+        per row on MariaDB, and per batch everywhere)."""
+        with self.backend.transaction():
+            plain_plans(self.backend)
+            kept = {run_id for row in self.backend.select(_KEPT_RUNS) for run_id in row[3:] if run_id is not None}
+            return [(run_id, py_time(started)) for run_id, started in select_by_ids(
+                self.backend, "SELECT id, started_at FROM process_job_runs WHERE id IN ({ids})", kept)]
 
-    def _old_runs(self, kept: str) -> str:
+    def _old_runs(self, kept: list[int]) -> str:
         failed = ", ".join(f"'{status}'" for status in FAILED)
         return ("FROM process_job_runs r WHERE r.started_at < $cut AND ("
                 f"(r.status NOT IN ({failed}, 'running')) OR (r.status IN ({failed}) AND r.started_at < $failcut)"
                 f" OR (r.status = 'running' AND r.expires_at < {self.runs.now} AND r.started_at < $failcut))"
-                f" AND r.id NOT IN ({kept})")
+                f" AND {not_in('r.id', kept)}")
 
     @staticmethod
-    def _old_logs(kept: str) -> str:
+    def _old_logs(kept: list[int], failed_kept_longer: bool) -> str:
+        """The logs older than the cut, but those of failed runs younger than the failures' cut.
+
+        Without ``--keep-failed-for`` both cuts are the same, and the logs
+        are not joined to their runs: counting 10,000,000 logs then reads
+        the logs alone.
+        """
         failed = ", ".join(f"'{status}'" for status in FAILED)
+        kept_runs = f" AND (r.run_id IS NULL OR {not_in('r.run_id', kept)})"
+        if not failed_kept_longer:
+            return f"FROM process_job_logs r WHERE r.created_at < $cut{kept_runs}"
         return ("FROM process_job_logs r LEFT JOIN process_job_runs x ON x.id = r.run_id"
                 " WHERE r.created_at < $cut AND (x.status IS NULL"
-                f" OR x.status NOT IN ({failed}, 'running') OR r.created_at < $failcut)"
-                f" AND (r.run_id IS NULL OR r.run_id NOT IN ({kept}))")
+                f" OR x.status NOT IN ({failed}, 'running') OR r.created_at < $failcut){kept_runs}")
 
     def delete_rows(self, table: str, where: str, params: dict, dry_run: bool = False,
                     progress: Callable[[str, int], None] | None = None) -> int:

@@ -63,7 +63,14 @@ RUN_CONTROL_REVISION = (2, 4)
 #: checkers run) and ``process_alert_deliveries`` (each message to a channel,
 #: retried until delivered), with plain id columns as revision 4's.
 MONITORING_REVISION = (2, 5)
-SCHEMA_REVISION = 5
+#: Revision 6 (a ledger of millions of runs and logs): the runs get an index on
+#: (job, machine, id, status), which `check`, `jobs` and `metrics` walk from
+#: each job and machine's newest run (the status in the index: skipped runs cost
+#: no table read), and one on (status, id) for ``runs --status`` and the runs
+#: alive now; the logs' (job, created_at) index becomes (job, id), the order of
+#: a job's newest page. Each a B-tree probe where a pass over every run or log was.
+LEDGER_REVISION = (2, 6)
+SCHEMA_REVISION = 6
 
 #: What this processcache writes: (version, revision).
 CURRENT = (SCHEMA_VERSION, SCHEMA_REVISION)
@@ -148,6 +155,8 @@ def declare(db, dialect: Dialect) -> dict:
         slot = Optional(int, size=64)  # revision 4: the start of its once_per slot, database clock
         logs = Set("Log")
         composite_index(job, started_at)
+        composite_index(job, machine, id, status)  # revision 6: each job and machine's newest runs
+        composite_index(status, id)  # revision 6: the newest runs of a status
 
     class Attempt(db.Entity):  # revision 4: one row per attempt of a run with retries
         _table_ = "process_job_attempts"
@@ -204,7 +213,7 @@ def declare(db, dialect: Dialect) -> dict:
         level = Optional(str, 16, nullable=True, **text(16))
         message = Optional(LongStr, lazy=False, **text())
         created_at = timestamp()
-        composite_index(job, created_at)
+        composite_index(job, id)  # revision 6: a job's newest logs (revision 5's index was on (job, created_at))
 
     class Lock(db.Entity):
         _table_ = "process_job_locks"
@@ -422,4 +431,5 @@ STEPS = [
     (RUN_CONTROL_REVISION, Schema._create_missing),  # the attempts and slots tables
     (MONITORING_REVISION, _add_columns_as_declared("process_jobs", "schedule", "timezone", "grace", "alert_after")),
     (MONITORING_REVISION, Schema._create_missing),  # the alerts and deliveries tables
+    (LEDGER_REVISION, _replace_index("process_job_logs", "idx_process_job_logs__job_id_created_at")),
 ]
