@@ -95,7 +95,7 @@ class AlertStore:
         """
         with self.backend.transaction():
             plain_plans(self.backend)
-            pairs = self.backend.select(last_runs(SUCCEEDED))
+            pairs = self.backend.select(last_runs(self.backend, SUCCEEDED))
             succeeded: dict[int, int] = {}
             for job_id, _, _, ok in pairs:
                 succeeded[job_id] = max(ok or 0, succeeded.get(job_id, 0))

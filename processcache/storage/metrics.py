@@ -102,7 +102,7 @@ def _machine_runs(backend) -> dict[tuple[int, str], list[tuple]]:
     """Per job and machine, newest first: the run to show and its newest success, and when the one shown
     neither succeeded nor was skipped, every run since that success that was not skipped (the failures
     to count, and the newest that ended). Rows of `_RUN_COLUMNS`."""
-    pairs = backend.select(last_runs(SUCCEEDED))
+    pairs = backend.select(last_runs(backend, SUCCEEDED))
     rows = {row[0]: row for row in select_by_ids(backend, f"SELECT {_RUN_COLUMNS} FROM process_job_runs r"
                                                  " WHERE r.id IN ({ids})",
                                                  (run_id for row in pairs for run_id in row[2:] if run_id))}
