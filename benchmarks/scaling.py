@@ -33,11 +33,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import processcache
 from processcache.locknames import lock_key, lock_name
 from processcache.storage.backend import id_list
+from processcache.storage.schema import CURRENT, describe
 from processcache.timeutil import db_time, py_time
 
 from .__main__ import Scratch, timed
@@ -116,6 +118,7 @@ RUN_COLUMNS = ("id", "job_id", "machine", "pid", "status", "started_at", "finish
 LOG_COLUMNS = ("id", "job_id", "run_id", "machine", "log_type", "level", "message", "created_at")
 ATTEMPT_COLUMNS = ("run_id", "number", "status", "started_at", "finished_at", "duration", "error")
 LOCK_COLUMNS = ("name", "machine", "pid", "run_id", "acquired_at", "expires_at")
+T = TypeVar("T")
 #: The benchmark's own table in a ledger database: when its timeline ends and how it was filled.
 LEDGER_TABLE = "benchmark_ledger"
 TARGET = 0.3
@@ -476,7 +479,7 @@ def restore_old(db, loader: Loader, facts: dict) -> bool:
 def ledger_database(kind: str, url: str, shape: Shape, folder: str) -> dict:
     """The ledger at *url*: filled now if it holds none, else brought up to now (`catch_up`) and its old tenth put
     back if a prune took it."""
-    with processcache.connect(url) as db:
+    with processcache.connect(url, upgrade=False) as db:  # an upgrade is measured apart (`measure_upgrade`)
         loader = Loader(db, kind, url, folder)
         try:
             facts = recorded(db)
@@ -541,13 +544,22 @@ def limited(url: str, kind: str, seconds: float) -> str:
 
 
 def operations(reader, writer, facts: dict) -> dict[str, Callable[[], object]]:
-    """The operations commands, each as the CLI calls the library (`cli/jobs.py`, `cli/runs.py`, ...)."""
+    """The operations commands, each as the CLI calls the library (`cli/jobs.py`, `cli/runs.py`, ...); the report
+    where this processcache has it."""
     from processcache.alerts import update_states
     from processcache.metrics import exposition
 
     group, job = job_name(facts["jobs"] // 2)
     run_id = facts["old_runs"] + (facts["runs"] - facts["old_runs"]) // 2  # a run halfway through the ledger
-    problems = writer.check(60)
+    try:
+        problems: list | Exception = writer.check(60)
+    except Exception as exc:  # stopped by the statement limit: there are no problems to judge the alerts by
+        problems = exc
+
+    def alert_states() -> None:
+        if isinstance(problems, Exception):
+            raise problems
+        update_states(writer, problems, [])
 
     def logs_page(name: str | None, **filters) -> None:
         found = reader.logs(name, **filters, limit=100)
@@ -556,7 +568,7 @@ def operations(reader, writer, facts: dict) -> dict[str, Callable[[], object]]:
 
     return {
         "check": lambda: reader.check(60),
-        "check --notify: alert states": lambda: update_states(writer, problems, []),
+        "check --notify: alert states": alert_states,
         "jobs": lambda: reader.jobs(include_retired=True),
         "runs": lambda: reader.list_runs(limit=20),
         "runs GROUP/JOB": lambda: reader.list_runs(f"{group}/{job}", limit=20),
@@ -570,7 +582,18 @@ def operations(reader, writer, facts: dict) -> dict[str, Callable[[], object]]:
         "logs": lambda: logs_page(None),
         "locks": lambda: reader.locks(),
         "metrics": lambda: exposition(reader, 60),
+        **report_command(reader),
     }
+
+
+def report_command(reader) -> dict[str, Callable[[], object]]:
+    """``report --html``'s page (issue 16), where this processcache has it."""
+    try:
+        from processcache.report.gather import gather
+        from processcache.report.pages import overview_page
+    except ImportError:
+        return {}
+    return {"report": lambda: overview_page(gather(reader))}
 
 
 def print_times(times: dict[str, list[float] | str]) -> None:
@@ -582,23 +605,32 @@ def print_times(times: dict[str, list[float] | str]) -> None:
         print(f"  {name:<36} {median_and_spread(samples)}{flag}", flush=True)
 
 
-def cli_times(url: str, facts: dict, repeat: int) -> None:
-    """The real commands' wall time, less the interpreter's and the CLI's start-up (``--version``)."""
+def cli_times(url: str, facts: dict, repeat: int, folder: str, report: bool) -> None:
+    """The real commands' wall time, less the interpreter's and the CLI's start-up (``--version``); a command
+    that fails (the statement limit) is not run again."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
     group, job = job_name(facts["jobs"] // 2)
     commands = {"--version": ["--version"], "check": ["check"], "jobs": ["jobs"], "runs": ["runs"],
                 "logs GROUP/JOB": ["logs", f"{group}/{job}"], "locks": ["locks"], "metrics": ["metrics"]}
-    times: dict[str, list[float]] = {name: [] for name in commands}
+    if report:
+        commands["report"] = ["report", "--html", os.path.join(folder, "report.html")]
+    times: dict[str, list[float] | str] = {name: [] for name in commands}
     for round_ in range(repeat + 1):
         for name, words in commands.items():
+            samples = times[name]
+            if isinstance(samples, str):
+                continue
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "processcache", *words] + ([] if name == "--version" else
-                           ["-d", url]), env=env, capture_output=True, check=name not in ("check",))
-            if round_:
-                times[name].append(time.perf_counter() - started)
-    start_up = statistics.median(times.pop("--version"))
+            done = subprocess.run([sys.executable, "-m", "processcache", *words] + ([] if name == "--version" else
+                                  ["-d", url]), env=env, capture_output=True, text=True)
+            if done.returncode not in (0, 1) or (done.returncode == 1 and name != "check"):
+                times[name] = f"failed ({(done.stderr.strip().splitlines() or ['?'])[-1][:80]})"
+            elif round_:
+                samples.append(time.perf_counter() - started)
+    start_up = statistics.median(times.pop("--version"))  # type: ignore[arg-type]  # never fails
     print(f"  the CLI (medians of {repeat}, wall time less `processcache --version`, {start_up:.3f} s):")
-    print("  " + "; ".join(f"{name} {statistics.median(samples) - start_up:.3f} s" for name, samples in times.items()))
+    print("  " + "; ".join(f"{name} {samples}" if isinstance(samples, str) else
+                           f"{name} {statistics.median(samples) - start_up:.3f} s" for name, samples in times.items()))
 
 
 def run_overhead(kind: str, url: str, folder: str, repeat: int) -> None:
@@ -621,8 +653,9 @@ class _OverBudget(Exception):
     """Raised from prune's progress callback to stop it after its time budget."""
 
 
-def prune_writer(url: str, ready, stop, out) -> None:
-    """A recorded job writing an entry and a log every 10 ms until stopped; sends (began, ended) of each write."""
+def writing_job(url: str, ready, stop, out) -> None:
+    """A recorded job writing an entry and a log every 10 ms until stopped, as any job of the farm would, on the
+    schema as it finds it; sends (began, ended) of each write, and how its run ended."""
     writes: list[tuple[float, float]] = []
 
     def job(ctx) -> None:
@@ -637,36 +670,62 @@ def prune_writer(url: str, ready, stop, out) -> None:
             n += 1
             time.sleep(0.01)
 
-    processcache.Registry().job("bench", "prune-writer")(job).run(url, "writer")
-    out.put(writes)
+    with processcache.connect(url, upgrade=False) as db:
+        run = processcache.Registry().job("bench", "writer")(job).run(db, "writer")
+    ready.set()  # a run that could not start says so here
+    out.put((writes, f"{run.status}" + (f": {run.error.splitlines()[0][:100]}" if run.error else "")))
 
 
-def measure_prune(url: str, facts: dict, budget: float) -> None:
-    """`prune` of the old tenth, as the CLI runs it (a dry run counts first, for its progress bar), while a job
-    writes in another process: prune's time, and the longest write that job saw (its stall)."""
+def while_a_job_writes(url: str, action: Callable[[], T]) -> tuple[T, str]:
+    """*action*'s result, with a line on what a job writing meanwhile in another process saw: its longest write
+    during *action* (its stall) and before it, and how its run ended."""
     spawn = multiprocessing.get_context("spawn")
     ready, stop, out = spawn.Event(), spawn.Event(), spawn.Queue()
-    writer = spawn.Process(target=prune_writer, args=(url, ready, stop, out))
+    writer = spawn.Process(target=writing_job, args=(url, ready, stop, out))
     writer.start()
     try:
         ready.wait(120)
         time.sleep(2)
-        began, (counted, deleted, ended) = time.perf_counter(), prune_old(url, facts, budget)
+        began = time.perf_counter()
+        result = action()
+        ended = time.perf_counter()
         time.sleep(1)
     finally:
         stop.set()
-        writes = out.get(timeout=120)
+        writes, ending = out.get(timeout=300)
         writer.join()
     during = [end - start for start, end in writes if end >= began and start <= ended]
     before = [end - start for start, end in writes if end < began]
-    print(f"  prune of the old tenth: {counted}; {deleted}")
-    print(f"  a job writing meanwhile: longest write {max(during, default=0):.3f} s during the prune"
-          f" ({len(during):,} writes, median {statistics.median(during or [0]) * 1000:.1f} ms); before it"
-          f" {max(before, default=0):.3f} s ({len(before):,} writes)", flush=True)
+    return result, (f"a job writing meanwhile: longest write {max(during, default=0):.3f} s"
+                    f" ({len(during):,} writes, median {statistics.median(during or [0]) * 1000:.1f} ms); before:"
+                    f" {max(before, default=0):.3f} s ({len(before):,} writes); its run {ending}")
 
 
-def prune_old(url: str, facts: dict, budget: float) -> tuple[str, str, float]:
-    """Count, then delete, the runs and logs of the old tenth; what each step did, and when the prune ended."""
+def measure_prune(plain_url: str, url: str, facts: dict, budget: float) -> None:
+    """`prune` of the old tenth, as the CLI runs it (a dry run counts first, for its progress bar), while a job
+    writes in another process: prune's time, and the longest write that job saw (its stall)."""
+    (counted, deleted), writes = while_a_job_writes(plain_url, lambda: prune_old(url, facts, budget))
+    print(f"  prune of the old tenth: {counted}; {deleted}\n  {writes}", flush=True)
+
+
+def measure_upgrade(plain_url: str, url: str) -> None:
+    """The schema upgrade of the ledger, if it needs one, while a job writes (indexes built on every run and log)."""
+    with processcache.connect(url, upgrade=False) as db:
+        state = db.schema.state()
+        if state is None or state >= CURRENT:
+            return
+
+        def upgrade() -> float:
+            started = time.perf_counter()
+            db.upgrade()
+            return time.perf_counter() - started
+
+        seconds, writes = while_a_job_writes(plain_url, upgrade)
+    print(f"  upgraded from {describe(state)} to {describe(CURRENT)} in {seconds:.1f} s\n  {writes}", flush=True)
+
+
+def prune_old(url: str, facts: dict, budget: float) -> tuple[str, str]:
+    """Count, then delete, the runs and logs of the old tenth; what each step did."""
     deleted = {"runs": 0, "logs": 0}
     with processcache.connect(url) as db:
         shape = Shape(facts["runs"], facts["logs"], facts["jobs"])
@@ -693,14 +752,14 @@ def prune_old(url: str, facts: dict, budget: float) -> tuple[str, str, float]:
         except Exception as exc:
             stopped = f", then failed ({str(exc).splitlines()[0][:80]})"
         ended = time.perf_counter()
-    took = f"deleted {deleted['runs']:,} runs and {deleted['logs']:,} logs in {ended - began:.1f} s{stopped}"
-    return counted, took, ended
+    return counted, f"deleted {deleted['runs']:,} runs and {deleted['logs']:,} logs in {ended - began:.1f} s{stopped}"
 
 
 def measure_ledger(kind: str, url: str, shape: Shape, folder: str, repeat: int, budget: float,
                    limit: float) -> None:
     facts = ledger_database(kind, url, shape, folder)
-    url = limited(url, kind, limit)
+    plain_url, url = url, limited(url, kind, limit)
+    measure_upgrade(plain_url, limited(plain_url, kind, 3600))
     counts = facts["counts"]
     print(f"\n{kind} ledger: {counts['process_job_runs']:,} runs, {counts['process_job_logs']:,} logs,"
           f" {counts['process_jobs']:,} jobs on {len(MACHINES)} machines, {counts['process_cache']:,} cache entries;"
@@ -714,9 +773,9 @@ def measure_ledger(kind: str, url: str, shape: Shape, folder: str, repeat: int, 
         times.update({f"{name}, {scheduled} jobs with schedules": samples
                       for name, samples in with_schedules.items()})
     print_times(times)
-    cli_times(url, facts, min(repeat, 3))
+    cli_times(url, facts, min(repeat, 3), folder, "report" in commands)
     run_overhead(kind, url, folder, repeat)
-    measure_prune(url, facts, budget)
+    measure_prune(plain_url, url, facts, budget)
 
 
 def kind_of(url: str) -> str:
