@@ -3,8 +3,13 @@
 A job's entries arrive in bulk between two runs of the statistics collector.
 PostgreSQL then read `get_cache(key)` through the (job, machine, id) index,
 filtering the whole job by key: 100 entries took 12 ms instead of 0.1 ms.
+The ledger's reads (schema revision 2.6) must likewise stay index probes:
+a pass over millions of runs or logs is seconds.
 """
 
+
+import functools
+import re
 
 from processcache import CacheContext
 
@@ -38,3 +43,87 @@ def test_a_job_scoped_key_read_walks_only_that_keys_rows_of_every_machine(backen
     plan = explain(backend, *backend.cache.entries_query(ctx.job_id, None, "key-7"))
     assert JOB_KEY_INDEX in plan, plan
     assert [e.value for e in ctx.get_cache("key-7")] == list(range(7, 5_000, 200)) * 3
+
+
+RUN_PAIR_INDEX = "idx_process_job_runs__job_id_machine_id_status"
+RUN_STATUS_INDEX = "idx_process_job_runs__status_id"
+LOG_JOB_INDEX = "idx_process_job_logs__job_id_id"
+#: The statuses of each job and machine's 100 runs, oldest first: most succeeded, the newest timed out.
+STATUSES = ["succeeded"] * 90 + ["skipped"] * 5 + ["failed"] * 4 + ["timed-out"]
+
+
+def seed_ledger(db) -> list[int]:
+    """20 jobs on 3 machines each, 6,000 runs and 20,000 logs, stored in bulk; the jobs' ids.
+
+    MariaDB then plans with InnoDB's statistics, which a bulk insert
+    leaves stale for a few seconds (a farm's ledger grows a run at a
+    time): they are read at once. PostgreSQL and SQLite plan before any.
+    """
+    jobs = [db.store.job_id("plans", f"job-{n}") for n in range(20)]
+    runs = [(jobs[n % 20], f"m{n % 3}", 1, STATUSES[n // 60 % 100], "2026-11-26 03:00:00", 1.0) for n in range(6000)]
+    logs = [(jobs[n % 20], "m0", "GENERIC", f"log {n}", "2026-11-26 03:00:00") for n in range(20_000)]
+    with db.transaction():
+        db.backend.insert_many("process_job_runs", ("job_id", "machine", "pid", "status", "started_at", "duration"),
+                               runs)
+        db.backend.insert_many("process_job_logs", ("job_id", "machine", "log_type", "message", "created_at"), logs)
+    if db.backend.dialect.name == "mysql":
+        for table in ("process_job_runs", "process_job_logs"):
+            db.backend.select(f"ANALYZE TABLE {table}")
+    return jobs
+
+
+def statement(db, call, marker: str) -> tuple[str, dict]:
+    """The first SELECT *call* runs whose text holds *marker* (as test_metrics counts queries: each one is run)."""
+    seen = []
+    select = db.backend.select
+    db.backend.select = lambda sql, params=None: seen.append((sql, params or {})) or select(sql, params)
+    try:
+        call()
+    finally:
+        del db.backend.select
+    return next((sql, params) for sql, params in seen if marker in sql)
+
+
+def reads_whole(db, sql: str, params: dict, table: str) -> bool:
+    """Whether the plan of *sql* reads every row (or index entry) of *table*, which the queries alias ``r``."""
+    rows = db.backend.select(db.backend.dialect.explain(sql), params)
+    if db.backend.dialect.name == "mysql":  # a row per table read, its access type fourth: ALL or index read it all
+        return any(row[2] in (table, "r") and row[3] in ("ALL", "index") for row in rows)
+    text = "\n".join(" ".join(str(part) for part in row) for row in rows)
+    if db.backend.dialect.name == "postgres":
+        return f"Seq Scan on {table}" in text
+    return re.search(rf"\bSCAN ({table}|r)\b", text) is not None  # SQLite: SEARCH seeks, SCAN reads it all
+
+
+def uses_only(db, call, marker: str, table: str, index: str) -> None:
+    """*call*'s statement holding *marker* reads *table* through *index*, never the whole table."""
+    sql, params = statement(db, call, marker)
+    plan = explain(db, sql, params)
+    assert index in plan, plan
+    assert not reads_whole(db, sql, params, table), plan
+
+
+def test_each_job_and_machine_is_read_from_the_newest_end_of_its_runs_not_from_every_run(backend):
+    """check, jobs and metrics cost a few index probes per machine of each job, however many runs are stored."""
+    seed_ledger(backend)
+    uses_only(backend, backend.jobs, "m.machine", "process_job_runs", RUN_PAIR_INDEX)
+    # each machine's newest run of every job timed out (the last status of the cycle), after 99 that did not
+    assert {job.last_run.status for job in backend.jobs()} == {"timed-out"} and len(backend.jobs()) == 20
+
+
+def test_a_page_of_one_status_reads_the_newest_runs_of_that_status(backend):
+    """``runs --status lost`` on a ledger with no lost run answers at once, not after a pass over every run."""
+    seed_ledger(backend)
+    for status in ("timed-out", "lost"):
+        uses_only(backend, functools.partial(backend.list_runs, status=status), "r.status", "process_job_runs",
+                  RUN_STATUS_INDEX)
+    assert [run.status for run in backend.list_runs(status="timed-out", limit=100)] == ["timed-out"] * 60
+
+
+def test_a_job_s_newest_page_of_logs_reads_only_that_job_s_logs(backend):
+    seed_ledger(backend)
+    uses_only(backend, lambda: backend.logs("plans/job-3", limit=100), "FROM process_job_logs", "process_job_logs",
+              LOG_JOB_INDEX)
+    found = backend.logs("plans/job-3", limit=100)
+    assert [log.message for log in found] == [f"log {n}" for n in range(18_003, 20_000, 20)]
+    assert {log.job for log in found} == {"job-3"}
