@@ -395,7 +395,8 @@ def fill_cache_and_locks(db, loader: Loader, job_ids: list[int], running: list[t
 def hold_locks(db, job_ids: list[int], running: list[tuple]) -> None:
     """Each job's lock held by its run running now (rows of `RUN_COLUMNS`), the others free."""
     db.backend.execute("UPDATE process_job_locks SET machine = NULL, pid = NULL, run_id = NULL, acquired_at = NULL,"
-                       " expires_at = NULL WHERE name LIKE 'team-%'")
+                       " expires_at = NULL WHERE name LIKE $teams", {"teams": "team-%"})  # a parameter: PyMySQL
+    # and psycopg2 read a % written in the statement as theirs
     index = {job_id: k for k, job_id in enumerate(job_ids)}
     for run in running:
         db.backend.execute("UPDATE process_job_locks SET machine = $machine, pid = $pid, run_id = $run,"

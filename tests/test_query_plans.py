@@ -127,3 +127,21 @@ def test_a_job_s_newest_page_of_logs_reads_only_that_job_s_logs(backend):
     found = backend.logs("plans/job-3", limit=100)
     assert [log.message for log in found] == [f"log {n}" for n in range(18_003, 20_000, 20)]
     assert {log.job for log in found} == {"job-3"}
+
+
+def test_the_report_reads_each_job_and_machines_newest_runs_not_every_run(backend):
+    """The report's strips (30 runs per job and machine) cost index ranges, however long the history."""
+    from processcache.report.gather import RECENT_RUNS, recent_runs
+
+    jobs = seed_ledger(backend)
+    assert len(jobs) == 20
+    uses_only(backend, lambda: recent_runs(backend), "UNION ALL", "process_job_runs", RUN_PAIR_INDEX)
+    found = recent_runs(backend)
+    # seeded in turn: run n is job n % 20 on machine n % 3, so each pair's runs are 60 ids apart
+    newest = backend.backend.value("SELECT MAX(id) FROM process_job_runs")
+    for k in range(20):
+        runs = found[("plans", f"job-{k}")]
+        assert len(runs) == 3 * RECENT_RUNS
+        for machine in ("m0", "m1", "m2"):
+            ids = [run.id for run in runs if run.machine == machine]
+            assert ids == sorted(ids, reverse=True) and ids[0] > newest - 60 and ids[0] - ids[-1] == 60 * 29

@@ -1,11 +1,10 @@
 """One snapshot of the farm for the report and the dashboard: jobs, their recent runs per machine, problems,
 next due times, held locks and cache sizes.
 
-A fixed number of queries whatever the database holds (200 jobs of 1,000
-runs each must render in seconds): the jobs, ``check``, the locks, one
-pass over the runs keeping each job and machine's newest `RECENT_RUNS`
-(a window function, as `storage.metrics` counts failures), and one for
-the cache sizes. Errors and tracebacks are masked with the database URL's
+What is read grows with the jobs shown, not with the ledger (200 jobs of
+1,000 runs each must render in seconds, and a farm's ledger holds
+millions): the jobs, ``check``, the locks, each job and machine's newest
+`RECENT_RUNS` by ranges of an index, and the cache sizes. Errors and tracebacks are masked with the database URL's
 password, which a job that failed to connect may have printed.
 """
 
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ProcessCacheError
 from ..records import JobSummary, Problem, RunRecord
-from ..storage.reports import FAILED
+from ..storage.reports import FAILED, job_machines, newest_run_ids, plain_plans
 from ..storage.runs import LockRecord
 from ..storage.store import JOBS_FROM
 
@@ -26,10 +25,6 @@ if TYPE_CHECKING:
 RECENT_RUNS = 30
 #: The problems `check` reports that say a job did not start when it should have.
 LATE_KINDS = ("overdue", "missed", "late")
-#: The ids of each job and machine's newest runs, by a window over the runs (SQLite 3.25, PostgreSQL, MariaDB
-#: 10.2). Read apart from the runs themselves: MariaDB ran ``r.id IN (this)`` as a join over every run, for minutes.
-_RECENT = ("SELECT w.id FROM (SELECT id, job_id, ROW_NUMBER() OVER (PARTITION BY job_id, machine ORDER BY id DESC)"
-           " AS n FROM process_job_runs{group}) w WHERE w.n <= $count")
 
 
 @dataclass(frozen=True)
@@ -112,10 +107,17 @@ def gather(db: "Database", group: str | None = None, grace: float = 60.0) -> Ove
 
 
 def recent_runs(db: "Database", group: str | None = None) -> dict[tuple[str, str], list[RunRecord]]:
-    """Each job's newest `RECENT_RUNS` runs per machine, newest first, by (group, job)."""
-    scope = f" WHERE job_id IN (SELECT j.id {JOBS_FROM} WHERE p.name = $group)" if group else ""
-    ids = sorted((int(row[0]) for row in db.backend.select(_RECENT.format(group=scope),
-                                                           {"count": RECENT_RUNS, "group": group})), reverse=True)
+    """Each job's newest `RECENT_RUNS` runs per machine, newest first, by (group, job).
+
+    Their ids by a walk back along an index per job and machine
+    (`newest_run_ids`), then the runs by id: what is read grows with the
+    jobs shown, not with their history.
+    """
+    wanted = None if group is None else set(db.store.group_job_ids(group))
+    with db.backend.transaction():
+        plain_plans(db.backend)
+        pairs = [pair for pair in job_machines(db.backend) if wanted is None or pair[0] in wanted]
+        ids = newest_run_ids(db.backend, pairs, RECENT_RUNS)
     found: dict[tuple[str, str], list[RunRecord]] = {}
     for run in db.runs.runs_by_id(ids):
         found.setdefault((run.group, run.job), []).append(run)

@@ -81,6 +81,36 @@ def last_runs(backend: Backend, *conditions: str) -> str:
             f"{extra} FROM m WHERE m.machine IS NOT NULL")
 
 
+#: Job and machine pairs whose newest runs one statement reads (`newest_run_ids`).
+PAIRS_PER_READ = 100
+
+
+def job_machines(backend: Backend) -> list[tuple[int, str]]:
+    """Every (job id, machine) that has runs, from the index (`machines`)."""
+    return [(int(job_id), machine) for job_id, machine in
+            backend.select(f"{machines(backend)} SELECT m.job_id, m.machine FROM m WHERE m.machine IS NOT NULL")]
+
+
+def newest_run_ids(backend: Backend, pairs: Sequence[tuple[int, str]], count: int) -> list[int]:
+    """The ids of each (job id, machine)'s newest *count* runs: per pair a walk back from the newest end of the
+    (job, machine, id, status) index, `PAIRS_PER_READ` pairs a statement.
+
+    Each pair a statement of its own in a UNION ALL: as one condition
+    (an OR of ranges) MariaDB read the runs by id from the oldest range's
+    start, and a window over the runs numbered every run (seconds at
+    2,000,000 runs).
+    """
+    ids: list[int] = []
+    for start in range(0, len(pairs), PAIRS_PER_READ):
+        chunk = pairs[start:start + PAIRS_PER_READ]
+        sql = " UNION ALL ".join(
+            f"SELECT n{k}.id FROM (SELECT r.id FROM process_job_runs r WHERE r.job_id = {int(job_id)}"
+            f" AND r.machine = $m{k} ORDER BY r.id DESC LIMIT {int(count)}) n{k}"
+            for k, (job_id, _) in enumerate(chunk))
+        ids += [int(row[0]) for row in backend.select(sql, {f"m{k}": machine for k, (_, machine) in enumerate(chunk)})]
+    return ids
+
+
 def select_by_ids(backend: Backend, sql: str, ids: Iterable[int]) -> list[tuple]:
     """The rows of *sql* for *ids* (its ``{ids}`` an id list), `ID_BATCH` ids a statement: MariaDB turns a
     list of 1,000 or more into a derived table, which it then joins by reading every row."""

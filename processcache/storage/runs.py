@@ -22,14 +22,15 @@ from ..timeutil import db_time, py_time
 from .backend import Backend, ConstraintViolation, id_list
 from .fence import NO_FENCE, Fence
 from .schema import JOB_STATE_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION, describe
-from .store import GROUP_OF_JOB
 
 if TYPE_CHECKING:
     from .database import Database
 
 #: A run's result summary is kept when its JSON is at most this long.
 MAX_RESULT_CHARS = 10_000
-_RUN_COLUMNS = ("r.id, p.name, j.name, r.machine, r.pid, r.status, r.started_at, r.finished_at,"
+#: A run's columns; its group and job are named from its job id (`Store.names_of`), not joined: MariaDB joined
+#: runs read by id from the groups' side, reading every run of every job (9.6 s for 18,000 runs by id).
+_RUN_COLUMNS = ("r.id, r.job_id, r.machine, r.pid, r.status, r.started_at, r.finished_at,"
                 " r.duration, r.error, r.traceback, r.result, r.expires_at, r.exit_signal")
 #: The run-control columns, read as NULL from a database of an older revision (opened with upgrade=False).
 _CONTROL_COLUMNS = (", r.exit_code, r.attempts, r.slot", ", NULL, NULL, NULL")
@@ -39,7 +40,6 @@ ID_BATCH = 500
 MONITORING = ("schedule", "timezone", "grace", "alert_after")
 #: Statuses of a run that ended without doing its work: a ``once_per`` slot it held opens again.
 UNFINISHED = ("failed", "timed-out", "terminated", "lost")
-RUNS_FROM = f"FROM process_job_runs r JOIN process_jobs j ON j.id = r.job_id {GROUP_OF_JOB}"
 
 
 class LockRecord(NamedTuple):
@@ -208,18 +208,19 @@ class RunStore:
                 for run in self.select_runs(f"r.id IN ({id_list(ordered[start:start + ID_BATCH])})", {})]
 
     def select_runs(self, where: str, params: dict, limit: int | None = None) -> list[RunRecord]:
-        """Runs matching *where* (over ``r``, ``j`` and ``p``), newest first."""
+        """Runs matching *where* (over ``r``, the runs alone), newest first."""
         page = f" LIMIT {int(limit)}" if limit is not None else ""
 
         columns = _RUN_COLUMNS + _CONTROL_COLUMNS[0 if self._controlled else 1]
 
-        def read() -> tuple[float, list[tuple]]:
+        def read() -> tuple[float, list[tuple], dict[int, tuple[str, str]]]:
             with self.transaction():
-                return self.backend.now(), self.backend.select(
-                    f"SELECT {columns} {RUNS_FROM} WHERE {where} ORDER BY r.id DESC{page}", params)
+                rows = self.backend.select(
+                    f"SELECT {columns} FROM process_job_runs r WHERE {where} ORDER BY r.id DESC{page}", params)
+                return self.backend.now(), rows, self.store.names_of({row[1] for row in rows})
 
-        now, rows = self.backend.retrying(read)
-        return [_run_record(row, now) for row in rows]
+        now, rows, names = self.backend.retrying(read)
+        return [_run_record(row, names[row[1]], now) for row in rows]
 
     @property
     def _controlled(self) -> bool:
@@ -378,7 +379,9 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _run_record(row: tuple, now: float) -> RunRecord:
+def _run_record(columns: tuple, names: tuple[str, str], now: float) -> RunRecord:
+    """A run from its `_RUN_COLUMNS` and its (job, group) names."""
+    row = (columns[0], names[1], names[0], *columns[2:])
     status = row[5]
     if status == "running" and row[12] is not None and float(row[12]) < float(now):
         status = "lost"  # its heartbeat stopped: the process died without a word

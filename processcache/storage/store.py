@@ -96,7 +96,7 @@ class Store:
         def read() -> tuple[list[tuple], dict[int, tuple[str, str]]]:
             with self.backend.transaction():
                 found = self.backend.select(sql, params)
-                return found, self._names_of({row[7] for row in found})
+                return found, self.names_of({row[7] for row in found})
 
         rows, names = self.backend.retrying(read)
         records = [
@@ -116,7 +116,8 @@ class Store:
 
         return int(self.backend.value(f"SELECT COUNT(*) FROM process_job_logs WHERE {where}", params))
 
-    def _names_of(self, job_ids: set[int]) -> dict[int, tuple[str, str]]:
+    def names_of(self, job_ids: set[int]) -> dict[int, tuple[str, str]]:
+        """(job, group) by job id, for rows read without joining their names (one query for the ids not known)."""
         missing = [job_id for job_id in job_ids if job_id not in self._job_names]
         if missing:
             for job_id, job, group in self.backend.select(f"SELECT j.id, j.name, p.name {JOBS_FROM}"
