@@ -10,9 +10,7 @@ The ``pgbouncer`` variant reaches a PostgreSQL test database (created on the
 server) through the pgbouncer in transaction pooling mode that
 PROCESSCACHE_TEST_PGBOUNCER_URL names (.ci/run starts one:
 tests/pgbouncer_server.py), where each transaction may run on another
-server connection. It runs the tests of `PGBOUNCER_TESTS`, which cover
-every storage path; PROCESSCACHE_TEST_PGBOUNCER_ALL=1 runs every
-`backend_url` test through it.
+server connection: every `backend_url` test runs through it too.
 """
 
 import faulthandler
@@ -36,75 +34,17 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Leave out (deselected, not skipped) the soak test unless --soak asks for it, and the pgbouncer
-    variants of the tests outside `PGBOUNCER_TESTS` unless PROCESSCACHE_TEST_PGBOUNCER_ALL is set."""
+    """Leave out (deselected, not skipped) the soak test unless --soak asks for it."""
     soak = config.getoption("--soak")
     if soak:
         for item in items:
             if "soak" in item.keywords:  # its workers run --soak-seconds, then report
                 item.add_marker(pytest.mark.timeout(config.getoption("--soak-seconds") + 600))
-    left_out = [item for item in items if ("soak" in item.keywords and not soak) or _pgbouncer_left_out(item)]
+    left_out = [item for item in items if "soak" in item.keywords and not soak]
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         gone = set(left_out)
         items[:] = [item for item in items if item not in gone]
-
-
-#: The `backend_url` tests that also run through pgbouncer: a module (all its tests) or a module's test. Each
-#: storage path is there (the executor and its transactions, savepoints and batches; the cache; runs, locks,
-#: leases and heartbeats; fencing; schema creation racing, checks and upgrades; alerts; logs, reports, prune,
-#: retire, metrics; processes writing at once), leaving out most of the slow variants of the same paths: every
-#: test through pgbouncer would add some five minutes to CI's run (PROCESSCACHE_TEST_PGBOUNCER_ALL=1 runs them).
-PGBOUNCER_TESTS = frozenset({
-    "test_backend", "test_cache_features",
-    "test_cache::test_create_cache_appends_under_a_key_and_updates_tree_and_results",
-    "test_cache::test_get_cache_reads_oldest_first_from_the_database",
-    "test_cache::test_a_five_megabyte_value_is_never_truncated",
-    "test_cache::test_scope_machine_keeps_the_originals_cache_per_group_job_and_machine",
-    "test_locks::test_eight_processes_contending_200_times_never_hold_the_lock_together",
-    "test_locks::test_an_expired_lease_can_be_taken_and_its_run_is_marked_lost",
-    "test_locks::test_a_lock_is_held_by_one_run_until_released",
-    "test_locks::test_heartbeats_keep_a_long_run_alive_past_its_lease",
-    "test_locks::test_overlap_wait_waits_for_the_holder_or_gives_up",
-    "test_fencing::test_a_heartbeat_learns_that_its_lock_was_taken_over",
-    "test_fencing::test_finish_moves_a_run_out_of_running_only",
-    "test_fencing::test_a_run_whose_lock_was_taken_over_can_write_nothing_and_ends_lost",
-    "test_fencing::test_a_run_still_holding_an_expired_lease_nobody_took_writes_and_succeeds",
-    "test_fencing::test_a_memoised_computation_longer_than_its_lease_is_computed_once",
-    "test_schema_guard::test_a_dropped_table_is_listed_by_check_and_recreated_by_sync",
-    "test_schema_guard::test_a_newer_revision_is_used_as_it_is_and_its_indexes_are_not_put_back",
-    "test_upgrades::test_a_v1_database_upgrades_on_first_use_and_keeps_every_row",
-    "test_upgrades::test_an_interrupted_upgrade_resumes",
-    "test_upgrades::test_a_revision_0_database_gets_the_key_index_with_id_and_loses_the_old_one",
-    "test_alerts::test_checks_at_the_same_moment_on_many_machines_send_one_alert",
-    "test_alerts::test_three_failures_then_a_recovery_send_exactly_two_alerts_per_channel",
-    "test_run_states::test_runs_are_stamped_by_the_servers_clock_so_check_and_prune_agree_across_machines",
-    "test_run_states::test_two_threads_running_one_waiting_job_take_turns_instead_of_failing",
-    "test_run_states::test_spec_run_never_returns_a_running_record",
-    "test_logs::test_get_logs_pages_with_offset_and_limit",
-    "test_logs::test_logs_across_a_whole_group",
-    "test_history::test_prune_in_batches",
-    "test_history::test_prune_expired_deletes_every_batch_not_only_the_first",
-    "test_history::test_a_dead_run_past_its_lease_is_lost_and_not_running_before_anyone_takes_its_lock",
-    "test_history::test_check_reports_each_kind_of_problem",
-    "test_retire::test_delete_removes_the_jobs_runs_logs_and_entries_and_nothing_of_its_neighbours",
-    "test_retire::test_a_retired_job_leaves_check_and_jobs_and_keeps_its_history",
-    "test_reports::test_every_report_of_the_cli_is_a_typed_method_of_database",
-    "test_reports::test_jobs_shows_a_run_in_progress_not_the_copies_skipped_after_it",
-    "test_metrics::test_the_metrics_say_what_each_job_did_on_each_machine",
-    "test_concurrency::test_four_processes_appending_500_each_store_exactly_2000",
-    "test_concurrency::test_four_processes_running_a_never_seen_job_at_once_on_a_fresh_database",
-    "test_cache_concurrency::test_set_cache_under_four_writers_and_four_readers",
-})
-
-
-def _pgbouncer_left_out(item) -> bool:
-    callspec = getattr(item, "callspec", None)
-    if callspec is None or callspec.params.get("backend_url") != "pgbouncer":
-        return False
-    module = item.module.__name__.rpartition(".")[2]
-    chosen = module in PGBOUNCER_TESTS or f"{module}::{item.originalname}" in PGBOUNCER_TESTS
-    return not chosen and not os.environ.get("PROCESSCACHE_TEST_PGBOUNCER_ALL")
 
 
 #: How long after its time limit a test still running is ended with the whole run (see below).
