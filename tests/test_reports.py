@@ -172,6 +172,20 @@ def test_logs_says_on_stderr_how_many_a_page_leaves_out(backend_url):
     assert whole.stdout.count("\n") == 7 and whole.stderr == ""
 
 
+def test_logs_counts_what_a_page_leaves_out_only_up_to_ten_thousand(backend_url):
+    """A farm's ledger holds millions of logs: `logs` counts no further than it says (0.5 s at 10M logs)."""
+    with connect(backend_url) as db:
+        job_id = db.store.job_id("ops", "chatty")
+        with db.transaction():
+            db.backend.insert_many("process_job_logs", ("job_id", "machine", "log_type", "message", "created_at"),
+                                   [(job_id, "m", "GENERIC", f"m{n}", "2026-11-26 03:00:00") for n in range(10_050)])
+        assert db.count_logs("ops") == 10_050 and db.count_logs("ops", at_most=7) == 7
+        assert db.count_logs("ops", after=db.logs("ops", limit=3)[0].id, at_most=7) == 2
+    cut = cli("logs", "ops", "--limit", "3", "-d", backend_url)
+    assert cut.stderr.strip() == "showing 3 of more than 10,000 logs (use --limit, or --offset to page back)"
+    assert cut.stdout.splitlines()[-1].endswith("m10049")
+
+
 def test_logs_follow_with_limit_0_prints_only_what_comes(backend_url):
     with connect(backend_url) as db:
         CacheContext(db, "ops", "old", "box-1").create_log("written before following")

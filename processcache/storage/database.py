@@ -149,9 +149,14 @@ class Database:
 
     def count_logs(self, job: str | None = None, *, run: int | None = None, type: LogType | str | None = None,
                    machine: str | None = None, since: datetime | timedelta | None = None,
-                   after: int | None = None) -> int:
-        """How many logs match the filters of `logs`: what ``logs`` says it leaves out of a page."""
-        return self.history.count_logs(job, run=run, type=type, machine=machine, since=since, after=after)
+                   after: int | None = None, at_most: int | None = None) -> int:
+        """How many logs match the filters of `logs`: what ``logs`` says it leaves out of a page.
+
+        With *at_most*, counting stops there (the count is then at most
+        that): a count of every log of a farm's ledger reads millions.
+        """
+        return self.history.count_logs(job, run=run, type=type, machine=machine, since=since, after=after,
+                                       at_most=at_most)
 
     def check(self, grace: float | str = 60.0) -> list[Problem]:
         """What ``processcache check`` reports ([] when all is well); *grace* in seconds or as ``"5m"``.

@@ -310,9 +310,10 @@ class History:
 
     def count_logs(self, job: str | None = None, *, run: int | None = None, type: LogType | str | None = None,
                    machine: str | None = None, since: datetime | timedelta | None = None,
-                   after: int | None = None) -> int:
-        """How many logs match: what `logs` would return without a limit."""
-        return self.database.store.count_logs(**self._log_filter(job, run, type, machine, since, after))
+                   after: int | None = None, at_most: int | None = None) -> int:
+        """How many logs match, up to *at_most*: what `logs` would return without a limit."""
+        return self.database.store.count_logs(**self._log_filter(job, run, type, machine, since, after),
+                                              at_most=at_most)
 
     def _log_filter(self, job: str | None, run: int | None, type: LogType | str | None, machine: str | None,
                     since: datetime | timedelta | None, after: int | None) -> dict:

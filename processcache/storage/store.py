@@ -108,13 +108,16 @@ class Store:
 
     def count_logs(self, job_ids: list[int] | None = None, machine: str | None = None,
                    log_type: LogType | None = None, *, run_id: int | None = None, since: datetime | None = None,
-                   after_id: int | None = None) -> int:
-        """How many logs `logs` with the same filters finds without a limit: what a page leaves out."""
+                   after_id: int | None = None, at_most: int | None = None) -> int:
+        """How many logs `logs` with the same filters finds without a limit (no more than *at_most*, a count
+        that reads only that many): what a page leaves out."""
         if job_ids is not None and not job_ids:
             return 0
         where, params = _log_filter(job_ids, machine, log_type, run_id, since, after_id)
-
-        return int(self.backend.value(f"SELECT COUNT(*) FROM process_job_logs WHERE {where}", params))
+        if at_most is None:
+            return int(self.backend.value(f"SELECT COUNT(*) FROM process_job_logs WHERE {where}", params))
+        return int(self.backend.value(f"SELECT COUNT(*) FROM (SELECT id FROM process_job_logs WHERE {where}"
+                                      f" LIMIT {int(at_most)}) counted", params))
 
     def names_of(self, job_ids: set[int]) -> dict[int, tuple[str, str]]:
         """(job, group) by job id, for rows read without joining their names (one query for the ids not known)."""
