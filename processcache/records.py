@@ -95,6 +95,19 @@ class RunRecord(NamedTuple):
         return f"{self.group}/{self.job}"
 
 
+class RunMark(NamedTuple):
+    """A run as a strip of runs shows it: no error, traceback or result, which a report of tens of thousands
+    of runs reads only for the few runs it opens (`RunRecord`)."""
+
+    id: int
+    group: str
+    job: str
+    machine: str
+    status: str
+    started_at: datetime
+    duration: float | None
+
+
 class AttemptRecord(NamedTuple):
     """One attempt of a run with ``retries``: a run's status is its last attempt's."""
 

@@ -145,3 +145,15 @@ def test_the_report_reads_each_job_and_machines_newest_runs_not_every_run(backen
         for machine in ("m0", "m1", "m2"):
             ids = [run.id for run in runs if run.machine == machine]
             assert ids == sorted(ids, reverse=True) and ids[0] > newest - 60 and ids[0] - ids[-1] == 60 * 29
+
+
+def test_alerts_count_each_failing_machines_streak_from_its_last_success_not_every_failed_run(backend):
+    """check --notify's failure counts read each failing machine's runs since its last success; as one OR of
+    ranges, SQLite read every failed run of the ledger by the (status, id) index (0.5 s at 2,000,000 runs), as
+    it planned with the statistics ANALYZE (or PRAGMA optimize) leaves."""
+    seed_ledger(backend)
+    if backend.backend.dialect.name == "sqlite":
+        backend.backend.execute("ANALYZE")
+    uses_only(backend, backend.alerts.failures_in_a_row, "r.status IN", "process_job_runs", RUN_PAIR_INDEX)
+    # each machine's newest five runs went wrong (four failed, one timed out) after 95 that did not
+    assert {count for count, _ in backend.alerts.failures_in_a_row().values()} == {15}

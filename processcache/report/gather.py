@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..errors import ProcessCacheError
-from ..records import JobSummary, Problem, RunRecord
-from ..storage.reports import FAILED, job_machines, newest_run_ids, plain_plans
+from ..records import JobSummary, Problem, RunMark, RunRecord
+from ..storage.reports import FAILED, job_machines, newest_marks
 from ..storage.runs import LockRecord
 from ..storage.store import JOBS_FROM
 
@@ -32,7 +32,7 @@ class MachineRuns:
     """One job's newest runs on one machine, newest first."""
 
     machine: str
-    runs: list[RunRecord]
+    runs: list[RunMark]
 
 
 @dataclass(frozen=True)
@@ -97,30 +97,27 @@ def gather(db: "Database", group: str | None = None, grace: float = 60.0) -> Ove
         problems.setdefault(problem.job, []).append(problem)
     locks = db.locks()
     runs = recent_runs(db, group)
+    failures = last_failures(db, runs)
     sizes = cache_sizes(db)
-    jobs = [_job_view(db, summary, runs.get((summary.group, summary.job), []), problems.get(summary.name, []),
-                      locks, sizes.get((summary.group, summary.job), (0, 0)), now) for summary in summaries]
+    jobs = []
+    for summary in summaries:
+        key = (summary.group, summary.job)
+        jobs.append(_job_view(summary, runs.get(key, []), failures.get(key), problems.get(summary.name, []), locks,
+                              sizes.get(key, (0, 0)), now))
     counts = {"jobs": len(jobs), "healthy": sum(not job.problems for job in jobs),
               "failing": sum(job.failing for job in jobs), "overdue": sum(job.overdue for job in jobs),
               "running": sum(job.running for job in jobs)}
     return Overview(now, db.url, jobs, locks, group, counts)
 
 
-def recent_runs(db: "Database", group: str | None = None) -> dict[tuple[str, str], list[RunRecord]]:
-    """Each job's newest `RECENT_RUNS` runs per machine, newest first, by (group, job).
-
-    Their ids by a walk back along an index per job and machine
-    (`newest_run_ids`), then the runs by id: what is read grows with the
-    jobs shown, not with their history.
-    """
+def recent_runs(db: "Database", group: str | None = None) -> dict[tuple[str, str], list[RunMark]]:
+    """Each job's newest `RECENT_RUNS` runs per machine, newest first, by (group, job): what is read grows
+    with the jobs shown, not with their history (`newest_marks`)."""
     wanted = None if group is None else set(db.store.group_job_ids(group))
-    with db.backend.transaction():
-        plain_plans(db.backend)
-        pairs = [pair for pair in job_machines(db.backend) if wanted is None or pair[0] in wanted]
-        ids = newest_run_ids(db.backend, pairs, RECENT_RUNS)
-    found: dict[tuple[str, str], list[RunRecord]] = {}
-    for run in db.runs.runs_by_id(ids):
-        found.setdefault((run.group, run.job), []).append(run)
+    pairs = [pair for pair in job_machines(db.backend) if wanted is None or pair[0] in wanted]
+    found: dict[tuple[str, str], list[RunMark]] = {}
+    for mark in newest_marks(db, pairs, RECENT_RUNS):
+        found.setdefault((mark.group, mark.job), []).append(mark)
     return found
 
 
@@ -133,15 +130,22 @@ def cache_sizes(db: "Database") -> dict[tuple[str, str], tuple[int, int]]:
     return {(group, job): (int(count), int(size or 0)) for group, job, count, size in rows}
 
 
-def _job_view(db: "Database", summary: JobSummary, runs: list[RunRecord], problems: list[Problem],
+def last_failures(db: "Database", runs: dict[tuple[str, str], list[RunMark]]) -> dict[tuple[str, str], RunRecord]:
+    """Each job's newest run among *runs* that went wrong, whole (its error and traceback masked with the
+    database URL's password), by (group, job)."""
+    newest = {key: max(mark.id for mark in marks if mark.status in FAILED)
+              for key, marks in runs.items() if any(mark.status in FAILED for mark in marks)}
+    mask = db.config.mask
+    return {(run.group, run.job): run._replace(error=run.error and mask(run.error),
+                                               traceback=run.traceback and mask(run.traceback))
+            for run in db.runs.runs_by_id(list(newest.values()))}
+
+
+def _job_view(summary: JobSummary, runs: list[RunMark], failure: RunRecord | None, problems: list[Problem],
               locks: list[LockRecord], cache: tuple[int, int], now: datetime) -> JobView:
-    by_machine: dict[str, list[RunRecord]] = {}
+    by_machine: dict[str, list[RunMark]] = {}
     for run in runs:
         by_machine.setdefault(run.machine, []).append(run)
-    failure = next((run for run in runs if run.status in FAILED), None)
-    if failure is not None:
-        failure = failure._replace(error=failure.error and db.config.mask(failure.error),
-                                   traceback=failure.traceback and db.config.mask(failure.traceback))
     held = [lock for lock in locks if lock.name.split("@", 1)[0] == summary.name]
     return JobView(summary, [MachineRuns(machine, by_machine[machine]) for machine in sorted(by_machine)],
                    problems, next_due(summary, now), failure, held, *cache)

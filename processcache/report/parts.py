@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from html import escape
 
 from ..durations import format_duration
-from ..records import RunRecord
+from ..records import RunMark
 
 #: A short text label per status: colour is never the only sign (colour-blind readers, printouts).
 LABELS = {"running": "R", "succeeded": "ok", "failed": "F", "timed-out": "T", "skipped": "S", "lost": "L",
@@ -87,14 +87,14 @@ def size(count: int) -> str:
     return f"{int(amount)} B" if unit == "B" else f"{amount:.1f} {unit}"
 
 
-def run_title(run: RunRecord) -> str:
+def run_title(run: RunMark) -> str:
     """What hovering over a run says: its id, status, start (UTC, to the minute) and duration; short, as a
     report holds thousands."""
     started = run.started_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
     return f"run {run.id} {run.status} {started} UTC {format_duration(run.duration)}"
 
 
-def strip(runs: list[RunRecord], link: str | None = None) -> str:
+def strip(runs: list[RunMark], link: str | None = None) -> str:
     """The runs oldest to newest as labelled cells coloured by status; *link* a format with {id}, or None."""
     cells = []
     for run in reversed(runs):
@@ -111,7 +111,7 @@ def legend() -> str:
     return f'<p class="legend muted">{items}</p>'
 
 
-def chart(runs: list[RunRecord], height: int = 36, bar: int = 5) -> str:
+def chart(runs: list[RunMark], height: int = 36, bar: int = 5) -> str:
     """The durations of the ended runs, oldest to newest, as an inline SVG of bars coloured by status.
 
     One path per status, not one element per bar: a report of 200 jobs

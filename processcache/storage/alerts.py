@@ -21,14 +21,12 @@ from typing import TYPE_CHECKING, NamedTuple
 from ..texts import storable
 from ..timeutil import db_time, py_time
 from .backend import Backend, ConstraintViolation, id_list
-from .reports import FAILED, SUCCEEDED, last_runs, plain_plans, runs_after
+from .reports import FAILED, PAIRS_PER_READ, SUCCEEDED, last_runs, plain_plans, runs_after
 
 if TYPE_CHECKING:
     from .database import Database
 
 _FAILED = ", ".join(f"'{status}'" for status in FAILED)
-#: Machines whose runs since their job's last success one query reads: a bounded statement, whatever fails.
-_PAIRS_PER_QUERY = 500
 #: How long a checker may take to send one message before another may take it over (seconds).
 SENDING_LEASE = 60.0
 #: Waits before the 2nd, 3rd... attempt of a failed delivery (seconds); after the last one it is ``failed``.
@@ -102,13 +100,11 @@ class AlertStore:
             after = [(job_id, machine, succeeded[job_id]) for job_id, machine, shown, _ in pairs
                      if shown > succeeded[job_id]]
             failures: dict[int, tuple[int, int]] = {}
-            for start in range(0, len(after), _PAIRS_PER_QUERY):
-                where, params = runs_after(after[start:start + _PAIRS_PER_QUERY])
-                for job_id, count, newest in self.backend.select(
-                        f"SELECT r.job_id, COUNT(*), MAX(r.id) FROM process_job_runs r WHERE {where}"
-                        f" AND r.status IN ({_FAILED}) GROUP BY r.job_id", params):
+            for start in range(0, len(after), PAIRS_PER_READ):
+                for job_id, run_id in self.backend.select(*runs_after(
+                        "r.job_id, r.id", after[start:start + PAIRS_PER_READ], f" AND r.status IN ({_FAILED})")):
                     before = failures.get(job_id, (0, 0))
-                    failures[job_id] = (before[0] + int(count), max(before[1], int(newest)))
+                    failures[job_id] = (before[0] + 1, max(before[1], int(run_id)))
         return failures
 
     def change(self, before: AlertState | None, after: AlertState, messages: list[tuple[str, str, str]]) -> bool:

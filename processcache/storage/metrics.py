@@ -19,7 +19,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..timeutil import py_time
-from .reports import FAILED, LAST_START, SUCCEEDED, last_runs, plain_plans, runs_after, select_by_ids, still_retired
+from .reports import (
+    FAILED,
+    LAST_START,
+    PAIRS_PER_READ,
+    SUCCEEDED,
+    last_runs,
+    plain_plans,
+    runs_after,
+    select_by_ids,
+    still_retired,
+)
 from .schema import JOB_STATE_REVISION
 from .store import JOBS_FROM
 
@@ -30,8 +40,6 @@ if TYPE_CHECKING:
 _RUNNING = ("SELECT job_id, machine, COUNT(*) FROM process_job_runs WHERE status = 'running'"
             " AND (expires_at IS NULL OR expires_at >= $now) GROUP BY job_id, machine")
 _RUN_COLUMNS = "r.id, r.job_id, r.machine, r.status, r.expires_at, r.finished_at, r.duration"
-#: Machines whose runs since their last success one query reads: a bounded statement, whatever fails.
-_PAIRS_PER_QUERY = 500
 _ENTRIES = ("SELECT job_id, machine, COUNT(*) FROM process_cache WHERE expires_at IS NULL OR expires_at > $now"
             " GROUP BY job_id, machine")
 #: A held lock's holder is a run (its run id; a memoised call's random 62-bit owner matches no run's id),
@@ -109,10 +117,9 @@ def _machine_runs(backend) -> dict[tuple[int, str], list[tuple]]:
     failing = [(job_id, machine, ok) for job_id, machine, shown, ok in pairs
                if rows[shown][3] not in ("succeeded", "skipped")]
     since: dict[tuple[int, str], list[tuple]] = {}
-    for start in range(0, len(failing), _PAIRS_PER_QUERY):
-        where, params = runs_after(failing[start:start + _PAIRS_PER_QUERY])
-        for row in backend.select(f"SELECT {_RUN_COLUMNS} FROM process_job_runs r WHERE {where}"
-                                  " AND r.status <> 'skipped'", params):
+    for start in range(0, len(failing), PAIRS_PER_READ):
+        for row in backend.select(*runs_after(_RUN_COLUMNS, failing[start:start + PAIRS_PER_READ],
+                                              " AND r.status <> 'skipped'")):
             since.setdefault((row[1], row[2]), []).append(row)
     return {(job_id, machine): sorted({rows[shown], *([rows[ok]] if ok else []), *since.get((job_id, machine), [])},
                                       reverse=True)

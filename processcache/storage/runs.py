@@ -379,12 +379,17 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def status_at(status: str, expires_at: float | None, now: float) -> str:
+    """A run's status as of *now* (the server's clock): a running run whose lease expired is ``lost``."""
+    if status == "running" and expires_at is not None and float(expires_at) < float(now):
+        return "lost"  # its heartbeat stopped: the process died without a word
+    return status
+
+
 def _run_record(columns: tuple, names: tuple[str, str], now: float) -> RunRecord:
     """A run from its `_RUN_COLUMNS` and its (job, group) names."""
     row = (columns[0], names[1], names[0], *columns[2:])
-    status = row[5]
-    if status == "running" and row[12] is not None and float(row[12]) < float(now):
-        status = "lost"  # its heartbeat stopped: the process died without a word
+    status = status_at(row[5], row[12], now)
     result = decode_value(row[11]) if row[11] is not None else None
     slot = None if row[16] is None else datetime.fromtimestamp(row[16], UTC)
     return RunRecord(row[0], row[1], row[2], row[3], row[4], status, py_time(row[6]), py_time(row[7]),
