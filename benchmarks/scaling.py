@@ -548,6 +548,7 @@ def operations(reader, writer, facts: dict) -> dict[str, Callable[[], object]]:
     """The operations commands, each as the CLI calls the library (`cli/jobs.py`, `cli/runs.py`, ...); the report
     where this processcache has it."""
     from processcache.alerts import update_states
+    from processcache.cli.runs import COUNTED_LOGS
     from processcache.metrics import exposition
 
     group, job = job_name(facts["jobs"] // 2)
@@ -564,8 +565,8 @@ def operations(reader, writer, facts: dict) -> dict[str, Callable[[], object]]:
 
     def logs_page(name: str | None, **filters) -> None:
         found = reader.logs(name, **filters, limit=100)
-        if len(found) == 100:  # a full page: `logs` counts what it leaves out
-            reader.count_logs(name, **filters)
+        if len(found) == 100:  # a full page: `logs` counts what it leaves out, up to COUNTED_LOGS
+            reader.count_logs(name, **filters, at_most=COUNTED_LOGS + 1)
 
     return {
         "check": lambda: reader.check(60),
@@ -612,7 +613,8 @@ def cli_times(url: str, facts: dict, repeat: int, folder: str, report: bool) -> 
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
     group, job = job_name(facts["jobs"] // 2)
     commands = {"--version": ["--version"], "check": ["check"], "jobs": ["jobs"], "runs": ["runs"],
-                "logs GROUP/JOB": ["logs", f"{group}/{job}"], "locks": ["locks"], "metrics": ["metrics"]}
+                "logs GROUP/JOB": ["logs", f"{group}/{job}"], "logs": ["logs"], "locks": ["locks"],
+                "metrics": ["metrics"]}
     if report:
         commands["report"] = ["report", "--html", os.path.join(folder, "report.html")]
     times: dict[str, list[float] | str] = {name: [] for name in commands}
