@@ -184,3 +184,18 @@ def test_a_wait_callback_the_application_installed_is_kept(postgres_url):
 
 def test_ssl_disabled_false_is_false():
     assert parse_url("mysql://u@h/db?ssl_disabled=false").bind_args["ssl_disabled"] is False
+
+
+def test_a_schema_change_may_wait_longer_than_the_read_timeout_and_nothing_else_may(server_backend_url):
+    """An upgrade builds indexes over every run and log: on MariaDB at 10,000,000 logs one took longer than the
+    read timeout (15 s), and each run that found the database to upgrade failed with a lost connection. A
+    process waiting its turn for the schema lock meanwhile waits as long."""
+    sleep = "SELECT pg_sleep(2)" if server_backend_url.startswith("postgres") else "SELECT SLEEP(2)"
+    with connect(server_backend_url + "?read_timeout=1s&retry_for=0&connect_timeout=2") as db:
+        with db.backend.ddl():
+            db.backend.select(sleep)  # as a statement of a schema change that takes 2 s
+        with pytest.raises(DatabaseUnavailableError, match="lost the connection to"):
+            db.backend.select(sleep)  # the read timeout is the URL's again
+        with db.backend.ddl():
+            db.backend.select(sleep)
+        CacheContext(db, "bounded", "after", "m").create_cache("k", "v")

@@ -71,6 +71,8 @@ DriverError = DBException
 _PARAM = re.compile(r"\$(\w+)")
 _UNIQUE_ATTEMPTS = 5
 _PAGE = 1000
+#: How long a statement of a schema change may take to answer (seconds): an index built over a farm's ledger.
+SCHEMA_READ_TIMEOUT = 3600.0
 
 
 class ConstraintViolation(Exception):
@@ -133,9 +135,17 @@ class Backend:
 
     @contextlib.contextmanager
     def ddl(self) -> Iterator[None]:
-        """A schema-changing transaction (Pony's ``ddl`` session); the statements inside it join it."""
+        """A schema-changing transaction (Pony's ``ddl`` session); the statements inside it join it.
+
+        Its statements may wait `SCHEMA_READ_TIMEOUT` for an answer, not the
+        URL's ``read_timeout``: an upgrade builds indexes over every run and
+        log (MariaDB took longer than 15 s at 10,000,000 logs, and the cut-off
+        failed every run that found the database to upgrade), and a process
+        waits its turn for the schema lock meanwhile.
+        """
         self._before_transaction()
-        with self._outermost(orm.db_session(ddl=True)):
+        with self._outermost(orm.db_session(ddl=True)), self.dialect.patient(self.pony.get_connection(),
+                                                                             SCHEMA_READ_TIMEOUT):
             yield
 
     def after(self, callback: Callable[[], None]) -> None:

@@ -5,6 +5,7 @@ is. Nothing outside this module asks which database it is talking to; the
 `Backend` and the stores ask their dialect for the fragment or the strategy.
 """
 
+import contextlib
 from collections.abc import Iterator
 
 #: The SQL function SQLite's clock adds: how far tests moved its time forward
@@ -73,6 +74,12 @@ class Dialect:
     def before_transaction(self, connection) -> None:
         """Ready a connection a single write may have left in autocommit mode for one of Pony's sessions."""
 
+    @contextlib.contextmanager
+    def patient(self, connection, seconds: float) -> Iterator[None]:
+        """Let *connection* wait up to *seconds* for each answer meanwhile, instead of its ``read_timeout``: a
+        schema change builds indexes over every row (no read timeout here: SQLite's file answers)."""
+        yield
+
     def insert_many(self, cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
         """Insert *rows* in one statement per page on the transaction's *cursor*; return their ids in order."""
         raise NotImplementedError
@@ -133,6 +140,15 @@ class PostgreSQL(Dialect):
         factory = waits.connection_factory(database_config.connect_timeout, database_config.read_timeout)
         return {**database_config.bind_args, "connection_factory": factory}
 
+    @contextlib.contextmanager
+    def patient(self, connection, seconds: float) -> Iterator[None]:
+        """`waits.wait` reads the connection's ``read_timeout``: this connection's own, meanwhile."""
+        connection.read_timeout = seconds
+        try:
+            yield
+        finally:
+            del connection.read_timeout  # the class's again: the URL's
+
     def set_autocommit(self, connection, on: bool) -> None:
         """psycopg2 sends BEGIN, the statement and COMMIT otherwise: three round trips for one. (Pony sets the
         mode its sessions need itself.)"""
@@ -173,6 +189,24 @@ class MySQL(Dialect):
     def before_transaction(self, connection) -> None:
         """Pony's MySQL sessions rely on the driver's default, autocommit off."""
         self.set_autocommit(connection, False)
+
+    @contextlib.contextmanager
+    def patient(self, connection, seconds: float) -> Iterator[None]:
+        """PyMySQL's read timeout is its socket's, which it sets back to ``_read_timeout`` before each read.
+        mysqlclient sets its own in C, once: a schema change there waits ``read_timeout`` at most for each
+        statement (raise it in the URL for an upgrade)."""
+        if getattr(connection, "_sock", None) is None:
+            yield
+            return
+        given = connection._read_timeout
+        connection._read_timeout = seconds
+        connection._sock.settimeout(seconds)
+        try:
+            yield
+        finally:
+            connection._read_timeout = given
+            if connection._sock is not None:  # not closed meanwhile
+                connection._sock.settimeout(given)
 
     def insert_many(self, cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
         """One multi-row INSERT per page; InnoDB gives it consecutive ids from ``LAST_INSERT_ID()`` unless
