@@ -49,8 +49,10 @@ get defaults that bound every wait, each overridable in the query string:
   true/false/1/0/yes/no); an unknown one is refused.
 
 Timeouts must be positive. One statement that runs longer than the read
-timeout (a large ``prune``, an index built by an upgrade) is cut off as a
-lost connection: raise ``read_timeout`` for such work.
+timeout (a large ``prune``) is cut off as a lost connection: raise
+``read_timeout`` for such work. A schema change's statements (an upgrade
+building an index over every run and log) may take an hour
+(`storage.backend.SCHEMA_READ_TIMEOUT`), except with mysqlclient.
 
 The bound on a server that goes silent: the first stalled wait ends after
 the read timeout (15 s), the retries go on for the retry budget (30 s),
