@@ -1,11 +1,14 @@
-"""One snapshot of the farm for the report and the dashboard: jobs, their recent runs per machine, problems,
+"""What the report and the dashboard show of the farm: jobs, their recent runs per machine, problems,
 next due times, held locks and cache sizes.
 
 What is read grows with the jobs shown, not with the ledger (200 jobs of
 1,000 runs each must render in seconds, and a farm's ledger holds
 millions): the jobs, ``check``, the locks, each job and machine's newest
-`RECENT_RUNS` by ranges of an index, and the cache sizes. Errors and tracebacks are masked with the database URL's
-password, which a job that failed to connect may have printed.
+`RECENT_RUNS` by a walk back along an index, each job's last failure by
+id, and the cache sizes. These are several reads, not one snapshot: a run
+that ends meanwhile may show in the counts and not yet in its card.
+Errors and tracebacks are masked with the database URL's password, which
+a job that failed to connect may have printed.
 """
 
 from dataclasses import dataclass, field
