@@ -347,3 +347,31 @@ def test_any_group_job_and_machine_name_reads_back_as_it_was(labels):
 
 def test_escape_follows_the_text_format():
     assert escape('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
+
+
+@pytest.mark.parametrize("read", ["metrics", "jobs"])
+def test_a_run_deleted_while_it_is_read_is_left_out_not_a_crash(backend_url, read):
+    """On PostgreSQL each statement of a read sees the newest commits: prune or ``jobs delete`` may take a run
+    between the statement that finds each machine's newest run and the one that reads that run."""
+    from processcache.storage.metrics import read_ledger
+
+    with processcache.connect(backend_url) as db, processcache.connect(backend_url) as other:
+        job = processcache.Registry().job("ops", "gone")(lambda ctx: None)
+        job.run(database=db, machine="m1")
+        doomed = job.run(database=db, machine="m2")
+        select = db.backend.select
+
+        def deleting(sql, params=None):
+            rows = select(sql, params)
+            if "WITH" in sql and not deleting.done:  # each machine's newest run found: another process deletes one
+                deleting.done = True
+                other.backend.execute("DELETE FROM process_job_runs WHERE id = $id", {"id": doomed.id})
+            return rows
+
+        deleting.done = False
+        db.backend.select = deleting
+        if read == "metrics":
+            machines = {state.machine for state in read_ledger(db).machines}
+        else:
+            machines = set(db.jobs()[0].machines)
+        assert deleting.done and "m1" in machines

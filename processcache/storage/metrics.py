@@ -6,7 +6,7 @@ queries whatever it holds, never one per job: the database server's clock,
 the jobs, the runs alive now, the live cache entries, the held locks, and
 each job and machine's newest runs (`reports.last_runs`, then those runs by
 id, then the runs since the last success of the machines whose newest run
-failed: one query per 500 of them). All in one read transaction, judged by
+failed: one query per `PAIRS_PER_READ` of them). All in one read transaction, judged by
 the server's clock read once at its start, as leases and expiry are.
 
 A machine's state is read from the newest end of its runs, through the
@@ -30,6 +30,7 @@ from .reports import (
     select_by_ids,
     still_retired,
 )
+from .runs import status_at
 from .schema import JOB_STATE_REVISION
 from .store import JOBS_FROM
 
@@ -114,6 +115,10 @@ def _machine_runs(backend) -> dict[tuple[int, str], list[tuple]]:
     rows = {row[0]: row for row in select_by_ids(backend, f"SELECT {_RUN_COLUMNS} FROM process_job_runs r"
                                                  " WHERE r.id IN ({ids})",
                                                  (run_id for row in pairs for run_id in row[2:] if run_id))}
+    # On PostgreSQL each statement reads the newest commits: a run deleted since (prune, jobs delete) is not
+    # read by id, and its machine waits for the next scrape.
+    pairs = [(job_id, machine, shown, ok if ok in rows else None) for job_id, machine, shown, ok in pairs
+             if shown in rows]
     failing = [(job_id, machine, ok) for job_id, machine, shown, ok in pairs
                if rows[shown][3] not in ("succeeded", "skipped")]
     since: dict[tuple[int, str], list[tuple]] = {}
@@ -129,12 +134,9 @@ def _machine_runs(backend) -> dict[tuple[int, str], list[tuple]]:
 def _state(runs: list[tuple], now: float) -> dict:
     """A machine's `MachineState` fields from its runs (`_machine_runs`, newest first)."""
     shown = next((run for run in runs if run[3] != "skipped"), runs[0])
-    status = shown[3]
-    if status == "running" and shown[4] is not None and float(shown[4]) < now:
-        status = "lost"  # its heartbeat stopped: the process died without a word, as `runs` says
+    status = status_at(shown[3], shown[4], now)  # lost: its heartbeat stopped, as `runs` says
     ok = next((run for run in runs if run[3] == "succeeded"), None)
     ended = next((run for run in runs if run[3] != "skipped" and run[5] is not None), None)
-    failures = [run for run in runs if (ok is None or run[0] > ok[0]) and (
-        run[3] in FAILED or (run[3] == "running" and run[4] is not None and float(run[4]) < now))]
+    failures = [run for run in runs if (ok is None or run[0] > ok[0]) and status_at(run[3], run[4], now) in FAILED]
     return {"last_status": status, "last_duration": None if ended is None or ended[6] is None else float(ended[6]),
             "last_success": py_time(ok[5]) if ok else None, "failures": len(failures)}

@@ -81,7 +81,7 @@ def last_runs(backend: Backend, *conditions: str) -> str:
             f"{extra} FROM m WHERE m.machine IS NOT NULL")
 
 
-#: Job and machine pairs whose newest runs one statement reads (`newest_run_ids`).
+#: Job and machine pairs one statement reads (`newest_marks`, `runs_after`): SQLite allows 500 SELECTs in one.
 PAIRS_PER_READ = 100
 
 
@@ -268,7 +268,7 @@ class History:
         for job_id, machine, run_id in pairs:
             machines.setdefault(job_id, []).append(machine)
             shown[job_id] = max(run_id, shown.get(job_id, run_id))
-            if statuses[run_id] != "skipped":
+            if statuses.get(run_id, "skipped") != "skipped":  # not read: deleted meanwhile (prune, jobs delete)
                 attempted[job_id] = max(run_id, attempted.get(job_id, run_id))
         # Copies skipped by the lock, a once_per slot or a recent success are newer, but the run that did the
         # work (running, or how it ended) is the news; "skipped" only for a job that was never run.
