@@ -27,6 +27,7 @@ from . import channels
 from .records import JobSummary, Problem
 from .storage.alerts import AlertState
 from .storage.database import Database
+from .storage.reports import Verdict
 
 #: Problems that come from a run's ending: these wait for ``alert_after`` failed runs in a row.
 RUN_ENDINGS = ("failed", "timed-out", "terminated")
@@ -57,15 +58,16 @@ class Delivered:
     error: str | None
 
 
-def notify(db: Database, problems: list[Problem], urls: list[str],
+def notify(db: Database, verdicts: list[Verdict], urls: list[str],
            log: Callable[[str], None] | None = None) -> tuple[list[Change], list[Delivered]]:
-    """Change the alert states *problems* call for, queue their messages to *urls*, and deliver what is due.
+    """Change the alert states *verdicts* (``db.history.judge``, what ``check`` read) call for, queue their
+    messages to *urls*, and deliver what is due.
 
     Returns the changes this checker made and the deliveries it tried
     (the new ones, and older ones due again). *log*, if given, hears a line
     for each.
     """
-    changes = update_states(db, problems, urls)
+    changes = update_states(db, verdicts, urls)
     delivered = deliver(db)
     if log is not None:
         for change in changes:
@@ -76,22 +78,22 @@ def notify(db: Database, problems: list[Problem], urls: list[str],
     return changes, delivered
 
 
-def update_states(db: Database, problems: list[Problem], urls: list[str]) -> list[Change]:
-    """Compare each job's state with its alert row and change those that differ (each change made once)."""
+def update_states(db: Database, verdicts: list[Verdict], urls: list[str]) -> list[Change]:
+    """Compare each job's state with its alert row and change those that differ (each change made once).
+
+    A job still failing writes only when more runs failed than its row
+    says, so a check of a farm where hundreds of jobs keep failing writes
+    for those that failed again since, not for every one.
+    """
     store = db.alerts
-    ids, states, failures = store.job_ids(), store.states(), store.failures_in_a_row()
-    by_job: dict[str, list[Problem]] = {}
-    for problem in problems:
-        if problem.kind not in NOT_ALERTED:
-            by_job.setdefault(problem.job, []).append(problem)
+    states, failures = store.states(), store.failures_in_a_row()
     changes = []
-    for summary in db.history.jobs():
-        job_id = ids[summary.name]
+    for summary, problems, job_id in verdicts:
         count, _ = failures.get(job_id, (0, None))
-        now = _state_of(job_id, summary, by_job.get(summary.name, []), count)
+        now = _state_of(job_id, summary, [p for p in problems if p.kind not in NOT_ALERTED], count)
         before = states.get(job_id)
         if before is not None and before.state == now.state:
-            if now.state == "failing":
+            if now.state == "failing" and count > before.failures:
                 store.note_failures(job_id, count)
             continue
         if before is None and now.state == "ok":

@@ -66,6 +66,32 @@ def test_three_failures_then_a_recovery_send_exactly_two_alerts_per_channel(back
     assert mailbox.messages[0]["To"] == "ops@example.org"
 
 
+def test_a_check_that_finds_jobs_failing_as_before_writes_nothing(backend_url):
+    """check --notify runs every minute, and hundreds of jobs of a farm may be failing: one that has not failed
+    again since the last check costs no write; one that has, one (its count, for "recovered after N")."""
+    from processcache.alerts import update_states
+
+    for _ in range(3):
+        run_job(backend_url, fails=True)
+    with connect(backend_url) as db:
+        update_states(db, db.history.judge(), [])  # shop/sync becomes failing, after 3 failed runs
+        writes: list[str] = []
+        execute = db.backend.execute
+
+        def counted(sql, params=None):
+            if not sql.startswith("SET LOCAL"):  # PostgreSQL's plain plans (`reports.plain_plans`) write nothing
+                writes.append(sql)
+            return execute(sql, params)
+
+        db.backend.execute = counted
+        update_states(db, db.history.judge(), [])
+        assert writes == []
+        run_job(backend_url, fails=True)
+        update_states(db, db.history.judge(), [])
+        assert len(writes) == 1 and writes[0].startswith("UPDATE process_job_alerts SET failures")
+        assert db.alerts.states()[db.history.job_id("shop/sync")].failures == 4
+
+
 def test_checks_at_the_same_moment_on_many_machines_send_one_alert(backend_url, webhook):
     run_job(backend_url, fails=True, alert_after=1)
     env = {k: v for k, v in __import__("os").environ.items() if k != "PROCESSCACHE_DATABASE_URL"}

@@ -135,8 +135,9 @@ def test_the_report_reads_each_job_and_machines_newest_runs_not_every_run(backen
 
     jobs = seed_ledger(backend)
     assert len(jobs) == 20
-    uses_only(backend, lambda: recent_runs(backend), "UNION ALL", "process_job_runs", RUN_PAIR_INDEX)
-    found = recent_runs(backend)
+    pairs = [(job_id, f"m{k}") for job_id in jobs for k in range(3)]
+    uses_only(backend, lambda: recent_runs(backend, pairs), "UNION ALL", "process_job_runs", RUN_PAIR_INDEX)
+    found = recent_runs(backend, pairs)
     # seeded in turn: run n is job n % 20 on machine n % 3, so each pair's runs are 60 ids apart
     newest = backend.backend.value("SELECT MAX(id) FROM process_job_runs")
     for k in range(20):

@@ -88,6 +88,37 @@ def test_report_escapes_every_text_of_jobs_and_loads_nothing(backend_url, tmp_pa
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
 
 
+def test_a_page_of_more_jobs_than_it_draws_lists_the_jobs_not_in_trouble_one_line_each(backend_url):
+    """A farm of 1,000 jobs: the cards (strips, charts, tracebacks) are those failing or overdue, the others one
+    line each, and the runs read are those of the cards only; a page of no more jobs than it draws is all cards."""
+    from processcache.report.gather import gather
+    from processcache.report.pages import overview_page
+
+    seed(backend_url)
+    with processcache.cache_session("ops", "long", machine="web3", database=backend_url):
+        with processcache.connect(backend_url, read_only=True) as db:
+            overview, every = gather(db, cards=3), gather(db, cards=4)
+    views = {job.name: job for job in overview.jobs}
+    assert [(job.name, job.card) for job in overview.jobs] == [
+        ("ops/flaky", True), ("ops/long", False), (f"ops/{HOSTILE_JOB}", False), ("ops/nightly", False)]
+    assert [machine.machine for machine in views["ops/flaky"].machines] == ["web1"]
+    assert len(views["ops/flaky"].machines[0].runs) == 2 and views["ops/flaky"].last_failure is not None
+    assert views["ops/nightly"].machines == [] and views["ops/nightly"].last_failure is None
+    assert views["ops/long"].state == "running" and views["ops/nightly"].state == "healthy"
+    assert overview.counts == {"jobs": 4, "healthy": 3, "failing": 1, "overdue": 0, "running": 1}
+    page = overview_page(overview)
+    assert page.count("<section") == 1 and 'section class="job failing" data-job="ops/flaky"' in page
+    assert "4 jobs" not in page and "3 more jobs, one line each" in page and "more than 3 jobs" in page
+    nightly = page[page.index('<tr class="healthy" data-job="ops/nightly">'):]
+    nightly = nightly[:nightly.index("</tr>")]
+    assert '<li class="s-succeeded"' in nightly and "<td>2</td>" in nightly and "expected every 1h00m" in nightly
+    assert "<td>2 · " in nightly  # its cache entries
+    assert page.index('data-job="ops/long"') < page.index('data-job="ops/nightly"')  # running before healthy
+    assert "&lt;script&gt;alert(&#x27;job&#x27;)" in page and page.count("<script") == 1
+    assert all(job.card for job in every.jobs) and overview_page(every).count("<section") == 4
+    assert "one line each" not in overview_page(every)
+
+
 def test_report_of_a_group_and_of_a_group_not_there(backend_url, tmp_path):
     seed(backend_url)
     registry = processcache.Registry()

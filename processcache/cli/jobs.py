@@ -246,11 +246,12 @@ def check(grace, notify_urls, database, as_json):
     """
     writes = bool(notify_urls)  # alert states live in the database: --notify needs a user that may write
     with opened(database, read_only=not writes) as db:
-        problems = db.check(parse_duration(grace, "--grace"))
+        verdicts = db.history.judge(parse_duration(grace, "--grace"))
+        problems = db.history.problems(verdicts)
         if notify_urls:
             from ..alerts import notify
 
-            notify(db, problems, notify_urls, log=lambda line: click.echo(f"processcache: {line}", err=True))
+            notify(db, verdicts, notify_urls, log=lambda line: click.echo(f"processcache: {line}", err=True))
     if as_json:
         echo_json({"ok": not problems, "problems": problems})
     else:

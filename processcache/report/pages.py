@@ -14,9 +14,6 @@ from ..storage.runs import LockRecord
 from .gather import JobView, Overview
 from .parts import chart, document, legend, size, strip, text, when
 
-#: The order jobs are listed in: what needs a look first.
-_SEVERITY = {"failing": 0, "overdue": 1, "running": 2, "healthy": 3}
-
 
 def job_path(name: str) -> str:
     """The dashboard's address of the job ``group/job`` (each part quoted: names may hold any character)."""
@@ -25,15 +22,46 @@ def job_path(name: str) -> str:
 
 
 def overview_page(overview: Overview, links: bool = False, refresh: int | None = None) -> str:
-    """The whole farm: the summary counts, the locks held, then every job, failing ones first."""
-    jobs = sorted(overview.jobs, key=lambda job: (_SEVERITY[job.state], job.name))
+    """The whole farm: the summary counts, the locks held, then every job, failing ones first: as cards, and
+    one line each for those `gather` did not draw (a page of more than `CARDS` jobs)."""
     scope = f" (group {text(overview.group)})" if overview.group else ""
     body = [f"<h1>processcache: the farm at {when(overview.now)}{scope}</h1>",
             f'<p class="muted">database {text(overview.database)}</p>', _summary(overview.counts), legend(),
             _locks(overview.locks)]
-    body += [job_section(job, links) for job in jobs] or ["<p>No job in this database yet.</p>"]
+    body += [job_section(job, links) for job in overview.jobs if job.card]
+    body.append(_lines([job for job in overview.jobs if not job.card], overview.cards, links))
+    if not overview.jobs:
+        body.append("<p>No job in this database yet.</p>")
     return document(f"processcache: {overview.counts['failing']} failing, {overview.counts['overdue']} overdue",
                     "\n".join(body), refresh)
+
+
+def _lines(jobs: list[JobView], cards: int, links: bool) -> str:
+    """The jobs not drawn as cards, one line each: state, problems, last run, next due time, cache."""
+    if not jobs:
+        return ""
+    where = ("each job's page draws its runs" if links else
+             "<code>processcache report --group GROUP</code> draws a group's, <code>processcache serve</code>"
+             " each job's on its page")
+    rows = "".join(f'<tr class="{job.state}" data-job="{text(job.name)}"><td>{_name(job, links)}</td>'
+                   f'<td class="state">{job.state}</td><td>{text(", ".join(p.kind for p in job.problems))}</td>'
+                   f"<td>{_last_run(job.summary.last_run)}</td><td>{text(len(job.summary.machines))}</td>"
+                   f"<td>{_due(job)}</td><td>{job.cache_entries} · {size(job.cache_bytes)}</td></tr>"
+                   for job in jobs)
+    return (f'<h2 id="lines">{len(jobs)} more jobs, one line each</h2><p class="muted">A page of more than'
+            f" {cards} jobs draws the runs of those failing or overdue only: {where}.</p>"
+            "<table><tr><th>JOB</th><th>STATE</th><th>PROBLEMS</th><th>LAST RUN</th><th>MACHINES</th>"
+            f"<th>NEXT DUE</th><th>CACHE</th></tr>{rows}</table>")
+
+
+def _name(job: JobView, links: bool) -> str:
+    return f'<a href="{text(job_path(job.name))}">{text(job.name)}</a>' if links else text(job.name)
+
+
+def _last_run(run: RunRecord | None) -> str:
+    if run is None:
+        return '<span class="muted">never ran</span>'
+    return f"{strip([run])} {when(run.started_at)} {format_duration(run.duration)}"
 
 
 def _summary(counts: dict[str, int]) -> str:
@@ -55,9 +83,8 @@ def _locks(locks: list[LockRecord]) -> str:
 def job_section(job: JobView, links: bool = False) -> str:
     """One job's card: state, problems, next due time, cache, locks, each machine's strip and chart,
     and the last failure's error with its traceback folded."""
-    name = f'<a href="{text(job_path(job.name))}">{text(job.name)}</a>' if links else text(job.name)
     parts = [f'<section class="job {job.state}" data-job="{text(job.name)}">',
-             f'<h2>{name}<span class="state">{job.state}</span></h2>']
+             f'<h2>{_name(job, links)}<span class="state">{job.state}</span></h2>']
     parts += [f'<p class="problem"><b>{text(problem.kind)}</b>: {text(problem.detail)}</p>'
               for problem in job.problems]
     parts.append(f"<p>{_due(job)} · cache: {job.cache_entries} entries, {size(job.cache_bytes)}"

@@ -10,12 +10,13 @@ a job's text might smuggle past the escaping from running.
 """
 
 import base64
+import functools
 import hashlib
 from datetime import datetime, timezone
 from html import escape
 
 from ..durations import format_duration
-from ..records import RunMark
+from ..records import RunMark, RunRecord
 
 #: A short text label per status: colour is never the only sign (colour-blind readers, printouts).
 LABELS = {"running": "R", "succeeded": "ok", "failed": "F", "timed-out": "T", "skipped": "S", "lost": "L",
@@ -87,20 +88,26 @@ def size(count: int) -> str:
     return f"{int(amount)} B" if unit == "B" else f"{amount:.1f} {unit}"
 
 
-def run_title(run: RunMark) -> str:
+def run_title(run: RunMark | RunRecord) -> str:
     """What hovering over a run says: its id, status, start (UTC, to the minute) and duration; short, as a
-    report holds thousands."""
-    started = run.started_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
-    return f"run {run.id} {run.status} {started} UTC {format_duration(run.duration)}"
+    report holds thousands. HTML already: the status escaped."""
+    started = str(run.started_at.astimezone(timezone.utc))[:16]  # "2026-11-26 09:00", faster than strftime
+    return f"run {run.id} {_status(run.status)[0]} {started} UTC {format_duration(run.duration)}"
 
 
-def strip(runs: list[RunMark], link: str | None = None) -> str:
+@functools.lru_cache(maxsize=64)
+def _status(status: str) -> tuple[str, str]:
+    """A status as HTML text, and its cell's label (a strip escapes each of thousands of runs' once)."""
+    return text(status), text(LABELS.get(status, status[:1].upper()))
+
+
+def strip(runs: list[RunMark] | list[RunRecord], link: str | None = None) -> str:
     """The runs oldest to newest as labelled cells coloured by status; *link* a format with {id}, or None."""
     cells = []
     for run in reversed(runs):
-        label = text(LABELS.get(run.status, run.status[:1].upper()))
+        status, label = _status(run.status)
         inner = f'<a href="{text(link.format(id=run.id))}">{label}</a>' if link else label
-        cells.append(f'<li class="s-{text(run.status)}" title="{text(run_title(run))}">{inner}</li>')
+        cells.append(f'<li class="s-{status}" title="{run_title(run)}">{inner}</li>')
     return f'<ol class="strip" aria-label="last {len(runs)} runs, oldest first">{"".join(cells)}</ol>'
 
 

@@ -95,8 +95,8 @@ class Dashboard:
             job_id = db.history.job_id(name)
         except ProcessCacheError as exc:
             raise NotFound(str(exc)) from None
-        group = name.partition("/")[0]
-        view = next((job for job in gather(db, group, self.settings.grace).jobs if job.name == name), None)
+        found = gather(db, name.partition("/")[0], self.settings.grace, job=name).jobs
+        view = found[0] if found else None
         if view is None:
             raise NotFound(f"{name} is retired: `processcache jobs --all` lists it")
         values: dict[str, list] | None = None

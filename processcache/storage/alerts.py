@@ -71,11 +71,6 @@ class AlertStore:
 
     # -- state --------------------------------------------------------------------------
 
-    def job_ids(self) -> dict[str, int]:
-        """Every job's id by its name, ``group/job``."""
-        return {f"{group}/{job}": job_id for job_id, group, job in self.backend.select(
-            "SELECT j.id, p.name, j.name FROM process_jobs j JOIN processes p ON p.id = j.process_id")}
-
     def states(self) -> dict[int, AlertState]:
         """Every job's alert row, by job id."""
         rows = self.backend.select(f"SELECT job_id, state, kind, detail, failures, run_id, muted_until - {self.now}"

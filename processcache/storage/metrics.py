@@ -23,6 +23,7 @@ from .reports import (
     FAILED,
     LAST_START,
     PAIRS_PER_READ,
+    RUNNING_NOW,
     SUCCEEDED,
     last_runs,
     plain_plans,
@@ -37,12 +38,11 @@ from .store import JOBS_FROM
 if TYPE_CHECKING:
     from .database import Database
 
-#: The runs alive now, from the (status, id) index: a running run whose heartbeat stopped is not.
-_RUNNING = ("SELECT job_id, machine, COUNT(*) FROM process_job_runs WHERE status = 'running'"
-            " AND (expires_at IS NULL OR expires_at >= $now) GROUP BY job_id, machine")
 _RUN_COLUMNS = "r.id, r.job_id, r.machine, r.status, r.expires_at, r.finished_at, r.duration"
-_ENTRIES = ("SELECT job_id, machine, COUNT(*) FROM process_cache WHERE expires_at IS NULL OR expires_at > $now"
-            " GROUP BY job_id, machine")
+#: Live entries per job and machine; grouped by ``job_id + 0``: by job_id, MariaDB walked an index of the cache and
+#: read each entry's row from there to test its expiry (0.05 s for 100,000 entries; so, 0.023 s).
+_ENTRIES = ("SELECT job_id + 0, machine, COUNT(*) FROM process_cache WHERE expires_at IS NULL OR expires_at > $now"
+            " GROUP BY job_id + 0, machine")
 #: A held lock's holder is a run (its run id; a memoised call's random 62-bit owner matches no run's id),
 #: which names the job and the machine; a digest-form lock name could not be read back into either.
 _HELD_LOCKS = ("SELECT r.job_id, r.machine FROM process_job_locks l JOIN process_job_runs r ON r.id = l.run_id"
@@ -89,7 +89,7 @@ def read_ledger(database: "Database") -> Ledger:
             plain_plans(backend)
             now = backend.now()
             jobs, running, entries, locks = (backend.select(sql, {"now": now}) for sql in (
-                f"SELECT j.id, p.name, j.name, {retired_at}, {LAST_START} {JOBS_FROM}", _RUNNING, _ENTRIES,
+                f"SELECT j.id, p.name, j.name, {retired_at}, {LAST_START} {JOBS_FROM}", RUNNING_NOW, _ENTRIES,
                 _HELD_LOCKS))
             return now, jobs, _machine_runs(backend), running, entries, locks
 
@@ -98,7 +98,7 @@ def read_ledger(database: "Database") -> Ledger:
     for job_id, machine, count in running:
         states.setdefault((job_id, machine), {})["running"] = int(count)
     for job_id, machine, count in entries:
-        states.setdefault((job_id, machine), {})["entries"] = int(count)
+        states.setdefault((int(job_id), machine), {})["entries"] = int(count)
     for job_id, machine in locks:
         states.setdefault((job_id, machine), {})["lock_held"] = True
     names = {job_id: (group, job) for job_id, group, job, retired, started in jobs

@@ -81,14 +81,13 @@ def last_runs(backend: Backend, *conditions: str) -> str:
             f"{extra} FROM m WHERE m.machine IS NOT NULL")
 
 
+#: Runs alive at ``$now`` per job and machine, from the (status, id) index: a running run whose heartbeat
+#: stopped is not (it is lost).
+RUNNING_NOW = ("SELECT job_id, machine, COUNT(*) FROM process_job_runs WHERE status = 'running'"
+               " AND (expires_at IS NULL OR expires_at >= $now) GROUP BY job_id, machine")
+
 #: Job and machine pairs one statement reads (`newest_marks`, `runs_after`): SQLite allows 500 SELECTs in one.
 PAIRS_PER_READ = 100
-
-
-def job_machines(backend: Backend) -> list[tuple[int, str]]:
-    """Every (job id, machine) that has runs, from the index (`machines`)."""
-    return [(int(job_id), machine) for job_id, machine in
-            backend.select(f"{machines(backend)} SELECT m.job_id, m.machine FROM m WHERE m.machine IS NOT NULL")]
 
 
 def newest_marks(database: "Database", pairs: Sequence[tuple[int, str]], count: int) -> list[RunMark]:
@@ -181,6 +180,15 @@ class _Judged(NamedTuple):
     attempt: RunRecord | None
     job_id: int
     last_start: datetime | None
+
+
+class Verdict(NamedTuple):
+    """A job as `History.judge` found it: its summary (its entries counted or not), what `check` reports, and
+    its id."""
+
+    summary: JobSummary
+    problems: list[Problem]
+    job_id: int
 
 
 class History:
@@ -365,16 +373,26 @@ class History:
         judged, not attempts: a run that succeeded on a retry is well, one
         whose every attempt failed is one problem.
         """
+        return self.problems(self.judge(grace, now))
+
+    def judge(self, grace: float = 60.0, now: datetime | None = None,
+              count_entries: bool = False) -> list[Verdict]:
+        """Every job that is not retired with what `check` finds wrong with it, from one read of the jobs.
+
+        For those that show every job and its problems (``check --notify``,
+        the report, metrics): `jobs` then `check` read every job's newest
+        runs twice. Live cache entries are counted with *count_entries* only.
+        """
         now = now or self.database.clock.now()  # the server's, as the runs' stamps are: not this machine's
-        summaries = self._summaries(count_entries=False)
-        if not summaries:  # a probe pointed at the wrong database must not pass
+        return [Verdict(judged.summary, self._problems_of(judged, grace, now), judged.job_id)
+                for judged in self._summaries(count_entries) if not judged.summary.retired]
+
+    def problems(self, verdicts: list[Verdict]) -> list[Problem]:
+        """What `check` reports of *verdicts*: their problems, or ``no-jobs`` when there is no job at all."""
+        if not verdicts and not self._names():  # a probe pointed at the wrong database must not pass
             return [Problem("-", "no-jobs", f"{self.database.url} holds no job: is --database right?"
                                             " A job's first run records it")]
-        problems = []
-        for judged in summaries:
-            if not judged.summary.retired:
-                problems += self._problems_of(judged, grace, now)
-        return problems
+        return [problem for verdict in verdicts for problem in verdict.problems]
 
     def _problems_of(self, judged: _Judged, grace: float, now: datetime) -> list[Problem]:
         summary, run = judged.summary, judged.attempt
