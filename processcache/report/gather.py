@@ -111,7 +111,10 @@ def gather(db: "Database", group: str | None = None, grace: float = 60.0, *, job
     if group is not None and job is None and not verdicts:
         raise ProcessCacheError(f"no group {group} in this database: `processcache jobs` lists the jobs")
     locks, sizes, running = db.locks(), cache_sizes(db), running_jobs(db)
-    views = sorted((_job_view(verdict, locks, sizes.get(_key(verdict.summary), (0, 0)),
+    held: dict[str, list[LockRecord]] = {}
+    for lock in locks:  # a job's lock is named group/job, or group/job@machine for a lock per machine
+        held.setdefault(lock.name.split("@", 1)[0], []).append(lock)
+    views = sorted((_job_view(verdict, held.get(verdict.summary.name, []), sizes.get(_key(verdict.summary), (0, 0)),
                               _key(verdict.summary) in running, now) for verdict in verdicts),
                    key=lambda view: (SEVERITY[view.state], view.name))
     drawn = views if len(views) <= cards else [view for view in views if view.failing or view.overdue][:cards]
@@ -173,11 +176,10 @@ def last_failures(db: "Database", runs: dict[tuple[str, str], list[RunMark]]) ->
             for run in db.runs.runs_by_id(list(newest.values()))}
 
 
-def _job_view(verdict: Verdict, locks: list[LockRecord], cache: tuple[int, int], running: bool,
+def _job_view(verdict: Verdict, held: list[LockRecord], cache: tuple[int, int], running: bool,
               now: datetime) -> JobView:
     """A job as a line: what every job shows, without its runs (`_drawn` adds them)."""
     summary = verdict.summary
-    held = [lock for lock in locks if lock.name.split("@", 1)[0] == summary.name]
     return JobView(summary, [], verdict.problems, next_due(summary, now), None, held, *cache, running=running,
                    card=False)
 
