@@ -594,6 +594,19 @@ def report_command(reader) -> dict[str, Callable[[], object]]:
     return {"report": lambda: overview_page(gather(reader))}
 
 
+def report_shape(reader) -> str:
+    """What the report drew: how many jobs, how many as cards (the others are lines), the page's size."""
+    try:
+        from processcache.report.gather import gather
+        from processcache.report.pages import overview_page
+    except ImportError:
+        return "no report in this processcache"
+    overview = gather(reader)
+    cards = sum(getattr(job, "card", True) for job in overview.jobs)
+    return (f"{len(overview.jobs):,} jobs ({overview.counts['failing']} failing, {overview.counts['overdue']} overdue),"
+            f" {cards} drawn as cards, a page of {len(overview_page(overview).encode()) / 1e6:.1f} MB")
+
+
 def print_times(times: dict[str, list[float] | str]) -> None:
     for name, samples in times.items():
         if isinstance(samples, str):
@@ -754,6 +767,10 @@ def prune_old(url: str, facts: dict, budget: float) -> tuple[str, str]:
     return counted, f"deleted {deleted['runs']:,} runs and {deleted['logs']:,} logs in {ended - began:.1f} s{stopped}"
 
 
+#: The commands that judge every job, timed again once every fifth job has a schedule (missed due times).
+JUDGING = ("check", "check --notify", "metrics", "report")
+
+
 def measure_ledger(kind: str, url: str, shape: Shape, folder: str, repeat: int, budget: float,
                    limit: float) -> None:
     facts = ledger_database(kind, url, shape, folder)
@@ -767,11 +784,14 @@ def measure_ledger(kind: str, url: str, shape: Shape, folder: str, repeat: int, 
         set_schedules(writer, facts["job_ids"], False)
         commands = operations(reader, writer, facts)
         times = time_commands(commands, repeat)
+        shapes = [report_shape(reader)]
         scheduled = set_schedules(writer, facts["job_ids"], True)
-        with_schedules = time_commands({"check": commands["check"], "metrics": commands["metrics"]}, repeat)
+        with_schedules = time_commands({name: commands[name] for name in JUDGING if name in commands}, repeat)
         times.update({f"{name}, {scheduled} jobs with schedules": samples
                       for name, samples in with_schedules.items()})
+        shapes.append(report_shape(reader))
     print_times(times)
+    print(f"  the report: {shapes[0]}; with schedules, {shapes[1]}", flush=True)
     cli_times(url, facts, min(repeat, 3), folder, "report" in commands)
     run_overhead(kind, url, folder, repeat)
     measure_prune(plain_url, url, facts, budget)
