@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -89,33 +90,42 @@ def test_report_escapes_every_text_of_jobs_and_loads_nothing(backend_url, tmp_pa
 
 
 def test_a_page_of_more_jobs_than_it_draws_lists_the_jobs_not_in_trouble_one_line_each(backend_url):
-    """A farm of 1,000 jobs: the cards (strips, charts, tracebacks) are those failing or overdue, the others one
-    line each, and the runs read are those of the cards only; a page of no more jobs than it draws is all cards."""
+    """A farm of 1,000 jobs: a page of more than `cards` jobs draws half as many cards at most, for the jobs
+    failing, then overdue, and the others one line each (the runs read are the cards' only); a page of no more
+    jobs than that is all cards."""
     from processcache.report.gather import gather
     from processcache.report.pages import overview_page
 
     seed(backend_url)
+    registry = processcache.Registry()
+    registry.job("ops", "late", expect_every="1s")(lambda ctx: None).run(database=backend_url, machine="web2")
+    time.sleep(1.2)  # overdue, with no grace
     with processcache.cache_session("ops", "long", machine="web3", database=backend_url):
         with processcache.connect(backend_url, read_only=True) as db:
-            overview, every = gather(db, cards=3), gather(db, cards=4)
+            overview, fewer, every = (gather(db, grace=0, cards=cards) for cards in (4, 2, 5))
     views = {job.name: job for job in overview.jobs}
     assert [(job.name, job.card) for job in overview.jobs] == [
-        ("ops/flaky", True), ("ops/long", False), (f"ops/{HOSTILE_JOB}", False), ("ops/nightly", False)]
+        ("ops/flaky", True), ("ops/late", True), ("ops/long", False), (f"ops/{HOSTILE_JOB}", False),
+        ("ops/nightly", False)]
+    assert [(job.name, job.card) for job in fewer.jobs][:2] == [("ops/flaky", True), ("ops/late", False)]
     assert [machine.machine for machine in views["ops/flaky"].machines] == ["web1"]
     assert len(views["ops/flaky"].machines[0].runs) == 2 and views["ops/flaky"].last_failure is not None
     assert views["ops/nightly"].machines == [] and views["ops/nightly"].last_failure is None
     assert views["ops/long"].state == "running" and views["ops/nightly"].state == "healthy"
-    assert overview.counts == {"jobs": 4, "healthy": 3, "failing": 1, "overdue": 0, "running": 1}
+    assert overview.counts == {"jobs": 5, "healthy": 3, "failing": 1, "overdue": 1, "running": 1}
     page = overview_page(overview)
-    assert page.count("<section") == 1 and 'section class="job failing" data-job="ops/flaky"' in page
-    assert "4 jobs" not in page and "3 more jobs, one line each" in page and "more than 3 jobs" in page
+    assert page.count("<section") == 2 and 'section class="job failing" data-job="ops/flaky"' in page
+    assert "3 more jobs, one line each" in page and "more than 4 jobs draws the runs of 2 at most" in page
     nightly = page[page.index('<tr class="healthy" data-job="ops/nightly">'):]
     nightly = nightly[:nightly.index("</tr>")]
     assert '<li class="s-succeeded"' in nightly and "<td>2</td>" in nightly and "expected every 1h00m" in nightly
     assert "<td>2 · " in nightly  # its cache entries
     assert page.index('data-job="ops/long"') < page.index('data-job="ops/nightly"')  # running before healthy
     assert "&lt;script&gt;alert(&#x27;job&#x27;)" in page and page.count("<script") == 1
-    assert all(job.card for job in every.jobs) and overview_page(every).count("<section") == 4
+    late = overview_page(fewer)
+    late = late[late.index('<tr class="overdue" data-job="ops/late">'):]
+    assert "<td>overdue</td>" in late[:late.index("</tr>")]
+    assert all(job.card for job in every.jobs) and overview_page(every).count("<section") == 5
     assert "one line each" not in overview_page(every)
 
 

@@ -43,8 +43,8 @@ def report(path, group, grace, database):
     (with a schedule or expect_every); the last failure's error and
     traceback (click to open); locks held; cache size. Times are UTC,
     the local time on hover. A page of more than 200 jobs draws this
-    only for those failing or overdue, and lists the others one line
-    each: --group draws a group's.
+    for 100 at most, those failing, then overdue, and lists the others
+    one line each: --group draws a group's.
     \b
     Every morning at 7, for the team:
         0 7 * * * processcache report --html /srv/www/cron.html

@@ -49,7 +49,7 @@ def _lines(jobs: list[JobView], cards: int, links: bool) -> str:
                    f"<td>{_due(job)}</td><td>{job.cache_entries} · {size(job.cache_bytes)}</td></tr>"
                    for job in jobs)
     return (f'<h2 id="lines">{len(jobs)} more jobs, one line each</h2><p class="muted">A page of more than'
-            f" {cards} jobs draws the runs of those failing or overdue only: {where}.</p>"
+            f" {cards} jobs draws the runs of {cards // 2} at most, those failing, then overdue: {where}.</p>"
             "<table><tr><th>JOB</th><th>STATE</th><th>PROBLEMS</th><th>LAST RUN</th><th>MACHINES</th>"
             f"<th>NEXT DUE</th><th>CACHE</th></tr>{rows}</table>")
 
