@@ -361,10 +361,14 @@ def fill_ledger(db, loader: Loader, shape: Shape) -> dict:
             "old_runs": shape.old_hours * shape.jobs, "old_logs": old_logs, "job_ids": job_ids}
 
 
+#: What every fifth job declares: a run an hour, 10 minutes' grace.
+EXPECT_EVERY = 3600 + 600
+
+
 def settings(db, job_ids: list[int]) -> None:
     """What jobs declare: every fifth expects a run an hour, every tenth a run under 10 minutes, every fourth
     alerts after 3 failures in a row (the schedules are set apart, by `set_schedules`)."""
-    for every, column, value in ((5, "expect_every", 3600 + 600), (10, "max_duration", 600), (4, "alert_after", 3)):
+    for every, column, value in ((5, "expect_every", EXPECT_EVERY), (10, "max_duration", 600), (4, "alert_after", 3)):
         ids = job_ids[1::every]
         db.backend.execute(f"UPDATE process_jobs SET {column} = {value} WHERE id IN ({id_list(ids)})")
 
@@ -380,6 +384,20 @@ def set_schedules(db, job_ids: list[int], on: bool) -> int:
         db.backend.execute("UPDATE process_jobs SET schedule = $schedule, timezone = $zone WHERE id = $id",
                            {"schedule": f"{minute_of(k)} * * * *", "zone": zone, "id": job_ids[k]})
     return len(ids)
+
+
+def make_overdue(db, job_ids: list[int], on: bool) -> int:
+    """Make 300 jobs overdue (expect_every 1 s), or put back what `settings` gave them; how many.
+
+    The report draws cards for the jobs failing or overdue, up to its cap:
+    with 300 of 1,000 in trouble it draws as many as it ever does.
+    """
+    ids = job_ids[2::3][:300]
+    declared = [job_id for job_id in job_ids[1::5] if job_id in ids]  # `settings`' expect_every
+    db.backend.execute(f"UPDATE process_jobs SET expect_every = {1 if on else 'NULL'} WHERE id IN ({id_list(ids)})")
+    if not on and declared:
+        db.backend.execute(f"UPDATE process_jobs SET expect_every = {EXPECT_EVERY} WHERE id IN ({id_list(declared)})")
+    return len(ids) if on else 0
 
 
 def fill_cache_and_locks(db, loader: Loader, job_ids: list[int], running: list[tuple]) -> None:
@@ -771,6 +789,30 @@ def prune_old(url: str, facts: dict, budget: float) -> tuple[str, str]:
 JUDGING = ("check", "check --notify", "metrics", "report")
 
 
+def time_operations(commands: dict[str, Callable[[], object]], reader, writer, job_ids: list[int],
+                    repeat: int) -> tuple[dict[str, list[float] | str], list[str]]:
+    """Every command; those that judge every job again with schedules (`set_schedules`), and the report with 300
+    jobs overdue (`make_overdue`); what the report drew each time (`report_shape`)."""
+    set_schedules(writer, job_ids, False)
+    times = time_commands(commands, repeat)
+    shapes = [report_shape(reader)]
+    scheduled = set_schedules(writer, job_ids, True)
+    try:
+        with_schedules = time_commands({name: commands[name] for name in JUDGING if name in commands}, repeat)
+        shapes.append(f"with schedules, {report_shape(reader)}")
+    finally:
+        set_schedules(writer, job_ids, False)
+    times.update({f"{name}, {scheduled} jobs with schedules": samples for name, samples in with_schedules.items()})
+    if "report" in commands:
+        overdue = make_overdue(writer, job_ids, True)
+        try:
+            times[f"report, {overdue} jobs overdue"] = time_commands({"report": commands["report"]}, repeat)["report"]
+            shapes.append(f"with {overdue} jobs overdue, {report_shape(reader)}")
+        finally:
+            make_overdue(writer, job_ids, False)
+    return times, shapes
+
+
 def measure_ledger(kind: str, url: str, shape: Shape, folder: str, repeat: int, budget: float,
                    limit: float) -> None:
     facts = ledger_database(kind, url, shape, folder)
@@ -781,17 +823,10 @@ def measure_ledger(kind: str, url: str, shape: Shape, folder: str, repeat: int, 
           f" {counts['process_jobs']:,} jobs on {len(MACHINES)} machines, {counts['process_cache']:,} cache entries;"
           f" medians of {repeat}", flush=True)
     with processcache.connect(url, read_only=True) as reader, processcache.connect(url) as writer:
-        set_schedules(writer, facts["job_ids"], False)
         commands = operations(reader, writer, facts)
-        times = time_commands(commands, repeat)
-        shapes = [report_shape(reader)]
-        scheduled = set_schedules(writer, facts["job_ids"], True)
-        with_schedules = time_commands({name: commands[name] for name in JUDGING if name in commands}, repeat)
-        times.update({f"{name}, {scheduled} jobs with schedules": samples
-                      for name, samples in with_schedules.items()})
-        shapes.append(report_shape(reader))
+        times, shapes = time_operations(commands, reader, writer, facts["job_ids"], repeat)
     print_times(times)
-    print(f"  the report: {shapes[0]}; with schedules, {shapes[1]}", flush=True)
+    print(f"  the report: {'; '.join(shapes)}", flush=True)
     cli_times(url, facts, min(repeat, 3), folder, "report" in commands)
     run_overhead(kind, url, folder, repeat)
     measure_prune(plain_url, url, facts, budget)
