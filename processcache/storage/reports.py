@@ -183,8 +183,7 @@ class _Judged(NamedTuple):
 
 
 class Verdict(NamedTuple):
-    """A job as `History.judge` found it: its summary (its entries counted or not), what `check` reports, and
-    its id."""
+    """A job as `History.judge` found it: its summary (its entries not counted), what `check` reports, its id."""
 
     summary: JobSummary
     problems: list[Problem]
@@ -375,17 +374,16 @@ class History:
         """
         return self.problems(self.judge(grace, now))
 
-    def judge(self, grace: float = 60.0, now: datetime | None = None,
-              count_entries: bool = False) -> list[Verdict]:
+    def judge(self, grace: float = 60.0, now: datetime | None = None) -> list[Verdict]:
         """Every job that is not retired with what `check` finds wrong with it, from one read of the jobs.
 
-        For those that show every job and its problems (``check --notify``,
-        the report, metrics): `jobs` then `check` read every job's newest
-        runs twice. Live cache entries are counted with *count_entries* only.
+        For what shows every job and its problems (``check --notify``, the
+        report): `jobs` then `check` read every job's newest runs twice. The
+        summaries' live cache entries are not counted (0).
         """
         now = now or self.database.clock.now()  # the server's, as the runs' stamps are: not this machine's
         return [Verdict(judged.summary, self._problems_of(judged, grace, now), judged.job_id)
-                for judged in self._summaries(count_entries) if not judged.summary.retired]
+                for judged in self._summaries(count_entries=False) if not judged.summary.retired]
 
     def problems(self, verdicts: list[Verdict]) -> list[Problem]:
         """What `check` reports of *verdicts*: their problems, or ``no-jobs`` when there is no job at all."""
