@@ -5,6 +5,7 @@ checked for what the parser forgives but Prometheus refuses (a family
 given twice, a series given twice, a sample without its TYPE).
 """
 
+import gzip
 import os
 import re
 import signal
@@ -252,6 +253,10 @@ def test_a_real_scrape_of_serve_reads_the_database_fresh_each_time_and_a_signal_
         assert (status, content_type) == (200, "text/plain; version=0.0.4; charset=utf-8")
         assert value(parse(text), "processcache_job_consecutive_failures", group="ops", job_name="flaky",
                      machine="web1") == 2
+        scrape = urllib.request.Request(address + "/metrics", headers={"Accept-Encoding": "gzip"})  # as Prometheus
+        with urllib.request.urlopen(scrape, timeout=60) as answer:
+            assert answer.headers["Content-Encoding"] == "gzip" and answer.headers["Vary"] == "Accept-Encoding"
+            assert parse(gzip.decompress(answer.read()).decode()).keys() == parse(text).keys()
         registry = processcache.Registry()
         assert registry.job("ops", "flaky")(lambda ctx: None).run(database=backend_url, machine="web1").ok
         samples = parse(_get(address + "/metrics")[2])  # the next scrape sees the run that ended since

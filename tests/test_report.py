@@ -7,6 +7,7 @@ is tests/test_browser.py's.
 """
 
 import contextlib
+import gzip
 import os
 import re
 import signal
@@ -192,6 +193,10 @@ def test_serve_shows_the_overview_a_job_and_a_run_read_only(backend_url):
         status, job, _ = fetch(base + "/job/ops/" + urllib.request.quote(HOSTILE_JOB, safe=""))
         assert status == 200 and "&lt;key onclick=alert(3)&gt;" in job and "<key" not in job
         assert fetch(base + "/job/ops/nope")[0] == 404 and fetch(base + "/run/999999")[0] == 404
+        with urllib.request.urlopen(urllib.request.Request(base + "/", headers={"Accept-Encoding": "gzip, br"}),
+                                    timeout=30) as answer:  # as a browser asks
+            assert answer.headers["Content-Encoding"] == "gzip"
+            assert 'data-job="ops/flaky"' in gzip.decompress(answer.read()).decode()
     with processcache.connect(backend_url) as db:  # nothing written: still the seeded runs only
         assert len(db.list_runs(limit=None)) == 5
 

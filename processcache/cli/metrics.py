@@ -229,10 +229,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(200, CONTENT_TYPE, text)
 
     def _answer(self, status: int, content_type: str, text: str) -> None:
-        body = text.encode("utf-8")
+        from ..gzipped import encode
+
+        body, encoding = encode(text.encode("utf-8"), self.headers.get("Accept-Encoding"))
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        for name, value in {"Content-Type": content_type, "Content-Length": str(len(body)), **encoding}.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 

@@ -189,10 +189,12 @@ class _Handler(BaseHTTPRequestHandler):
         return jar[_COOKIE].value if _COOKIE in jar else None
 
     def _answer(self, status: int, page: str, headers: dict[str, str] | None = None) -> None:
-        body = page.encode("utf-8")
+        from ..gzipped import encode
+
+        body, encoding = encode(page.encode("utf-8"), self.headers.get("Accept-Encoding"))
         self.send_response(status)
         for name, value in {"Content-Type": "text/html; charset=utf-8", "Content-Length": str(len(body)),
-                            **_HEADERS, **(headers or {})}.items():
+                            **encoding, **_HEADERS, **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
