@@ -120,7 +120,7 @@ def test_a_page_of_more_jobs_than_it_draws_lists_the_jobs_not_in_trouble_one_lin
     nightly = page[page.index('<tr class="healthy" data-job="ops/nightly">'):]
     nightly = nightly[:nightly.index("</tr>")]
     assert '<li class="s-succeeded"' in nightly and "<td>2</td>" in nightly and "expected every 1h00m" in nightly
-    assert "<td>2 · " in nightly  # its cache entries
+    assert "<td>2 entries, " in nightly
     assert page.index('data-job="ops/long"') < page.index('data-job="ops/nightly"')  # running before healthy
     assert "&lt;script&gt;alert(&#x27;job&#x27;)" in page and page.count("<script") == 1
     late = overview_page(fewer)
@@ -128,6 +128,27 @@ def test_a_page_of_more_jobs_than_it_draws_lists_the_jobs_not_in_trouble_one_lin
     assert "<td>overdue</td>" in late[:late.index("</tr>")]
     assert all(job.card for job in every.jobs) and overview_page(every).count("<section") == 5
     assert "one line each" not in overview_page(every)
+
+
+def test_the_locks_held_are_listed_open_and_folded_when_there_are_many():
+    """A farm of 1,000 jobs holds a hundred locks at a time: folded, so the jobs in trouble come first."""
+    from datetime import datetime, timezone
+
+    from processcache.report.gather import Overview
+    from processcache.report.pages import OPEN_LOCKS, overview_page
+    from processcache.storage.runs import LockRecord
+
+    def page(count: int) -> str:
+        locks = [LockRecord(f"ops/job-{k}", "web1", 100 + k, k, 60.0, 30.0) for k in range(count)]
+        counts = {"jobs": 0, "healthy": 0, "failing": 0, "overdue": 0, "running": 0}
+        return overview_page(Overview(datetime.now(timezone.utc), "sqlite:///farm.db", [], locks, counts=counts))
+
+    assert '<details class="locks" open><summary><h2>1 lock held now</h2>' in page(1)
+    assert f'<details class="locks" open><summary><h2>{OPEN_LOCKS} locks held now' in page(OPEN_LOCKS)
+    many = page(OPEN_LOCKS + 1)
+    assert f'<details class="locks"><summary><h2>{OPEN_LOCKS + 1} locks held now' in many
+    assert many.count("<td>ops/job-") == OPEN_LOCKS + 1  # folded, not left out
+    assert "No lock is held now." in page(0)
 
 
 def test_report_of_a_group_and_of_a_group_not_there(backend_url, tmp_path):

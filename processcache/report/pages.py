@@ -46,7 +46,7 @@ def _lines(jobs: list[JobView], cards: int, links: bool) -> str:
     rows = "".join(f'<tr class="{job.state}" data-job="{text(job.name)}"><td>{_name(job, links)}</td>'
                    f'<td class="state">{job.state}</td><td>{text(", ".join(p.kind for p in job.problems))}</td>'
                    f"<td>{_last_run(job.summary.last_run)}</td><td>{text(len(job.summary.machines))}</td>"
-                   f"<td>{_due(job)}</td><td>{job.cache_entries} · {size(job.cache_bytes)}</td></tr>"
+                   f"<td>{_due(job)}</td><td>{job.cache_entries} entries, {size(job.cache_bytes)}</td></tr>"
                    for job in jobs)
     return (f'<h2 id="lines">{len(jobs)} more jobs, one line each</h2><p class="muted">A page of more than'
             f" {cards} jobs draws the runs of {cards // 2} at most, those failing, then overdue: {where}.</p>"
@@ -70,14 +70,21 @@ def _summary(counts: dict[str, int]) -> str:
     return f'<ul class="summary" aria-label="jobs by state">{items}<li><b>{counts["jobs"]}</b>jobs</li></ul>'
 
 
+#: Locks listed open above the jobs; more are folded (a click opens them), so the jobs in trouble come first.
+OPEN_LOCKS = 10
+
+
 def _locks(locks: list[LockRecord]) -> str:
     if not locks:
         return '<p class="muted">No lock is held now.</p>'
     rows = "".join(f"<tr><td>{text(lock.name)}</td><td>{text(lock.machine)}</td><td>{text(lock.pid)}</td>"
                    f"<td>{text(lock.run_id)}</td><td>{format_duration(lock.held_for)}</td>"
                    f"<td>{format_duration(lock.expires_in)}</td></tr>" for lock in locks)
-    return ("<h2>Locks held now</h2><table><tr><th>LOCK</th><th>MACHINE</th><th>PID</th><th>RUN</th>"
-            f"<th>HELD FOR</th><th>LEASE LEFT</th></tr>{rows}</table>")
+    opened = " open" if len(locks) <= OPEN_LOCKS else ""
+    held = "1 lock" if len(locks) == 1 else f"{len(locks)} locks"
+    return (f'<details class="locks"{opened}><summary><h2>{held} held now</h2></summary>'
+            "<table><tr><th>LOCK</th><th>MACHINE</th><th>PID</th><th>RUN</th><th>HELD FOR</th><th>LEASE LEFT</th>"
+            f"</tr>{rows}</table></details>")
 
 
 def job_section(job: JobView, links: bool = False) -> str:

@@ -30,6 +30,9 @@ th{border-bottom:1px solid #999}pre{white-space:pre-wrap;background:#f6f6f6;padd
 .summary b{font-size:1.4em;margin-right:.3em}
 .job{border:1px solid #ccc;border-left:6px solid #2a2;margin:.6em 0;padding:.4em .8em}
 .job.failing{border-left-color:#c22}.job.overdue{border-left-color:#d90}.job.running{border-left-color:#18a}
+tr.healthy td:first-child{border-left:6px solid #2a2}tr.failing td:first-child{border-left:6px solid #c22}
+tr.overdue td:first-child{border-left:6px solid #d90}tr.running td:first-child{border-left:6px solid #18a}
+summary h2{display:inline}
 .state{font-weight:bold;text-transform:uppercase;font-size:.85em;margin-left:.6em}
 .strip{display:inline-flex;gap:1px;list-style:none;padding:0;margin:0;vertical-align:middle}
 .strip li{font:11px monospace;min-width:1.3em;text-align:center;color:#fff;padding:1px}.strip a{color:#fff}
