@@ -16,6 +16,13 @@ A channel that is down or slow never holds ``check`` up for more than its
 timeout per message (5 s by default); the message stays queued and the
 next ``check --notify`` tries again (`storage.alerts.RETRY_DELAYS`), which
 ``processcache alerts`` shows.
+
+The database never holds a channel's URL, which may carry a token: a
+message names its channel by a fingerprint and the masked URL
+(`channels.stored_channel`), and goes out from a checker given that URL.
+Machines that run ``check --notify`` upgrade together: a release before
+this one cannot send such a message, and retries it until a newer checker
+sends it or its retries run out.
 """
 
 import json
@@ -24,8 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from . import channels
+from .durations import format_duration
 from .records import JobSummary, Problem
-from .storage.alerts import AlertState
+from .storage.alerts import RETRY_DELAYS, AlertState, AlertStore
 from .storage.database import Database
 from .storage.reports import Verdict
 
@@ -35,6 +43,8 @@ RUN_ENDINGS = ("failed", "timed-out", "terminated")
 NOT_ALERTED = ("late", "no-jobs")
 #: Log lines of the run a message carries (its last ones).
 LOG_TAIL = 20
+#: Seconds a message may wait for a checker given its channel before it fails: as long as its retries take.
+ORPHANED_AFTER = sum(RETRY_DELAYS)
 
 
 @dataclass(frozen=True)
@@ -68,7 +78,7 @@ def notify(db: Database, verdicts: list[Verdict], urls: list[str],
     for each.
     """
     changes = update_states(db, verdicts, urls)
-    delivered = deliver(db)
+    delivered = deliver(db, urls)
     if log is not None:
         for change in changes:
             log(f"{change.job} {change.event}" + (" (muted: no message)" if change.muted else
@@ -102,7 +112,8 @@ def update_states(db: Database, verdicts: list[Verdict], urls: list[str]) -> lis
         event = "failing" if now.state == "failing" else "recovered"
         muted = before is not None and before.muted_for is not None
         body = message(db, summary, event, now, before)
-        queued = [] if muted else [(url, event, json.dumps(body, ensure_ascii=False)) for url in urls]
+        queued = [] if muted else [(channels.stored_channel(url), event, json.dumps(body, ensure_ascii=False))
+                                   for url in urls]
         if store.change(before, now, queued):
             changes.append(Change(summary.name, event, now.kind or (before and before.kind), now.detail, muted,
                                   len(queued)))
@@ -159,11 +170,25 @@ def _after(before: AlertState | None) -> str:
     return f" (it was {before.kind})"
 
 
-def deliver(db: Database) -> list[Delivered]:
-    """Send every message due now that no other checker is sending; each waits at most its channel's timeout."""
+def deliver(db: Database, urls: list[str]) -> list[Delivered]:
+    """Send every message due now to a channel among *urls* that no other checker is sending; each waits at most
+    its channel's timeout.
+
+    A message goes to the channel it was queued for, which the database
+    names by a fingerprint (`channels.stored_channel`): a checker not given
+    that channel leaves it to one that was, and fails it once it has waited
+    as long as its retries would take (`ORPHANED_AFTER`: no checker has it).
+    """
     store = db.alerts
+    known = {channels.fingerprint(url): url for url in urls}
     done = []
-    for delivery_id, url, body in store.due():
+    for delivery_id, channel, body, waited in store.due():
+        url = channels.channel_of(channel, known)
+        if url is None:
+            if waited > ORPHANED_AFTER:
+                store.give_up(delivery_id, f"no check --notify was given {channels.shown_channel(channel)} for"
+                                           f" {format_duration(waited)}")
+            continue
         if not store.take(delivery_id):
             continue  # another checker took it
         content = json.loads(body)
@@ -176,7 +201,15 @@ def deliver(db: Database) -> list[Delivered]:
         else:
             store.sent(delivery_id)
             done.append(Delivered(delivery_id, channels.mask_channel(url), None))
+    _store_channels_hidden(store)
     return done
+
+
+def _store_channels_hidden(store: AlertStore) -> None:
+    """Replace the channel URLs an older release stored in messages (tokens and all) with their stored form,
+    once those due were tried: any checker could send those, as that release did."""
+    for delivery_id, url in store.plain_channels(channels.STORED_PREFIX):
+        store.rename_channel(delivery_id, url, channels.stored_channel(url))
 
 
 def _first_line(text: str | None) -> str | None:

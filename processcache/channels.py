@@ -12,9 +12,15 @@ Every channel waits at most ``?timeout=`` seconds (default
 `DEFAULT_TIMEOUT`) for an answer. Checked when given, so a typo fails the
 crontab line at once, not the alert months later. A URL may hold a token (a
 webhook's secret path, a healthchecks UUID, an SMTP password):
-`mask_channel` hides it wherever one is shown.
+`mask_channel` hides it wherever one is shown, and the database never
+holds it: a queued message names its channel by a fingerprint and the masked
+URL (`stored_channel`), so whoever may read the database (a read-only user
+for a dashboard) reads no token, and a checker sends it only to a URL it
+was given itself whose fingerprint matches (`channel_of`).
 """
 
+import functools
+import hashlib
 import json
 import socket
 from email.message import EmailMessage
@@ -155,6 +161,35 @@ def mask_channel(url: str) -> str:
         return f"{parts.scheme}://{user}{where}" + (f"?{parts.query}" if parts.query else "")
     hidden = "/***" if parts.path.strip("/") or parts.query or parts.username else ""
     return f"{parts.scheme}://{where}{hidden}"
+
+
+#: How a stored channel begins: a fingerprint of its URL, then after a space the URL masked.
+STORED_PREFIX = "channel-pbkdf2:"
+
+
+@functools.lru_cache(maxsize=64)
+def fingerprint(url: str) -> str:
+    """A fingerprint that matches *url* and gives nothing of it away: PBKDF2-SHA256, 100,000 rounds (26 ms),
+    so a weak SMTP password in it cannot be guessed from a copy of the table at any useful speed."""
+    return hashlib.pbkdf2_hmac("sha256", url.encode(), b"processcache alert channel", 100_000).hex()
+
+
+def stored_channel(url: str) -> str:
+    """How a queued message names its channel in the database: never the URL itself, which may hold a token."""
+    return f"{STORED_PREFIX}{fingerprint(url)} {mask_channel(url)}"
+
+
+def channel_of(stored: str, urls: dict[str, str]) -> str | None:
+    """The URL to send a queued message to: of *urls* (by `fingerprint`), the one it was queued for; None when
+    this checker was given no such channel. A message an older release queued names its URL itself."""
+    if not stored.startswith(STORED_PREFIX):
+        return stored
+    return urls.get(stored.partition(" ")[0].removeprefix(STORED_PREFIX))
+
+
+def shown_channel(stored: str) -> str:
+    """A stored channel as processcache shows it: the URL masked."""
+    return stored.partition(" ")[2] if stored.startswith(STORED_PREFIX) else mask_channel(stored)
 
 
 def _port(parts: SplitResult) -> int | None:

@@ -133,6 +133,55 @@ def test_a_channel_that_is_down_delays_nothing_and_the_next_check_delivers(backe
     assert "sent" in listed and "CREATED (UTC)" in listed and "(UTC) (UTC)" not in listed
 
 
+def test_the_database_holds_no_channel_token_and_a_checker_sends_only_to_channels_it_was_given(backend_url,
+                                                                                               webhook):
+    """A webhook's secret path and an SMTP password are secrets; whoever may read the database (a read-only user
+    for a dashboard) must not read them. A message names its channel by a fingerprint and the masked URL, and
+    goes out from a checker given that very URL."""
+    from processcache.alerts import ORPHANED_AFTER, deliver, update_states
+
+    hook, other = webhook.url + "/t/secret-token-123", webhook.url + "/t/other-token-456"
+    mail = "smtp://cron:pa55word@127.0.0.1:1?to=ops@example.org"
+    run_job(backend_url, fails=True, alert_after=1)
+    with connect(backend_url) as db:
+        update_states(db, db.history.judge(), [hook, mail])  # queued, not yet sent
+        stored = " ".join(str(cell) for row in db.backend.select("SELECT * FROM process_alert_deliveries")
+                          for cell in row)
+        assert len(db.alerts.deliveries()) == 2
+        assert "secret-token-123" not in stored and "pa55word" not in stored and f"{webhook.url}/***" in stored
+        assert deliver(db, [other]) == [] and webhook.received == []  # not its channel: left to another checker
+        sent = deliver(db, [hook])
+        assert [(attempt.channel, attempt.error) for attempt in sent] == [(f"{webhook.url}/***", None)]
+        assert [path for path, _ in webhook.received] == ["/t/secret-token-123"]
+        (left,) = [record for record in db.alerts.deliveries() if record.status == "pending"]  # the mail's
+        db.backend.execute(f"UPDATE process_alert_deliveries SET next_at = next_at - {ORPHANED_AFTER + 60}"
+                           " WHERE id = $id", {"id": left.id})  # no checker has had it for 3h21m
+        assert deliver(db, [hook]) == []
+        (failed,) = [record for record in db.alerts.deliveries() if record.id == left.id]
+        assert failed.status == "failed"
+        assert failed.last_error.startswith("no check --notify was given smtp://cron:***@127.0.0.1:1?to=ops@")
+    listed = cli("alerts", "-d", backend_url).stdout
+    assert f"{webhook.url}/***" in listed and "smtp://cron:***@127.0.0.1:1" in listed and "pbkdf2" not in listed
+
+
+def test_a_message_an_older_release_queued_is_sent_and_its_url_hidden(backend_url, webhook):
+    """Releases before the fingerprint stored the channel's URL; the first check --notify after the upgrade
+    replaces it with the stored form, and sends the message to the URL it named."""
+    run_job(backend_url, fails=True, alert_after=1)
+    with connect(backend_url) as db:
+        job_id = db.history.job_id("shop/sync")
+        body = '{"text": "shop/sync is failing: queued by an older release", "event": "failing"}'
+        db.backend.execute("INSERT INTO process_alert_deliveries (job_id, channel, event, body, status, attempts,"
+                           " next_at, created_at) VALUES ($job, $url, 'failing', $body, 'pending', 0, 0, $at)",
+                           {"job": job_id, "url": webhook.url + "/t/legacy-token", "body": body,
+                            "at": "2026-11-26 03:00:00"})
+    assert check(backend_url, webhook.url + "/t/secret-token-123").returncode == 1
+    assert sorted(path for path, _ in webhook.received) == ["/t/legacy-token", "/t/secret-token-123"]
+    with connect(backend_url) as db:
+        channels = [row[0] for row in db.backend.select("SELECT channel FROM process_alert_deliveries")]
+    assert len(channels) == 2 and not any("token" in channel for channel in channels)
+
+
 def test_a_slow_channel_holds_check_up_no_longer_than_its_timeout(tmp_path, webhook):
     url = f"sqlite:///{tmp_path}/slow.db"
     webhook.mode = "stall"

@@ -28,12 +28,12 @@ def alerts(status, limit, database, as_json):
         processcache alerts
         processcache alerts --status failed --json
     """
-    from ..channels import mask_channel
+    from ..channels import shown_channel
 
     with opened(database) as db:
         found = db.alerts.deliveries(limit, status)
         muted = db.alerts.muted()
-    shown = [record._replace(channel=mask_channel(record.channel)) for record in found]
+    shown = [record._replace(channel=shown_channel(record.channel)) for record in found]
     if as_json:
         echo_json([{**record._asdict(), "body": _json(record.body)} for record in shown])
         return

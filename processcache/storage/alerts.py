@@ -46,7 +46,8 @@ class AlertState(NamedTuple):
 
 
 class DeliveryRecord(NamedTuple):
-    """One message to one channel, as ``processcache alerts`` lists it (the channel's URL unmasked: mask it)."""
+    """One message to one channel, as ``processcache alerts`` lists it (its channel as stored: show it with
+    `channels.shown_channel`)."""
 
     id: int
     job: str
@@ -105,7 +106,7 @@ class AlertStore:
     def change(self, before: AlertState | None, after: AlertState, messages: list[tuple[str, str, str]]) -> bool:
         """Move a job's row from *before* (None: no row yet) to *after* and queue *messages*; False if another did.
 
-        *messages* are (channel URL, event, JSON body). The row's change and
+        *messages* are (stored channel, event, JSON body). The row's change and
         the messages are one transaction, and the change is a compare-and-set
         on the state this checker read.
         """
@@ -158,11 +159,29 @@ class AlertStore:
             {"job_id": job_id, "channel": channel, "event": event, "body": body,
              "created_at": db_time(self.database.clock.now())})
 
-    def due(self) -> list[tuple[int, str, str]]:
-        """(id, channel, body) of the messages due now: pending and due, or sending past their lease."""
-        return [(row[0], row[1], row[2]) for row in self.backend.select(
-            "SELECT id, channel, body FROM process_alert_deliveries WHERE (status = 'pending' AND next_at <= "
-            f"{self.now}) OR (status = 'sending' AND next_at < {self.now}) ORDER BY id")]
+    def due(self) -> list[tuple[int, str, str, float]]:
+        """(id, channel, body, seconds it has been due) of the messages due now: pending and due, or sending
+        past their lease."""
+        return [(row[0], row[1], row[2], float(row[3])) for row in self.backend.select(
+            f"SELECT id, channel, body, {self.now} - next_at FROM process_alert_deliveries WHERE (status ="
+            f" 'pending' AND next_at <= {self.now}) OR (status = 'sending' AND next_at < {self.now}) ORDER BY id")]
+
+    def give_up(self, delivery_id: int, error: str) -> None:
+        """Fail a message no checker could send (none was given its channel), unless one took it meanwhile."""
+        self.backend.execute("UPDATE process_alert_deliveries SET status = 'failed', next_at = NULL,"
+                             f" last_error = $error WHERE id = $id AND status = 'pending' AND next_at <= {self.now}",
+                             {"id": delivery_id, "error": storable(error)})
+
+    def plain_channels(self, stored_prefix: str) -> list[tuple[int, str]]:
+        """(id, channel) of the messages whose channel is a URL, as releases before its stored form kept it."""
+        return [(row[0], row[1]) for row in self.backend.select(
+            "SELECT id, channel FROM process_alert_deliveries WHERE channel NOT LIKE $prefix",
+            {"prefix": stored_prefix + "%"})]
+
+    def rename_channel(self, delivery_id: int, before: str, after: str) -> None:
+        """Replace a message's channel *before* with *after* (unless another checker did)."""
+        self.backend.execute("UPDATE process_alert_deliveries SET channel = $after WHERE id = $id"
+                             " AND channel = $before", {"id": delivery_id, "before": before, "after": after})
 
     def take(self, delivery_id: int) -> bool:
         """Take a due message to send it now (compare-and-set); False when another checker took it first."""
