@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -128,6 +129,44 @@ def test_a_page_of_more_jobs_than_it_draws_lists_the_jobs_not_in_trouble_one_lin
     assert "<td>overdue</td>" in late[:late.index("</tr>")]
     assert all(job.card for job in every.jobs) and overview_page(every).count("<section") == 5
     assert "one line each" not in overview_page(every)
+
+
+def test_the_report_reads_one_moment_so_a_run_that_ends_meanwhile_is_running_in_every_part(backend_url):
+    """The report reads the jobs, then the locks, the runs alive, the strips...: a run that ends between two of
+    those reads must not be running in the counts and done in its card."""
+    from processcache.report.gather import gather
+
+    seed(backend_url)
+    started, end, ended = threading.Event(), threading.Event(), threading.Event()
+
+    def job() -> None:  # a job in a thread of its own, with its own connection
+        with processcache.cache_session("ops", "long", machine="web3", database=backend_url):
+            started.set()
+            end.wait(60)
+        ended.set()
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    try:
+        assert started.wait(60)
+        with processcache.connect(backend_url, read_only=True) as db:
+            read_locks = db.locks
+
+            def locks_after_the_run_ended():
+                end.set()  # the job ends its run and commits, between the report's reads
+                assert ended.wait(60)
+                return read_locks()
+
+            db.locks = locks_after_the_run_ended
+            overview = gather(db)
+            assert [run.status for run in db.list_runs("ops/long")] == ["succeeded"]
+    finally:
+        end.set()
+        thread.join(60)
+    (long,) = [job for job in overview.jobs if job.name == "ops/long"]
+    assert long.summary.last_run.status == "running"
+    assert long.running and long.state == "running" and overview.counts["running"] == 1
+    assert long.machines[0].runs[0].status == "running"
 
 
 def test_the_locks_held_are_listed_open_and_folded_when_there_are_many():

@@ -2,18 +2,18 @@
 next due times, held locks and cache sizes.
 
 What is read grows with the jobs shown, not with the ledger (a farm's
-ledger holds millions of runs): the jobs and their problems
-(``History.judge``, one read for both), the runs alive now, the locks,
-the cache sizes and, for each job drawn as a card, each machine's newest
-`RECENT_RUNS` by a walk back along an index and its last failure by id. A
-page of more than `CARDS` jobs draws half as many cards at most, for the
-jobs failing, then overdue, and lists the rest one line each: 1,000 jobs'
-strips are 60,000 runs, a second or more to read and 7 MB to load, and a
-person looks at the ones in trouble (100 cards of a 1,000-job farm read
-6,000 runs: 0.2 s on each database). These are several reads, not one snapshot: a run that
-ends meanwhile may show in the counts and not yet in its card. Errors and
-tracebacks are masked with the database URL's password, which a job that
-failed to connect may have printed.
+ledger holds millions of runs), in one read transaction that sees one
+moment, so a run that ends meanwhile shows the same in the counts and in
+its card: the jobs and their problems (``History.judge``, one read for
+both), the runs alive now, the locks, the cache sizes and, for each job
+drawn as a card, each machine's newest `RECENT_RUNS` by a walk back along
+an index and its last failure by id. A page of more than `CARDS` jobs
+draws half as many cards at most, for the jobs failing, then overdue, and
+lists the rest one line each: 1,000 jobs' strips are 60,000 runs, a second
+or more to read and 7 MB to load, and a person looks at the ones in
+trouble (100 cards of a 1,000-job farm read 6,000 runs: 0.2 s on each
+database). Errors and tracebacks are masked with the database URL's
+password, which a job that failed to connect may have printed.
 """
 
 from collections.abc import Sequence
@@ -105,7 +105,17 @@ class Overview:
 def gather(db: "Database", group: str | None = None, grace: float = 60.0, *, job: str | None = None,
            cards: int = CARDS) -> Overview:
     """The snapshot of every job not retired (of *group*, or the job ``group/job`` *job*, only when given);
-    *grace* as ``check``'s, in seconds; *cards*: see `CARDS`."""
+    *grace* as ``check``'s, in seconds; *cards*: see `CARDS`. One read transaction that sees one moment
+    (`Backend.snapshot`), read again whole after a lost connection, within the URL's retry budget."""
+
+    def read() -> Overview:
+        with db.backend.snapshot():
+            return _gather(db, group, grace, job, cards)
+
+    return db.backend.retrying(read)
+
+
+def _gather(db: "Database", group: str | None, grace: float, job: str | None, cards: int) -> Overview:
     now = db.clock.now()
     verdicts = [verdict for verdict in db.history.judge(grace, now)
                 if (group is None or verdict.summary.group == group) and (job is None or verdict.summary.name == job)]

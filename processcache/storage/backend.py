@@ -134,6 +134,19 @@ class Backend:
             yield
 
     @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction whose statements all see the database as it was at its first: what shows many
+        things at once (the report: a run that ends meanwhile must not be running in one part and done in
+        another). Inside another transaction it joins that one, as it is."""
+        outermost = not self.in_transaction
+        with self.transaction():
+            if outermost and self.dialect.snapshot:
+                # SQLite's BEGIN opens the transaction itself: run as a read, which Pony leaves be (as a write,
+                # Pony would BEGIN first); PostgreSQL's SET TRANSACTION goes first in the one a write opens
+                self._cursor_in_transaction(self.dialect.snapshot, {}, write=not self.dialect.embedded)
+            yield
+
+    @contextlib.contextmanager
     def ddl(self) -> Iterator[None]:
         """A schema-changing transaction (Pony's ``ddl`` session); the statements inside it join it.
 
