@@ -46,8 +46,9 @@ from typing import TYPE_CHECKING, NamedTuple
 from .records import RUN_STATUSES
 
 if TYPE_CHECKING:
+    from .records import Problem
     from .storage.database import Database
-    from .storage.metrics import MachineState
+    from .storage.metrics import Ledger, MachineState
 
 #: The Content-Type of the exposition, for an HTTP server.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -100,11 +101,18 @@ def collect(database: "Database", grace: float = 60.0) -> list[Family]:
 
     The five of `storage.metrics.read_ledger` for the machines (the
     server's clock, the jobs, the runs per machine, the entries, the
-    locks), then those of ``db.history.check(grace)`` for the problems.
+    locks), then those of ``db.history.check(grace)`` for the problems: in
+    one read transaction that sees one moment (`Backend.snapshot`), so a
+    run that ends meanwhile is not running in one family and failed in
+    another; read again whole after a lost connection.
     """
     from .storage.metrics import read_ledger
 
-    ledger = read_ledger(database)
+    def read() -> tuple["Ledger", list["Problem"]]:
+        with database.backend.snapshot():
+            return read_ledger(database), database.history.check(grace)
+
+    ledger, found = database.backend.retrying(read)
     machines = [((state.group, state.job, state.machine), state) for state in ledger.machines]
     families = [Family(name, text, MACHINE_LABELS,
                        [(labels, value) for labels, state in machines if (value := of(state)) is not None])
@@ -116,7 +124,7 @@ def collect(database: "Database", grace: float = 60.0) -> list[Family]:
         _states([(labels, {state.last_status} if state.last_status else set()) for labels, state in machines],
                 RUN_STATUSES)))
     problems: dict[str, set[str]] = {}
-    for problem in database.history.check(grace):
+    for problem in found:
         problems.setdefault(problem.job, set()).add(problem.kind)
     families.append(Family(
         "processcache_job_problem", "1 for each problem `processcache check` reports about the job.",

@@ -21,6 +21,7 @@ import pytest
 from cli_helpers import cli
 from hypothesis import given
 from hypothesis import strategies as st
+from meanwhile import a_run_in_progress
 from prometheus_client.parser import text_string_to_metric_families
 
 import processcache
@@ -352,6 +353,26 @@ def test_any_group_job_and_machine_name_reads_back_as_it_was(labels):
 
 def test_escape_follows_the_text_format():
     assert escape('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
+
+
+def test_a_scrape_reads_one_moment_so_a_run_that_fails_meanwhile_is_not_running_and_failed_at_once(backend_url):
+    """A scrape reads each machine's runs, then what `check` reports: a run that fails between the two must not
+    be running in one family and a failed problem in another."""
+    with a_run_in_progress(backend_url, "ops", "feed", "web3", RuntimeError("the feed is down")) as finish:
+        with processcache.connect(backend_url, read_only=True) as db:
+            check = db.history.check
+
+            def check_after_the_run_failed(grace, now=None):
+                finish()  # the run fails and its connection commits, between the scrape's reads
+                return check(grace, now)
+
+            db.history.check = check_after_the_run_failed
+            families = {family.name: family for family in collect(db)}
+            assert [run.status for run in db.list_runs("ops/feed")] == ["failed"]
+    running = dict(families["processcache_job_running"].samples)
+    problems = {labels[-1]: found for labels, found in families["processcache_job_problem"].samples
+                if labels[:2] == ("ops", "feed")}
+    assert running[("ops", "feed", "web3")] == 1 and problems["failed"] == 0
 
 
 @pytest.mark.parametrize("read", ["metrics", "jobs"])

@@ -13,13 +13,13 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
 from cli_helpers import cli
+from meanwhile import a_run_in_progress
 
 import processcache
 
@@ -137,32 +137,17 @@ def test_the_report_reads_one_moment_so_a_run_that_ends_meanwhile_is_running_in_
     from processcache.report.gather import gather
 
     seed(backend_url)
-    started, end, ended = threading.Event(), threading.Event(), threading.Event()
-
-    def job() -> None:  # a job in a thread of its own, with its own connection
-        with processcache.cache_session("ops", "long", machine="web3", database=backend_url):
-            started.set()
-            end.wait(60)
-        ended.set()
-
-    thread = threading.Thread(target=job)
-    thread.start()
-    try:
-        assert started.wait(60)
+    with a_run_in_progress(backend_url, "ops", "long", "web3") as finish:
         with processcache.connect(backend_url, read_only=True) as db:
             read_locks = db.locks
 
             def locks_after_the_run_ended():
-                end.set()  # the job ends its run and commits, between the report's reads
-                assert ended.wait(60)
+                finish()  # the job ends its run and commits, between the report's reads
                 return read_locks()
 
             db.locks = locks_after_the_run_ended
             overview = gather(db)
             assert [run.status for run in db.list_runs("ops/long")] == ["succeeded"]
-    finally:
-        end.set()
-        thread.join(60)
     (long,) = [job for job in overview.jobs if job.name == "ops/long"]
     assert long.summary.last_run.status == "running"
     assert long.running and long.state == "running" and overview.counts["running"] == 1

@@ -6,8 +6,9 @@ queries whatever it holds, never one per job: the database server's clock,
 the jobs, the runs alive now, the live cache entries, the held locks, and
 each job and machine's newest runs (`reports.last_runs`, then those runs by
 id, then the runs since the last success of the machines whose newest run
-failed: one query per `PAIRS_PER_READ` of them). All in one read transaction, judged by
-the server's clock read once at its start, as leases and expiry are.
+failed: one query per `PAIRS_PER_READ` of them). All in one read transaction that
+sees one moment (`Backend.snapshot`), judged by the server's clock read once at its
+start, as leases and expiry are.
 
 A machine's state is read from the newest end of its runs, through the
 (job, machine, id, status) index of schema revision 6: a few index probes
@@ -85,7 +86,7 @@ def read_ledger(database: "Database") -> Ledger:
     retired_at = "j.retired_at" if database.has_revision(JOB_STATE_REVISION) else "NULL"
 
     def read() -> tuple[float, list[tuple], dict[tuple[int, str], list[tuple]], list[tuple], list[tuple], list[tuple]]:
-        with backend.transaction():
+        with backend.snapshot():
             plain_plans(backend)
             now = backend.now()
             jobs, running, entries, locks = (backend.select(sql, {"now": now}) for sql in (
