@@ -207,7 +207,7 @@ def deliver(db: Database, urls: list[str]) -> list[Delivered]:
 
 def _store_channels_hidden(store: AlertStore) -> None:
     """Replace the channel URLs an older release stored in messages (tokens and all) with their stored form,
-    once those due were tried: any checker could send those, as that release did."""
+    once those due were tried (by a checker given that URL)."""
     for delivery_id, url in store.plain_channels(channels.STORED_PREFIX):
         store.rename_channel(delivery_id, url, channels.stored_channel(url))
 

@@ -16,7 +16,8 @@ webhook's secret path, a healthchecks UUID, an SMTP password):
 holds it: a queued message names its channel by a fingerprint and the masked
 URL (`stored_channel`), so whoever may read the database (a read-only user
 for a dashboard) reads no token, and a checker sends it only to a URL it
-was given itself whose fingerprint matches (`channel_of`).
+was given itself whose fingerprint matches (`channel_of`): never to a URL
+read from the database.
 """
 
 import functools
@@ -181,10 +182,16 @@ def stored_channel(url: str) -> str:
 
 def channel_of(stored: str, urls: dict[str, str]) -> str | None:
     """The URL to send a queued message to: of *urls* (by `fingerprint`), the one it was queued for; None when
-    this checker was given no such channel. A message an older release queued names its URL itself."""
-    if not stored.startswith(STORED_PREFIX):
-        return stored
-    return urls.get(stored.partition(" ")[0].removeprefix(STORED_PREFIX))
+    this checker was given no such channel.
+
+    A message an older release queued names its URL itself, and goes out
+    only if this checker was given that URL too: a checker never sends to
+    a URL it read from the database, which whoever may write there could
+    point at any host of the checker's network.
+    """
+    mark = stored.partition(" ")[0].removeprefix(STORED_PREFIX) if stored.startswith(STORED_PREFIX) else \
+        fingerprint(stored)
+    return urls.get(mark)
 
 
 def shown_channel(stored: str) -> str:

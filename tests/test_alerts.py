@@ -164,22 +164,28 @@ def test_the_database_holds_no_channel_token_and_a_checker_sends_only_to_channel
     assert f"{webhook.url}/***" in listed and "smtp://cron:***@127.0.0.1:1" in listed and "pbkdf2" not in listed
 
 
-def test_a_message_an_older_release_queued_is_sent_and_its_url_hidden(backend_url, webhook):
-    """Releases before the fingerprint stored the channel's URL; the first check --notify after the upgrade
-    replaces it with the stored form, and sends the message to the URL it named."""
+def test_a_message_an_older_release_queued_is_sent_to_a_channel_given_and_its_url_hidden(backend_url, webhook):
+    """Releases before the fingerprint stored the channel's URL; the first check --notify after the upgrade sends
+    such a message if it was given that URL too, never to a URL it only read from the database (whoever may write
+    there could aim the checkers at any host of their network), and replaces every stored URL by its stored form.
+    """
     run_job(backend_url, fails=True, alert_after=1)
+    legacy, planted = webhook.url + "/t/legacy-token", webhook.url + "/t/planted"
     with connect(backend_url) as db:
         job_id = db.history.job_id("shop/sync")
-        body = '{"text": "shop/sync is failing: queued by an older release", "event": "failing"}'
-        db.backend.execute("INSERT INTO process_alert_deliveries (job_id, channel, event, body, status, attempts,"
-                           " next_at, created_at) VALUES ($job, $url, 'failing', $body, 'pending', 0, 0, $at)",
-                           {"job": job_id, "url": webhook.url + "/t/legacy-token", "body": body,
-                            "at": "2026-11-26 03:00:00"})
-    assert check(backend_url, webhook.url + "/t/secret-token-123").returncode == 1
-    assert sorted(path for path, _ in webhook.received) == ["/t/legacy-token", "/t/secret-token-123"]
+        for url in (legacy, planted):
+            body = '{"text": "shop/sync is failing: queued by an older release", "event": "failing"}'
+            db.backend.execute("INSERT INTO process_alert_deliveries (job_id, channel, event, body, status,"
+                               " attempts, next_at, created_at) VALUES ($job, $url, 'failing', $body, 'pending', 0,"
+                               " 0, $at)", {"job": job_id, "url": url, "body": body, "at": "2026-11-26 03:00:00"})
+    assert check(backend_url, webhook.url + "/t/secret-token-123", legacy).returncode == 1
+    assert sorted(path for path, _ in webhook.received) == ["/t/legacy-token", "/t/legacy-token",
+                                                            "/t/secret-token-123"]  # this change's, and the old
     with connect(backend_url) as db:
-        channels = [row[0] for row in db.backend.select("SELECT channel FROM process_alert_deliveries")]
-    assert len(channels) == 2 and not any("token" in channel for channel in channels)
+        rows = db.backend.select("SELECT channel, status FROM process_alert_deliveries ORDER BY id")
+    # the planted one, due since 1970 and to no channel any checker was given, failed as orphaned
+    assert [status for _, status in rows] == ["sent", "failed", "sent", "sent"]
+    assert not any("token" in channel or "planted" in channel for channel, _ in rows)
 
 
 def test_a_slow_channel_holds_check_up_no_longer_than_its_timeout(tmp_path, webhook):
