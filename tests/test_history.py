@@ -243,7 +243,8 @@ def test_prune_keeps_the_last_run_and_last_success_the_incremental_pattern_start
                 ctx.create_cache("items", item)
 
     spec = job(name="incremental", body=incremental)
-    feed.append((utcnow(), "a"))
+    # a second before the runs: SQLite stamps a run to the millisecond, and runs take less than one here
+    feed.append((utcnow() - timedelta(seconds=1), "a"))
     assert spec.run(database=backend, machine="m").status == "succeeded"
     assert spec.run(database=backend, machine="m").status == "succeeded"  # nothing new: the last success
     failing = job(name="incremental", body=lambda ctx: 1 / 0)
