@@ -140,9 +140,9 @@ class Backend:
         another). Inside another transaction it joins that one, as it is."""
         outermost = not self.in_transaction
         with self.transaction():
-            if outermost and self.dialect.snapshot:
+            if outermost:
                 # SQLite's BEGIN opens the transaction itself: run as a read, which Pony leaves be (as a write,
-                # Pony would BEGIN first); PostgreSQL's SET TRANSACTION goes first in the one a write opens
+                # Pony would BEGIN first); the servers' SET TRANSACTION goes first in the one a write opens
                 self._cursor_in_transaction(self.dialect.snapshot, {}, write=not self.dialect.embedded)
             yield
 

@@ -43,9 +43,9 @@ class Dialect:
     embedded = False
     #: Whether Pony resets the connection after each session with a round trip processcache does not need.
     resets_sessions = False
-    #: The first statement of a read transaction that must see one moment throughout (`Backend.snapshot`); None
-    #: where a transaction does by default (MySQL's REPEATABLE READ).
-    snapshot: str | None = None
+    #: The first statement of a read transaction that must see one moment throughout (`Backend.snapshot`):
+    #: PostgreSQL's default is READ COMMITTED, a moment per statement, and a MySQL server may be set to it.
+    snapshot = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
     #: (database, pip extra, module) named when the driver is missing (`MissingDriverError`).
     driver: tuple[str, str, str] = ("", "", "")
 
@@ -130,7 +130,6 @@ class PostgreSQL(Dialect):
     returning = " RETURNING id"
     for_share = " FOR SHARE"
     schema_lock = ("SELECT pg_advisory_xact_lock(7013370001)", None)
-    snapshot = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"  # READ COMMITTED by default
 
     def aware_time(self, column: str) -> str:
         """psycopg2 builds an aware datetime in C from a ``timestamptz``, much faster than setting the zone of

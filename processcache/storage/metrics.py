@@ -116,10 +116,6 @@ def _machine_runs(backend) -> dict[tuple[int, str], list[tuple]]:
     rows = {row[0]: row for row in select_by_ids(backend, f"SELECT {_RUN_COLUMNS} FROM process_job_runs r"
                                                  " WHERE r.id IN ({ids})",
                                                  (run_id for row in pairs for run_id in row[2:] if run_id))}
-    # On PostgreSQL each statement reads the newest commits: a run deleted since (prune, jobs delete) is not
-    # read by id, and its machine waits for the next scrape.
-    pairs = [(job_id, machine, shown, ok if ok in rows else None) for job_id, machine, shown, ok in pairs
-             if shown in rows]
     failing = [(job_id, machine, ok) for job_id, machine, shown, ok in pairs
                if rows[shown][3] not in ("succeeded", "skipped")]
     since: dict[tuple[int, str], list[tuple]] = {}

@@ -182,6 +182,26 @@ class _Judged(NamedTuple):
     last_start: datetime | None
 
 
+def _shown_runs(pairs: list[tuple], statuses: dict[int, str]) -> tuple[dict[int, list[str]], dict[int, int],
+                                                                       dict[int, int]]:
+    """By job id: its machines, the run to show and its last attempt, from each machine's run to show (`last_runs`
+    rows) and their statuses.
+
+    Copies skipped by the lock, a once_per slot or a recent success are
+    newer, but the run that did the work (running, or how it ended) is the
+    news; "skipped" only for a job that was never run.
+    """
+    machines: dict[int, list[str]] = {}
+    attempted: dict[int, int] = {}
+    shown: dict[int, int] = {}
+    for job_id, machine, run_id in pairs:
+        machines.setdefault(job_id, []).append(machine)
+        shown[job_id] = max(run_id, shown.get(job_id, run_id))
+        if statuses[run_id] != "skipped":
+            attempted[job_id] = max(run_id, attempted.get(job_id, run_id))
+    return machines, {**shown, **attempted}, attempted
+
+
 class Verdict(NamedTuple):
     """A job as `History.judge` found it: its summary (its entries not counted), what `check` reports, its id."""
 
@@ -252,10 +272,11 @@ class History:
     def _summaries(self, count_entries: bool = True) -> list[_Judged]:
         """Every job's summary, retired or not, with what `check` judges: its last attempt and newest start.
 
-        Each job's machines and the run to show on each (`last_runs`), their statuses, then the runs shown.
-        Live cache entries are counted with *count_entries* only (`check` shows none: a pass over the cache).
+        Each job's machines and the run to show on each (`last_runs`), their statuses, then the runs shown,
+        all read at one moment (`Backend.snapshot`). Live cache entries are counted with *count_entries* only
+        (`check` shows none: a pass over the cache).
         """
-        with self.backend.transaction():
+        with self.backend.snapshot():
             plain_plans(self.backend)
             monitoring = ", ".join(f"j.{name}" if self._monitored else "NULL" for name in MONITORING)
             jobs = self.backend.select(f"SELECT j.id, p.name, j.name, j.expect_every, j.max_duration,"
@@ -269,18 +290,8 @@ class History:
             pairs = self.backend.select(last_runs(self.backend))
             statuses = dict(select_by_ids(self.backend, "SELECT id, status FROM process_job_runs WHERE id IN ({ids})",
                                           (row[2] for row in pairs)))
-        machines: dict[int, list[str]] = {}
-        attempted: dict[int, int] = {}
-        shown: dict[int, int] = {}
-        for job_id, machine, run_id in pairs:
-            machines.setdefault(job_id, []).append(machine)
-            shown[job_id] = max(run_id, shown.get(job_id, run_id))
-            if statuses.get(run_id, "skipped") != "skipped":  # not read: deleted meanwhile (prune, jobs delete)
-                attempted[job_id] = max(run_id, attempted.get(job_id, run_id))
-        # Copies skipped by the lock, a once_per slot or a recent success are newer, but the run that did the
-        # work (running, or how it ended) is the news; "skipped" only for a job that was never run.
-        shown.update(attempted)
-        runs: dict[int | None, RunRecord] = {run.id: run for run in self.runs.runs_by_id(list(shown.values()))}
+            machines, shown, attempted = _shown_runs(pairs, statuses)
+            runs: dict[int | None, RunRecord] = {run.id: run for run in self.runs.runs_by_id(list(shown.values()))}
         summaries = []
         for job_id, group, job, expect_every, max_duration, retired_at, started, *monitored in jobs:
             last_start = py_time(started)
