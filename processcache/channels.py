@@ -189,9 +189,9 @@ def channel_of(stored: str, urls: dict[str, str]) -> str | None:
     a URL it read from the database, which whoever may write there could
     point at any host of the checker's network.
     """
-    mark = stored.partition(" ")[0].removeprefix(STORED_PREFIX) if stored.startswith(STORED_PREFIX) else \
-        fingerprint(stored)
-    return urls.get(mark)
+    if stored.startswith(STORED_PREFIX):
+        return urls.get(stored.partition(" ")[0].removeprefix(STORED_PREFIX))
+    return urls.get(fingerprint(stored))  # an older release's: the URL itself
 
 
 def shown_channel(stored: str) -> str:
