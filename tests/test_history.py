@@ -181,8 +181,9 @@ def test_prune_in_batches(backend, monkeypatch):
             ctx.create_log(f"log {n}")
     with cache_session("history", "many", machine="m", database=backend):
         pass  # a later run: the logs above are no longer the latest run's, which prune keeps
+    age(backend, "process_job_logs", "created_at", 60)  # not 0 s old: stamped by a clock SQLite's agrees with to ~1 ms
     batches = []
-    counts = backend.history.prune(logs_older_than=0, progress=lambda table, n: batches.append(n))
+    counts = backend.history.prune(logs_older_than=30, progress=lambda table, n: batches.append(n))
     assert counts == {"logs": 5} and batches == [2, 2, 1]
 
 
