@@ -3,6 +3,7 @@
 import click
 
 from ..durations import format_duration
+from ..texts import shown
 from .format import database_option, echo_json, echo_table, json_option, one_line_errors, opened
 
 DELIVERY_STATUSES = ["pending", "sending", "sent", "failed"]
@@ -33,15 +34,15 @@ def alerts(status, limit, database, as_json):
     with opened(database) as db:
         found = db.alerts.deliveries(limit, status)
         muted = db.alerts.muted()
-    shown = [record._replace(channel=shown_channel(record.channel)) for record in found]
+    masked = [record._replace(channel=shown_channel(record.channel)) for record in found]
     if as_json:
-        echo_json([{**record._asdict(), "body": _json(record.body)} for record in shown])
+        echo_json([{**record._asdict(), "body": _json(record.body)} for record in masked])
         return
     for job, left in muted:
-        click.echo(f"{job} is muted for {format_duration(left)} more", err=True)
+        click.echo(f"{shown(job)} is muted for {format_duration(left)} more", err=True)
     echo_table(["ID", "JOB", "EVENT", "CHANNEL", "STATUS", "TRIES", "CREATED", "LAST ERROR"],
                [[r.id, r.job, r.event, r.channel, r.status, r.attempts, r.created_at, r.last_error or "-"]
-                for r in shown], empty="no alert has been queued")
+                for r in masked], empty="no alert has been queued")
 
 
 def _json(body: str):

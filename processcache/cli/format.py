@@ -1,4 +1,10 @@
-"""What the CLI commands share: options defined once, one-line errors, tables and JSON."""
+"""What the CLI commands share: options defined once, one-line errors, tables and JSON.
+
+Every stored text a table or an error shows (names, keys, messages, errors)
+goes through `processcache.texts.shown`, its control and bidirectional
+characters escaped; JSON keeps the exact values, those characters written
+as ``\\uXXXX``.
+"""
 
 import contextlib
 import dataclasses
@@ -15,6 +21,7 @@ import click
 from ..durations import format_duration
 from ..errors import ProcessCacheError
 from ..names import split_job_name
+from ..texts import shown, shown_json
 from .style import coloured, local_option, show_time, zone_label
 
 if TYPE_CHECKING:
@@ -80,25 +87,25 @@ def progress_bar(label: str, total: int):
 
 
 def one_line_errors(func):
-    """Show a ProcessCacheError as one line and exit 1, without a traceback."""
+    """Show a ProcessCacheError as one line and exit 1, without a traceback (what it quotes escaped)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
         except ProcessCacheError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(shown(str(exc), lines=True)) from None
 
     return wrapper
 
 
 def echo_json(value) -> None:
-    click.echo(json.dumps(_records(value), default=_plain, indent=2, ensure_ascii=False))
+    click.echo(shown_json(json.dumps(_records(value), default=_plain, indent=2, ensure_ascii=False)))
 
 
 def json_line(value) -> str:
     """One JSON object on one line, for streams such as ``logs --follow --json``."""
-    return json.dumps(_records(value), default=_plain, ensure_ascii=False)
+    return shown_json(json.dumps(_records(value), default=_plain, ensure_ascii=False))
 
 
 def _records(value):
@@ -134,6 +141,8 @@ def echo_table(headers: list[str], rows: list[list], empty: str = "nothing to sh
 
 def table_lines(headers: list[str], rows: list[list], optional: tuple[str, ...] = ()) -> list[str]:
     """Aligned columns, the last one left unpadded (it holds messages and errors).
+
+    A cell shows the first line of its value, escaped (`texts.shown`).
 
     A column of times says their zone in its header; a STATUS or PROBLEM
     column is coloured on a terminal, by the cell's first word (the status:
@@ -171,4 +180,4 @@ def _cell(value) -> str:
         return show_time(value)
     if isinstance(value, float):
         return format_duration(value)
-    return str(value).splitlines()[0] if str(value) else ""
+    return shown(str(value).split("\n", 1)[0].removesuffix("\r"))

@@ -10,6 +10,7 @@ import sys
 import click
 
 from ..durations import format_duration, parse_duration
+from ..texts import shown
 from .format import (
     database_option,
     echo_json,
@@ -251,7 +252,7 @@ def check(grace, notify_urls, database, as_json):
         if notify_urls:
             from ..alerts import notify
 
-            notify(db, verdicts, notify_urls, log=lambda line: click.echo(f"processcache: {line}", err=True))
+            notify(db, verdicts, notify_urls, log=lambda line: click.echo(f"processcache: {shown(line)}", err=True))
     if as_json:
         echo_json({"ok": not problems, "problems": problems})
     else:

@@ -2,6 +2,7 @@
 
 import click
 
+from ..texts import shown
 from .format import (
     complete_jobs,
     database_option,
@@ -66,7 +67,7 @@ def break_lock(click_ctx, name, yes, database, as_json):
             raise click.ClickException(f"no one holds the lock {name}: `processcache locks` lists held locks")
         lock = held[0]
         if not yes:
-            click.confirm(f"Break {name}, held by run {lock.run_id} on {lock.machine} (pid {lock.pid})?",
+            click.confirm(f"Break {name}, held by run {lock.run_id} on {shown(lock.machine or '-')} (pid {lock.pid})?",
                           abort=True)
         db.runs.break_lock(name)
     report(click_ctx, as_json, {"lock": name, "run_id": lock.run_id, "machine": lock.machine, "pid": lock.pid},

@@ -11,6 +11,7 @@ from typing import NoReturn
 import click
 
 from ..records import LogRecord
+from ..texts import shown
 from .format import database_option, echo_json, json_option, one_line_errors
 from .style import coloured
 
@@ -274,7 +275,7 @@ def _load(target, job_name, database, machine):
         if job_name is not None:
             record = record_load_failure(job_name, error, database, machine)
             assert record.traceback is not None, "a failed run's record holds the traceback of what failed"
-            click.echo(record.traceback.rstrip(), err=True)
+            click.echo(shown(record.traceback.rstrip(), lines=True), err=True)
             _summary(record)
             sys.exit(EXIT_FAILED)
         if isinstance(error, ProcessCacheError):
@@ -304,7 +305,7 @@ def _summary(record) -> None:
         outcome = record.error
     elif not record.ok:
         outcome += f": {record.error}"
-    click.echo(f"processcache: {record.group}/{record.job} run {record.id} on {record.machine} {outcome}",
+    click.echo(shown(f"processcache: {record.group}/{record.job} run {record.id} on {record.machine} {outcome}"),
                err=True)
 
 
@@ -319,6 +320,6 @@ def _only_job(target, specs):
 
 def _echo_log(record: LogRecord) -> None:
     prefix = coloured(f"[{record.level or record.type.value}]", record.type.value, sys.stderr)
-    click.echo(f"{prefix} {record.message}", err=True)
+    click.echo(f"{prefix} {shown(record.message, lines=True)}", err=True)
 
 

@@ -11,6 +11,7 @@ import click
 from ..durations import format_duration, parse_since
 from ..errors import ProcessCacheError
 from ..records import RUN_STATUSES, AttemptRecord, LogRecord, RunDetail
+from ..texts import shown
 from .format import (
     complete_jobs,
     database_option,
@@ -115,9 +116,9 @@ def _show_run(words, database, as_json) -> None:
               *([("slot", f"{_utc_and_local(run.slot)} (the once_per slot it claimed)")] if run.slot else []),
               ("result", None if run.result is None else json.dumps(run.result)), ("error", run.error)]
     for label, value in fields:
-        click.echo(f"{label + ':':<11}{'-' if value is None else value}")
+        click.echo(f"{label + ':':<11}{'-' if value is None else shown(value)}")
     if run.traceback:
-        click.echo("traceback:\n" + textwrap.indent(run.traceback.rstrip("\n"), "  "))
+        click.echo("traceback:\n" + textwrap.indent(shown(run.traceback.rstrip("\n"), lines=True), "  "))
     if run.attempts is not None or detail.attempts:
         click.echo(f"attempts:  {run.attempts or len(detail.attempts)}")
         _print_attempts(detail.attempts)
@@ -218,15 +219,16 @@ def _print_logs(found: list[LogRecord], as_json: bool) -> None:
         return
     for record in found:
         level = record.level or record.type.value
-        click.echo(f"{show_time(record.created_at)} {zone_label()} {record.group}/{record.job} {record.machine}"
-                   f" run {record.run_id or '-'} [{level}]{_message(record.message)}")
+        head = shown(f"{record.group}/{record.job} {record.machine} run {record.run_id or '-'} [{level}]")
+        click.echo(f"{show_time(record.created_at)} {zone_label()} {head}{_message(record.message)}")
     sys.stdout.flush()
 
 
 def _message(text: str) -> str:
     """A log's message after its line's head: one line on it; several below it, indented, so they line up
-    and no line of a program's output can be read as a log of its own."""
-    text = text.rstrip("\n")
+    and no line of a program's output can be read as a log of its own; escaped (`texts.shown`), so none
+    can move the cursor to print over another."""
+    text = shown(text.rstrip("\n"), lines=True)
     if "\n" not in text:
         return f" {text}" if text else ""
     return "\n" + textwrap.indent(text, "  ", lambda line: True)
