@@ -2,32 +2,45 @@
 
 The command runs with the same lock, slot, retries and timeout as a
 Python job. It is started directly, never through a shell (write
-``sh -c '...'`` for one), in a process group of its own, so that a
-timeout or a signal stops what it started too (``sh -c 'sleep 100'``
-leaves no sleep behind). Its stdout and stderr pass through to
-processcache's, and their ends are stored with the run (`output`); with
-``output_tail=0`` the command writes to them directly, as to a terminal.
+``sh -c '...'`` for one), under a reaper process (`reaper`, driven through
+`supervised`) that is the parent of everything it starts, so that every
+stop ends the whole tree, ``setsid`` and double forks included. Its stdout
+and stderr pass through to processcache's, and their ends are stored with
+the run (`output`); with ``output_tail=0`` the command writes to them
+directly, as to a terminal.
 
 How the run ends:
 
-- exit code 0: ``succeeded``; any other: ``failed``, the code recorded;
+- exit code 0: ``succeeded``; any other: ``failed``, the code recorded
+  (`runner.exit_code`: a command's own 75 or 124 is reported as 1);
 - killed by signal n: ``failed``, the signal recorded (exit code 128 + n,
   as a shell reports it);
 - not found: ``failed`` with exit code 127; not executable: 126;
-- past its ``timeout``: SIGTERM to its process group, SIGKILL after
-  ``kill_after``, ``timed-out``;
-- SIGTERM, SIGINT or SIGHUP to processcache: passed to the command (then
+- past its ``timeout``: SIGTERM to the whole tree, SIGKILL to what is left
+  after ``kill_after``, ``timed-out``;
+- SIGTERM, SIGINT or SIGHUP to processcache: passed to the tree (then
   SIGKILL after ``kill_after``), ``terminated``;
 - the run's lock taken over (its lease ran out while the machine was
-  frozen or cut off): the command is stopped at once, ``lost``, since it
-  can no longer be the only one running; so it is when the database has
+  frozen or cut off): SIGKILL to the tree at once (SIGTERM first, and
+  SIGKILL ``lost_lease_grace`` later, if that is given), ``lost``, since
+  it can no longer be the only one running; so it is when the database has
   not confirmed the lease for longer than the lease (a silent server, a
-  network cut), since another run may have the lock by then.
+  network cut), since another run may have the lock by then;
+- processcache itself killed (``kill -9``, the OOM killer): the reaper
+  sends the tree SIGTERM, and SIGKILL after ``kill_after`` or a third of
+  the lease, whichever is shorter, so it has ended before the lease frees
+  the lock for the next run; the run is judged ``lost`` as any dead run.
+
+Every stop returns only once nothing of the tree is left. A command that
+exits while processes it started still run (``sh -c 'sleep 300 & echo
+hi'``) keeps its own outcome, and those processes get SIGTERM, then SIGKILL
+after ``kill_after``, as systemd stops what a service leaves behind; a
+WARNING of the run names them. A command that must leave a daemon running
+hands it to the service manager (``systemctl start``).
 """
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -37,12 +50,14 @@ from typing import IO, Any
 from .context import CacheContext
 from .durations import format_duration
 from .errors import CommandFailedError, LeaseLostError, LeaseUnconfirmedError
+from .logs import LogType
 from .options import JobOptions
 from .output import Tail
 from .records import LogRecord, RunRecord
 from .runner import run_recorded
 from .signals import Terminated
 from .storage.database import Database
+from .supervised import Supervised
 from .timeouts import TimedOut
 
 #: How often the supervisor looks at the clock and the lease while the command runs.
@@ -67,16 +82,25 @@ def run_command(argv: Sequence[str], group: str, job: str, options: JobOptions |
 
 def _supervise(ctx: CacheContext, argv: list[str]) -> None:
     """One attempt: start the command, pass its output on, stop it when it must stop, judge how it ended."""
+    options = ctx.options
     try:
-        child = _start(argv, piped=ctx.output is not None)
+        child = Supervised(argv, piped=ctx.output is not None, leftover_grace=options.kill_after,
+                           orphan_grace=min(options.kill_after, options.lease / 3))
     except CommandFailedError as failed:
         ctx.exit_code = failed.exit_code
         raise
-    pumps = [] if ctx.output is None else [
-        _pump(child.stdout, sys.stdout, ctx.output.stdout), _pump(child.stderr, sys.stderr, ctx.output.stderr)]
-    try:
+    pumps: list[threading.Thread] = []
+    try:  # a signal may come at any moment from here on: the tree is stopped whenever it does
+        if ctx.output is not None:
+            pumps = [_pump(child.process.stdout, sys.stdout, ctx.output.stdout),
+                     _pump(child.process.stderr, sys.stderr, ctx.output.stderr)]
         code = _wait(ctx, child)
+        _report_leftovers(ctx, child)
+    except Terminated as stopped:
+        ctx.exit_code = _shell_code(child.stop(stopped.signum, options.kill_after))
+        raise
     finally:
+        child.close()
         for pump in pumps:
             pump.join(_DRAIN)
     ctx.exit_code = _shell_code(code)
@@ -86,38 +110,30 @@ def _supervise(ctx: CacheContext, argv: list[str]) -> None:
         raise CommandFailedError(f"killed by {signal.Signals(-code).name}", 128 - code, -code)
 
 
-def _start(argv: list[str], piped: bool) -> subprocess.Popen:
-    """The command, started in a process group of its own; not found (127) and not executable (126) as a shell says."""
-    pipe = subprocess.PIPE if piped else None
-    try:
-        return subprocess.Popen(argv, stdout=pipe, stderr=pipe, process_group=0)
-    except FileNotFoundError:
-        raise CommandFailedError(f"command not found: {argv[0]}", 127) from None
-    except PermissionError:
-        raise CommandFailedError(f"permission denied: {argv[0]} is not executable", 126) from None
-    except OSError as exc:  # an exec format error: a script without its #! line
-        raise CommandFailedError(f"cannot execute {argv[0]}: {exc.strerror}", 126) from None
-
-
-def _wait(ctx: CacheContext, child: subprocess.Popen) -> int:
+def _wait(ctx: CacheContext, child: Supervised) -> int:
     """The command's return code (negative: the signal that killed it), once it has ended."""
     options = ctx.options
     deadline = None if options.timeout is None else time.monotonic() + options.timeout
-    try:
-        while True:
-            try:
-                return child.wait(_POLL)
-            except subprocess.TimeoutExpired:
-                pass
-            reason = _reason_to_stop(ctx, deadline)
-            if reason is not None:
-                ctx.exit_code = _stop(child, signal.SIGTERM, options.kill_after)
-                if isinstance(reason, TimedOut):
-                    raise _timed_out(child.returncode, options.kill_after)
-                raise reason
-    except Terminated as stopped:
-        ctx.exit_code = _stop(child, stopped.signum, options.kill_after)
-        raise
+    while True:
+        code = child.poll(_POLL)
+        if code is not None:
+            return code
+        reason = _reason_to_stop(ctx, deadline)
+        if reason is not None:
+            grace = options.lost_lease_grace if isinstance(reason, LeaseLostError) else options.kill_after
+            code = child.stop(signal.SIGTERM if grace else signal.SIGKILL, grace)
+            ctx.exit_code = _shell_code(code)
+            if isinstance(reason, TimedOut):
+                raise _timed_out(code, options.kill_after)
+            raise reason
+
+
+def _report_leftovers(ctx: CacheContext, child: Supervised) -> None:
+    """Say in the run's logs which processes the command left running when it exited: they were stopped."""
+    if child.leftovers:
+        ctx.create_log(f"the command exited and left {child.leftovers}; they were stopped (SIGTERM, SIGKILL"
+                       f" {format_duration(ctx.options.kill_after)} later), as every run ends the whole tree it"
+                       " started", LogType.WARNING)
 
 
 def _reason_to_stop(ctx: CacheContext, deadline: float | None) -> BaseException | None:
@@ -146,20 +162,6 @@ def _timed_out(returncode: int, kill_after: float) -> TimedOut:
     killed = returncode == -signal.SIGKILL
     detail = f"it ignored SIGTERM and was killed {format_duration(kill_after)} later" if killed else None
     return TimedOut(detail, -returncode if returncode < 0 else None)
-
-
-def _stop(child: subprocess.Popen, first: int, kill_after: float) -> int:
-    """Send *first* to the command's process group, SIGKILL *kill_after* seconds later; its exit code as a shell's."""
-    for signum, wait in ((first, kill_after), (signal.SIGKILL, None)):
-        try:
-            os.killpg(child.pid, signum)
-        except ProcessLookupError:
-            pass  # the group has no process left
-        try:
-            return _shell_code(child.wait(wait))
-        except subprocess.TimeoutExpired:
-            continue
-    raise AssertionError("unreachable: a wait without a timeout returns")
 
 
 def _shell_code(returncode: int) -> int:

@@ -56,6 +56,10 @@ class JobOptions:
                     ``kill_after``). The run ends ``timed-out``; ``run`` and
                     ``exec`` exit 124, as GNU timeout does.
     kill_after:     how long a command has between SIGTERM and SIGKILL (10s).
+    lost_lease_grace: how long a command whose run lost its lock has between
+                    SIGTERM and SIGKILL (default 0: SIGKILL at once). Another
+                    run may hold the lock already, and a command's writes
+                    cannot be fenced: every moment it goes on, two copies run.
     retries:        run a failed or timed-out attempt again, up to this many
                     times, in the same invocation and under the same lock;
                     the run's status is its last attempt's.
@@ -119,6 +123,7 @@ class JobOptions:
     load_cache: str = "lazy"
     timeout: float | None = None
     kill_after: float = DEFAULT_KILL_AFTER
+    lost_lease_grace: float = 0.0
     retries: int = 0
     retry_delay: float = 0.0
     retry_backoff: float = 1.0
@@ -158,7 +163,7 @@ class JobOptions:
         if changes.get("load_cache", "lazy") not in LOAD_MODES:
             raise RegistryError(f"load_cache={changes['load_cache']!r}: use lazy (on first use of ctx.tree) or eager")
         for name in ("lease", "wait_timeout", "expect_every", "max_duration", "cache_ttl", "timeout", "kill_after",
-                     "retry_delay", "once_per", "skip_if_succeeded_within", "grace"):
+                     "lost_lease_grace", "retry_delay", "once_per", "skip_if_succeeded_within", "grace"):
             if name in changes and not (name == "once_per" and changes[name] == "schedule"):
                 changes[name] = parse_duration(changes[name], name)
         for name in ("lease", "timeout", "once_per"):

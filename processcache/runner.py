@@ -23,6 +23,8 @@ EXIT_FAILED = 1
 #: Skipped (``EX_TEMPFAIL``): another run held the job's lock, or its slot or last success says it is done.
 EXIT_SKIPPED = 75
 _EXIT_CODES = {"succeeded": EXIT_OK, "skipped": EXIT_SKIPPED, "timed-out": EXIT_TIMED_OUT}
+#: Exit codes that say what processcache decided (skipped, timed out): a command's own is reported as 1.
+RESERVED = frozenset({EXIT_SKIPPED, EXIT_TIMED_OUT})
 
 
 def run_job(spec: JobSpec[..., Any], database: Database | str | None = None, machine: str | None = None,
@@ -130,9 +132,15 @@ def record_load_failure(job: str, error: Exception, database: Database | str | N
 
 
 def exit_code(run: RunRecord) -> int:
-    """The process exit code that reports *run*: a failed command's own, 124 for a timeout, 75 when skipped."""
+    """The process exit code that reports *run*: a failed command's own, 124 for a timeout, 75 when skipped.
+
+    A command that exits 75 or 124 itself is reported as 1 (its own code
+    stays in the record): a crontab line or a script that reads 75 as
+    "skipped, try later" or 124 as "timed out" must never be told so by
+    the command. Its 126, 127 and 128 + n mean what a shell means by them.
+    """
     if run.status == "failed" and run.exit_code:
-        return run.exit_code
+        return EXIT_FAILED if run.exit_code in RESERVED else run.exit_code
     return _EXIT_CODES.get(run.status, EXIT_FAILED)
 
 

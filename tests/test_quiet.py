@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from processcache import cache_session, connect
 from processcache.cli.main import main
-from processcache.quiet import SHOWN_BYTES
+from processcache.quiet import HEAD_BYTES, TAIL_BYTES
 
 JOBS = textwrap.dedent("""
     import logging
@@ -142,16 +142,20 @@ def test_a_quiet_run_whose_end_cannot_be_recorded_prints_everything_and_both_err
     assert "the job failed (ValueError: the real error), but recording that failed" in last
 
 
-def test_what_a_quiet_run_shows_is_bounded_to_its_last_lines(jobs, tmp_path):
+def test_what_a_quiet_run_shows_is_bounded_to_its_first_and_last_lines(jobs, tmp_path):
     result = cli("run", "-q", f"{jobs}:floods", "-d", f"sqlite:///{tmp_path}/q.db", "-m", "m")
     assert result.returncode == 1
-    printed = sum(len(f"line {n} " + "x" * 80) + 1 for n in range(40_000))
-    notice, first, *_, last = result.stdout.splitlines()
-    assert notice.startswith("[processcache -q: the first ") and f"of {printed} bytes written here are cut" in notice
-    cut = int(notice.split()[4])
-    assert first == f"line {int(first.split()[1])} " + "x" * 80, "the shown part starts at a line's start"
-    assert printed - cut <= SHOWN_BYTES and len(result.stdout) <= SHOWN_BYTES + len(notice) + 1
-    assert last == "line 39999 " + "x" * 80
+    lines = [f"line {n} " + "x" * 80 for n in range(40_000)]
+    printed = sum(len(line) + 1 for line in lines)
+    shown = result.stdout.splitlines()
+    [notice] = [line for line in shown if line.startswith("[processcache -q: ")]
+    assert notice.endswith(f"of {printed} bytes written here are left out; the end follows]")
+    left_out = int(notice.split()[2])
+    head, tail = shown[:shown.index(notice)], shown[shown.index(notice) + 1:]
+    assert head == lines[:len(head)] and tail == lines[-len(tail):], "whole lines from the start and the end"
+    assert printed - left_out == sum(len(line) + 1 for line in head + tail), "the count is what is not shown"
+    assert HEAD_BYTES - 90 <= sum(len(line) + 1 for line in head) <= HEAD_BYTES
+    assert TAIL_BYTES - 90 <= sum(len(line) + 1 for line in tail) <= TAIL_BYTES
     assert "ValueError: after the flood" in result.stderr.splitlines()[-1]
 
 

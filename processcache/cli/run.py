@@ -22,6 +22,9 @@ _CONTROL = (
     ("--timeout", "timeout", "Stop an attempt that runs longer (e.g. 2h): the run ends timed-out, exit 124."),
     ("--kill-after", "kill_after", "How long a command stopped by --timeout or a signal has between SIGTERM "
                                    "and SIGKILL [default: 10s]."),
+    ("--lost-lease-grace", "lost_lease_grace", "How long a command whose run lost its lock has between SIGTERM and "
+                                               "SIGKILL [default: 0: SIGKILL at once, as another run may hold the "
+                                               "lock already]."),
     ("--retries", "retries", "Run a failed or timed-out attempt again, up to N times, under the same lock."),
     ("--retry-delay", "retry_delay", "Wait this long before the first retry (e.g. 5m) [default: 0]."),
     ("--retry-backoff", "retry_backoff", "Multiply the delay by this before each later retry (e.g. 2)."),
@@ -120,8 +123,9 @@ def run(target, database, machine, overlap, wait_timeout, quiet, job_name, as_js
     With -q, nothing at all is printed when the run succeeds or is skipped;
     when it fails, all it would have printed comes at the end: what the job
     and the programs it started wrote, its logs, the traceback, the last
-    line (the last 1 MiB of stdout and of stderr). cron mails what a job
-    prints, so with -q it mails failures only.
+    line (the first 64 KiB and the last 1 MiB of stdout and of stderr,
+    held in memory, never on disk). cron mails what a job prints, so with
+    -q it mails failures only.
 
     \b
     Exit codes:
@@ -189,9 +193,19 @@ def exec_(job_name, database, machine, overlap, wait_timeout, quiet, lock, scope
     after --kill-after), and the run ends terminated. Options after
     COMMAND are the command's: put -- before it when it starts with -.
 
+    Supervision: the command runs under a small reaper process that is the
+    parent of everything it starts (setsid and double forks included). A
+    timeout or a signal sends SIGTERM to that whole tree and SIGKILL after
+    --kill-after; a lost lock sends SIGKILL at once (--lost-lease-grace
+    gives SIGTERM first); when processcache itself dies (kill -9, the OOM
+    killer) the tree gets SIGTERM and SIGKILL after --kill-after (at most a
+    third of the lease). Children the command leaves running when it exits
+    are stopped the same way, and a WARNING of the run names them.
+
     \b
     Exit codes:
-      the command's own: 0 succeeded, any other failed (recorded)
+      the command's own: 0 succeeded, any other failed (recorded), except
+             75 and 124, reported as 1 (the record keeps the command's own)
       75     skipped: another run holds the lock, or the slot ran already
       124    the command ran past --timeout and was stopped
       126    COMMAND is not executable; 127: COMMAND was not found
