@@ -4,6 +4,7 @@ Every message is one line and never holds a database password: the CLI
 prints it as it is, without a traceback.
 """
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -34,6 +35,10 @@ class MissingDriverError(ProcessCacheError, ImportError):
 
 class DatabaseUnavailableError(ProcessCacheError):
     """The database could not be reached or opened."""
+
+
+class PoolExhaustedError(DatabaseUnavailableError):
+    """Every connection of the process's pool stayed in use for longer than ``pool_timeout``."""
 
 
 class SchemaError(ProcessCacheError):
@@ -136,3 +141,16 @@ class CommandFailedError(ProcessCacheError):
 
 class MemoTimeoutError(ProcessCacheError, TimeoutError):
     """Another process kept computing a memoised value for longer than the timeout."""
+
+
+class ReadOnlyError(ProcessCacheError):
+    """A write (a run, a log, an entry, a lock, a schema change) to a Database opened with ``read_only=True``."""
+
+
+def one_line(exc: BaseException, mask: Callable[[str], str] | None = None) -> str:
+    """*exc* in one line: a ProcessCacheError's message, any other's type and message; its first line, through
+    *mask* (which hides a database URL's password, whatever shape the error took)."""
+    text = str(exc) if isinstance(exc, ProcessCacheError) else f"{type(exc).__name__}: {exc}"
+    lines = text.splitlines()
+    line = lines[0] if lines else type(exc).__name__
+    return mask(line) if mask else line

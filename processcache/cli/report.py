@@ -2,21 +2,15 @@
 
 Parse, then call `processcache.report` (imported only here: ``run`` pays
 for none of it). The report file is written whole (`metrics.write_whole`);
-the server binds to this machine unless given a token.
+the server (`processcache.web.http`, as `listen` starts it) binds to this
+machine unless given a token.
 """
-
-import errno
-import ipaddress
-import socket
-from typing import TYPE_CHECKING
 
 import click
 
+from . import listen
 from .format import database_option, one_line_errors, opened
-from .metrics import _address, _check_folder, _grace, write_whole
-
-if TYPE_CHECKING:
-    from ..report.server import Dashboard
+from .metrics import _check_folder, _grace, write_whole
 
 #: Where serve listens by default: this machine only.
 DEFAULT_BIND = "127.0.0.1:8080"
@@ -79,7 +73,10 @@ def serve(bind, token, refresh, show_values, group, grace, database):
 
     \b
     The database is opened read-only: nothing a browser does changes it.
-    Database passwords and alert-channel tokens are never shown.
+    Database passwords and alert-channel tokens are never shown. Many
+    browsers are answered at once, each request within 10 s; on this
+    machine's address it answers only requests that name it as localhost,
+    127.0.0.1 or [::1] (no other site's page can read it).
     \b
     On this machine (then open http://127.0.0.1:8080/):
         processcache serve -d postgresql://cron@db.internal/cron
@@ -87,53 +84,14 @@ def serve(bind, token, refresh, show_values, group, grace, database):
         PROCESSCACHE_SERVE_TOKEN=$(openssl rand -hex 16) processcache serve --bind 0.0.0.0:8080
     """
     from ..names import normalize
-    from ..report.server import Dashboard, Settings
+    from ..report.server import COOKIE, Dashboard, Settings
 
-    family, address = _bind(bind, token)
-    settings = Settings(database, normalize(group) if group else None, refresh, show_values, _grace(grace), token)
+    family, bound = listen.guarded(bind, "--bind", token, "PROCESSCACHE_SERVE_TOKEN", DEFAULT_BIND)
+    settings = Settings(database, normalize(group) if group else None, refresh, show_values, _grace(grace))
     with opened(database):  # a wrong URL or a missing file is said now, not at the first page
         pass
-    _run_server(family, address, Dashboard(settings))
+    listen.serve(family, bound, Dashboard(settings), "--bind", _say, token=token, cookie=COOKIE)
 
 
-def _bind(text: str, token: str | None) -> tuple[socket.AddressFamily, tuple]:
-    """--bind as an address; one that is not loopback without a token is a usage error."""
-    try:
-        family, address = _address(text)
-    except click.BadParameter as exc:
-        exc.param_hint = "--bind"
-        raise
-    if not token and not ipaddress.ip_address(address[0]).is_loopback:
-        raise click.UsageError(f"--bind {text} lets other machines in: give --token (or PROCESSCACHE_SERVE_TOKEN),"
-                               f" or bind to {DEFAULT_BIND}")
-    return family, address
-
-
-def _run_server(family: socket.AddressFamily, address: tuple, dashboard: "Dashboard") -> None:
-    """Serve until SIGTERM, SIGINT or SIGHUP, then exit 0; a port in use in one line."""
-    from ..report.server import DashboardServer
-    from ..signals import Terminated, terminate_on_signals
-
-    def say(line: str) -> None:
-        click.echo(f"processcache serve: {line}", err=True)
-
-    try:
-        server = DashboardServer(family, address, dashboard, say)
-    except OSError as exc:
-        reason = "is in use: stop what listens there, or choose another port" if exc.errno == errno.EADDRINUSE \
-            else f"cannot be listened on: {exc.strerror}"
-        raise click.ClickException(f"{text_of(address)} {reason} (--bind HOST:PORT)") from None
-    with server, terminate_on_signals():
-        host, port = server.server_address[:2]
-        say(f"serving http://{text_of((host, port))}/ (SIGTERM or Ctrl-C stops it)")
-        try:
-            server.serve_forever()
-        except Terminated:
-            pass
-    dashboard.close()
-
-
-def text_of(address: tuple) -> str:
-    """HOST:PORT as a URL writes it (an IPv6 host in brackets)."""
-    host = str(address[0])
-    return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+def _say(line: str) -> None:
+    click.echo(f"processcache serve: {line}", err=True)
