@@ -397,18 +397,25 @@ def _one_line(exc: BaseException) -> str:
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-def user_traceback(exc: BaseException) -> str:
+def user_traceback(exc: BaseException) -> str | None:
     """*exc*'s traceback from the user's code on: what a run stores and ``run`` prints.
 
     processcache's own frames (the runner or loader above the job, the
     store below a ``ctx`` call that raised) and Python's import machinery
     (above a module that raised while it was imported) are noise there.
-    All frames are kept when none is the user's, except for a SyntaxError:
-    its file and line, printed after the frames, are the user's code.
+    None for processcache's own one-line error raised where no frame is
+    the user's (a typo'd target's `LoadError` listing the file's jobs): the
+    run's error line says it all, and what is stored, echoed and sent in
+    an alert's log tail is that line, not processcache's frames. Other
+    errors keep all their frames when none is the user's (a bug of
+    processcache's own), except for a SyntaxError: its file and line,
+    printed after the frames, are the user's code.
     """
     importing = ("<frozen importlib.", os.path.join(os.path.dirname(os.__file__), "importlib", "__init__.py"))
     trace = traceback.TracebackException.from_exception(exc)
     users = [frame for frame in trace.stack if not frame.filename.startswith((_PACKAGE_DIR, *importing))]
+    if not users and isinstance(exc, ProcessCacheError):
+        return None
     if users or isinstance(exc, SyntaxError):
         trace.stack = traceback.StackSummary.from_list(users)
     return "".join(trace.format())

@@ -1,8 +1,13 @@
 """`run --job`: a job whose code no longer loads is recorded as a failed run that `check` reports."""
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
+import time
 
+from channel_servers import Webhook
 from cli_helpers import cli
 
 from processcache import connect
@@ -82,3 +87,76 @@ def test_a_load_failure_keeps_the_scope_the_jobs_code_declared(backend_url, tmp_
     assert cli("run", "--job", "ops/clean", str(jobs), "-d", backend_url).returncode == 1
     with connect(backend_url) as db:
         assert db.runs.scope_of(db.history.job_id("ops/clean")) == "machine"
+
+
+HOLDER = textwrap.dedent("""
+    import os, time
+    from pathlib import Path
+    from processcache import job
+
+    @job("etl", "crm", expect_every="1h")
+    def crm(ctx):
+        Path(os.environ["HOLDER_STARTED"]).touch()
+        deadline = time.monotonic() + 60
+        while not Path(os.environ["HOLDER_RELEASE"]).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+""")
+
+
+def test_a_load_failure_while_another_machine_holds_the_lock_is_a_failed_run_check_reports(backend_url, tmp_path):
+    """Issue 27, point 4: vm1's run holds etl/crm's lock when vm2's broken deploy fails to import the job's file."""
+    good, broken = tmp_path / "good" / "etl.py", tmp_path / "broken" / "etl.py"
+    good.parent.mkdir()
+    broken.parent.mkdir()
+    good.write_text(HOLDER)
+    broken.write_text("import crm_client_not_installed\n" + HOLDER)
+    started, release = tmp_path / "started", tmp_path / "release"
+    env = {"HOLDER_STARTED": str(started), "HOLDER_RELEASE": str(release)}
+    holder = subprocess.Popen([sys.executable, "-m", "processcache", "run", "--job", "etl/crm", f"{good}:crm",
+                               "-m", "vm1", "-d", backend_url], env={**os.environ, **env}, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert holder.poll() is None and time.monotonic() < deadline, holder.stderr.read()
+            time.sleep(0.05)
+        for target in (f"{broken}:crm", f"{good}:crm_exprot"):
+            failed = cli("run", "--job", "etl/crm", target, "-m", "vm2", "-d", backend_url, env=env)
+            assert failed.returncode == 1, failed.stderr
+            assert "skipped" not in failed.stderr and "failed" in failed.stderr.splitlines()[-1], failed.stderr
+        assert "crm_client_not_installed" in cli("runs", "-d", backend_url).stdout
+        code, found = problems(backend_url)
+        assert code == 1 and "crm_exprot" in found[("etl/crm", "failed")]["detail"]
+    finally:
+        release.touch()
+        holder.communicate(timeout=60)
+    assert holder.returncode == 0
+    with connect(backend_url) as db:
+        runs = db.history.list_runs(limit=10)
+    assert sorted((r.machine, r.status) for r in runs) == [("vm1", "succeeded"), ("vm2", "failed"), ("vm2", "failed")]
+    assert "no module named 'crm_client_not_installed'" in " ".join(r.error or "" for r in runs).lower()
+
+
+def test_a_typoed_target_is_one_line_and_no_frame_of_processcache_is_stored_or_sent(backend_url, tmp_path):
+    """Issue 27, point 8: `run --job etl/crm jobs/etl.py:crm_exprot` says the one line that lists the file's jobs."""
+    jobs = tmp_path / "etl.py"
+    jobs.write_text("from processcache import job\n\n@job('etl', 'crm')\ndef crm(ctx):\n    pass\n")
+    typo = cli("run", "--job", "etl/crm", f"{jobs}:crm_exprot", "-m", "vm2", "-d", backend_url)
+    assert typo.returncode == 1
+    assert typo.stderr.count("\n") == 1, typo.stderr
+    assert f"{jobs} has no attribute 'crm_exprot' (jobs in it: crm)" in typo.stderr
+    assert "processcache: etl/crm run 1 on vm2 failed" in typo.stderr
+    with connect(backend_url) as db:
+        detail = db.run(1)
+    assert detail is not None and detail.run.status == "failed" and "crm_exprot" in detail.run.error
+    stored = (detail.run.traceback or "") + "".join(log.message for log in detail.logs)
+    assert "Traceback" not in stored and "processcache/" not in stored, stored
+    receiver = Webhook()
+    try:
+        sent = cli("check", "--notify", receiver.url, "-d", backend_url)
+        assert sent.returncode == 1, sent.stderr
+        [(_path, body)] = receiver.received
+    finally:
+        receiver.close()
+    assert "crm_exprot" in body["text"] and "crm_exprot" in body["error"]
+    assert not any("Traceback" in line or "processcache/" in line for line in body["log_tail"]), body["log_tail"]

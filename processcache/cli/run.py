@@ -288,13 +288,13 @@ def _load(target, job_name, database, machine):
     except Exception as error:
         if job_name is not None:
             record = record_load_failure(job_name, error, database, machine)
-            assert record.traceback is not None, "a failed run's record holds the traceback of what failed"
-            click.echo(shown(record.traceback.rstrip(), lines=True), err=True)
+            if record.traceback:  # the user's code raised; a LoadError's one line is the summary's
+                click.echo(shown(record.traceback.rstrip(), lines=True), err=True)
             _summary(record)
             sys.exit(EXIT_FAILED)
         if isinstance(error, ProcessCacheError):
             raise  # one line
-        click.echo(user_traceback(error).rstrip(), err=True)
+        click.echo((user_traceback(error) or "").rstrip(), err=True)
         sys.exit(EXIT_FAILED)
     return _only_job(target, spec) if isinstance(spec, list) else spec
 
