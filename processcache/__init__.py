@@ -29,6 +29,7 @@ from .errors import (
     MemoTimeoutError,
     MissingDriverError,
     ProcessCacheError,
+    ReadOnlyError,
     RegistryError,
     RunNotRecordedError,
     SchemaError,
@@ -36,6 +37,7 @@ from .errors import (
 from .logs import LogType
 from .names import normalize_name
 from .options import JobOptions
+from .reader import CacheReader, read_cache
 from .records import AttemptRecord, Entry, JobSummary, LogRecord, Problem, RunDetail, RunRecord
 from .registry import JobSpec, Registry, job
 from .session import cache_session
@@ -60,6 +62,7 @@ __all__ = [
     "ANY",
     "AttemptRecord",
     "CacheContext",
+    "CacheReader",
     "CommandFailedError",
     "ConfigError",
     "Database",
@@ -84,6 +87,7 @@ __all__ = [
     "MissingDriverError",
     "Problem",
     "ProcessCacheError",
+    "ReadOnlyError",
     "Registry",
     "RegistryError",
     "RunDetail",
@@ -98,4 +102,5 @@ __all__ = [
     "job",
     "memoize",
     "normalize_name",
+    "read_cache",
 ]

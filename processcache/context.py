@@ -66,6 +66,8 @@ class _JobScope:
 
 ANY = _AnyMachine()
 _THIS = _JobScope()
+#: The default of every read's ``machine=``: the job's scope (for `processcache.reader`, which reads as a context).
+JOB_SCOPE = _THIS
 
 _current: contextvars.ContextVar["CacheContext | None"] = contextvars.ContextVar(
     "processcache_context", default=None)

@@ -38,6 +38,12 @@ gone if it rolls back or the process dies. So:
   savepoint instead, so an inner block that raises rolls back its own
   writes only (a `CacheContext.batch` inside a batch).
 
+A Database opened ``read_only=True`` refuses every write here, before it
+reaches the driver (`ReadOnlyError`): a write transaction, a schema change,
+and any statement but a read (``SELECT``, ``SET``, ``SHOW``, ``EXPLAIN``). The
+database refuses them too where a session setting is cheap and stays with
+the client (`Dialect.read_only_session`).
+
 Work that must not share the transaction's fate (the logs written inside a
 batch, which explain why it failed) is deferred with `after` to the moment
 the outermost transaction has ended, committed or rolled back.
@@ -60,7 +66,7 @@ from pony.orm.dbapiprovider import DBException, IntegrityError
 
 from .. import config as configuration
 from ..clock import moved
-from ..errors import DatabaseUnavailableError, MissingDriverError
+from ..errors import DatabaseUnavailableError, MissingDriverError, ReadOnlyError
 from ..timeutil import backoff
 from . import retry
 from .dialects import SQLITE_MOVED, Dialect, dialect_for
@@ -73,6 +79,8 @@ _UNIQUE_ATTEMPTS = 5
 _PAGE = 1000
 #: How long a statement of a schema change may take to answer (seconds): an index built over a farm's ledger.
 SCHEMA_READ_TIMEOUT = 3600.0
+#: The statements a read-only Database runs (`Backend.refuse_if_read_only`): reads, and settings of its own session.
+_READS = frozenset({"SELECT", "SET", "SHOW", "EXPLAIN"})
 
 
 class ConstraintViolation(Exception):
@@ -100,6 +108,8 @@ class Backend:
         self._savepoints = itertools.count(1)
         if self.dialect.embedded:
             self._prepare_sqlite()
+        if read_only and self.dialect.read_only_session:
+            self._read_only_sessions(self.dialect.read_only_session)
         self._bind()
         if self.dialect.resets_sessions:
             _end_sessions_without_discard(self.pony.provider.pool)
@@ -119,8 +129,10 @@ class Backend:
         *immediate* takes SQLite's write lock at the start, so a read that
         decides a write cannot be overtaken by another writer. Inside another
         of processcache's transactions it joins that one, or with *savepoint*
-        is a savepoint in it.
+        is a savepoint in it. An *immediate* one writes: refused read-only.
         """
+        if immediate:
+            self.refuse_if_read_only("a write transaction")
         if self.in_transaction:
             with self._savepoint() if savepoint else self._depth():
                 yield
@@ -156,6 +168,7 @@ class Backend:
         failed every run that found the database to upgrade), and a process
         waits its turn for the schema lock meanwhile.
         """
+        self.refuse_if_read_only("a schema change")
         self._before_transaction()
         with self._outermost(orm.db_session(ddl=True)), self.dialect.patient(self.pony.get_connection(),
                                                                              SCHEMA_READ_TIMEOUT):
@@ -198,6 +211,7 @@ class Backend:
         lost connection: use it so for statements that may run twice.
         """
         params = params or {}
+        self.refuse_if_read_only(sql)
         if self.in_transaction:
             return self._cursor_in_transaction(sql, params, write=True).rowcount
         text, values = self._positional(sql, params)
@@ -207,6 +221,7 @@ class Backend:
         """Insert one row into *table* inside the current transaction; return its id (None for a table without)."""
         if not self.in_transaction:
             raise RuntimeError("Backend.insert runs inside a transaction: use write() for a single durable insert")
+        self.refuse_if_read_only(f"INSERT INTO {table}")
         with self._violations():
             return self.pony.insert(table, returning="id" if table in _TABLES_WITH_ID else None, **values)
 
@@ -214,6 +229,7 @@ class Backend:
         """Insert *rows* (tuples in *columns* order) inside the current transaction; return their ids in order."""
         if not rows:
             return []
+        self.refuse_if_read_only(f"INSERT INTO {table}")
         cursor = self.pony.get_connection().cursor()
         with self._violations():
             return self.dialect.insert_many(cursor, table, columns, rows)
@@ -262,6 +278,7 @@ class Backend:
         error to raise when the INSERT stored no row (a fenced
         ``INSERT ... SELECT`` whose lock is no longer held).
         """
+        self.refuse_if_read_only(sql)
         text, values = self._positional(sql + self.dialect.returning, params)
         back = read_back and self._positional(read_back, {"id": None})[0]
 
@@ -309,6 +326,16 @@ class Backend:
             except ConstraintViolation:
                 continue
         raise ConstraintViolation(f"could not create a row in {table}: its unique key kept conflicting")
+
+    def refuse_if_read_only(self, statement: str) -> None:
+        """`ReadOnlyError` for *statement* (SQL, or a write in words) on a Database opened read-only, unless a read."""
+        words = statement.split()
+        if not self.read_only or words[0].upper() in _READS:
+            return
+        what = " ".join(words[:3 if words[1:2] in (["INTO"], ["FROM"]) else 2]) if words[0].isupper() else statement
+        raise ReadOnlyError(f"{self.url} is open read-only (read_only=True): {what} refused; a read-only Database"
+                            " records no run, log, cache entry or lock and changes no schema"
+                            " (processcache.read_cache() reads a job's cache without a run)")
 
     def retrying(self, operation: Callable[[], Any], done: Callable[[], Any] | None = None) -> Any:
         """Run *operation*, again after a lost connection within the retry budget (`retry.retrying`)."""
@@ -496,6 +523,13 @@ class Backend:
                         _switch_journal(cursor, value, int(pragmas["busy_timeout"]) / 1000)
                 else:
                     cursor.execute(f"PRAGMA {name} = {value}")
+
+    def _read_only_sessions(self, statement: str) -> None:
+        """Run *statement* on each new connection: the database, too, refuses this Database's writes."""
+
+        @self.pony.on_connect(provider=self.config.provider)
+        def _read_only(_db, connection):
+            connection.cursor().execute(statement)
 
     def _bind(self) -> None:
         """Bind Pony (it opens a first connection), waiting within the retry budget for a server that is away.

@@ -46,6 +46,9 @@ class Dialect:
     #: The first statement of a read transaction that must see one moment throughout (`Backend.snapshot`):
     #: PostgreSQL's default is READ COMMITTED, a moment per statement, and a MySQL server may be set to it.
     snapshot = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+    #: Run on each connection of a Database opened read-only, so that the database refuses its writes as well
+    #: (None: none that is cheap and safe).
+    read_only_session: str | None = "SET SESSION TRANSACTION READ ONLY"
     #: (database, pip extra, module) named when the driver is missing (`MissingDriverError`).
     driver: tuple[str, str, str] = ("", "", "")
 
@@ -106,6 +109,7 @@ class SQLite(Dialect):
     now = f"((julianday('now') - 2440587.5) * 86400.0 + {SQLITE_MOVED}())"
     for_update = ""  # SQLite's writers take turns already
     snapshot = "BEGIN"  # Pony reads in autocommit mode, each statement a moment of its own; its session ends it
+    read_only_session = "PRAGMA query_only = ON"  # a file is opened mode=ro as well; this covers :sharedmemory:
 
     def lock_job_row(self) -> str | None:
         return None
@@ -130,6 +134,9 @@ class PostgreSQL(Dialect):
     returning = " RETURNING id"
     for_share = " FOR SHARE"
     schema_lock = ("SELECT pg_advisory_xact_lock(7013370001)", None)
+    #: Not ``SET default_transaction_read_only``: under pgbouncer's transaction pooling a session setting stays on
+    #: the server connection and makes the next client's writes fail. Readers' own role (SELECT alone) does it.
+    read_only_session = None
 
     def aware_time(self, column: str) -> str:
         """psycopg2 builds an aware datetime in C from a ``timestamptz``, much faster than setting the zone of
