@@ -23,6 +23,11 @@ SQLite settings, chosen for many cron processes writing one file (each can be
 overridden in the URL's query string, e.g. ``sqlite:///state.db?synchronous=full``):
 see `SQLITE_DEFAULTS`.
 
+A server's URL takes ``?pool_size=10&pool_timeout=30s&pool_idle=5m``: the
+process's threads share at most ``pool_size`` connections, a thread waits
+for one at most ``pool_timeout``, and one unused for ``pool_idle`` is
+closed (`processcache.storage.pool`).
+
 Every URL takes ``?retry_for=30s`` (a duration, default 30 s; 0 never
 retries): how long an operation that lost its connection, and the first
 connection itself, keep being tried again (see `processcache.storage.retry`), so
@@ -75,6 +80,7 @@ from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit
 
 from .durations import parse_duration
 from .errors import ConfigError
+from .storage.pool import Limits as PoolLimits
 
 ENV_VAR = "PROCESSCACHE_DATABASE_URL"
 
@@ -167,6 +173,8 @@ class DatabaseConfig:
     read_timeout: float | None = None
     #: Servers: the longest opening a connection lasts, in seconds (None on SQLite).
     connect_timeout: float | None = None
+    #: Servers: the process's connection pool (``pool_size``, ``pool_timeout``, ``pool_idle``; `storage.pool`).
+    pool: PoolLimits = field(default_factory=PoolLimits)
 
     def mask(self, text: str) -> str:
         """Return *text* with the password replaced, for messages and logs."""
@@ -218,10 +226,32 @@ def parse_url(url: str) -> DatabaseConfig:
     if _take_option(url, "retries")[1] is not None:
         raise ConfigError("retries= in the URL is no longer read: write retry_for= with how long to keep"
                           " trying a lost connection (a duration such as retry_for=30s; 0 never retries)")
-    config = _parse_sqlite(url) if provider == "sqlite" else _parse_server(url, provider)
+    if provider == "sqlite":
+        config = _parse_sqlite(url)
+    else:
+        url, pool = _pool_limits(url)
+        config = replace(_parse_server(url, provider), pool=pool)
     if retry_for is None:
         return config
     return replace(config, retry_for=parse_duration(retry_for, "retry_for in the URL"))
+
+
+def _pool_limits(url: str) -> tuple[str, PoolLimits]:
+    """*url* without ``pool_size``, ``pool_timeout`` and ``pool_idle``, and the pool's limits they set."""
+    url, size = _take_option(url, "pool_size")
+    url, timeout = _take_option(url, "pool_timeout")
+    url, idle = _take_option(url, "pool_idle")
+    limits = PoolLimits()
+    if size is not None:
+        if not size.isdigit() or int(size) < 2:
+            raise ConfigError(f"pool_size={size!r} in the URL: use a whole number of 2 or more (a run takes two"
+                              " connections: its work and its heartbeat)")
+        limits = limits._replace(size=int(size))
+    if timeout is not None:
+        limits = limits._replace(timeout=parse_duration(timeout, "pool_timeout in the URL"))
+    if idle is not None:
+        limits = limits._replace(idle=parse_duration(idle, "pool_idle in the URL"))
+    return url, limits
 
 
 def _take_option(url: str, name: str) -> tuple[str, str | None]:

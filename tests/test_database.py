@@ -154,7 +154,8 @@ def test_a_session_on_postgresql_ends_without_discard_all(postgres_url):
         with cache_session("g", "j", machine="m", database=db) as ctx:
             ctx.create_log("a write outside Pony's sessions")
             assert [log.message for log in ctx.get_logs()] == ["a write outside Pony's sessions"]  # a Pony session
-            pid = db.backend.pony.provider.pool.con.get_backend_pid()
+            with db.backend.transaction():  # the connection that read, the pool's newest: no statement sent
+                pid = db.backend.pony.get_connection().get_backend_pid()
             with psycopg2.connect(postgres_url) as other, other.cursor() as cursor:
                 cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,))
                 [(last,)] = cursor.fetchall()

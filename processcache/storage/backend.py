@@ -70,6 +70,7 @@ from ..errors import DatabaseUnavailableError, MissingDriverError, ReadOnlyError
 from ..timeutil import backoff
 from . import retry
 from .dialects import SQLITE_MOVED, Dialect, dialect_for
+from .pool import Shared, share
 
 #: Any failure the database or its driver reported (what code that must not fail on it catches).
 DriverError = DBException
@@ -113,6 +114,10 @@ class Backend:
         self._bind()
         if self.dialect.resets_sessions:
             _end_sessions_without_discard(self.pony.provider.pool)
+        #: The connections this process's threads share (servers only: a SQLite file needs no pool).
+        self.pool = None if self.dialect.embedded else Shared(database_config.pool, self.url)
+        if self.pool is not None:
+            share(self.pony.provider.pool, self.pool)
         self.pony.generate_mapping(create_tables=False, check_tables=False)
 
     # -- transactions ---------------------------------------------------------------
@@ -421,8 +426,14 @@ class Backend:
         return connection
 
     def _before_transaction(self) -> None:
-        """Ready this thread's open connection, if any, for a transaction (`Dialect.before_transaction`)."""
-        connection = getattr(self.pony.provider.pool, "con", None)
+        """Ready this thread's connection for a transaction (`Dialect.before_transaction`): the one it holds, or,
+        with a shared pool, the one it takes now (the transaction's statements then run on it)."""
+        if self.pool is not None:
+            connection, is_new = self.pony.provider.connect()
+            if is_new:
+                self.pony.call_on_connect(connection)
+        else:
+            connection = getattr(self.pony.provider.pool, "con", None)
         if connection is not None:
             self.dialect.before_transaction(connection)
 
@@ -431,10 +442,12 @@ class Backend:
         try:
             cursor = connection.cursor()
             cursor.execute(sql, params)
-            return list(cursor.fetchall())  # PyMySQL's is a tuple
+            rows = list(cursor.fetchall())  # PyMySQL's is a tuple
         except BaseException:
             self.drop_connection()
             raise
+        self._give_back()
+        return rows
 
     def _commit(self, sql: str, params: tuple, result: Callable[[Any], Any]) -> Any:
         connection = self._connection()
@@ -442,10 +455,17 @@ class Backend:
             with self._violations():
                 cursor = connection.cursor()
                 cursor.execute(sql, params)
-                return result(cursor)
+                answer = result(cursor)
         except BaseException:
             self.drop_connection()
             raise
+        self._give_back()
+        return answer
+
+    def _give_back(self) -> None:
+        """Hand this thread's connection to the pool, once no transaction or Pony session of this thread needs it."""
+        if self.pool is not None and not self.in_transaction and core.local.db_session is None:
+            self.pony.provider.pool.give_back()
 
     @contextlib.contextmanager
     def _outermost(self, session) -> Iterator[None]:
@@ -453,9 +473,13 @@ class Backend:
         try:
             with self._violations(), session, self._depth():  # a commit can break a key too
                 yield
-        except BaseException:
+        except BaseException as exc:
+            if self.pool is not None and self.is_disconnect(exc):
+                self.drop_connection()  # not for another thread to meet
+            self._give_back()
             self._run_after(quiet=True)  # the transaction's own error is the one to see
             raise
+        self._give_back()
         self._run_after(quiet=False)
 
     def _run_after(self, quiet: bool) -> None:
