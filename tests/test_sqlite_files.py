@@ -14,6 +14,7 @@ import pwd
 import shutil
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,20 @@ def test_read_commands_refuse_a_missing_file_and_create_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
     dry = cli("prune", "--expired", "--dry-run", "-d", url)
     assert dry.returncode == 1 and "no database at" in dry.stderr and os.listdir(tmp_path) == []
+
+
+def test_a_folder_given_as_the_file_is_refused_at_once_in_one_line(tmp_path):
+    """Retried for the whole budget since f27968c (30 s, then "disk I/O error ... check that the server is up")."""
+    folder = tmp_path / "somefolder"
+    folder.mkdir()
+    for args in (["jobs"], ["db", "sync"], ["cache", "set", "ops/nightly", "token", "1"]):
+        started = time.monotonic()
+        result = cli(*args, "-d", f"sqlite:///{folder}")
+        assert time.monotonic() - started < 5, "refused at once, not retried"
+        assert result.returncode == 1, args
+        assert result.stderr == (f"Error: {folder} is a folder, not a SQLite database file: give a file's path in"
+                                 f" the URL, such as sqlite:///{folder}/processcache.db\n"), args
+    assert os.listdir(folder) == []
 
 
 def test_a_file_others_can_read_gets_a_one_line_warning_and_a_private_one_none(tmp_path):

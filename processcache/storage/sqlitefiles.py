@@ -4,10 +4,11 @@ The cache may hold API tokens, so a file processcache creates is the
 owner's alone (0600, in a 0700 folder), and an existing file others can
 read gets a one-line warning. A symbolic link at the path whose target is
 gone is refused: creating the file through it would put the database
-wherever the link points. Read commands (``check``, ``jobs``, ``runs``,
-``logs``, ``cache list``...) never create a file, and work on a file or
-folder the user may only read: a mistyped path is an error there, not a new
-empty database that "has no problems".
+wherever the link points. A folder at the path is refused at once, in one
+line: SQLite cannot open it, and no wait makes it a file. Read commands
+(``check``, ``jobs``, ``runs``, ``logs``, ``cache list``...) never create a
+file, and work on a file or folder the user may only read: a mistyped path
+is an error there, not a new empty database that "has no problems".
 """
 
 import logging
@@ -23,6 +24,10 @@ log = logging.getLogger("processcache")
 
 def prepare(filename: str, read_only: bool) -> None:
     """Check the file at *filename* before it is opened, creating it private unless *read_only*."""
+    if os.path.isdir(filename):
+        raise DatabaseUnavailableError(
+            f"{filename} is a folder, not a SQLite database file: give a file's path in the URL, such as"
+            f" sqlite:///{os.path.join(filename, 'processcache.db')}")
     if os.path.islink(filename) and not os.path.exists(filename):
         raise DatabaseUnavailableError(
             f"{filename} is a symbolic link to {os.readlink(filename)}, which does not exist: fix or remove"
