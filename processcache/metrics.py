@@ -15,11 +15,27 @@ the others, so every series exists from the first scrape and an alert
 can say ``== 1``. Label values are escaped as the format requires
 (``\\``, ``"`` and a newline); machine names may hold any of them.
 
-Per job and machine (the machines it ran on, wrote entries from or holds a lock on):
+Per job, whichever machine ran it:
 
 - ``processcache_job_last_success_timestamp_seconds``: when the newest
-  succeeded run ended, in seconds since the epoch; 0 when none did, so
-  ``time() - ... > 86400`` also catches a job that never succeeded.
+  succeeded run on any machine ended, in seconds since the epoch; 0 when
+  none did, so ``time() - ... > 86400`` fires for a job that no machine
+  ran well for a day, or ever, and not for a farm-wide job on the machine
+  that lost the race for its lock.
+- ``processcache_job_problem{kind=...}``: 1 for each problem ``processcache
+  check`` reports (overdue, missed, late, bad-schedule, failed, timed-out,
+  lost, terminated, too-long), 0 for the others. A problem of a run is the
+  machine's it ran on, and its series carries that ``machine`` label (the
+  job's last run failed, timed out, was lost or terminated there, or took
+  too long there); one of the job's (overdue, missed, late, bad-schedule)
+  has none. So a failing job that fails next on another machine is a new
+  series: a new alert, naming the machine to look at.
+
+Per job and machine (the machines it ran on, wrote entries from or holds a lock on):
+
+- ``processcache_job_machine_last_success_timestamp_seconds``: when the
+  newest succeeded run there ended, 0 when none did; for a job every
+  machine runs (``lock="machine"``), where each machine's success counts.
 - ``processcache_job_last_run_status{status=...}``: the status of the
   newest run that did the work (``running`` while it runs; ``lost`` when
   its heartbeat stopped), one series per status of `RUN_STATUSES`;
@@ -32,10 +48,7 @@ Per job and machine (the machines it ran on, wrote entries from or holds a lock 
 - ``processcache_job_lock_held``: 1 while a run there holds the job's lock.
 - ``processcache_job_cache_entries``: live cache entries written there.
 
-Per job: ``processcache_job_problem{kind=...}``, 1 for each problem
-``processcache check`` reports (overdue, missed, late, bad-schedule,
-failed, timed-out, lost, terminated, too-long), 0 for the others. And
-``processcache_jobs``: how many jobs the database holds; 0 is what
+And ``processcache_jobs``: how many jobs the database holds; 0 is what
 ``check`` calls no-jobs (is the database URL right?). Retired jobs are
 left out, as ``check`` and ``jobs`` leave them out.
 """
@@ -55,6 +68,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: The problems `check` reports about a job, each one series of ``processcache_job_problem`` (a kind `check`
 #: adds later gets its series where a job has it).
 PROBLEM_KINDS = ("overdue", "missed", "late", "bad-schedule", "failed", "timed-out", "lost", "terminated", "too-long")
+#: The problems of the job's judged run, which are the machine's it ran on (``processcache_job_problem``'s ``machine``).
+RUN_PROBLEMS = ("failed", "timed-out", "lost", "terminated", "too-long")
 JOB_LABELS = ("group", "job_name")
 MACHINE_LABELS = (*JOB_LABELS, "machine")
 
@@ -73,7 +88,7 @@ class Family(NamedTuple):
 
 #: The families with one sample per job and machine: name, help, and the value (None: no sample).
 _PER_MACHINE: tuple[tuple[str, str, Callable[["MachineState"], float | None]], ...] = (
-    ("processcache_job_last_success_timestamp_seconds",
+    ("processcache_job_machine_last_success_timestamp_seconds",
      "When the newest succeeded run of the job on the machine ended, in seconds since the epoch (0: none did).",
      lambda state: state.last_success.timestamp() if state.last_success else 0),
     ("processcache_job_last_run_duration_seconds",
@@ -123,13 +138,14 @@ def collect(database: "Database", grace: float = 60.0) -> list[Family]:
         (*MACHINE_LABELS, "status"),
         _states([(labels, {state.last_status} if state.last_status else set()) for labels, state in machines],
                 RUN_STATUSES)))
-    problems: dict[str, set[str]] = {}
-    for problem in found:
-        problems.setdefault(problem.job, set()).add(problem.kind)
+    families.insert(0, Family(
+        "processcache_job_last_success_timestamp_seconds",
+        "When the newest succeeded run of the job on any machine ended, in seconds since the epoch (0: none did).",
+        JOB_LABELS, _last_successes(ledger)))
     families.append(Family(
-        "processcache_job_problem", "1 for each problem `processcache check` reports about the job.",
-        (*JOB_LABELS, "kind"), _states([(job, problems.get("/".join(job), set())) for job in ledger.jobs],
-                                       PROBLEM_KINDS)))
+        "processcache_job_problem",
+        "1 for each problem `processcache check` reports about the job; machine: the one a run's problem is on.",
+        (*JOB_LABELS, "kind", "machine"), _problems(ledger.jobs, found)))
     families.append(Family("processcache_jobs", "Jobs in the database, retired ones left out (0: is the URL right?).",
                            (), [((), len(ledger.jobs))]))
     return families
@@ -145,24 +161,56 @@ def _states(items: list[tuple[tuple[str, ...], set[str]]], known: Iterable[str])
     return [((*labels, state), int(state in held)) for labels, held in items for state in every]
 
 
+def _last_successes(ledger: "Ledger") -> list[Sample]:
+    """Per job, the end of its newest succeeded run on any machine (the newest of its machines'); 0: none did."""
+    newest: dict[tuple[str, ...], float] = dict.fromkeys(ledger.jobs, 0)
+    for state in ledger.machines:
+        if state.last_success is not None:
+            job = (state.group, state.job)
+            newest[job] = max(newest[job], state.last_success.timestamp())
+    return list(newest.items())
+
+
+def _problems(jobs: list[tuple[str, str]], found: list["Problem"]) -> list[Sample]:
+    """Per job, one sample per problem kind: 1 per machine with that problem (machine "": the job's), else one 0.
+
+    The kinds are `PROBLEM_KINDS` and any other `check` reports (a newer
+    release's), as `_states` does; the machine is the judged run's for
+    `RUN_PROBLEMS`.
+    """
+    held: dict[str, dict[str, set[str]]] = {}
+    for problem in found:
+        machine = problem.run.machine if problem.kind in RUN_PROBLEMS and problem.run is not None else ""
+        held.setdefault(problem.job, {}).setdefault(problem.kind, set()).add(machine)
+    every = list(PROBLEM_KINDS) + sorted({kind for kinds in held.values() for kind in kinds} - set(PROBLEM_KINDS))
+    samples: list[Sample] = []
+    for job in jobs:
+        kinds = held.get("/".join(job), {})
+        samples += [((*job, kind, machine), 1) for kind in every for machine in kinds.get(kind, ())]
+        samples += [((*job, kind, ""), 0) for kind in every if kind not in kinds]
+    return samples
+
+
 def render(families: Iterable[Family]) -> str:
     """*families* in the classic text format: HELP and TYPE, then the samples sorted by their labels.
 
-    Each label is escaped once however many series carry it (a machine's
-    are in every family): a scrape of 1,000 jobs writes some 50,000 lines.
+    A label whose value is empty is left out, as Prometheus stores it (a
+    problem of the job's has no ``machine``). Each label is escaped once
+    however many series carry it (a machine's are in every family): a
+    scrape of 1,000 jobs writes some 50,000 lines.
     """
     pairs: dict[tuple[str, str], str] = {}
 
     def pair(name: str, value: str) -> str:
         found = pairs.get((name, value))
         if found is None:
-            found = pairs[(name, value)] = f'{name}="{escape(value)}"'
+            found = pairs[(name, value)] = f'{name}="{escape(value)}"' if value else ""
         return found
 
     lines = []
     for family in families:
         lines += [f"# HELP {family.name} {family.help}", f"# TYPE {family.name} gauge"]
-        lines += [f"{family.name}{{{','.join(map(pair, family.labels, values))}}} {_number(value)}"
+        lines += [f"{family.name}{{{','.join(filter(None, map(pair, family.labels, values)))}}} {_number(value)}"
                   if values else f"{family.name} {_number(value)}" for values, value in sorted(family.samples)]
     return "\n".join(lines) + "\n"
 

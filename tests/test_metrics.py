@@ -15,6 +15,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -28,7 +30,9 @@ import processcache
 from processcache.cli.metrics import write_whole
 from processcache.metrics import Family, collect, escape, render
 from processcache.records import RUN_STATUSES
+from processcache.timeutil import db_time
 
+README = (Path(__file__).resolve().parent.parent / "README.rst").read_text()
 #: A machine name holding every character the text format escapes, and some it does not need to.
 ODD_MACHINE = 'rack "7"\\web\nnode ✓'
 
@@ -127,11 +131,11 @@ def test_the_metrics_say_what_each_job_did_on_each_machine(backend_url):
         ("nightly", "web1"), ("nightly", ODD_MACHINE), ("flaky", "web1"), ("slow", "web2"), ("dead", "web2"),
         ("held", "web3"), ("held", "web4")]] == \
         [{"succeeded"}, {"succeeded"}, {"failed"}, {"timed-out"}, {"lost"}, {"running"}, {"skipped"}]
-    assert of("last_success_timestamp_seconds", "nightly", ODD_MACHINE) == \
+    assert of("machine_last_success_timestamp_seconds", "nightly", ODD_MACHINE) == \
         pytest.approx(runs["odd"].finished_at.timestamp(), abs=1e-3)
-    assert of("last_success_timestamp_seconds", "flaky", "web1") == \
+    assert of("machine_last_success_timestamp_seconds", "flaky", "web1") == \
         pytest.approx(runs["flaky-ok"].finished_at.timestamp(), abs=1e-3)
-    assert of("last_success_timestamp_seconds", "slow", "web2") == 0  # never succeeded
+    assert of("machine_last_success_timestamp_seconds", "slow", "web2") == 0  # never succeeded
     assert of("last_run_duration_seconds", "slow", "web2") == pytest.approx(runs["slow"].duration, abs=1e-3)
     assert runs["slow"].duration >= 0.2
     assert ("processcache_job_last_run_duration_seconds",
@@ -152,6 +156,64 @@ def test_the_metrics_say_what_each_job_did_on_each_machine(backend_url):
     # a retired job is left out, as check and jobs leave it out
     assert value(samples, "processcache_jobs") == 6
     assert not [key for key in samples if ("job_name", "old") in key[1]]
+
+
+def readme_rule_fires(samples: dict, now: float) -> list[dict[str, str]]:
+    """The labels the README's rule on a job's last success fires for, as Prometheus evaluates it at *now*."""
+    name, limit = re.search(r"time\(\) - (processcache_\w+) > (\d+)", README).groups()
+    return [dict(key) for (found, key), at in samples.items() if found == name and now - at > int(limit)]
+
+
+def test_a_farm_wide_job_has_one_last_success_and_the_readme_rule_fires_only_when_no_machine_succeeded(backend_url):
+    """A job that one of three machines runs (web1 and web2 win its lock by turns) is paged for only when none
+    succeeded for a day; the machine that lost the race is nobody's problem. A problem of a run names its machine."""
+    registry = processcache.Registry()
+    report = registry.job("farm", "report")(lambda ctx: None)  # lock="job": whichever machine comes first runs it
+
+    @registry.job("farm", "feed")
+    def feed(ctx):
+        raise RuntimeError("the feed is down")
+
+    hourly = registry.job("farm", "hourly", expect_every=0.2)(lambda ctx: None)
+    runs = [report.run(database=backend_url, machine=machine) for machine in ("web1", "web2", "web1", "web2", "web1")]
+    assert feed.run(database=backend_url, machine="web3").status == "failed"
+    assert hourly.run(database=backend_url, machine="web3").ok
+    time.sleep(0.3)  # hourly's 0.2 s pass: overdue, a problem of the job's, not of a machine
+
+    def age(moved: list, days: timedelta) -> None:
+        with processcache.connect(backend_url) as db:
+            for run in moved:
+                db.backend.execute("UPDATE process_job_runs SET started_at = $started, finished_at = $finished"
+                                   " WHERE id = $id", {"id": run.id, "started": db_time(run.started_at - days),
+                                                       "finished": db_time(run.finished_at - days)})
+
+    def scrape() -> tuple[dict, float]:
+        with processcache.connect(backend_url) as db:
+            now = db.clock.now().timestamp()  # time() at the scrape, by the server's clock the stamps are in
+        printed = cli("metrics", "--database", backend_url, "--grace", "0s")
+        assert printed.returncode == 0 and printed.stderr == "", printed.stderr
+        return parse(printed.stdout), now
+
+    age(runs[:-1], timedelta(days=2))  # web2 last won the race two days ago, web1 just now
+    samples, now = scrape()
+    assert {key: at for (name, key), at in samples.items() if name == "processcache_job_last_success_timestamp_seconds"
+            and ("job_name", "report") in key} == \
+        {frozenset({"group": "farm", "job_name": "report"}.items()): pytest.approx(runs[-1].finished_at.timestamp(),
+                                                                                     abs=1e-3)}
+    assert value(samples, "processcache_job_machine_last_success_timestamp_seconds", group="farm", job_name="report",
+                 machine="web2") == pytest.approx((runs[-2].finished_at - timedelta(days=2)).timestamp(), abs=1e-3)
+    assert [fired for fired in readme_rule_fires(samples, now) if fired["job_name"] == "report"] == []
+    assert where(samples, "processcache_job_problem", job_name="feed") == \
+        {"failed": {"group": "farm", "job_name": "feed", "kind": "failed", "machine": "web3"}}
+    assert where(samples, "processcache_job_problem", job_name="hourly") == \
+        {"overdue": {"group": "farm", "job_name": "hourly", "kind": "overdue"}}
+    assert value(samples, "processcache_job_problem", group="farm", job_name="feed", kind="overdue") == 0
+    assert value(samples, "processcache_job_problem", group="farm", job_name="report", kind="failed") == 0
+
+    age(runs[-1:], timedelta(days=2))  # now no machine succeeded for two days: it fires, once, for the job
+    samples, now = scrape()
+    assert [fired for fired in readme_rule_fires(samples, now) if fired["job_name"] == "report"] == \
+        [{"group": "farm", "job_name": "report"}]
 
 
 def test_every_scrape_reads_the_database_in_the_same_few_queries_however_many_jobs(backend_url):
@@ -263,8 +325,8 @@ def test_a_real_scrape_of_serve_reads_the_database_fresh_each_time_and_a_signal_
         samples = parse(_get(address + "/metrics")[2])  # the next scrape sees the run that ended since
         assert value(samples, "processcache_job_consecutive_failures", group="ops", job_name="flaky",
                      machine="web1") == 0
-        assert value(samples, "processcache_job_last_success_timestamp_seconds", group="ops", job_name="flaky",
-                     machine="web1") > runs["flaky-ok"].finished_at.timestamp()
+        assert value(samples, "processcache_job_machine_last_success_timestamp_seconds", group="ops",
+                     job_name="flaky", machine="web1") > runs["flaky-ok"].finished_at.timestamp()
         assert _get(address + "/")[:2] == (200, "text/plain; charset=utf-8")
         assert _get(address + "/nothing")[0] == 404
     finally:
@@ -370,7 +432,7 @@ def test_a_scrape_reads_one_moment_so_a_run_that_fails_meanwhile_is_not_running_
             families = {family.name: family for family in collect(db)}
             assert [run.status for run in db.list_runs("ops/feed")] == ["failed"]
     running = dict(families["processcache_job_running"].samples)
-    problems = {labels[-1]: found for labels, found in families["processcache_job_problem"].samples
+    problems = {labels[2]: found for labels, found in families["processcache_job_problem"].samples
                 if labels[:2] == ("ops", "feed")}
     assert running[("ops", "feed", "web3")] == 1 and problems["failed"] == 0
 
