@@ -215,6 +215,8 @@ def test_a_loopback_server_answers_only_its_own_host_names(tmp_path):
             for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", f"LOCALHOST:{port}"):
                 assert get(base + path, {"Host": host})[0] == 200, host
         assert "<html" in get(page + "/", {"Host": "evil.example"})[1].lower()  # the dashboard's error is a page
+        with urllib.request.urlopen(page + "/?token=x%0d%0aX-Injected:%201", timeout=30) as answer:
+            assert "Set-Cookie" not in answer.headers and "X-Injected" not in answer.headers  # no token: no cookie
 
 
 def test_metrics_serve_beyond_this_machine_needs_a_token_as_serve_does_and_checks_it(tmp_path):

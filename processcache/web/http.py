@@ -342,7 +342,7 @@ class _Handler(BaseHTTPRequestHandler):
             line = one_line(exc, self.server.site.mask)
             self.server.errors(f"{self.server.site.failed(request)}: {line}")
             answer = self.server.site.refusal(500, line)
-        if self.server.cookie and self._token_of("query"):  # the links of a page opened with ?token= need none
+        if self.server.guarded and self.server.cookie and self._token_of("query"):  # the token, as it matched
             answer = _with(answer, {"Set-Cookie": f"{self.server.cookie}={self._token_of('query')};"
                                                   " HttpOnly; SameSite=Strict; Path=/"})
         self._send(answer)
@@ -422,3 +422,4 @@ def _refuse_busy(connection: socket.socket, clients: int) -> None:
         connection.send(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: " + TEXT.encode()
                         + b"\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: "
                         + str(len(line)).encode() + b"\r\n\r\n" + line)
+        connection.recv(MAX_REQUEST)  # what came already: closed unread, it would reset the answer away
