@@ -23,6 +23,11 @@ SQLite settings, chosen for many cron processes writing one file (each can be
 overridden in the URL's query string, e.g. ``sqlite:///state.db?synchronous=full``):
 see `SQLITE_DEFAULTS`.
 
+A PostgreSQL URL takes ``?schema=processcache``: processcache's tables live
+in that schema (created if missing), alone on the search path, apart from
+an application's tables of the same names (``processes``) in ``public``.
+On MySQL and MariaDB a database of processcache's own does the same.
+
 A server's URL takes ``?pool_size=10&pool_timeout=30s&pool_idle=5m``: the
 process's threads share at most ``pool_size`` connections, a thread waits
 for one at most ``pool_timeout``, and one unused for ``pool_idle`` is
@@ -175,6 +180,8 @@ class DatabaseConfig:
     connect_timeout: float | None = None
     #: Servers: the process's connection pool (``pool_size``, ``pool_timeout``, ``pool_idle``; `storage.pool`).
     pool: PoolLimits = field(default_factory=PoolLimits)
+    #: PostgreSQL: the schema processcache's tables live in (``?schema=``), apart from the application's.
+    schema: str | None = None
 
     def mask(self, text: str) -> str:
         """Return *text* with the password replaced, for messages and logs."""
@@ -230,7 +237,8 @@ def parse_url(url: str) -> DatabaseConfig:
         config = _parse_sqlite(url)
     else:
         url, pool = _pool_limits(url)
-        config = replace(_parse_server(url, provider), pool=pool)
+        url, schema = _schema(url, provider)
+        config = replace(_parse_server(url, provider), pool=pool, schema=schema)
     if retry_for is None:
         return config
     return replace(config, retry_for=parse_duration(retry_for, "retry_for in the URL"))
@@ -252,6 +260,30 @@ def _pool_limits(url: str) -> tuple[str, PoolLimits]:
     if idle is not None:
         limits = limits._replace(idle=parse_duration(idle, "pool_idle in the URL"))
     return url, limits
+
+
+#: A schema name processcache quotes nowhere: letters, digits and underscores, not starting with a digit.
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def _schema(url: str, provider: str) -> tuple[str, str | None]:
+    """*url* without ``schema=``, the schema it names, and libpq's ``options`` that make it the search path.
+
+    Only the schema is on the search path: an application's table of the
+    same name in ``public`` is never read or written.
+    """
+    url, schema = _take_option(url, "schema")
+    if schema is None:
+        return url, None
+    if provider != "postgres":
+        raise ConfigError(f"schema={schema!r} in the URL is for PostgreSQL: on MySQL and MariaDB give processcache"
+                          " a database of its own (mysql://user@host/processcache)")
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise ConfigError(f"schema={schema!r} in the URL: use letters, digits and underscores (processcache)")
+    if "options=" in url.partition("?")[2]:
+        raise ConfigError("schema= and libpq's options= in one URL: give the search path one way (schema=)")
+    joiner = "&" if "?" in url else "?"
+    return url + joiner + urlencode({"options": f"-c search_path={schema}"}), schema
 
 
 def _take_option(url: str, name: str) -> tuple[str, str | None]:

@@ -66,7 +66,7 @@ from pony.orm.dbapiprovider import DBException, IntegrityError
 
 from .. import config as configuration
 from ..clock import moved
-from ..errors import DatabaseUnavailableError, MissingDriverError, ReadOnlyError
+from ..errors import ConfigError, DatabaseUnavailableError, MissingDriverError, ReadOnlyError
 from ..timeutil import backoff
 from . import retry
 from .dialects import SQLITE_MOVED, Dialect, dialect_for
@@ -119,6 +119,8 @@ class Backend:
         if self.pool is not None:
             share(self.pony.provider.pool, self.pool)
         self.pony.generate_mapping(create_tables=False, check_tables=False)
+        if database_config.schema is not None:
+            self._use_schema(database_config.schema)
 
     # -- transactions ---------------------------------------------------------------
 
@@ -554,6 +556,20 @@ class Backend:
         @self.pony.on_connect(provider=self.config.provider)
         def _read_only(_db, connection):
             connection.cursor().execute(statement)
+
+    def _use_schema(self, schema: str) -> None:
+        """Look for the tables in *schema* (Pony looks in ``public``), once sure the server put it on the search path.
+
+        A pooler that drops libpq's ``options`` (pgbouncer, unless told to
+        keep them) would leave the default path, and processcache would
+        read and write an application's tables of the same names.
+        """
+        self.pony.provider.default_schema_name = schema
+        path = self.value("SHOW search_path")
+        if path != schema:
+            raise ConfigError(f"the search path of {self.url} is {path!r}, not {schema!r}: something between here and"
+                              f" the server dropped libpq's options (a pooler); set it for the role instead:"
+                              f" ALTER ROLE ... SET search_path = {schema}")
 
     def _bind(self) -> None:
         """Bind Pony (it opens a first connection), waiting within the retry budget for a server that is away.

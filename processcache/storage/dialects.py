@@ -43,6 +43,8 @@ class Dialect:
     embedded = False
     #: Whether Pony resets the connection after each session with a round trip processcache does not need.
     resets_sessions = False
+    #: How to keep processcache's tables apart from an application's of the same names (a one-line error's end).
+    apart = ""
     #: The first statement of a read transaction that must see one moment throughout (`Backend.snapshot`):
     #: PostgreSQL's default is READ COMMITTED, a moment per statement, and a MySQL server may be set to it.
     snapshot = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
@@ -105,6 +107,7 @@ class Dialect:
 class SQLite(Dialect):
     name = "sqlite"
     embedded = True
+    apart = "give processcache a file of its own (sqlite:///processcache.db)"
     mark = "?"
     now = f"((julianday('now') - 2440587.5) * 86400.0 + {SQLITE_MOVED}())"
     for_update = ""  # SQLite's writers take turns already
@@ -129,6 +132,7 @@ class SQLite(Dialect):
 class PostgreSQL(Dialect):
     name = "postgres"
     resets_sessions = True
+    apart = "add ?schema=processcache to the URL (a schema of its own, created if missing)"
     driver = ("PostgreSQL", "postgres", "psycopg2")
     now = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
     returning = " RETURNING id"
@@ -177,6 +181,7 @@ class PostgreSQL(Dialect):
 
 class MySQL(Dialect):
     name = "mysql"
+    apart = "give processcache a database of its own (CREATE DATABASE processcache; mysql://user@host/processcache)"
     driver = ("MySQL", "mysql", "PyMySQL or mysqlclient")
     now = "CAST(UNIX_TIMESTAMP(SYSDATE(6)) AS DOUBLE)"
     for_share = " LOCK IN SHARE MODE"

@@ -317,9 +317,21 @@ class Schema:
                     self.backend.select(unlock)
 
     def create(self) -> None:
-        """Create what is missing and record this version and revision (the first process that gets to)."""
+        """Create what is missing and record this version and revision (the first process that gets to).
+
+        A table of processcache's name that is not processcache's (no version
+        recorded, columns of its own: an application's ``processes``, or the
+        original process-cache's) is refused in one line, before anything is
+        created, with the way to keep processcache's tables apart.
+        """
         with self.change() as state:
-            if self.differences():
+            schema = self.backend.config.schema
+            if schema is not None:
+                self.backend.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            differences = self.differences()
+            if state is None:
+                self._refuse_foreign(differences)
+            if differences:
                 self._create_missing()
             if state is None:
                 self._record("schema_version", SCHEMA_VERSION)
@@ -355,6 +367,16 @@ class Schema:
             self._record("schema_version", SCHEMA_VERSION)
             self._record("schema_revision", SCHEMA_REVISION)
         return start, CURRENT
+
+    def _refuse_foreign(self, differences: list[str]) -> None:
+        """SchemaError when a table processcache would create is there already with other columns: not ours."""
+        foreign = sorted({difference.split()[1].split(".")[0] for difference in differences
+                          if difference.startswith("column ")})
+        if foreign:
+            names = ", ".join(foreign)
+            raise SchemaError(f"{self.url} holds a table named {names} that is not processcache's (its columns"
+                              f" differ, and no processcache version is recorded): nothing was changed; keep"
+                              f" processcache's tables apart: {self.backend.dialect.apart}")
 
     # -- steps' tools -------------------------------------------------------------------
 
