@@ -13,19 +13,33 @@ so a job's modules beside it import. Both folders go after the standard
 library, not first as Python puts them: a job or a helper named
 ``email.py`` or ``logging.py`` would otherwise replace the standard
 library's module for processcache and for every library the job uses. They
-still go before installed packages, so the job's own modules win there.
+still go before installed packages, so the job's own modules win there,
+except over processcache's own dependencies (`DEPENDENCIES`: click,
+cronsim, Pony, the drivers...), which are always imported from where they
+are installed: a stray ``cronsim.py`` beside a job would otherwise break
+every job with a schedule, from deep inside processcache, whenever it
+imports cronsim. `passed_over` names such files, so that ``run`` can
+say which file it left alone.
 """
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import re
 import site
 import sys
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
 from types import ModuleType
 
 from .errors import LoadError
 from .registry import JobSpec
+
+#: The top-level modules processcache imports, at once or later (cronsim for a schedule, a driver when it
+#: connects): found where they are installed, never in a job's folder or the current directory.
+DEPENDENCIES = ("click", "cronsim", "platformdirs", "pony", "tzdata", "psycopg2", "pymysql", "MySQLdb")
 
 # A colon followed by a slash or backslash is a drive (C:\jobs\a.py), not :attr.
 _ATTR_SEPARATOR = re.compile(r":(?![\\/])")
@@ -75,12 +89,40 @@ def _import(name: str) -> ModuleType:
         raise
 
 
+class _Dependencies(importlib.abc.MetaPathFinder):
+    """Finds processcache's `DEPENDENCIES` on sys.path without the folders the loader added (`folders`)."""
+
+    def __init__(self) -> None:
+        self.folders: list[str] = []
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> ModuleSpec | None:
+        if path is not None or fullname not in DEPENDENCIES:
+            return None  # a submodule is found in its package's own folder
+        return importlib.machinery.PathFinder.find_spec(fullname, [e for e in sys.path if e not in self.folders])
+
+
+_dependencies = _Dependencies()
+
+
+def passed_over() -> list[tuple[str, str]]:
+    """(name, file) of each file in a job's folder (or the current directory) named like a dependency of
+    processcache's that is installed: imports find the installed one, the job's own ``import cronsim`` too."""
+    return [(name, spec.origin) for name in DEPENDENCIES for folder in _dependencies.folders
+            if (spec := importlib.machinery.PathFinder.find_spec(name, [folder])) is not None and spec.origin
+            and _dependencies.find_spec(name) is not None]
+
+
 def _search(*folders: str) -> None:
     """Let imports find modules in *folders*, in this order, after the standard library and before installed packages.
 
-    See the module's docstring for why. A folder on sys.path already (by
-    PYTHONPATH, say) stays where it is.
+    See the module's docstring for why; processcache's own dependencies
+    are never found there (`_Dependencies`). A folder on sys.path already
+    (by PYTHONPATH, say) stays where it is.
     """
+    if _dependencies not in sys.meta_path:
+        sys.meta_path.insert(0, _dependencies)
+    _dependencies.folders.extend(folder for folder in folders if folder not in _dependencies.folders)
     installed = {*site.getsitepackages(), site.getusersitepackages()}
     position = next((index for index, entry in enumerate(sys.path) if entry in installed), len(sys.path))
     for folder in folders:

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+from cli_helpers import cli
 
 from processcache import JobSpec, LoadError, connect
 from processcache.loader import load_target
@@ -273,3 +274,29 @@ def test_a_syntax_error_in_the_module_is_printed_without_processcaches_frames(tm
     assert result.returncode == 1
     assert result.stderr.startswith(f'  File "{tmp_path / "bad_syntax.py"}", line 1\n'), result.stderr
     assert result.stderr.endswith("SyntaxError: invalid syntax\n")
+
+
+def test_stray_files_named_like_processcaches_dependencies_do_not_break_a_job(backend_url, tmp_path):
+    """Issue 27, point 9: a cronsim.py (and psycopg2.py, pymysql.py, click.py) in the job's folder, or in the
+    current directory, shadowed processcache's own imports; the job's sibling modules still import."""
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    for stray in ("cronsim", "click", "psycopg2", "pymysql"):
+        (folder / f"{stray}.py").write_text(f"raise ImportError('the stray {stray}.py beside the job')\n")
+    (folder / "crm_helpers.py").write_text("PAGES = 3\n")
+    (folder / "etl.py").write_text(textwrap.dedent("""
+        import cronsim
+        from crm_helpers import PAGES
+        from processcache import job
+
+        @job("etl", "crm", schedule="*/5 * * * *")
+        def crm(ctx):
+            ctx.create_log(f"fetched {PAGES} pages with cronsim {cronsim.__name__}")
+    """))
+    result = cli("run", "--job", "etl/crm", f"{folder / 'etl.py'}:crm", "-m", "vm1", "-d", backend_url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "fetched 3 pages" in result.stderr
+    assert f"{folder / 'cronsim.py'} is not imported as cronsim" in result.stderr
+    quiet = cli("run", "-q", "--job", "etl/crm", "etl.py:crm", "-m", "vm2", "-d", backend_url, cwd=folder)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    assert cli("check", "-d", backend_url).returncode == 0

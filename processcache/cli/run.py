@@ -113,7 +113,9 @@ def run(target, database, machine, overlap, wait_timeout, quiet, job_name, as_js
     (a module with several lists them; --job picks one). A package.module
     is looked for in the current directory, as `python -m` does, then among
     installed packages; a file's own folder is searched for the modules it
-    imports. Neither hides the standard library: a job may be email.py.
+    imports. Neither hides the standard library (a job may be email.py) nor
+    processcache's own dependencies: a stray cronsim.py beside the job is
+    left alone, and a line names it.
 
     A job whose code no longer loads (a dependency missing after a deploy,
     a wrong path) never runs, so nothing records it, unless --job names it:
@@ -154,8 +156,13 @@ def run(target, database, machine, overlap, wait_timeout, quiet, job_name, as_js
     changes = parse_control(control)
     spec = _load(target, job_name, database, machine)
     _check_wait_timeout(overlap or spec.options.overlap, overlap, wait_timeout, f"{spec.group}/{spec.name}")
-    _run_and_exit(lambda: run_job(spec, database=database, machine=machine, echo=_echo_log, overlap=overlap,
-                                  wait_timeout=wait_timeout, **changes), quiet, as_json)
+
+    def call():
+        _say_passed_over()  # under -q, shown with the rest when the run fails
+        return run_job(spec, database=database, machine=machine, echo=_echo_log, overlap=overlap,
+                       wait_timeout=wait_timeout, **changes)
+
+    _run_and_exit(call, quiet, as_json)
 
 
 @click.command("exec", context_settings={"allow_interspersed_args": False})
@@ -286,6 +293,7 @@ def _load(target, job_name, database, machine):
     try:
         spec = select_job(target, load_target(target), job_name)
     except Exception as error:
+        _say_passed_over()
         if job_name is not None:
             record = record_load_failure(job_name, error, database, machine)
             if record.traceback:  # the user's code raised; a LoadError's one line is the summary's
@@ -297,6 +305,15 @@ def _load(target, job_name, database, machine):
         click.echo((user_traceback(error) or "").rstrip(), err=True)
         sys.exit(EXIT_FAILED)
     return _only_job(target, spec) if isinstance(spec, list) else spec
+
+
+def _say_passed_over() -> None:
+    """Name each file beside the job that is named like one of processcache's dependencies, and left alone."""
+    from ..loader import passed_over
+
+    for name, path in passed_over():
+        click.echo(shown(f"processcache: {path} is not imported as {name}: processcache and the job import the"
+                         f" installed {name} (rename the file if the job means its own)"), err=True)
 
 
 def _check_wait_timeout(chosen: str, overlap: str | None, wait_timeout: str | None, job: str) -> None:
