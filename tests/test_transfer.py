@@ -2,6 +2,8 @@
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 from cli_helpers import cli
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 
 from processcache import CacheContext, connect
 from processcache.context import ANY
-from processcache.storage.transfer import ImportLineError, parse_line
+from processcache.storage.transfer import ImportLineError, parse_line, parse_lines
 
 GOOD = {"key": "k", "value": 1, "machine": "m", "created_at": "2026-01-01T00:00:00+00:00", "expires_at": None}
 
@@ -72,6 +74,29 @@ def test_a_bad_expiry_stores_nothing_on_any_database(backend_url):
     assert result.stderr.strip() == ("Error: line 2: expires_at: nan is not a number of seconds since 1970"
                                      " (or null, for never): nothing was imported")
     assert cli("cache", "list", "g/j", "-a", "-d", backend_url).returncode == 1, "the job was not even created"
+
+
+def test_a_line_of_invalid_utf8_is_refused_naming_its_line_and_byte():
+    with pytest.raises(ImportLineError, match=r"^line 2: byte 10 \(0xff\) is not UTF-8, which `cache export` always"):
+        parse_lines([line().encode() + b"\n", b'{"key": "\xff"}\n'])
+    [entry] = parse_lines([b"\n", line(key="caf\u00e9").replace("\\u00e9", "\u00e9").encode()])
+    assert entry.key == "caf\u00e9", "UTF-8 itself is read"
+
+
+def test_a_file_of_invalid_utf8_imports_nothing_and_keeps_what_is_stored_on_any_database(backend_url):
+    """Python's stdin in a C or POSIX locale (cron's) turned b"\\xff" into a lone surrogate, and it was stored."""
+    with connect(backend_url) as db:
+        CacheContext(db, "g", "j", "m").create_cache("kept", "old")
+    before = cli("cache", "export", "g/j", "-d", backend_url).stdout
+    bad = line(value="a?b").encode().replace(b"?", b"\xff")
+    text = line(key="fine").encode() + b"\n" + line(key="caf\u00e9").encode() + b"\n" + bad + b"\n"
+    result = subprocess.run([sys.executable, "-m", "processcache", "cache", "import", "g/j", "-d", backend_url],
+                            input=text, capture_output=True, timeout=120, env={"LC_ALL": "C"})
+    assert result.returncode == 1
+    at = bad.index(b"\xff") + 1
+    assert result.stderr.decode() == (f"Error: line 3: byte {at} (0xff) is not UTF-8, which"
+                                      " `cache export` always writes: nothing was imported\n")
+    assert cli("cache", "export", "g/j", "-d", backend_url).stdout == before, "nothing stored, nothing lost"
 
 
 def test_importing_a_file_twice_changes_nothing_unless_appending(backend_url):

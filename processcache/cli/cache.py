@@ -234,18 +234,18 @@ def export(job, machine, database, as_json):
 def import_entries(job, machine, append, database, as_json):
     """Add the entries of a `cache export` (JSON lines on stdin), all in one transaction.
 
-    Every line is checked before anything is stored: one bad line imports
-    nothing. An entry already in the cache (same machine, key, value and
+    Every line is checked before anything is stored: one bad line (invalid
+    UTF-8 too) imports nothing. An entry already in the cache (same machine, key, value and
     creation time) is skipped unless --append.
 
     \b
     Example:
         processcache cache import example/hello-world -d sqlite:///copy.db < hello.jsonl
     """
-    from ..storage.transfer import parse_line
+    from ..storage.transfer import parse_lines
 
     try:
-        rows = [parse_line(number, line, machine) for number, line in enumerate(sys.stdin, 1) if line.strip()]
+        rows = parse_lines(click.get_binary_stream("stdin"), machine)
     except ProcessCacheError as exc:
         raise click.ClickException(f"{exc}: nothing was imported") from None
     with _context(database, job, machine, create=True) as ctx:

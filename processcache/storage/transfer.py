@@ -4,11 +4,15 @@ One JSON object a line: ``key``, ``value``, ``machine``, ``created_at`` (ISO
 8601; a time without an offset is UTC, as everywhere in processcache) and
 ``expires_at`` (seconds since the epoch, or null). Import refuses anything an
 export cannot have written, naming the line and the field, so a bad file is
-found before one row is stored.
+found before one row is stored. It reads bytes and decodes them as strict
+UTF-8, which an export always is: Python's standard input in a C or POSIX
+locale (cron's) turns undecodable bytes into lone surrogates instead, which
+would be stored as a value that can never be encoded again.
 """
 
 import json
 import math
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -32,6 +36,20 @@ class ExportedEntry(NamedTuple):
         """The JSON object `cache export` writes for this entry."""
         return {"key": self.key, "value": decode_value(self.text), "machine": self.machine,
                 "created_at": self.created_at, "expires_at": self.expires_at}
+
+
+def parse_lines(lines: Iterable[bytes], machine: str | None = None) -> list[ExportedEntry]:
+    """Every line of an export, read as bytes (blank lines skipped), as entries; `ImportLineError` at the first
+    line that is not one, invalid UTF-8 included."""
+    return [parse_line(number, _text(number, line), machine) for number, line in enumerate(lines, 1) if line.strip()]
+
+
+def _text(number: int, line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ImportLineError(f"line {number}: byte {exc.start + 1} (0x{line[exc.start]:02x}) is not UTF-8,"
+                              " which `cache export` always writes") from None
 
 
 def parse_line(number: int, line: str, machine: str | None = None) -> ExportedEntry:
