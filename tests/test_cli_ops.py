@@ -174,8 +174,9 @@ def test_run_overlap_options_and_exit_75(tmp_path):
     assert cli("run", f"{JOBS}:env", "-d", url, "--overlap", "allow").returncode == 0
     bad = cli("run", f"{JOBS}:env", "-d", url, "--overlap", "wait", "--wait-timeout", "soon")
     assert bad.returncode == 1 and "wait_timeout 'soon' is not a duration" in bad.stderr
-    statuses = json.loads(cli("runs", "--json", "-d", url).stdout)
+    statuses = json.loads(cli("runs", "--skipped", "--json", "-d", url).stdout)
     assert [run["status"] for run in statuses] == ["succeeded", "skipped", "skipped"]
+    assert [run["status"] for run in json.loads(cli("runs", "--json", "-d", url).stdout)] == ["succeeded"]
 
 
 def test_every_command_has_help_with_an_example():

@@ -266,31 +266,40 @@ def check(grace, notify_urls, database, as_json):
 @click.option("--logs-older-than", metavar="DURATION", help="Delete logs written longer ago (e.g. 14d).")
 @click.option("--keep-failed-for", metavar="DURATION",
               help="Keep failed, timed-out, lost and terminated runs and their logs this long instead (e.g. 90d).")
+@click.option("--skipped-older-than", metavar="DURATION",
+              help="Delete skipped copies of runs sooner: those that started longer ago (e.g. 2d).")
 @click.option("--expired", is_flag=True, help="Delete expired cache entries for good.")
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
 @database_option
 @json_option
 @one_line_errors
-def prune(runs_older_than, logs_older_than, keep_failed_for, expired, dry_run, database, as_json):
+def prune(runs_older_than, logs_older_than, keep_failed_for, skipped_older_than, expired, dry_run, database,
+          as_json):
     """Delete old runs and logs and expired entries, in small batches.
 
-    Live cache entries are never touched, and neither are, per job and
-    machine, the latest run and the latest successful run with their logs,
-    whatever their age: `check` judges the one, ctx.last_success() returns
-    the other.
+    Live cache entries are never touched, and neither is, whatever its
+    age, what `check` and the report judge by, with its logs: per job and
+    machine, the latest run not skipped (the failure check shows), the
+    latest that ended (too long?) and the latest success
+    (ctx.last_success() returns it). Skipped copies (a held lock, a
+    once_per slot taken) go with the rest, or sooner with
+    --skipped-older-than.
 
     \b
     Example (in a daily crontab):
         processcache prune --runs-older-than 30d --logs-older-than 14d --keep-failed-for 90d --expired
     """
-    if runs_older_than is None and logs_older_than is None and not expired:
-        raise click.UsageError("say what to prune: --runs-older-than, --logs-older-than and/or --expired")
-    runs_age, logs_age, failed_age = (None if value is None else parse_duration(value, option) for value, option in
-                                      [(runs_older_than, "--runs-older-than"), (logs_older_than, "--logs-older-than"),
-                                       (keep_failed_for, "--keep-failed-for")])
+    if runs_older_than is None and logs_older_than is None and skipped_older_than is None and not expired:
+        raise click.UsageError("say what to prune: --runs-older-than, --logs-older-than, --skipped-older-than"
+                               " and/or --expired")
+    runs_age, logs_age, failed_age, skipped_age = (
+        None if value is None else parse_duration(value, option) for value, option in
+        [(runs_older_than, "--runs-older-than"), (logs_older_than, "--logs-older-than"),
+         (keep_failed_for, "--keep-failed-for"), (skipped_older_than, "--skipped-older-than")])
     with opened(database, read_only=dry_run) as db:
         prune_history = functools.partial(db.history.prune, runs_older_than=runs_age, logs_older_than=logs_age,
-                                          keep_failed_for=failed_age, expired=expired)
+                                          keep_failed_for=failed_age, expired=expired,
+                                          skipped_older_than=skipped_age)
         if dry_run:
             counts = prune_history(dry_run=True)
         else:

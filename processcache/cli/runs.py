@@ -48,13 +48,15 @@ def _parse_since(_ctx, _param, text: str | None) -> datetime | timedelta | None:
 @click.argument("words", nargs=-1, metavar="[GROUP[/JOB] | show ID]", shell_complete=complete_jobs)
 @click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs with this status.")
 @click.option("--machine", "-m", metavar="NAME", help="Only runs on this machine.")
+@click.option("--skipped", "show_skipped", is_flag=True,
+              help="Also the skipped copies (a held lock, a once_per slot taken, a recent success).")
 @since_option("runs that started")
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1), help="How many runs.")
 @database_option
 @json_option
 @click.pass_context
 @one_line_errors
-def runs(click_ctx, words, status, machine, since, limit, database, as_json):
+def runs(click_ctx, words, status, machine, show_skipped, since, limit, database, as_json):
     """Runs, newest first, with their status and error; `runs show ID` prints one run whole.
 
     GROUP/JOB lists one job's runs, GROUP those of every job of the group.
@@ -63,6 +65,9 @@ def runs(click_ctx, words, status, machine, since, limit, database, as_json):
     attempts it made: "failed (3 attempts)" is one run whose three attempts
     failed. The EXIT column, there when a run of `processcache exec` is
     listed, holds the command's own exit code (128+n: killed by signal n).
+    Skipped copies (cron fired while the lock was held, a once_per slot
+    was taken or a recent success made the work done) are left out:
+    --skipped lists them too, --status skipped only them.
 
     `runs show ID` prints the run's start and end in UTC and in local time,
     its duration, the code `processcache run` or `exec` exited with (124
@@ -81,7 +86,7 @@ def runs(click_ctx, words, status, machine, since, limit, database, as_json):
         processcache runs show 1234
     """
     if words[:1] == ("show",):
-        refuse_listing_options(click_ctx, "runs show", "status", "machine", "since", "limit")
+        refuse_listing_options(click_ctx, "runs show", "status", "machine", "show_skipped", "since", "limit")
         _show_run(words[1:], database, as_json)
         return
     if len(words) > 1:
@@ -89,7 +94,7 @@ def runs(click_ctx, words, status, machine, since, limit, database, as_json):
                                " `processcache runs billing/sync-invoices` or `processcache runs show ID`")
     with opened(database) as db:
         found = db.list_runs(words[0] if words else None, status=status, machine=machine,
-                             since=since, limit=limit)
+                             since=since, limit=limit, skipped=show_skipped)
     if as_json:
         echo_json(found)
         return

@@ -103,19 +103,21 @@ class Overview:
 
 
 def gather(db: "Database", group: str | None = None, grace: float = 60.0, *, job: str | None = None,
-           cards: int = CARDS) -> Overview:
+           cards: int = CARDS, skipped: bool = False) -> Overview:
     """The snapshot of every job not retired (of *group*, or the job ``group/job`` *job*, only when given);
-    *grace* as ``check``'s, in seconds; *cards*: see `CARDS`. One read transaction that sees one moment
-    (`Backend.snapshot`), read again whole after a lost connection, within the URL's retry budget."""
+    *grace* as ``check``'s, in seconds; *cards*: see `CARDS`; skipped copies in the strips only with *skipped*.
+    One read transaction that sees one moment (`Backend.snapshot`), read again whole after a lost connection,
+    within the URL's retry budget."""
 
     def read() -> Overview:
         with db.backend.snapshot():
-            return _gather(db, group, grace, job, cards)
+            return _gather(db, group, grace, job, cards, skipped)
 
     return db.backend.retrying(read)
 
 
-def _gather(db: "Database", group: str | None, grace: float, job: str | None, cards: int) -> Overview:
+def _gather(db: "Database", group: str | None, grace: float, job: str | None, cards: int,
+            skipped: bool) -> Overview:
     now = db.clock.now()
     verdicts = [verdict for verdict in db.history.judge(grace, now)
                 if (group is None or verdict.summary.group == group) and (job is None or verdict.summary.name == job)]
@@ -130,7 +132,7 @@ def _gather(db: "Database", group: str | None, grace: float, job: str | None, ca
                    key=lambda view: (SEVERITY[view.state], view.name))
     drawn = views if len(views) <= cards else [view for view in views if view.failing or view.overdue][:cards // 2]
     ids = {verdict.summary.name: verdict.job_id for verdict in verdicts}
-    runs = recent_runs(db, [(ids[view.name], machine) for view in drawn for machine in view.summary.machines])
+    runs = recent_runs(db, [(ids[view.name], machine) for view in drawn for machine in view.summary.machines], skipped)
     failures = last_failures(db, runs)
     chosen = {view.name for view in drawn}
     jobs = [_drawn(view, runs.get(_key(view.summary), []), failures.get(_key(view.summary)))
@@ -145,11 +147,12 @@ def _key(summary: JobSummary) -> tuple[str, str]:
     return summary.group, summary.job
 
 
-def recent_runs(db: "Database", pairs: Sequence[tuple[int, str]]) -> dict[tuple[str, str], list[RunMark]]:
-    """The newest `RECENT_RUNS` runs of each (job id, machine), newest first, by (group, job): what is read
-    grows with the jobs shown, not with their history (`newest_marks`)."""
+def recent_runs(db: "Database", pairs: Sequence[tuple[int, str]],
+                skipped: bool = False) -> dict[tuple[str, str], list[RunMark]]:
+    """The newest `RECENT_RUNS` runs of each (job id, machine), newest first, by (group, job), skipped copies
+    only with *skipped*: what is read grows with the jobs shown, not with their history (`newest_marks`)."""
     found: dict[tuple[str, str], list[RunMark]] = {}
-    for mark in newest_marks(db, pairs, RECENT_RUNS):
+    for mark in newest_marks(db, pairs, RECENT_RUNS, skipped):
         found.setdefault((mark.group, mark.job), []).append(mark)
     return found
 

@@ -116,16 +116,19 @@ class Database:
         return self.history.jobs(include_retired)
 
     def list_runs(self, job: str | None = None, *, status: str | None = None, machine: str | None = None,
-                  since: datetime | timedelta | None = None, limit: int | None = 20) -> list[RunRecord]:
+                  since: datetime | timedelta | None = None, limit: int | None = 20,
+                  skipped: bool = True) -> list[RunRecord]:
         """Runs, newest first, as ``processcache runs`` lists them (None: no limit).
 
         *job* is ``"group/job"`` or a whole ``"group"``. *status* is one of
         running, succeeded, failed, skipped, lost, terminated (``lost``
         includes running runs whose heartbeat stopped). *since* is a time (a
         naive one is UTC) or a ``timedelta`` back from the database server's
-        clock. (``db.runs`` is the run store the runner uses, hence the name.)
+        clock. Skipped copies (a held lock, a once_per slot taken, a recent
+        success) are listed unless *skipped* is false, as ``runs`` without
+        ``--skipped``. (``db.runs`` is the run store the runner uses, hence the name.)
         """
-        return self.history.list_runs(job, status, machine, limit, since)
+        return self.history.list_runs(job, status, machine, limit, since, skipped)
 
     def run(self, run_id: int) -> RunDetail:
         """One run whole, as ``processcache runs show ID`` prints it: record, exit code and logs.

@@ -90,9 +90,12 @@ RUNNING_NOW = ("SELECT job_id, machine, COUNT(*) FROM process_job_runs WHERE sta
 PAIRS_PER_READ = 100
 
 
-def newest_marks(database: "Database", pairs: Sequence[tuple[int, str]], count: int) -> list[RunMark]:
+def newest_marks(database: "Database", pairs: Sequence[tuple[int, str]], count: int,
+                 skipped: bool = False) -> list[RunMark]:
     """Each (job id, machine)'s newest *count* runs as a strip shows them, newest first: per pair a walk back
-    from the newest end of the (job, machine, id, status) index, `PAIRS_PER_READ` pairs a statement.
+    from the newest end of the (job, machine, id, status) index, `PAIRS_PER_READ` pairs a statement. Skipped
+    copies only with *skipped*: a farm's once_per slots skip one copy per machine, which would crowd the real runs
+    out of a strip (the index holds the status: they cost no read of the table).
 
     Each pair a statement of its own in a UNION ALL: as one condition (an
     OR of ranges) MariaDB read the runs by id from the oldest range's
@@ -107,7 +110,8 @@ def newest_marks(database: "Database", pairs: Sequence[tuple[int, str]], count: 
         sql = " UNION ALL ".join(
             f"SELECT * FROM (SELECT r.id, r.job_id, r.machine, r.status, r.started_at, r.duration, r.expires_at"
             f" FROM process_job_runs r WHERE r.job_id = {int(job_id)} AND r.machine = $m{k}"
-            f" ORDER BY r.id DESC LIMIT {int(count)}) n{k}" for k, (job_id, _) in enumerate(chunk))
+            f"{'' if skipped else NOT_SKIPPED} ORDER BY r.id DESC LIMIT {int(count)}) n{k}"
+            for k, (job_id, _) in enumerate(chunk))
         with backend.transaction():
             plain_plans(backend)
             rows = backend.select(sql, {f"m{k}": machine for k, (_, machine) in enumerate(chunk)})
@@ -148,9 +152,10 @@ def runs_after(columns: str, pairs: Sequence[tuple[int, str, int | None]], condi
         f" AND r.id > {int(after or 0)}{condition}" for n, (job_id, _, after) in enumerate(pairs)), params
 
 
-#: Runs `prune` keeps whatever their age: per job and machine, the latest run
-#: (what `jobs` and `check` show) and the latest successful run (what
-#: ``ctx.last_success()`` returns, which incremental jobs start from): `last_runs` with these conditions.
+#: Runs `prune` keeps whatever their age: per job and machine, the latest run not skipped (what `jobs` and
+#: `check` show and judge: the failure check reports, when copies were skipped since), the latest of all
+#: (its start answers a schedule's due time) and the latest successful run (what ``ctx.last_success()``
+#: returns, which incremental jobs start from): `last_runs`'s run to show, then these conditions.
 _KEPT_RUNS = ("", SUCCEEDED)
 #: Each job's newest start, skipped runs too (cron fired), from its (job, started_at) index.
 LAST_START = "(SELECT r.started_at FROM process_job_runs r WHERE r.job_id = j.id ORDER BY r.started_at DESC LIMIT 1)"
@@ -306,10 +311,14 @@ class History:
         return "j.retired_at" if self.database.has_revision(JOB_STATE_REVISION) else "NULL"
 
     def list_runs(self, job: str | None = None, status: str | None = None, machine: str | None = None,
-                  limit: int | None = 20, since: datetime | timedelta | None = None) -> list[RunRecord]:
+                  limit: int | None = 20, since: datetime | timedelta | None = None,
+                  skipped: bool = True) -> list[RunRecord]:
         """Runs, newest first; *job* is ``group/job`` or a whole ``group``; ``status="lost"`` finds running
-        runs whose heartbeat stopped; *since* is a time, or a duration back by the database server's clock."""
+        runs whose heartbeat stopped; *since* is a time, or a duration back by the database server's clock.
+        Skipped copies are left out unless *skipped* (or *status* asks for them)."""
         clauses, params = ["1 = 1"], {"machine": machine, "status": status, "since": None}
+        if not skipped and status is None:
+            clauses.append("r.status <> 'skipped'")
         if job is not None:
             clauses.append(f"r.job_id IN ({id_list(self.job_ids(job))})")
         if machine is not None:
@@ -479,28 +488,38 @@ class History:
 
     def prune(self, runs_older_than: float | None = None, logs_older_than: float | None = None,
               keep_failed_for: float | None = None, dry_run: bool = False, expired: bool = False,
-              progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
-        """Delete old runs and logs; failures are kept for *keep_failed_for* (seconds).
+              progress: Callable[[str, int], None] | None = None,
+              skipped_older_than: float | None = None) -> dict[str, int]:
+        """Delete old runs and logs; failures are kept for *keep_failed_for* (seconds), skipped copies only for
+        *skipped_older_than* when it is given (a farm's once_per slots and held locks skip a copy per machine
+        and firing: gone sooner, they leave the budget to the runs that did the work).
 
         Returns how many runs and logs went (or would go, with *dry_run*).
         Cache entries are touched only with *expired*, which deletes the
         expired ones for good. *progress* is called with ("runs", "logs" or
-        "entries", rows deleted) after every batch.
+        "entries", rows deleted) after every batch. What `check` and the
+        report judge by is kept whatever its age (`_kept_runs`).
         """
         now = self.database.clock.now()
         counts = {}
         if expired:
             counts["entries"] = self.cache.prune_expired(dry_run, PRUNE_BATCH, progress)
-        kept = self._kept_runs() if runs_older_than is not None or logs_older_than is not None else []
-        for table, older_than in (("runs", runs_older_than), ("logs", logs_older_than)):
+        ages = {"runs": runs_older_than, "logs": logs_older_than}
+        if runs_older_than is None and skipped_older_than is not None:
+            ages["runs"] = float("inf")  # the skipped copies alone
+        kept = self._kept_runs() if ages["runs"] is not None or logs_older_than is not None else []
+        for table, older_than in ages.items():
             if older_than is None:
                 continue
-            cut = now - timedelta(seconds=older_than)
-            failcut = now - timedelta(seconds=max(older_than, keep_failed_for or 0))
-            params = {"cut": db_time(cut), "failcut": db_time(failcut)}
+            cut = _before(now, older_than)
+            failcut = _before(now, max(older_than, keep_failed_for or 0))
+            skipcut = _before(now, min(older_than, skipped_older_than if skipped_older_than is not None
+                                       else older_than))
+            params = {"cut": db_time(cut), "failcut": db_time(failcut), "skipcut": db_time(skipcut)}
             # Only the kept runs that started before the cut matter: a later run, and its logs, are young.
-            old_kept = [run_id for run_id, started in kept if started < cut]
-            where = self._old_runs(old_kept) if table == "runs" else self._old_logs(old_kept, failcut < cut)
+            old_kept = [run_id for run_id, started in kept if started < max(cut, skipcut)]
+            where = (self._old_runs(old_kept, skipcut > cut) if table == "runs"
+                     else self._old_logs(old_kept, failcut < cut))
             counts[table] = self.delete_rows(table, where, params, dry_run, progress)
         if runs_older_than is not None and not dry_run:
             self._prune_bookkeeping(runs_older_than)
@@ -522,15 +541,17 @@ class History:
         with self.backend.transaction():
             plain_plans(self.backend)
             kept = {run_id for row in self.backend.select(last_runs(self.backend, *_KEPT_RUNS))
-                    for run_id in row[3:] if run_id is not None}
+                    for run_id in row[2:] if run_id is not None}
             return [(run_id, py_time(started)) for run_id, started in select_by_ids(
                 self.backend, "SELECT id, started_at FROM process_job_runs WHERE id IN ({ids})", kept)]
 
-    def _old_runs(self, kept: list[int]) -> str:
+    def _old_runs(self, kept: list[int], skipped_sooner: bool) -> str:
+        """The runs older than the cut (failures: than the failures' cut), and skipped copies older than theirs."""
         failed = ", ".join(f"'{status}'" for status in FAILED)
-        return ("FROM process_job_runs r WHERE r.started_at < $cut AND ("
+        skipped = " OR (r.status = 'skipped' AND r.started_at < $skipcut)" if skipped_sooner else ""
+        return ("FROM process_job_runs r WHERE ((r.started_at < $cut AND ("
                 f"(r.status NOT IN ({failed}, 'running')) OR (r.status IN ({failed}) AND r.started_at < $failcut)"
-                f" OR (r.status = 'running' AND r.expires_at < {self.runs.now} AND r.started_at < $failcut))"
+                f" OR (r.status = 'running' AND r.expires_at < {self.runs.now} AND r.started_at < $failcut))){skipped})"
                 f" AND {not_in('r.id', kept)}")
 
     @staticmethod
@@ -568,6 +589,11 @@ class History:
         return self.backend.delete_in_batches(TABLES[table], where, params, PRUNE_BATCH, dry_run,
                                               progress and (lambda rows: progress(table, rows)),
                                               unlink_logs if table == "runs" else None)
+
+
+def _before(now: datetime, seconds: float) -> datetime:
+    """*seconds* before *now*; the start of time for an infinite age (nothing is that old)."""
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) if seconds == float("inf") else now - timedelta(seconds=seconds)
 
 
 def _what_went_wrong(run: RunRecord) -> str:
