@@ -7,7 +7,11 @@ so a project's tests use these fixtures with no conftest line:
     A new SQLite database in the test's ``tmp_path``, closed after the test.
     ``PROCESSCACHE_DATABASE_URL`` points at it meanwhile, so code that
     connects on its own (``spec.run()`` or ``cache_session`` without a
-    database, the CLI) opens it too, never your real database.
+    database, the CLI) opens it too, never your real database. So does a
+    module-level ``@memoize`` that names no database: every ``memoize``
+    connects again in each test that uses these fixtures (and after it), so
+    none stays bound to an earlier test's database or reads its values. One
+    that names a database of its own keeps using that one.
 ``run_job``
     ``run_job(spec, **options)`` runs a ``@job`` as cron would, recorded in
     ``processcache_db``, and returns its `RunRecord`. A run that fails fails
@@ -35,6 +39,7 @@ A job that connects to a PostgreSQL or MySQL server of its own keeps that
 server's real time.
 """
 
+import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -76,8 +81,17 @@ def processcache_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     """A new processcache database (SQLite in tmp_path) for this test; PROCESSCACHE_DATABASE_URL names it meanwhile."""
     url = f"sqlite:///{tmp_path / 'processcache.db'}"
     monkeypatch.setenv("PROCESSCACHE_DATABASE_URL", url)
+    _release_memoized()
     with connect(url) as database:
         yield database
+    _release_memoized()
+
+
+def _release_memoized() -> None:
+    """Unbind every `memoize` from the database it connected to (`memo.release_contexts`), if any was used."""
+    memo = sys.modules.get("processcache.memo")  # never imported: no memoised function to release
+    if memo is not None:
+        memo.release_contexts()
 
 
 @pytest.fixture

@@ -181,3 +181,48 @@ def test_moved_time_moves_sql_and_stamps_together_on_sqlite_and_leaves_a_servers
     finally:
         clock.set_moved(0.0)
     assert abs(backend.clock.now().timestamp() - time.time()) < 60
+
+
+#: A user's module-level memoised function that names no database, as a service or a job library declares one.
+USER_MEMO = '''
+import processcache
+
+calls = []
+
+
+@processcache.memoize("rates", ttl="6h")
+def exchange_rate(currency):
+    calls.append(currency)
+    return len(calls)
+'''
+
+
+def test_a_module_level_memoize_that_names_no_database_uses_each_tests_own_database(pytester):
+    """It used to stay bound to the first test's database: the second test read the first test's value."""
+    pytester.makepyfile(rates=USER_MEMO)
+    result = run_users_tests(pytester, '''
+from processcache import job
+from rates import calls, exchange_rate
+
+
+@job("shop", "prices")
+def prices(ctx):
+    return exchange_rate("EUR")
+
+
+def test_first(processcache_db):
+    assert exchange_rate("EUR") == 1
+    assert processcache_db.cache.key_stats(processcache_db.history.job_id("rates/memoize"), None)
+
+
+def test_second_computes_again_and_stores_in_its_own_database(processcache_db):
+    assert exchange_rate("EUR") == 2
+    assert exchange_rate("EUR") == 2
+    assert processcache_db.cache.key_stats(processcache_db.history.job_id("rates/memoize"), None)
+
+
+def test_a_job_that_calls_it_reads_this_tests_database(run_job):
+    assert run_job(prices).result == 3
+    assert run_job(prices).result == 3
+''')
+    result.assert_outcomes(passed=3)
