@@ -112,7 +112,9 @@ class SQLite(Dialect):
     now = f"((julianday('now') - 2440587.5) * 86400.0 + {SQLITE_MOVED}())"
     for_update = ""  # SQLite's writers take turns already
     snapshot = "BEGIN"  # Pony reads in autocommit mode, each statement a moment of its own; its session ends it
-    read_only_session = "PRAGMA query_only = ON"  # a file is opened mode=ro as well; this covers :sharedmemory:
+    # A file is opened mode=ro (`sqlitefiles`): SQLite refuses its writes already. PRAGMA query_only would refuse
+    # the BEGIN IMMEDIATE Pony sends for a raw connection too (`db sync --mode check`); :sharedmemory: is empty.
+    read_only_session = None
 
     def lock_job_row(self) -> str | None:
         return None
