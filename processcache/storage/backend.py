@@ -181,6 +181,15 @@ class Backend:
                                                                              SCHEMA_READ_TIMEOUT):
             yield
 
+    def reading_connection(self):
+        """Inside a transaction, its driver connection for reads (table and index probes), without making it a
+        write transaction as Pony's ``get_connection`` does (SQLite's ``BEGIN IMMEDIATE``, which a read-only
+        file or ``query_only`` refuses)."""
+        cache = self.pony._get_cache()
+        if not cache.in_transaction:
+            cache.prepare_connection_for_query_execution()
+        return cache.connection
+
     def after(self, callback: Callable[[], None]) -> None:
         """Call *callback* once this thread's outermost transaction has ended (at once outside any)."""
         if not self.in_transaction:

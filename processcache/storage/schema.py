@@ -273,7 +273,7 @@ class Schema:
         """
         differences = []
         with self.backend.transaction():
-            connection = self.pony.get_connection()
+            connection = self.backend.reading_connection()
             provider = self.pony.provider
             state = self._stored_state()
             self.refuse_newer(state)
@@ -382,7 +382,7 @@ class Schema:
 
     def _columns(self, table: str) -> set[str]:
         """The columns *table* has, lower case (the one probe: every database answers a SELECT's description)."""
-        cursor = self.pony.get_connection().cursor()
+        cursor = self.backend.reading_connection().cursor()
         cursor.execute(f"SELECT * FROM {table} WHERE 1 = 0")
         return {column[0].lower() for column in cursor.description}
 
@@ -402,7 +402,7 @@ class Schema:
 
     def _stored_state(self) -> tuple[int, int] | None:
         """`_read_state`, None without a meta table, looked for first: a failed SELECT ends a PostgreSQL transaction."""
-        if not self.pony.provider.table_exists(self.pony.get_connection(), "processcache_meta"):
+        if not self.pony.provider.table_exists(self.backend.reading_connection(), "processcache_meta"):
             return None
         return self._read_state()
 
