@@ -26,7 +26,6 @@ sends it or its retries run out.
 """
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -68,24 +67,15 @@ class Delivered:
     error: str | None
 
 
-def notify(db: Database, verdicts: list[Verdict], urls: list[str],
-           log: Callable[[str], None] | None = None) -> tuple[list[Change], list[Delivered]]:
+def notify(db: Database, verdicts: list[Verdict], urls: list[str]) -> tuple[list[Change], list[Delivered]]:
     """Change the alert states *verdicts* (``db.history.judge``, what ``check`` read) call for, queue their
     messages to *urls*, and deliver what is due.
 
     Returns the changes this checker made and the deliveries it tried
-    (the new ones, and older ones due again). *log*, if given, hears a line
-    for each.
+    (the new ones, and older ones due again): ``check`` says what it did,
+    and what went wrong (a delivery's error) apart.
     """
-    changes = update_states(db, verdicts, urls)
-    delivered = deliver(db, urls)
-    if log is not None:
-        for change in changes:
-            log(f"{change.job} {change.event}" + (" (muted: no message)" if change.muted else
-                                                 f": {change.queued} message(s) queued"))
-        for attempt in delivered:
-            log(f"message {attempt.delivery_id} to {attempt.channel}: " + (attempt.error or "sent"))
-    return changes, delivered
+    return update_states(db, verdicts, urls), deliver(db, urls)
 
 
 def update_states(db: Database, verdicts: list[Verdict], urls: list[str]) -> list[Change]:

@@ -20,13 +20,21 @@ Protocols, by URL:
 Pings are sent from a background thread; a service that is slow or down
 never holds a run up for more than `channels.DEFAULT_TIMEOUT` (5 s) at its
 end, and never fails it: a ping that did not go is a warning on stderr.
+
+``check --ping`` (`pinged`) speaks the same protocols for the checker
+itself: a ping each time it has read and judged every job, whatever it
+found, and a failure (healthchecks.io's ``/fail``) when it could not, so
+that an outside service notices a checker or a database that is down.
 """
 
+import contextlib
 import threading
 import uuid
+from collections.abc import Iterator
 from urllib.parse import quote, urlsplit
 
 from .channels import DEFAULT_TIMEOUT, post
+from .errors import one_line
 from .records import RunRecord
 
 #: The most of a run's output a ping carries (healthchecks.io keeps 100 KB of a ping's body).
@@ -53,13 +61,18 @@ class Pinger:
 
     def finish(self, run: RunRecord, exit_code: int, output: str) -> None:
         """Ping how *run* ended, and wait for the pings at most the timeout: the process may exit next."""
+        self.end(run.ok, exit_code, output or (run.error or ""))
+
+    def end(self, ok: bool, exit_code: int | None, output: str) -> None:
+        """Ping success or failure (with *exit_code*; healthchecks.io's ``/fail`` without one), *output*'s end
+        as the body, and wait for the pings at most the timeout: the process may exit next."""
         if self.cronitor:
-            state = "complete" if run.ok else "fail"
-            message = quote(output[-CRONITOR_MESSAGE:] or (run.error or ""))
-            self._send(f"{self.url}?state={state}&series={self.series}&status_code={exit_code}"
-                       f"&message={message}", None)
+            state = "complete" if ok else "fail"
+            code = "" if exit_code is None else f"&status_code={exit_code}"
+            self._send(f"{self.url}?state={state}&series={self.series}{code}"
+                       f"&message={quote(output[-CRONITOR_MESSAGE:])}", None)
         else:
-            where = self.url if run.ok else f"{self.url}/{exit_code}"
+            where = self.url if ok else f"{self.url}/{'fail' if exit_code is None else exit_code}"
             self._send(f"{where}?rid={self.series}", output.encode()[-BODY_BYTES:])
         if self._thread is not None:
             self._thread.join(DEFAULT_TIMEOUT)
@@ -80,3 +93,18 @@ class Pinger:
 
         self._thread = threading.Thread(target=ping, name="processcache-ping", daemon=True)
         self._thread.start()
+
+
+@contextlib.contextmanager
+def pinged(url: str | None) -> Iterator[None]:
+    """Ping *url* when the block completes, and its failure, with the error's line, when it raises (and let
+    the error go on): ``check --ping``, a dead man's switch on the checker. None pings nothing."""
+    if url is None:
+        yield
+        return
+    try:
+        yield
+    except Exception as exc:
+        Pinger(url).end(False, None, one_line(exc))
+        raise
+    Pinger(url).end(True, None, "")

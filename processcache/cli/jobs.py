@@ -191,6 +191,17 @@ def channels_given(urls: tuple[str, ...]) -> list[str]:
         raise click.BadParameter(str(exc)) from None
 
 
+def ping_given(url: str | None) -> str | None:
+    """The --ping URL, checked before any database opens: a typo fails the crontab line at once."""
+    from ..channels import check_ping
+    from ..errors import ProcessCacheError
+
+    try:
+        return None if url is None else check_ping(url)
+    except ProcessCacheError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.command()
 @click.option("--grace", default="1m", show_default=True, metavar="DURATION",
               help="How late a due run (a job's schedule) or a job with expect_every may start before it is "
@@ -200,10 +211,17 @@ def channels_given(urls: tuple[str, ...]) -> list[str]:
               help="Send an alert when a job starts failing or recovers: a webhook (https://...) or e-mail "
                    "(smtp://host?to=you@example.org). Repeat it for more; the variable takes them space-separated "
                    "(set on a crontab line of its own, it keeps their tokens out of `ps`).")
+@click.option("--ping", "ping_url", metavar="URL", callback=lambda _ctx, _param, url: ping_given(url),
+              help="A healthchecks.io or Cronitor URL pinged each time check has judged every job (whatever it "
+                   "found), and told of a failure (/fail) when it could not read the database: an outside dead "
+                   "man's switch then watches the checker.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Print errors only: no table, no line per alert queued or sent (for the checker's crontab "
+                   "line: cron mails only what needs a person). The exit code still says whether all is well.")
 @database_option
 @json_option
 @one_line_errors
-def check(grace, notify_urls, database, as_json):
+def check(grace, notify_urls, ping_url, quiet, database, as_json):
     """Report jobs that need a look; exit 1 if any, 0 if all is well.
 
     A job is reported when it is missed (declared with a schedule, and no
@@ -232,10 +250,22 @@ def check(grace, notify_urls, database, as_json):
     next check (`processcache alerts` lists them). Give every machine that
     runs check the same --notify.
 
+    What check did goes to stdout with the table (a line per alert queued
+    or sent; with --json, "changes" and "deliveries"); stderr carries only
+    what needs a person: a database that cannot be read, a message that
+    could not be sent (it is tried again later). With -q, stdout stays
+    empty, so a crontab line needs no > /dev/null and cron mails errors
+    only, once.
+
+    With --ping, an outside service (healthchecks.io, Cronitor) watches
+    the checker: it is pinged each time check has judged every job, and
+    told of a failure (/fail) when the database cannot be read; when the
+    checking machine is down, the pings stop and the service alerts.
+
     \b
     Examples:
         processcache check --json
-        * * * * *  processcache check --notify https://hooks.example.org/cron > /dev/null
+        * * * * *  processcache check -q --notify https://hooks.example.org/cron --ping https://hc-ping.com/<uuid>
 
     A token in a --notify URL shows in `ps`: set PROCESSCACHE_NOTIFY on a
     line of its own at the top of the crontab instead (cron passes it on;
@@ -243,22 +273,41 @@ def check(grace, notify_urls, database, as_json):
 
     \b
         PROCESSCACHE_NOTIFY=smtp://mail.internal?to=ops@example.org https://hooks.example.org/T0KEN
-        * * * * *  processcache check > /dev/null
+        * * * * *  processcache check -q --ping https://hc-ping.com/<uuid>
     """
+    from ..pings import pinged
+
     writes = bool(notify_urls)  # alert states live in the database: --notify needs a user that may write
-    with opened(database, read_only=not writes) as db:
+    changes: list = []
+    delivered: list = []
+    with pinged(ping_url), opened(database, read_only=not writes) as db:
         verdicts = db.history.judge(parse_duration(grace, "--grace"))
         problems = db.history.problems(verdicts)
         if notify_urls:
             from ..alerts import notify
 
-            notify(db, verdicts, notify_urls, log=lambda line: click.echo(f"processcache: {shown(line)}", err=True))
-    if as_json:
-        echo_json({"ok": not problems, "problems": problems})
-    else:
+            changes, delivered = notify(db, verdicts, notify_urls)
+    for attempt in delivered:
+        if attempt.error:
+            click.echo(shown(f"processcache: message {attempt.delivery_id} to {attempt.channel} was not sent:"
+                             f" {attempt.error} (a later check --notify tries again)"), err=True)
+    if as_json and not quiet:
+        echo_json({"ok": not problems, "problems": problems, "changes": changes, "deliveries": delivered})
+    elif not quiet:
+        _echo_alerted(changes, delivered)
         echo_table(["JOB", "PROBLEM", "RUN", "DETAIL"], [[p.job, p.kind, p.run_id, p.detail] for p in problems],
                    empty="all jobs are well")
     sys.exit(1 if problems else 0)
+
+
+def _echo_alerted(changes: list, delivered: list) -> None:
+    """What check --notify did, on stdout with the table: a line per alert queued and per message sent."""
+    for change in changes:
+        click.echo(shown(f"processcache: {change.job} {change.event}" + (
+            " (muted: no message)" if change.muted else f": {change.queued} message(s) queued")))
+    for attempt in delivered:
+        if not attempt.error:
+            click.echo(shown(f"processcache: message {attempt.delivery_id} to {attempt.channel}: sent"))
 
 
 @click.command()
