@@ -38,7 +38,17 @@ from .logs import LogType
 from .names import normalize_name
 from .options import JobOptions
 from .reader import CacheReader, read_cache
-from .records import AttemptRecord, Entry, JobSummary, LogRecord, Problem, RunDetail, RunRecord
+from .records import (
+    RUN_STATUSES,
+    AttemptRecord,
+    Entry,
+    JobSummary,
+    LogRecord,
+    Problem,
+    RunDetail,
+    RunRecord,
+    RunStatus,
+)
 from .registry import JobSpec, Registry, job
 from .session import cache_session
 from .storage.database import Database, connect
@@ -60,6 +70,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "ANY",
+    "RUN_STATUSES",
     "AttemptRecord",
     "CacheContext",
     "CacheReader",
@@ -93,6 +104,7 @@ __all__ = [
     "RunDetail",
     "RunNotRecordedError",
     "RunRecord",
+    "RunStatus",
     "SchemaError",
     "TimedOut",
     "__version__",

@@ -21,7 +21,7 @@ from .context import CacheContext
 from .durations import format_duration
 from .errors import JobSkippedError, LeaseLostError
 from .logs import LogType
-from .records import AttemptRecord
+from .records import AttemptRecord, RunStatus
 from .session import error_line, python_traceback, status_of
 from .timeouts import TimedOut, interrupt_after
 
@@ -63,7 +63,7 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, (Exception, TimedOut)) and not isinstance(exc, (LeaseLostError, JobSkippedError))
 
 
-def _record(ctx: CacheContext, number: int, began: datetime, status: str, error: str | None,
+def _record(ctx: CacheContext, number: int, began: datetime, status: RunStatus, error: str | None,
             signal: int | None) -> None:
     """Store the attempt; a database that cannot take it fails the run's own ending, which reports it."""
     finished = ctx.database.clock.now()

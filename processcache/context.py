@@ -369,6 +369,27 @@ class CacheContext:
                                     " only inside its job or its cache_session block")
         return self.job_id
 
+    @property
+    def record(self) -> RunRecord:
+        """The run's final record, once it has ended (after its ``with cache_session`` block, or its job).
+
+        ``ctx.run`` is Optional (a context may record no run) and changes
+        from the running record to the final one; ``ctx.record`` is the final
+        one alone, never None, and its ``status`` one of `RunStatus`. Read
+        before the run ended, or when its end could not be recorded, it is a
+        `ProcessCacheError` that says so.
+        """
+        run = self.run
+        if run is None:
+            raise ProcessCacheError(f"this context of {self.group}/{self.job} records no run: it has no record")
+        if not self._ended:
+            raise ProcessCacheError(f"run {run.id} of {self.group}/{self.job} has not ended: ctx.record is its final"
+                                    " record, read after the with block (ctx.run is the running one meanwhile)")
+        if run.status == "running":
+            raise ProcessCacheError(f"run {run.id} of {self.group}/{self.job} ended but its end could not be"
+                                    " recorded (RunNotRecordedError said why): it has no final record")
+        return run
+
     def end(self) -> None:
         """Mark the run over (`cache_session` does as it ends): every later call raises, so no write lands on it."""
         self._ended = True

@@ -12,7 +12,7 @@ as objects too.
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from .logs import LogType
 
@@ -22,8 +22,11 @@ from .logs import LogType
 #: or its ``once_per`` slot or a recent success says the work is done: the
 #: reason is its error); ``lost`` (its process died, or another run took its
 #: lock over); ``terminated`` (a signal stopped it). The one list the CLI's
-#: ``--status`` offers.
-RUN_STATUSES = ("running", "succeeded", "failed", "timed-out", "skipped", "lost", "terminated")
+#: ``--status`` offers. A `RunStatus` is a plain str, stored and written to JSON as
+#: it is; a type checker reads it as these seven, so ``run.status == "succeded"``
+#: is an error there.
+RunStatus = Literal["running", "succeeded", "failed", "timed-out", "skipped", "lost", "terminated"]
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 
 
 class Entry(NamedTuple):
@@ -69,7 +72,7 @@ class RunRecord(NamedTuple):
     job: str
     machine: str
     pid: int
-    status: str
+    status: RunStatus
     started_at: datetime
     finished_at: datetime | None = None
     duration: float | None = None
@@ -103,7 +106,7 @@ class RunMark(NamedTuple):
     group: str
     job: str
     machine: str
-    status: str
+    status: RunStatus
     started_at: datetime
     duration: float | None
 
@@ -112,7 +115,7 @@ class AttemptRecord(NamedTuple):
     """One attempt of a run with ``retries``: a run's status is its last attempt's."""
 
     number: int
-    status: str
+    status: RunStatus
     started_at: datetime
     finished_at: datetime | None
     duration: float | None

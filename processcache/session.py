@@ -31,7 +31,7 @@ from .locknames import lock_key, lock_name
 from .logs import LogType
 from .options import JobOptions
 from .output import Captured
-from .records import LogRecord, RunRecord
+from .records import LogRecord, RunRecord, RunStatus
 from .signals import Terminated
 from .storage.backend import DriverError
 from .storage.database import Database, connect
@@ -352,7 +352,7 @@ def _record_failure(ctx: CacheContext, started: RunRecord, exc: BaseException) -
         exc.run = ctx.run
 
 
-def _finish(ctx: CacheContext, started: RunRecord, status: str, exc: BaseException | None,
+def _finish(ctx: CacheContext, started: RunRecord, status: RunStatus, exc: BaseException | None,
             trace: str | None = None, result: Any = None) -> RunRecord:
     """The final record of *started*; if it cannot be stored, `RunNotRecordedError` naming outcome and storage error."""
     error = None if exc is None else error_line(exc, ctx.options)
@@ -373,7 +373,7 @@ def python_traceback(ctx: CacheContext, exc: BaseException) -> str | None:
     return user_traceback(exc)
 
 
-def status_of(exc: BaseException) -> str:
+def status_of(exc: BaseException) -> RunStatus:
     """The status of a run (or attempt) *exc* ended: ``timed-out``, ``failed`` or ``terminated``."""
     if isinstance(exc, TimedOut):
         return "timed-out"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..codec import decode_value, encode_value
 from ..errors import InvalidValueError, SchemaError
 from ..locknames import lock_key
-from ..records import AttemptRecord, RunRecord
+from ..records import AttemptRecord, RunRecord, RunStatus
 from ..texts import storable
 from ..timeutil import db_time, py_time
 from .backend import Backend, ConstraintViolation, id_list
@@ -84,7 +84,7 @@ class RunStore:
         job_id = self.store.job_id(group, job)
         self.backend.retrying(self.database.clock.sync)  # this run's stamps by the server's clock
         started_at = self.database.clock.now()
-        status = "running"
+        status: RunStatus = "running"
         params = {"job_id": job_id, "machine": machine, "pid": pid, "status": status,
                   "started_at": db_time(started_at), "lease": lease,
                   "expect_every": expect_every, "max_duration": max_duration, "scope": scope}
@@ -133,7 +133,7 @@ class RunStore:
                                     " WHERE name = $name AND run_id = $owner",
                                     {"name": lock_key(name), "owner": owner, "lease": lease}) == 1
 
-    def finish(self, run: RunRecord, status: str, error: str | None = None, traceback: str | None = None,
+    def finish(self, run: RunRecord, status: RunStatus, error: str | None = None, traceback: str | None = None,
                result: Any = None, signal: int | None = None, fence: Fence = NO_FENCE,
                exit_code: int | None = None, attempts: int | None = None) -> RunRecord:
         """Record how *run* ended (and the signal that ended it) and return its final record.
@@ -379,7 +379,7 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def status_at(status: str, expires_at: float | None, now: float) -> str:
+def status_at(status: RunStatus, expires_at: float | None, now: float) -> RunStatus:
     """A run's status as of *now* (the server's clock): a running run whose lease expired is ``lost``."""
     if status == "running" and expires_at is not None and float(expires_at) < float(now):
         return "lost"  # its heartbeat stopped: the process died without a word
