@@ -28,9 +28,16 @@ lease on it and computes; the others look for its result every `POLL`
 seconds at most (up to *timeout*). If the computing process dies, its lease
 runs out and another takes over. An exception is not cached: it propagates,
 and the next call computes again. An ``async def`` function is memoised by an
-``async def`` wrapper: it awaits the computation, and waiting for another
-process's result sleeps without blocking the event loop (the database calls
-in between block briefly, as every context call does).
+``async def`` wrapper: it awaits the computation on the event loop, and
+everything else (connecting, the lookups, the lease, the store) runs in a
+few threads of the process (`processcache.memo_threads`), awaited, so that
+no database work, however slow the server, stalls the loop. Waiting for
+another process's result sleeps on the loop. Cancelling a call ends it at
+once; its lock is released in a thread when the work under way ends.
+
+`memoize` takes ``if_database_down="call"``: a call whose database does
+not answer within ``down_after`` seconds computes its value uncached, and
+one warning is logged per outage (`memo_threads.Outage`).
 """
 
 import functools
@@ -41,14 +48,16 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterator
+import weakref
+from collections.abc import Awaitable, Callable, Generator, Hashable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, Protocol, TypeVar, cast
 
 from .codec import check_str_keys, encode_value
 from .context import ANY, CacheContext
 from .errors import InvalidValueError, LeaseLostError, MemoTimeoutError
 from .heartbeat import Heartbeat
+from .memo_threads import DOWN_AFTER, DatabaseDown, Inline, OffLoop, Outage
 from .names import check_key
 from .options import DEFAULT_LEASE, DEFAULT_WAIT_TIMEOUT
 from .storage.fence import Fence
@@ -112,44 +121,107 @@ def default_name(func: Callable) -> str:
 def get_or_compute(ctx: CacheContext, key: str, compute: Callable[[], Any], ttl: float | None = None,
                    lease: float = DEFAULT_LEASE, timeout: float = DEFAULT_WAIT_TIMEOUT) -> Any:
     """The value under *key* from any machine, or ``compute()``'s, stored once for all."""
+    return _drive(Inline(), lambda: ctx, key, compute, ttl, lease, timeout)
+
+
+def _drive(where: "Inline | OffLoop", ctx_of: Callable[[], CacheContext], key: str, compute: Callable[[], Any],
+           ttl: float | None, lease: float, timeout: float) -> Any:
+    """A sync call: `_steps`' database work done *where* (here, or in a thread within a bound), computed here."""
+    ctx = where.call(ctx_of)
+    if ctx.database.backend.in_transaction:
+        where = Inline()  # the caller's transaction (a batch) is this thread's: its work joins it
     steps = _steps(ctx, key, ttl, lease, timeout)
+    done = False
     try:
-        step = next(steps)
-        while True:
+        done, step = where.call(_advance, steps, None)
+        while not done:
             if step is _COMPUTE:
-                step = steps.send(compute())
+                done, step = where.call(_advance, steps, compute())
             else:
                 time.sleep(step)
-                step = next(steps)
-    except StopIteration as done:
-        return done.value
+                done, step = where.call(_advance, steps, None)
+        return step
     finally:
-        steps.close()  # after an exception in compute(): releases the lock
+        if not done:
+            where.release(steps.close)  # after an exception in compute(): releases the lock
 
 
-async def get_or_compute_async(ctx: CacheContext, key: str, compute: Callable[[], Awaitable[Any]],
+async def get_or_compute_async(ctx_of: Callable[[], CacheContext], key: str, compute: Callable[[], Awaitable[Any]],
                                ttl: float | None = None, lease: float = DEFAULT_LEASE,
-                               timeout: float = DEFAULT_WAIT_TIMEOUT) -> Any:
-    """`get_or_compute` for an ``async def`` computation: awaited, and waits that do not block the event loop.
+                               timeout: float = DEFAULT_WAIT_TIMEOUT, bound: float | None = None) -> Any:
+    """`get_or_compute` for an ``async def`` computation, whose database work never runs on the event loop.
 
-    The loop mirrors `get_or_compute`'s with ``await``; everything else is
-    the one protocol of `_steps`.
+    The context (*ctx_of*, which may connect), the lookups, the lease and the
+    store run in `memo_threads`' threads, awaited (each within *bound*
+    seconds, if given); the computation and the waits between looks run on
+    the loop. Cancelled, the call releases its lock in a thread once the
+    database work under way ends, and does not wait for it. Inside the
+    caller's own transaction (a ``ctx.batch()``) the work stays in the
+    caller's thread and joins the transaction, as a sync call's does.
     """
     import asyncio  # only async callers pay for importing it
 
+    where: Inline | OffLoop = OffLoop(bound)
+    ctx = await where.acall(ctx_of)
+    if ctx.database.backend.in_transaction:
+        where = Inline()
     steps = _steps(ctx, key, ttl, lease, timeout)
+    done = False
     try:
-        step = next(steps)
-        while True:
+        done, step = await where.acall(_advance, steps, None)
+        while not done:
             if step is _COMPUTE:
-                step = steps.send(await compute())
+                done, step = await where.acall(_advance, steps, await compute())
             else:
                 await asyncio.sleep(step)
-                step = next(steps)
-    except StopIteration as done:
-        return done.value
+                done, step = await where.acall(_advance, steps, None)
+        return step
+    except asyncio.CancelledError:
+        done = True
+        where.abandon(steps.close)  # a cancelled call ends now; its lock goes once the work under way ends
+        raise
     finally:
-        steps.close()
+        if not done:
+            await where.arelease(steps.close)
+
+
+async def _one_flight(flight: Hashable, call: Callable[[], Awaitable[Any]]) -> Any:
+    """``await call()``, shared by the tasks of this event loop that make the same call (*flight*) meanwhile.
+
+    The first runs it; the others await its value instead of each looking
+    for it in the database every `POLL` seconds (50 waiting tasks made the
+    loop's threads busy enough to stall it). When the first fails or is
+    cancelled, each of the others makes the call on its own, as before.
+    """
+    import asyncio
+
+    flights = _flights.setdefault(asyncio.get_running_loop(), {})
+    first = flights.get(flight)
+    if first is not None:
+        value = await asyncio.shield(first)
+        return await call() if value is _MISSING else value
+    flights[flight] = ours = asyncio.get_running_loop().create_future()
+    value = _MISSING
+    try:
+        value = await call()
+        return value
+    finally:
+        del flights[flight]
+        ours.set_result(value)
+
+
+_flights: "weakref.WeakKeyDictionary[Any, dict[Hashable, Any]]" = weakref.WeakKeyDictionary()
+
+
+def _advance(steps: Generator[Any, Any, Any], value: Any) -> tuple[bool, Any]:
+    """Run *steps* to its next step, sending *value* in: (False, the step) or (True, the value it returned).
+
+    A StopIteration cannot cross into an asyncio future: the end is a flag.
+    """
+    try:
+        return False, steps.send(value)
+    except StopIteration as stopped:
+        return True, stopped.value
 
 
 def _steps(ctx: CacheContext, key: str, ttl: float | None, lease: float, timeout: float) -> Generator[Any, Any, Any]:
@@ -226,12 +298,14 @@ def _cached(ctx: CacheContext, key: str) -> Any:
 
 
 def memoizer(ctx_factory: Callable[[], CacheContext], ttl: float | None, lease: float, timeout: float,
-             name: str | None = None) -> Callable[[Callable[P, R]], Memoised[P, R]]:
+             name: str | None = None, if_down: "IfDown | None" = None) -> Callable[[Callable[P, R]], Memoised[P, R]]:
     """A decorator that memoises a function through the context *ctx_factory* returns.
 
     The wrapper has ``cache_clear()`` and ``forget(*args, **kwargs)`` (each
     returns how many values it deleted, on every machine) and
-    ``memo_key(*args, **kwargs)``.
+    ``memo_key(*args, **kwargs)``. With *if_down*, a call computes its
+    value uncached while the database is down (`memoize`'s
+    ``if_database_down="call"``).
     """
 
     def decorator(func: Callable[P, R]) -> Memoised[P, R]:
@@ -242,13 +316,19 @@ def memoizer(ctx_factory: Callable[[], CacheContext], ttl: float | None, lease: 
         if inspect.iscoroutinefunction(func):
             @functools.wraps(func)
             async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await get_or_compute_async(ctx_factory(), key_of(args, kwargs), lambda: func(*args, **kwargs),
-                                                  ttl, lease, timeout)
+                key, call = key_of(args, kwargs), functools.partial(func, *args, **kwargs)
+                if if_down is None:
+                    return await _one_flight((ctx_factory, key), lambda: get_or_compute_async(
+                        ctx_factory, key, call, ttl, lease, timeout))
+                return await _one_flight((ctx_factory, key), lambda: _async_or_uncached(
+                    if_down, ctx_factory, key, call, ttl, lease, timeout))
         else:
             @functools.wraps(func)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return get_or_compute(ctx_factory(), key_of(args, kwargs), lambda: func(*args, **kwargs), ttl, lease,
-                                      timeout)
+                key, call = key_of(args, kwargs), functools.partial(func, *args, **kwargs)
+                if if_down is None:
+                    return _drive(Inline(), ctx_factory, key, call, ttl, lease, timeout)
+                return _sync_or_uncached(if_down, ctx_factory, key, call, ttl, lease, timeout)
 
         def forget(*args: P.args, **kwargs: P.kwargs) -> int:
             """Delete the memoised value of this call, on every machine: the next call computes it again."""
@@ -272,6 +352,61 @@ def memoizer(ctx_factory: Callable[[], CacheContext], ttl: float | None, lease: 
         return memoised
 
     return decorator
+
+
+class IfDown(NamedTuple):
+    """``if_database_down="call"``: the database's `Outage`, and how long each piece of its work may take (s)."""
+
+    outage: Outage
+    bound: float
+
+
+def _sync_or_uncached(if_down: IfDown, ctx_of: Callable[[], CacheContext], key: str, call: Callable[[], Any],
+                      ttl: float | None, lease: float, timeout: float) -> Any:
+    """A sync call that computes uncached while the database is down: its database work in a thread, bounded."""
+    if if_down.outage.down:
+        if_down.outage.probe(functools.partial(_look, ctx_of, key))
+        return call()
+    computed: list = []
+
+    def compute() -> Any:
+        computed.append(call())
+        return computed[0]
+
+    try:
+        return _drive(OffLoop(if_down.bound), ctx_of, key, compute, ttl, lease, timeout)
+    except DatabaseDown as down:
+        if_down.outage.begin(down)
+        return computed[0] if computed else call()  # a value computed before the store failed is returned
+
+
+async def _async_or_uncached(if_down: IfDown, ctx_of: Callable[[], CacheContext], key: str,
+                             call: Callable[[], Awaitable[Any]], ttl: float | None, lease: float,
+                             timeout: float) -> Any:
+    """`_sync_or_uncached` for an ``async def`` function."""
+    if if_down.outage.down:
+        if_down.outage.probe(functools.partial(_look, ctx_of, key))
+        return await call()
+    computed: list = []
+
+    async def compute() -> Any:
+        computed.append(await call())
+        return computed[0]
+
+    try:
+        return await get_or_compute_async(ctx_of, key, compute, ttl, lease, timeout, if_down.bound)
+    except DatabaseDown as down:
+        if_down.outage.begin(down)
+        return computed[0] if computed else await call()
+
+
+def _look(ctx_of: Callable[[], CacheContext], key: str) -> None:
+    """An outage's probe: one read from the database, in the probe's own thread, whose connection it closes."""
+    ctx = ctx_of()
+    try:
+        _cached(ctx, key)
+    finally:
+        ctx.database.close()
 
 
 def _keys(func: Callable, name: str | None) -> tuple[str, Callable[[tuple, dict], str]]:
@@ -308,12 +443,17 @@ def _is_json(value: Any) -> bool:
 
 _contexts: dict[tuple[str, str, str | None, int | str | None], CacheContext] = {}
 _contexts_lock = threading.Lock()
+#: One `Outage` per database (its URL, or the id of a connected Database), shared by its memoised functions.
+_outages: dict[int | str | None, Outage] = {}
+#: What ``if_database_down`` takes.
+IF_DATABASE_DOWN = ("fail", "call")
 
 
 def memoize(group: str, ttl: "float | str | None" = None, *, database: "Database | str | None" = None,
             job: str = "memoize", machine: str | None = None, lease: "float | str" = DEFAULT_LEASE,
-            timeout: "float | str" = DEFAULT_WAIT_TIMEOUT,
-            name: str | None = None) -> Callable[[Callable[P, R]], Memoised[P, R]]:
+            timeout: "float | str" = DEFAULT_WAIT_TIMEOUT, name: str | None = None,
+            if_database_down: str = "fail",
+            down_after: "float | str" = DOWN_AFTER) -> Callable[[Callable[P, R]], Memoised[P, R]]:
     """Memoise a function across processes and machines, outside any job.
 
     >>> from processcache import memoize
@@ -328,36 +468,68 @@ def memoize(group: str, ttl: "float | str | None" = None, *, database: "Database
     Values are stored in the cache of job *job* of *group*; *database* is a
     URL or a connected Database (opened once, on the first call). *name*
     replaces the function's in its keys (see `processcache.memo`).
+
+    *if_database_down* says what a call does when the cache database cannot
+    be reached. ``"fail"`` (the default) raises `DatabaseUnavailableError`
+    once the URL's timeouts and ``retry_for`` (30 s) are spent, as every
+    database call does. ``"call"`` calls the function and returns its
+    value, uncached, once the database has not answered for *down_after*
+    seconds (default 3; each lookup, lock and store is bounded so), or at
+    once when it refused: a cache in front of an API must not take the
+    service down with it. One warning per outage goes to the
+    ``processcache.memo`` logger; while the outage lasts, calls skip the
+    database, and once it answers again (a probe looks at most once a
+    second), values are cached again. ``forget`` and ``cache_clear`` still
+    fail while it is down. An async function's database work runs in
+    threads either way, never on the event loop (`processcache.memo_threads`).
     """
     from .durations import parse_duration
 
     if callable(group):
         raise TypeError('memoize needs a group: write @memoize("group", ttl="1h")')
+    if if_database_down not in IF_DATABASE_DOWN:
+        raise ValueError(f"if_database_down={if_database_down!r}: use 'fail' (raise, the default) or 'call'"
+                         " (call the function uncached while the database is down)")
     ttl = None if ttl is None else parse_duration(ttl, "ttl")
     lease, timeout = parse_duration(lease, "lease"), parse_duration(timeout, "timeout")
+    which = id(database) if database is not None and not isinstance(database, str) else database
+    if_down = None
+    if if_database_down == "call":
+        with _contexts_lock:
+            outage = _outages.setdefault(which, Outage(lambda: _described(database)))
+        bound = parse_duration(down_after, "down_after")
+        if bound <= 0:
+            raise ValueError(f"down_after={down_after!r}: give how long to wait for the database, such as 3 or '3s'")
+        if_down = IfDown(outage, bound)
 
     def ctx_factory() -> CacheContext:
+        key = (group, job, machine, which)
         with _contexts_lock:
-            key = (group, job, machine, id(database) if database is not None and not isinstance(database, str)
-                   else database)
+            found = _contexts.get(key)
+            if found is not None:
+                return found
+            connecting = _connecting.setdefault(key, threading.Lock())
+        with connecting:  # one connects; the other callers of this database wait for it, and no one else
             if key not in _contexts:
                 from .storage.database import Database, connect
 
                 db = database if isinstance(database, Database) else connect(database)
-                _contexts[key] = CacheContext(db, group, job, machine)
+                ctx = CacheContext(db, group, job, machine)
+                with _contexts_lock:
+                    _contexts[key] = ctx
             return _contexts[key]
 
-    return memoizer(ctx_factory, ttl, lease, timeout, name)
+    return memoizer(ctx_factory, ttl, lease, timeout, name, if_down)
 
 
-def release_contexts() -> None:
-    """Forget the context of every `memoize`, closing the databases it connected to itself: each memoised
-    function connects again on its next call, to the database its arguments name *then*. For
-    `processcache.testing`: a memoize that names no database follows ``PROCESSCACHE_DATABASE_URL`` into each
-    test's own database, where it would otherwise stay bound to the first test's."""
-    with _contexts_lock:
-        released = list(_contexts.items())
-        _contexts.clear()
-    for (_group, _job, _machine, which), ctx in released:
-        if which is None or isinstance(which, str):  # a URL (or none): its Database is memoize's own
-            ctx.database.close()
+_connecting: dict[tuple[str, str, str | None, int | str | None], threading.Lock] = {}
+
+
+def _described(database: "Database | str | None") -> str:
+    """The database *database* names, its password hidden, for a warning."""
+    if database is not None and not isinstance(database, str):
+        return database.url
+    from .config import parse_url, resolve_url
+
+    return parse_url(resolve_url(database)).safe_url
+
