@@ -4,10 +4,11 @@ An ``async def`` memoised function never touches the database on the event
 loop: its lookups, its lease and its store run in `DATABASE_THREADS`
 threads of this process (`OffLoop`), awaited, so that a slow or silent
 server stalls the calls that need it and nothing else. The threads are
-shared by every memoised function of the process; each keeps its own
-connection to each Database it used (Pony's connections are per thread), so
-async memoised calls add at most `DATABASE_THREADS` connections per
-Database. The function itself runs on the loop, as the caller's task.
+shared by every memoised function of the process, and each uses a Database
+as any thread does (`storage.backend`: its connection and transactions are
+its own), so async memoised calls use at most `DATABASE_THREADS`
+connections of a Database at once. The function itself runs on the loop,
+as the caller's task.
 
 ``memoize(..., if_database_down="call")`` waits for each piece of database
 work at most *down_after* seconds (`OffLoop` with a bound, sync calls
