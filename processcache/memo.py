@@ -533,3 +533,15 @@ def _described(database: "Database | str | None") -> str:
 
     return parse_url(resolve_url(database)).safe_url
 
+
+def release_contexts() -> None:
+    """Forget the context of every `memoize`, closing the databases it connected to itself: each memoised
+    function connects again on its next call, to the database its arguments name *then*. For
+    `processcache.testing`: a memoize that names no database follows ``PROCESSCACHE_DATABASE_URL`` into each
+    test's own database, where it would otherwise stay bound to the first test's."""
+    with _contexts_lock:
+        released = list(_contexts.items())
+        _contexts.clear()
+    for (_group, _job, _machine, which), ctx in released:
+        if which is None or isinstance(which, str):  # a URL (or none): its Database is memoize's own
+            ctx.database.close()
