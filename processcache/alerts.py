@@ -12,6 +12,15 @@ makes the change once), nor while it is muted (``processcache jobs mute``):
 its state still follows the job, so a job that failed while muted and still
 fails when the mute ends sends nothing more; one that recovers then does.
 
+An incident is one, whatever it turns into: a job failing whose problem
+changes kind (failed, then timed out; overdue, then failed; failing, then
+flaky) sends nothing more, and its recovery comes when nothing is wrong
+any more. A job that is ``flaky`` (its last run succeeded, but K of its
+last N failed: its ``flaky`` option, 3 of 12 by default) alerts once when
+it becomes so and recovers once when it is not; and a failing job stays
+failing while a failed run counts up to its ``alert_after`` again, so no
+"recovered" goes out while its runs still fail.
+
 A channel that is down or slow never holds ``check`` up for more than its
 timeout per message (5 s by default); the message stays queued and the
 next ``check --notify`` tries again (`storage.alerts.RETRY_DELAYS`), which
@@ -90,8 +99,8 @@ def update_states(db: Database, verdicts: list[Verdict], urls: list[str]) -> lis
     changes = []
     for summary, problems, job_id in verdicts:
         count, _ = failures.get(job_id, (0, None))
-        now = _state_of(job_id, summary, [p for p in problems if p.kind not in NOT_ALERTED], count)
         before = states.get(job_id)
+        now = _state_of(job_id, summary, [p for p in problems if p.kind not in NOT_ALERTED], count, before)
         if before is not None and before.state == now.state:
             if now.state == "failing" and count > before.failures:
                 store.note_failures(job_id, count)
@@ -110,10 +119,16 @@ def update_states(db: Database, verdicts: list[Verdict], urls: list[str]) -> lis
     return changes
 
 
-def _state_of(job_id: int, summary: JobSummary, problems: list[Problem], failures: int) -> AlertState:
-    """The alert state *problems* put the job in: the first alerting problem, or ok."""
+def _state_of(job_id: int, summary: JobSummary, problems: list[Problem], failures: int,
+              before: AlertState | None) -> AlertState:
+    """The alert state *problems* put the job in: the first alerting problem, or ok.
+
+    A job failing already stays so while a failed run has not reached its
+    ``alert_after`` (flaky, then failed once): its runs still fail.
+    """
     needed = summary.alert_after or 1
-    alerting = [p for p in problems if p.kind not in RUN_ENDINGS or failures >= needed]
+    failing = before is not None and before.state == "failing"
+    alerting = [p for p in problems if p.kind not in RUN_ENDINGS or failures >= needed or failing]
     if not alerting:
         return AlertState(job_id, "ok", None, None, 0, None, None)
     first = alerting[0]

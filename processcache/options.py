@@ -21,6 +21,11 @@ DEFAULT_WAIT_TIMEOUT = 600.0
 DEFAULT_OUTPUT_TAIL = 64 * 1024
 #: Seconds a command stopped by its timeout (or a signal) has between SIGTERM and SIGKILL.
 DEFAULT_KILL_AFTER = 10.0
+#: A job whose last run succeeded is flaky when this many of its last runs failed ("K/N"): 3 of 12 is a
+#: failure every four runs, which an hourly job shows within half a day, where one failure is chance.
+DEFAULT_FLAKY = "3/12"
+#: What ``flaky`` takes to judge no job flaky.
+FLAKY_OFF = "off"
 _SIZE = re.compile(r"\s*(\d+)\s*(b|k|kb|kib|m|mb|mib)?\s*", re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 2**20, "mb": 2**20, "mib": 2**20}
 
@@ -93,6 +98,12 @@ class JobOptions:
                     or overdue (default: ``check --grace``, 60s).
     alert_after:    how many failed runs in a row before an alert is sent
                     (default 1); a missed, lost or too-long job alerts at once.
+    flaky:          ``"K/N"``: a job whose last run succeeded but that failed
+                    K of its last N runs (skipped copies not counted), in two
+                    streaks or more, is ``flaky`` in ``check``, the report and
+                    its alerts (default ``"3/12"``; ``"off"`` never). One
+                    streak of failures that ended is an outage that recovered,
+                    not a flaky job.
     ping:           a URL pinged at each run's start and end, in the
                     protocol of healthchecks.io (``https://hc-ping.com/...``,
                     or ``hc+https://`` for a self-hosted one) or Cronitor
@@ -135,6 +146,7 @@ class JobOptions:
     timezone: str = "UTC"
     grace: float | None = None
     alert_after: int = 1
+    flaky: str = DEFAULT_FLAKY
     ping: str | None = None
 
     @property
@@ -195,7 +207,33 @@ class JobOptions:
             raise RegistryError(f"reopen_failed_slot={changes['reopen_failed_slot']!r}: use True or False")
         if "capture_logging" in changes:
             changes["capture_logging"] = _capture_level(changes["capture_logging"])
+        if "flaky" in changes:
+            changes["flaky"] = _flaky(changes["flaky"])
         return dataclasses.replace(self, **changes)
+
+
+def flaky_threshold(value: str | None) -> tuple[int, int] | None:
+    """(K, N) of a ``flaky`` option as stored (None: `DEFAULT_FLAKY`), or None when it is off (or unreadable:
+    a newer release's form).
+
+    >>> flaky_threshold("3/12"), flaky_threshold("off"), flaky_threshold(None)
+    ((3, 12), None, (3, 12))
+    """
+    failures, _, runs = (value or DEFAULT_FLAKY).partition("/")
+    if not (failures.isdigit() and runs.isdigit()) or not 1 <= int(failures) <= int(runs):
+        return None
+    return int(failures), int(runs)
+
+
+def _flaky(value: Any) -> str:
+    """The ``flaky`` option as stored: ``"K/N"`` (a (K, N) pair too), or `FLAKY_OFF` (False too)."""
+    if value is False or value == FLAKY_OFF:
+        return FLAKY_OFF
+    text = f"{value[0]}/{value[1]}" if isinstance(value, tuple) and len(value) == 2 else value
+    if not isinstance(text, str) or flaky_threshold(text.replace(" ", "")) is None:
+        raise RegistryError(f"flaky={value!r}: use 'K/N' (K failures of the last N runs, 1 <= K <= N, such as"
+                            f" '{DEFAULT_FLAKY}') or 'off'")
+    return text.replace(" ", "")
 
 
 def _capture_level(value: bool | int | str) -> int | None:

@@ -86,6 +86,14 @@ class RunRecord(NamedTuple):
     attempts: int | None = None
     #: The start of the ``once_per`` slot the run claimed, by the database server's clock (None without).
     slot: datetime | None = None
+    #: Seconds it waited for its lock (``overlap="wait"``), which its *duration* leaves out; -1 while it
+    #: waits (`storage.runs.WAITING`); None for a run that did not wait.
+    waited: float | None = None
+
+    @property
+    def waiting(self) -> bool:
+        """True while the run waits for its lock: recorded, not at work yet."""
+        return self.waited is not None and self.waited < 0
 
     @property
     def ok(self) -> bool:
@@ -147,6 +155,10 @@ class JobSummary:
     timezone: str | None = None
     grace: float | None = None
     alert_after: int | None = None
+    #: Its lock (``job`` or ``machine``: then each machine that runs it is expected to go on) and its
+    #: ``flaky`` option (``3/12``, ``off``), as its latest run declared; None before schema revision 2.7.
+    lock_scope: str | None = None
+    flaky: str | None = None
 
     @property
     def name(self) -> str:
@@ -168,12 +180,16 @@ class Problem:
     for the last due time started after its grace), ``bad-schedule`` (a
     stored schedule the checking machine cannot read, such as a time zone
     its database lacks), ``failed``, ``timed-out``, ``lost``,
-    ``terminated`` or ``too-long``; ``no-jobs``
+    ``terminated``, ``too-long`` or ``flaky`` (its last run succeeded, but
+    K of its last N failed: the job's ``flaky`` option); ``no-jobs``
     (with *job* ``-``) for a database that holds no job at all, so a probe
     given the wrong database fails. *run* is the run judged (the job's last
-    one not skipped; for ``late``, the late run), so a monitor reading
+    one not skipped; for ``late``, the late run; for ``too-long``, the run
+    that took or takes too long), so a monitor reading
     ``check --json`` has its machine, exit code, attempts and slot without
-    asking again; None when the job never ran.
+    asking again; None when the job never ran. *machine* names the machine
+    the problem is about, for a job locked per machine (``lock="machine"``)
+    whose machine stopped running it or failed; None for a job's problem.
     """
 
     job: str
@@ -181,6 +197,7 @@ class Problem:
     detail: str
     run_id: int | None = None
     run: RunRecord | None = None
+    machine: str | None = None
 
 
 @dataclass(frozen=True)

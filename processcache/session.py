@@ -36,7 +36,7 @@ from .signals import Terminated
 from .storage.backend import DriverError
 from .storage.database import Database, connect
 from .storage.fence import Fence
-from .storage.runs import MONITORING, RunStore
+from .storage.runs import JUDGED, MONITORING, RunStore
 from .timeouts import TimedOut, interrupt_after
 
 if TYPE_CHECKING:
@@ -103,7 +103,8 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
         runs = db.runs
         started = ctx.run = runs.start(ctx.group, ctx.job, ctx.machine, os.getpid(), options.lease,
                                        options.expect_every, options.max_duration, options.data_scope,
-                                       {name: getattr(options, name) for name in MONITORING})
+                                       {name: getattr(options, name) for name in (*MONITORING, *JUDGED.values())},
+                                       waiting=options.overlap == "wait")
         lock: str | None = None  # the heartbeat renews it from the moment it is taken: the lambda reads it then
         heartbeat = Heartbeat(lambda: runs.heartbeat(started.id, options.lease, lock), options.lease / 3,
                               f"run {started.id}", close=db.close)
@@ -112,7 +113,7 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
         with heartbeat:
             try:
                 try:
-                    lock = _take_lock(ctx, started)
+                    lock, started = _take_lock(ctx, started)
                     started = _skip_if_done(ctx, started)
                     pinger = _pinged(options.ping)
                     with _captured_logging(ctx), using(ctx), _python_output(captured):
@@ -218,22 +219,28 @@ def lock_name_of(ctx: CacheContext) -> str:
     return lock_key(lock_name(ctx.group, ctx.job, ctx.machine if ctx.options.lock == "machine" else None))
 
 
-def _take_lock(ctx: CacheContext, started: RunRecord) -> str | None:
-    """The name of the lock the options ask for, once held; `JobLockedError` (the run recorded skipped) if not."""
+def _take_lock(ctx: CacheContext, started: RunRecord) -> tuple[str | None, RunRecord]:
+    """The name of the lock the options ask for, once held, and the run with how long it waited for it (its
+    duration leaves that out: see `RunStore.waited`); `JobLockedError` (the run recorded skipped) if not."""
     options = ctx.options
     if options.overlap == "allow":
-        return None
+        return None, started
     name = lock_name_of(ctx)
     runs = ctx.database.runs
     if options.overlap == "wait" and (ctx.database.url, name) in _locks_here.held:
         raise ProcessCacheError(f"a run of this process holds the lock {name} already: this run would wait for"
                                 " itself; run the inner job with overlap='skip' or 'allow'")
-    deadline = time.monotonic() + (options.wait_timeout if options.overlap == "wait" else 0)
+    began = time.monotonic()
+    deadline = began + (options.wait_timeout if options.overlap == "wait" else 0)
     for _ in backoff(deadline):
         if runs.acquire(name, ctx.machine, os.getpid(), started.id, options.lease):
             ctx.fence = Fence(((name, started.id),))
             _locks_here.held.add((ctx.database.url, name))
-            return name
+            if options.overlap == "wait":
+                started = ctx.run = runs.waited(started, time.monotonic() - began)
+            return name, started
+    if options.overlap == "wait":
+        started = runs.waited(started, time.monotonic() - began)
     message = _held_message(runs, name, options)
     skipped = ctx.run = runs.finish(started, "skipped", error=message)
     raise JobLockedError(message, skipped)

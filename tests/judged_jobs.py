@@ -43,3 +43,9 @@ def export(ctx):
 def sync(ctx):
     """Fails now and then: flaky (3 failures in the last 12 runs by default) even when its last run succeeded."""
     _work()
+
+
+@job("ops", "fetch", timeout="1s")
+def fetch(ctx):
+    """Fails, or times out when it sleeps past its timeout: two kinds of one incident."""
+    _work()

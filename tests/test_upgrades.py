@@ -25,7 +25,7 @@ def test_a_v1_database_upgrades_on_first_use_and_keeps_every_row(backend_url):
         assert "column process_job_runs.exit_signal is missing" in old.sync("check")
     with connect(backend_url) as db:  # upgrades
         assert db.sync("check") == []
-        assert db.schema.state() == CURRENT == (2, 6)
+        assert db.schema.state() == CURRENT == (2, 7)
         assert cache_indexes(db) == {KEY_INDEX, TREE_INDEX}
         ctx = CacheContext(db, "legacy", "nightly", "old-box")
         assert [(e.key, e.value) for e in ctx.get_cache("k0") + ctx.get_cache("k1") + ctx.get_cache("k2")] \
@@ -190,3 +190,37 @@ def test_a_revision_2_database_gets_the_index_of_job_scoped_key_reads(backend_ur
     with connect(backend_url) as db:  # upgrades
         assert db.schema.state() == CURRENT and db.sync("check") == []
         assert [e.value for e in CacheContext(db, "g", "j", "m2").get_cache("k1")] == list(range(1, 30, 3))
+
+
+def make_revision_6(db) -> None:
+    """Turn a current database into what revision 6 left: no lock_scope, flaky or waited, no retired machines."""
+    for table, column in (("process_jobs", "lock_scope"), ("process_jobs", "flaky"), ("process_job_runs", "waited")):
+        db.backend.execute(f"ALTER TABLE {table} DROP COLUMN {column}", {})
+    db.backend.execute("DROP TABLE process_job_machines", {})
+    db.backend.execute("UPDATE processcache_meta SET value = '6' WHERE name = 'schema_revision'", {})
+
+
+def test_a_revision_6_database_runs_and_judges_jobs_as_it_is_and_upgrades_to_per_machine_judgement(backend_url):
+    from processcache import Registry
+
+    with connect(backend_url) as db:
+        make_revision_6(db)
+    registry = Registry()
+
+    @registry.job("ops", "logrotate", lock="machine", overlap="wait", expect_every="1m")
+    def logrotate(ctx):
+        pass
+
+    with connect(backend_url, upgrade=False) as old:  # a farm machine whose operator upgrades later
+        run = logrotate.run(database=old, machine="vm1")
+        assert run.status == "succeeded" and old.history.list_runs()[0].waited is None
+        assert old.check() == [] and old.jobs()[0].lock_scope is None
+        assert "table process_job_machines is missing" in old.sync("check")
+        with pytest.raises(SchemaError, match="needs schema 2.7"):
+            old.retire_job("ops/logrotate", machine="vm1")
+    with connect(backend_url) as db:  # upgrades
+        assert db.schema.state() == CURRENT and db.sync("check") == []
+        run = logrotate.run(database=db, machine="vm2")
+        assert db.runs.get(run.id).waited is not None and db.jobs()[0].lock_scope == "machine"
+        db.retire_job("ops/logrotate", machine="vm1")
+        assert db.jobs()[0].machines == ("vm2",)

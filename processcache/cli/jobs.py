@@ -76,20 +76,37 @@ def _job_command(func):
     return jobs.command()(job_argument(database_option(json_option(click.pass_context(one_line_errors(func))))))
 
 
+def _machine_option(what: str):
+    return click.option("--machine", "-m", metavar="NAME", help=what)
+
+
 @_job_command
-def retire(click_ctx, job, database, as_json):
+@_machine_option("Retire only this machine from the job (a job locked per machine that it no longer runs).")
+def retire(click_ctx, job, machine, database, as_json):
     """Hide a job taken out of the crontab from `check` and `jobs`, keeping its history.
 
     Its runs, logs and cache stay (`runs`, `logs` and `cache` show them;
     `jobs --all` lists it). A run of it that starts later brings it back by
     itself, since cron still runs it: take it out of every crontab first.
 
+    With --machine, only that machine leaves the job: a job locked per
+    machine (lock="machine") is expected on every machine that ran it in
+    the last 7 days (or 3 of its periods), so one taken out of a host's
+    crontab is overdue there until retired. A run of it on that machine
+    brings the machine back.
+
     \b
-    Example:
+    Examples:
         processcache jobs retire billing/old-export
+        processcache jobs retire ops/logrotate --machine vm2
     """
     with opened(of_group(click_ctx, "database", database), read_only=False) as db:
-        retired_at = db.retire_job(job)
+        retired_at = db.retire_job(job, machine=machine)
+    if machine is not None:
+        report(click_ctx, as_json, {"job": job, "machine": machine, "retired_at": retired_at},
+               f"retired {machine} from {job}: `check` no longer expects it there. A run of it that starts on"
+               f" {machine} brings it back. `processcache jobs restore {job} --machine {machine}` undoes this")
+        return
     report(click_ctx, as_json, {"job": job, "retired_at": retired_at},
            f"retired {job}: `check` and `jobs` leave it out (`jobs --all` lists it) and its runs, logs and"
            " cache are kept. A run of it that starts later brings it back: take it out of every crontab."
@@ -97,18 +114,21 @@ def retire(click_ctx, job, database, as_json):
 
 
 @_job_command
-def restore(click_ctx, job, database, as_json):
-    """Bring a retired job back into `check` and `jobs`.
+@_machine_option("Bring back only this machine, retired from the job.")
+def restore(click_ctx, job, machine, database, as_json):
+    """Bring a retired job (or a machine retired from it) back into `check` and `jobs`.
 
     \b
     Example:
         processcache jobs restore billing/old-export
     """
     with opened(of_group(click_ctx, "database", database), read_only=False) as db:
-        was_retired = db.restore_job(job)
-    report(click_ctx, as_json, {"job": job, "was_retired": was_retired},
-           f"restored {job}: `check` and `jobs` show it again" if was_retired
-           else f"{job} is not retired: nothing to restore")
+        was_retired = db.restore_job(job, machine=machine)
+    what = job if machine is None else f"{machine} of {job}"
+    report(click_ctx, as_json, {"job": job, **({} if machine is None else {"machine": machine}),
+                                "was_retired": was_retired},
+           f"restored {what}: `check` and `jobs` show it again" if was_retired
+           else f"{what} is not retired: nothing to restore")
 
 
 @_job_command

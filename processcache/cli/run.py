@@ -251,7 +251,7 @@ def exec_(job_name, database, machine, overlap, wait_timeout, quiet, lock, scope
 
 def _run_and_exit(call, quiet: bool, as_json: bool) -> NoReturn:
     """Run *call* (a recorded run) under -q and the signal handlers; print how it ended and exit with its code."""
-    from ..errors import DatabaseUnavailableError, RunNotRecordedError
+    from ..errors import RunNotRecordedError
     from ..quiet import HeldOutput
     from ..runner import EXIT_FAILED, EXIT_OK, EXIT_SKIPPED, exit_code
     from ..signals import Terminated, terminate_on_signals
@@ -264,9 +264,6 @@ def _run_and_exit(call, quiet: bool, as_json: bool) -> NoReturn:
         click.echo(f"processcache: {unrecorded}", err=True)
         stopped = unrecorded.original
         sys.exit(stopped.exit_code if isinstance(stopped, Terminated) else EXIT_FAILED)
-    except DatabaseUnavailableError as down:  # before the run was recorded: the job did not run
-        click.echo(shown(f"processcache: {down}: the run was not recorded, and the job did not run"), err=True)
-        sys.exit(EXIT_FAILED)
     except Terminated as stopped:
         if stopped.run is not None:
             _summary(stopped.run)

@@ -70,7 +70,8 @@ def runs(click_ctx, words, status, machine, show_skipped, since, limit, database
     --skipped lists them too, --status skipped only them.
 
     `runs show ID` prints the run's start and end in UTC and in local time,
-    its duration, the code `processcache run` or `exec` exited with (124
+    its duration (and, for a run of overlap="wait", how long it waited for
+    the lock before it: apart, not in its duration), the code `processcache run` or `exec` exited with (124
     for a timeout, a failed command's own code), the once_per slot it
     claimed, its result, error and traceback, each of its attempts when it
     retried, then its logs, among them what it printed: its STDOUT and
@@ -117,6 +118,7 @@ def _show_run(words, database, as_json) -> None:
     fields = [("run", f"{run.id} of {run.name}"), ("machine", f"{run.machine} (pid {run.pid})"),
               ("status", run.status), ("started", _utc_and_local(run.started_at)),
               ("finished", _utc_and_local(run.finished_at)), ("duration", format_duration(run.duration)),
+              *([("waited", _waited(run.waited))] if run.waited is not None else []),
               ("exit code", _exit_code(detail)),
               *([("slot", f"{_utc_and_local(run.slot)} (the once_per slot it claimed)")] if run.slot else []),
               ("result", None if run.result is None else json.dumps(run.result)), ("error", run.error)]
@@ -129,6 +131,13 @@ def _show_run(words, database, as_json) -> None:
         _print_attempts(detail.attempts)
     click.echo(f"logs:      {len(detail.logs)}")
     _print_logs(detail.logs, False)
+
+
+def _waited(seconds: float) -> str:
+    """How long a run of overlap="wait" waited for its lock, which its duration leaves out."""
+    if seconds < 0:
+        return "waiting for its lock now"
+    return f"{format_duration(seconds)} for its lock (not in its duration)"
 
 
 def _exit_code(detail: RunDetail) -> str | None:

@@ -165,6 +165,8 @@ def run_page(detail: RunDetail, refresh: int | None = None) -> str:
                          f"{text(run.status)}</span>"),
               ("machine", text(run.machine)), ("pid", text(run.pid)), ("started", when(run.started_at)),
               ("finished", when(run.finished_at)), ("duration", format_duration(run.duration)),
+              *([("waited for its lock", "now" if run.waiting else format_duration(run.waited))]
+                if run.waited is not None else []),
               ("exit code", text(detail.exit_code)), ("attempts", text(run.attempts))]
     table = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in fields)
     body = [f'<p><a href="/">all jobs</a></p><h1>Run {run.id}</h1><table>{table}</table>']

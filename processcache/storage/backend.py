@@ -596,8 +596,6 @@ class Backend:
             except Exception as exc:
                 if retry.is_unreachable(exc) and attempts.wait():
                     continue
-                if retry.is_unreachable(exc):
-                    raise retry.unreachable(self.url, self.config, exc, attempts) from None
                 advice = "" if attempts.started is None else (
                     f"; {attempts.spent()}: check that the server is up and reachable"
                     " (retry_for= in the URL sets how long to keep trying)")

@@ -181,15 +181,18 @@ class Database:
         """The locks held now, as ``processcache locks`` lists them: holder, run, and lease left."""
         return [lock for lock in self.runs.locks() if lock.held]
 
-    def retire_job(self, job: str) -> datetime:
+    def retire_job(self, job: str, *, machine: str | None = None) -> datetime:
         """Hide ``"group/job"`` from `check` and `jobs`, keeping its history; return when (the server's time).
 
         A run of the job that starts later brings it back by itself: cron
-        still runs it. `restore_job` brings it back at once.
+        still runs it. `restore_job` brings it back at once. With *machine*,
+        only that machine is retired from the job (a job locked per machine
+        expects each machine that runs it to go on): a run of it there
+        brings the machine back.
         """
-        from .retirement import retire
+        from .retirement import retire, retire_machine
 
-        return retire(self.history, job)
+        return retire(self.history, job) if machine is None else retire_machine(self.history, job, machine)
 
     def mute_job(self, job: str, seconds: float | None) -> None:
         """Send no alert about ``"group/job"`` for *seconds* (None: unmute now), by the database server's clock.
@@ -201,11 +204,11 @@ class Database:
         group, name = split_job_name(job)
         self.alerts.mute(self.store.job_id(normalize_name(group), normalize_name(name)), seconds)
 
-    def restore_job(self, job: str) -> bool:
-        """Undo `retire_job`; False when the job was not retired."""
-        from .retirement import restore
+    def restore_job(self, job: str, *, machine: str | None = None) -> bool:
+        """Undo `retire_job` (of *machine* only, when given); False when it was not retired."""
+        from .retirement import restore, restore_machine
 
-        return restore(self.history, job)
+        return restore(self.history, job) if machine is None else restore_machine(self.history, job, machine)
 
     def delete_job(self, job: str, *, dry_run: bool = False,
                    progress: Callable[[str, int], None] | None = None) -> dict[str, int]:

@@ -17,11 +17,12 @@ from ..durations import format_duration
 from ..errors import ProcessCacheError, RegistryError
 from ..logs import LogType
 from ..names import normalize, split_job_name
+from ..options import flaky_threshold
 from ..records import JobSummary, LogRecord, Problem, RunDetail, RunMark, RunRecord
 from ..timeutil import db_time, py_time
 from .backend import Backend, id_list
 from .runs import ID_BATCH, MONITORING, status_at
-from .schema import JOB_STATE_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION
+from .schema import JOB_STATE_REVISION, JUDGEMENT_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION
 from .store import JOBS_FROM
 
 if TYPE_CHECKING:
@@ -66,6 +67,14 @@ def newest_run(pair: str, condition: str = "") -> str:
 
 NOT_SKIPPED = " AND r.status <> 'skipped'"
 SUCCEEDED = " AND r.status = 'succeeded'"
+#: A run that ended (how long it took is known), skipped copies aside.
+ENDED = " AND r.status NOT IN ('skipped', 'running')"
+#: How long a machine that ran a job locked per machine stays expected to run it again: a machine silent
+#: longer is taken for one the job left (or that left the farm), unless the job's period is longer (see
+#: `History._machine_window`). `jobs retire GROUP/JOB --machine NAME` says so at once.
+MACHINE_WINDOW = 7 * 86400.0
+#: A machine stays expected for at least this many of the job's periods (expect_every, or its schedule's).
+MACHINE_PERIODS = 3
 
 
 def last_runs(backend: Backend, *conditions: str) -> str:
@@ -178,13 +187,27 @@ def plain_plans(backend: Backend) -> None:
         backend.execute("SET LOCAL jit = off")
 
 
+class _Machine(NamedTuple):
+    """One machine of a job locked per machine, as `check` judges it: its last attempt (its newest run not
+    skipped), its newest start (skipped runs too) and when it was retired from the job (None: it was not)."""
+
+    attempt: RunRecord | None
+    last_start: datetime | None
+    retired_at: datetime | None
+
+
 class _Judged(NamedTuple):
-    """A job as `check` judges it: its summary, its last attempt, its id and its newest start, skipped runs too."""
+    """A job as `check` judges it: its summary, its last attempt, its id and its newest start, skipped runs too;
+    read only for judging: its newest run that ended (too long?), its machines (a job locked per machine) and
+    the statuses of its last runs not skipped, newest first (flaky?)."""
 
     summary: JobSummary
     attempt: RunRecord | None
     job_id: int
     last_start: datetime | None
+    ended: RunRecord | None
+    machines: dict[str, _Machine]
+    recent: list[str]
 
 
 def _shown_runs(pairs: list[tuple], statuses: dict[int, str]) -> tuple[dict[int, list[str]], dict[int, int],
@@ -205,6 +228,15 @@ def _shown_runs(pairs: list[tuple], statuses: dict[int, str]) -> tuple[dict[int,
         if statuses[run_id] != "skipped":
             attempted[job_id] = max(run_id, attempted.get(job_id, run_id))
     return machines, {**shown, **attempted}, attempted
+
+
+def _newest_by_job(pairs: Iterable[tuple[int, int | None]]) -> dict[int, int]:
+    """By job id, the newest of the run ids given per (job id, run id or None)."""
+    newest: dict[int, int] = {}
+    for job_id, run_id in pairs:
+        if run_id is not None:
+            newest[job_id] = max(run_id, newest.get(job_id, run_id))
+    return newest
 
 
 class Verdict(NamedTuple):
@@ -274,37 +306,102 @@ class History:
         """
         return [judged.summary for judged in self._summaries() if include_retired or not judged.summary.retired]
 
-    def _summaries(self, count_entries: bool = True) -> list[_Judged]:
+    def _summaries(self, count_entries: bool = True, judging: bool = False) -> list[_Judged]:
         """Every job's summary, retired or not, with what `check` judges: its last attempt and newest start.
 
         Each job's machines and the run to show on each (`last_runs`), their statuses, then the runs shown,
         all read at one moment (`Backend.snapshot`). Live cache entries are counted with *count_entries* only
-        (`check` shows none: a pass over the cache).
+        (`check` shows none: a pass over the cache). With *judging*, what only `check` needs too: each job's
+        newest run that ended (of a job with max_duration), each machine's attempt and newest start (of a
+        job locked per machine), the machines retired from a job, and the last runs of a job whose last run
+        succeeded (flaky?): index probes per job and machine, a few runs read by id.
         """
         with self.backend.snapshot():
             plain_plans(self.backend)
             monitoring = ", ".join(f"j.{name}" if self._monitored else "NULL" for name in MONITORING)
+            judged = "j.lock_scope, j.flaky" if self._judged else "NULL, NULL"
             jobs = self.backend.select(f"SELECT j.id, p.name, j.name, j.expect_every, j.max_duration,"
-                                       f" {self._retired_at()}, {LAST_START}, {monitoring} {JOBS_FROM}"
+                                       f" {self._retired_at()}, {LAST_START}, {monitoring}, {judged} {JOBS_FROM}"
                                        " ORDER BY p.name, j.name")
             # "job_id + 0": MariaDB grouped by job_id in the order of an index of the cache, reading each entry's
             # row from there to test its expiry (0.65 s for 100,000 entries); by the expression, a pass (0.18 s).
             entries = dict(self.backend.select(
                 "SELECT job_id + 0, COUNT(*) FROM process_cache WHERE expires_at IS NULL"
                 f" OR expires_at > {self.runs.now} GROUP BY job_id + 0")) if count_entries else {}
-            pairs = self.backend.select(last_runs(self.backend))
+            pairs = self.backend.select(last_runs(self.backend, "", ENDED))
             statuses = dict(select_by_ids(self.backend, "SELECT id, status FROM process_job_runs WHERE id IN ({ids})",
                                           (row[2] for row in pairs)))
-            machines, shown, attempted = _shown_runs(pairs, statuses)
-            runs: dict[int | None, RunRecord] = {run.id: run for run in self.runs.runs_by_id(list(shown.values()))}
+            _, shown, attempted = _shown_runs([row[:3] for row in pairs], statuses)
+            retired = self._retired_machines()
+            settings = {row[0]: (row[4], row[11]) for row in jobs}  # max_duration, lock_scope
+            wanted = set(shown.values()) | {row[3] for row in pairs if row[1] in retired.get(row[0], ())}
+            ended: dict[int, int] = {}
+            if judging:
+                wanted |= {run_id for row in pairs if settings[row[0]][1] == "machine" for run_id in row[2:4]}
+                ended = _newest_by_job((row[0], row[4]) for row in pairs if settings[row[0]][0] is not None)
+                wanted |= set(ended.values())
+            runs: dict[int | None, RunRecord] = {run.id: run for run in self.runs.runs_by_id(list(wanted))}
+            recent = self._recent_statuses(jobs, pairs, runs, attempted) if judging else {}
+        by_job: dict[int, list[tuple]] = {}
+        for row in pairs:
+            by_job.setdefault(row[0], []).append(row)
         summaries = []
         for job_id, group, job, expect_every, max_duration, retired_at, started, *monitored in jobs:
             last_start = py_time(started)
-            summary = JobSummary(group, job, runs.get(shown.get(job_id)), tuple(sorted(machines.get(job_id, ()))),
+            gone = retired.get(job_id, {})
+            every = {row[1]: _Machine(runs.get(row[2]) if statuses.get(row[2]) != "skipped" else None,
+                                      runs[row[3]].started_at if row[3] in runs else None, gone.get(row[1]))
+                     for row in by_job.get(job_id, ())}
+            serving = {machine: state for machine, state in every.items()
+                       if still_retired(state.retired_at, state.last_start) is None}
+            summary = JobSummary(group, job, runs.get(shown.get(job_id)), tuple(sorted(serving)),
                                  int(entries.get(job_id, 0)), expect_every, max_duration,
                                  still_retired(py_time(retired_at), last_start), *monitored)
-            summaries.append(_Judged(summary, runs.get(attempted.get(job_id)), job_id, last_start))
+            summaries.append(_Judged(summary, runs.get(attempted.get(job_id)), job_id, last_start,
+                                     runs.get(ended.get(job_id)), serving if monitored[-2] == "machine" else {},
+                                     recent.get(job_id, [])))
         return summaries
+
+    @property
+    def _judged(self) -> bool:
+        """Whether the database has revision 7's columns and table (a read-only command never upgrades)."""
+        return self.database.has_revision(JUDGEMENT_REVISION)
+
+    def _retired_machines(self) -> dict[int, dict[str, datetime]]:
+        """By job id: the machines retired from it (`jobs retire --machine`), with when."""
+        if not self._judged:
+            return {}
+        found: dict[int, dict[str, datetime]] = {}
+        for job_id, machine, retired_at in self.backend.select(
+                "SELECT job_id, machine, retired_at FROM process_job_machines"):
+            found.setdefault(int(job_id), {})[machine] = py_time(retired_at)
+        return found
+
+    def _recent_statuses(self, jobs: list[tuple], pairs: list[tuple], runs: dict[int | None, RunRecord],
+                         attempted: dict[int, int]) -> dict[int, list[str]]:
+        """By job id, of each job whose last attempt succeeded and whose ``flaky`` is on: the statuses of its
+        last N runs not skipped on any machine, newest first (a walk back along each machine's index entries,
+        N per machine at most, `PAIRS_PER_READ` machines a statement)."""
+        window = {}
+        for row in jobs:
+            threshold = flaky_threshold(row[12])
+            last = runs.get(attempted.get(row[0]))
+            if threshold is not None and last is not None and last.status == "succeeded":
+                window[row[0]] = threshold[1]
+        chosen = [(job_id, machine) for job_id, machine, *_ in pairs if job_id in window]
+        found: dict[int, list[tuple[int, str]]] = {}
+        now = self.backend.now()
+        for start in range(0, len(chosen), PAIRS_PER_READ):
+            chunk = chosen[start:start + PAIRS_PER_READ]
+            sql = " UNION ALL ".join(
+                f"SELECT * FROM (SELECT r.id, r.job_id, r.status, r.expires_at FROM process_job_runs r"
+                f" WHERE r.job_id = {int(job_id)} AND r.machine = $m{k}{NOT_SKIPPED}"
+                f" ORDER BY r.id DESC LIMIT {int(window[job_id])}) n{k}" for k, (job_id, _) in enumerate(chunk))
+            for run_id, job_id, status, expires in self.backend.select(
+                    sql, {f"m{k}": machine for k, (_, machine) in enumerate(chunk)}):
+                found.setdefault(int(job_id), []).append((int(run_id), status_at(status, expires, now)))
+        return {job_id: [status for _, status in sorted(marks, reverse=True)[:window[job_id]]]
+                for job_id, marks in found.items()}
 
     def _retired_at(self) -> str:
         """``j.retired_at`` where the schema has it; NULL on an older revision (a read-only command leaves it so)."""
@@ -403,7 +500,7 @@ class History:
         """
         now = now or self.database.clock.now()  # the server's, as the runs' stamps are: not this machine's
         return [Verdict(judged.summary, self._problems_of(judged, grace, now), judged.job_id)
-                for judged in self._summaries(count_entries=False) if not judged.summary.retired]
+                for judged in self._summaries(count_entries=False, judging=True) if not judged.summary.retired]
 
     def problems(self, verdicts: list[Verdict]) -> list[Problem]:
         """What `check` reports of *verdicts*: their problems, or ``no-jobs`` when there is no job at all."""
@@ -413,27 +510,47 @@ class History:
         return [problem for verdict in verdicts for problem in verdict.problems]
 
     def _problems_of(self, judged: _Judged, grace: float, now: datetime) -> list[Problem]:
+        """What is wrong with one job (see `check`), in the order an alert names the first of."""
         summary, run = judged.summary, judged.attempt
         grace = summary.grace if summary.grace is not None else grace
-        problems = self._schedule_problems(judged, grace, now) if summary.schedule else []
-        name = summary.name
+        expected = self._expected_machines(judged, now)
+        problems = self._schedule_problems(judged, grace, now, expected) if summary.schedule else []
         if summary.expect_every is not None:
-            due = None if run is None else run.started_at + timedelta(seconds=summary.expect_every + grace)
-            if due is None or due < now:
-                since = "never ran" if run is None else f"last started {run.started_at:%Y-%m-%d %H:%M:%S} UTC"
-                problems.append(Problem(name, "overdue", f"expected every {summary.expect_every:g}s; {since}",
-                                        run and run.id, run))
-        if run is not None and run.status in FAILED:
-            problems.append(Problem(name, run.status, _what_went_wrong(run), run.id, run))
-        if run is not None and summary.max_duration is not None and run.status != "lost":  # a dead run is only lost
-            took = run.duration if run.duration is not None else (now - run.started_at).total_seconds()
-            if took > summary.max_duration:
-                verb = "took" if run.duration is not None else "has been running for"
-                problems.append(Problem(name, "too-long", f"run {run.id} {verb} {took:.0f}s;"
-                                        f" the limit is {summary.max_duration:g}s", run.id, run))
+            for machine, last in (expected.items() if expected else [(None, run)]):
+                problems += _overdue(summary, grace, last, now, machine)
+        for machine, last in (expected.items() if expected else [(None, run)]):
+            if last is not None and last.status in FAILED:
+                problems.append(Problem(summary.name, last.status, _on(machine, _what_went_wrong(last)), last.id,
+                                        last, machine))
+        problems += _too_long(summary, run, judged.ended, now)
+        problems += _flaky(summary, run, judged.recent)
         return problems
 
-    def _schedule_problems(self, judged: _Judged, grace: float, now: datetime) -> list[Problem]:
+    def _expected_machines(self, judged: _Judged, now: datetime) -> dict[str, RunRecord | None]:
+        """Of a job locked per machine, each machine expected to go on running it, with its last attempt: those
+        that started a run of it (not skipped) within `_machine_window`, and were not retired from it since.
+        {} for a job locked across machines, or with no machine expected (it is then judged as a whole)."""
+        window = self._machine_window(judged.summary, now)
+        return {machine: state.attempt for machine, state in sorted(judged.machines.items())
+                if state.attempt is not None and (now - state.attempt.started_at).total_seconds() <= window}
+
+    @staticmethod
+    def _machine_window(summary: JobSummary, now: datetime) -> float:
+        """Seconds a machine that ran a job locked per machine stays expected: `MACHINE_WINDOW`, or
+        `MACHINE_PERIODS` of the job's period (expect_every, or the time between its schedule's due times)
+        when longer, so a monthly job's machines are still expected on the next 1st."""
+        from ..schedules import current_slot, next_due
+
+        periods = [summary.expect_every or 0.0]
+        if summary.schedule and _unreadable(summary.name, summary.schedule, summary.timezone or "UTC") is None:
+            zone = summary.timezone or "UTC"
+            slot, due = current_slot(summary.schedule, zone, now), next_due(summary.schedule, zone, now)
+            if slot is not None and due is not None:
+                periods.append((due - slot).total_seconds())
+        return max(MACHINE_WINDOW, MACHINE_PERIODS * max(periods))
+
+    def _schedule_problems(self, judged: _Judged, grace: float, now: datetime,
+                           expected: dict[str, RunRecord | None]) -> list[Problem]:
         """``missed`` when no run started for a due time whose *grace* is over; ``late`` when its run started after.
 
         A run answers the due time it starts within *grace* after, or up to
@@ -445,9 +562,11 @@ class History:
         newest start answers is late if it started after its grace; not the
         job's very first run, though: the job was not declared when it was
         due. A job whose first due time has not come is not judged; one whose
-        schedule this machine cannot read is ``bad-schedule``.
+        schedule this machine cannot read is ``bad-schedule``. Of a job
+        locked per machine, each *expected* machine's newest start is judged
+        for ``missed`` (a machine whose cron stopped), and ``late`` as a whole.
         """
-        from ..schedules import current_slot, next_due
+        from ..schedules import current_slot
 
         summary, start = judged.summary, judged.last_start
         schedule, zone = summary.schedule, summary.timezone or "UTC"
@@ -456,11 +575,13 @@ class History:
         unreadable = _unreadable(summary.name, schedule, zone)
         if unreadable is not None:
             return [unreadable]
+        starts: list[tuple[str | None, datetime | None, RunRecord | None]] = [
+            (machine, judged.machines[machine].last_start, last) for machine, last in expected.items()]
+        missed = [problem for machine, begun, last in starts or [(None, start, judged.attempt)]
+                  for problem in _missed_problem(summary, grace, now, begun, last, machine)]
+        if missed:
+            return missed
         slot = current_slot(schedule, zone, start)
-        missed = next_due(schedule, zone, slot or start)
-        if missed is not None and now > missed + timedelta(seconds=grace):
-            detail = f"{_missed(missed, grace, zone)}; last started {start:%Y-%m-%d %H:%M:%S} UTC"
-            return [Problem(summary.name, "missed", detail, judged.attempt and judged.attempt.id, judged.attempt)]
         if slot is None or start <= slot + timedelta(seconds=grace):
             return []
         late = self._late_run(judged.job_id, schedule, zone, slot)
@@ -594,6 +715,74 @@ class History:
 def _before(now: datetime, seconds: float) -> datetime:
     """*seconds* before *now*; the start of time for an infinite age (nothing is that old)."""
     return datetime(1970, 1, 1, tzinfo=timezone.utc) if seconds == float("inf") else now - timedelta(seconds=seconds)
+
+
+def _on(machine: str | None, detail: str) -> str:
+    """*detail*, said of *machine* when the problem is one machine's."""
+    return detail if machine is None else f"on {machine}: {detail}"
+
+
+def _overdue(summary: JobSummary, grace: float, run: RunRecord | None, now: datetime,
+             machine: str | None) -> list[Problem]:
+    """``overdue`` when *run* (the job's last attempt, or *machine*'s) did not start within expect_every + grace."""
+    every = summary.expect_every
+    assert every is not None, "judged for a job with expect_every only"
+    if run is not None and run.started_at + timedelta(seconds=every + grace) >= now:
+        return []
+    since = "never ran" if run is None else f"last started {run.started_at:%Y-%m-%d %H:%M:%S} UTC"
+    return [Problem(summary.name, "overdue", _on(machine, f"expected every {every:g}s; {since}"), run and run.id,
+                    run, machine)]
+
+
+def _missed_problem(summary: JobSummary, grace: float, now: datetime, start: datetime | None,
+                    attempt: RunRecord | None, machine: str | None) -> list[Problem]:
+    """``missed`` when the due time after *start* (the job's newest start, or *machine*'s) is past its grace."""
+    from ..schedules import current_slot, next_due
+
+    schedule, zone = summary.schedule, summary.timezone or "UTC"
+    assert schedule is not None, "judged for a job with a schedule only"
+    if start is None:
+        return []
+    missed = next_due(schedule, zone, current_slot(schedule, zone, start) or start)
+    if missed is None or now <= missed + timedelta(seconds=grace):
+        return []
+    detail = f"{_missed(missed, grace, zone)}; last started {start:%Y-%m-%d %H:%M:%S} UTC"
+    return [Problem(summary.name, "missed", _on(machine, detail), attempt and attempt.id, attempt, machine)]
+
+
+def _too_long(summary: JobSummary, run: RunRecord | None, ended: RunRecord | None, now: datetime) -> list[Problem]:
+    """``too-long`` when the job's newest run that ended took longer than max_duration, or its last attempt has
+    been at work longer (its lock wait aside), so a run still within the limit clears nothing: only a run that
+    ended within it does. A dead run is only lost; one still waiting for its lock is not at work."""
+    limit = summary.max_duration
+    if limit is None:
+        return []
+    if run is not None and run.status == "running" and not run.waiting:
+        took = (now - run.started_at).total_seconds() - max(run.waited or 0.0, 0.0)
+        if took > limit:
+            return [Problem(summary.name, "too-long", f"run {run.id} has been running for {took:.0f}s;"
+                                                      f" the limit is {limit:g}s", run.id, run)]
+    if run is not None and run.status == "lost":
+        return []
+    if ended is not None and ended.status != "lost" and ended.duration is not None and ended.duration > limit:
+        return [Problem(summary.name, "too-long", f"run {ended.id} took {ended.duration:.0f}s;"
+                                                  f" the limit is {limit:g}s", ended.id, ended)]
+    return []
+
+
+def _flaky(summary: JobSummary, run: RunRecord | None, recent: list[str]) -> list[Problem]:
+    """``flaky`` when the last run succeeded but K of the job's last N runs failed (its ``flaky`` option, "K/N"),
+    in two streaks or more: one streak that ended is an outage that recovered, not a flaky job."""
+    threshold = flaky_threshold(summary.flaky)
+    if threshold is None or run is None or run.status != "succeeded":
+        return []
+    failed = [status in FAILED for status in recent]
+    streaks = sum(1 for k, bad in enumerate(failed) if bad and (k == 0 or not failed[k - 1]))
+    if sum(failed) < threshold[0] or streaks < 2:
+        return []
+    return [Problem(summary.name, "flaky", f"failed {sum(failed)} of its last {len(recent)} runs"
+                                           f" (flaky={threshold[0]}/{threshold[1]}); the last, run {run.id},"
+                                           " succeeded", run.id, run)]
 
 
 def _what_went_wrong(run: RunRecord) -> str:

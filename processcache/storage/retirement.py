@@ -1,7 +1,10 @@
 """Retire, restore and delete a job: for a job taken out of the crontab.
 
 A job removed from the crontab would stay ``overdue`` in ``check`` until its
-runs aged out. Retired, it keeps its runs, logs and cache but leaves
+runs aged out. So would a machine taken out of a job locked per machine
+(``lock="machine"``: each machine that runs it is expected to go on):
+retired from the job (`retire_machine`), it leaves the job's judgement
+and its machines, until a run of the job starts on it again. Retired, it keeps its runs, logs and cache but leaves
 ``check`` and ``jobs`` (``jobs --all`` lists it, marked). It stays retired
 until a run of it starts: cron still running it means it is not retired, so
 that run brings it back by itself, with nothing added to the run's path
@@ -22,11 +25,12 @@ it, records the job anew.
 from collections.abc import Callable
 from datetime import datetime
 
-from ..errors import ProcessCacheError
+from ..errors import ProcessCacheError, SchemaError
+from ..names import check_machine
 from ..timeutil import db_time, py_time
 from .backend import ConstraintViolation
 from .reports import TABLES, History, still_retired
-from .schema import MONITORING_REVISION, RUN_CONTROL_REVISION
+from .schema import JUDGEMENT_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION, describe
 
 
 def retire(history: History, name: str) -> datetime:
@@ -45,6 +49,47 @@ def restore(history: History, name: str) -> bool:
         " FROM process_jobs j WHERE j.id = $id", {"id": job_id})[0]
     _set_retired_at(history, job_id, None)
     return still_retired(py_time(retired_at), py_time(last_started)) is not None
+
+
+def retire_machine(history: History, name: str, machine: str) -> datetime:
+    """Retire *machine* from the job *name* (``group/job``) now; return when, by the database server's clock.
+
+    A machine that never ran the job is a ProcessCacheError naming those that did.
+    """
+    job_id, machine = _machine_of(history, name, machine)
+    moment = history.database.clock.now()
+    params = {"job_id": job_id, "machine": machine, "retired_at": db_time(moment)}
+    with history.backend.transaction():
+        if not history.backend.execute("UPDATE process_job_machines SET retired_at = $retired_at"
+                                       " WHERE job_id = $job_id AND machine = $machine", params):
+            history.backend.insert("process_job_machines", params)
+    return moment
+
+
+def restore_machine(history: History, name: str, machine: str) -> bool:
+    """Undo `retire_machine`; False when the machine was not retired from the job (never, restored, run since)."""
+    job_id, machine = _machine_of(history, name, machine)
+    params = {"job_id": job_id, "machine": machine}
+    found = history.backend.select(
+        "SELECT m.retired_at, (SELECT MAX(r.started_at) FROM process_job_runs r WHERE r.job_id = m.job_id"
+        " AND r.machine = m.machine) FROM process_job_machines m WHERE m.job_id = $job_id AND m.machine = $machine",
+        params)
+    history.backend.execute("DELETE FROM process_job_machines WHERE job_id = $job_id AND machine = $machine", params)
+    return bool(found) and still_retired(py_time(found[0][0]), py_time(found[0][1])) is not None
+
+
+def _machine_of(history: History, name: str, machine: str) -> tuple[int, str]:
+    """The job's id and the machine's name as stored, for a machine that ran the job."""
+    database = history.database
+    if not database.has_revision(JUDGEMENT_REVISION):
+        raise SchemaError(f"retiring a machine from a job needs schema {describe(JUDGEMENT_REVISION)}, which"
+                          f" {database.url} has not: run `processcache db upgrade`")
+    job_id, machine = history.job_id(name), check_machine(machine)
+    ran = history.backend.values("SELECT DISTINCT machine FROM process_job_runs WHERE job_id = $job_id",
+                                 {"job_id": job_id})
+    if machine not in ran:
+        raise ProcessCacheError(f"{machine} never ran {name}: its machines are {', '.join(sorted(ran)) or 'none'}")
+    return job_id, machine
 
 
 def _set_retired_at(history: History, job_id: int, stamp: str | None) -> None:
@@ -88,3 +133,5 @@ def _delete_job_row(history: History, job_id: int, name: str) -> None:
         history.backend.execute("DELETE FROM process_job_slots WHERE job_id = $id", {"id": job_id})
     if database.has_revision(MONITORING_REVISION):
         database.alerts.forget_jobs([job_id])
+    if database.has_revision(JUDGEMENT_REVISION):
+        history.backend.execute("DELETE FROM process_job_machines WHERE job_id = $id", {"id": job_id})

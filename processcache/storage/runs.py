@@ -21,7 +21,7 @@ from ..texts import storable
 from ..timeutil import db_time, py_time
 from .backend import Backend, ConstraintViolation, id_list
 from .fence import NO_FENCE, Fence
-from .schema import JOB_STATE_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION, describe
+from .schema import JOB_STATE_REVISION, JUDGEMENT_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION, describe
 
 if TYPE_CHECKING:
     from .database import Database
@@ -34,10 +34,17 @@ _RUN_COLUMNS = ("r.id, r.job_id, r.machine, r.pid, r.status, r.started_at, r.fin
                 " r.duration, r.error, r.traceback, r.result, r.expires_at, r.exit_signal")
 #: The run-control columns, read as NULL from a database of an older revision (opened with upgrade=False).
 _CONTROL_COLUMNS = (", r.exit_code, r.attempts, r.slot", ", NULL, NULL, NULL")
+#: The lock wait's column (revision 7), read as NULL from a database of an older revision.
+_WAITED_COLUMN = (", r.waited", ", NULL")
+#: A run's ``waited`` while it waits for its lock (`RunStore.start` with *waiting*): not yet at work.
+WAITING = -1.0
 #: Runs read by id per query (`RunStore.runs_by_id`): under MariaDB's in_predicate_conversion_threshold (1,000).
 ID_BATCH = 500
 #: The job's monitoring settings each run stores with it (`JobOptions` fields, `process_jobs` columns).
 MONITORING = ("schedule", "timezone", "grace", "alert_after")
+#: What `check` judges a job by, stored by each run from revision 7 on: its lock (`JobOptions.lock`: a job
+#: locked per machine is expected on each machine) and its ``flaky`` option, by column.
+JUDGED = {"lock_scope": "lock", "flaky": "flaky"}
 #: Statuses of a run that ended without doing its work: a ``once_per`` slot it held opens again.
 UNFINISHED = ("failed", "timed-out", "terminated", "lost")
 
@@ -73,13 +80,17 @@ class RunStore:
 
     def start(self, group: str, job: str, machine: str, pid: int, lease: float,
               expect_every: float | None = None, max_duration: float | None = None,
-              scope: str | None = None, monitoring: dict[str, Any] | None = None) -> RunRecord:
+              scope: str | None = None, monitoring: dict[str, Any] | None = None,
+              waiting: bool = False) -> RunRecord:
         """Record a new run, alive for *lease* seconds unless its heartbeat renews it.
 
         The job's expectations (for `processcache check`), its data scope
         (for the cache commands) and its *monitoring* settings (``schedule``,
-        ``timezone``, ``grace``, ``alert_after``, for `check` on machines that
-        do not import the job's code) are those of its latest run.
+        ``timezone``, ``grace``, ``alert_after``, and `JUDGED`'s ``lock`` and
+        ``flaky`` by their option names, for `check` on machines that do not
+        import the job's code) are those of its latest run. A run that will
+        wait for its lock (*waiting*) is recorded `WAITING` until `waited`
+        says how long it did: it is not at work yet.
         """
         job_id = self.store.job_id(group, job)
         self.backend.retrying(self.database.clock.sync)  # this run's stamps by the server's clock
@@ -93,21 +104,35 @@ class RunStore:
         if self.database.has_revision(MONITORING_REVISION):
             declared += "".join(f", {name} = ${name}" for name in MONITORING)
             params.update({name: (monitoring or {}).get(name) for name in MONITORING})
+        waits, waited = "", None
+        if self.database.has_revision(JUDGEMENT_REVISION):
+            declared += "".join(f", {column} = ${column}" for column in JUDGED)
+            params.update({column: (monitoring or {}).get(option) for column, option in JUDGED.items()})
+            waits, waited = (", waited", WAITING) if waiting else ("", None)
+            params["waited"] = waited
 
         def insert() -> int:
             with self.transaction():
                 self.backend.execute("UPDATE process_jobs SET expect_every = $expect_every,"
                                      f" max_duration = $max_duration{declared} WHERE id = $job_id", params)
                 return self.backend.write(
-                    "INSERT INTO process_job_runs (job_id, machine, pid, status, started_at, expires_at)"
-                    f" VALUES ($job_id, $machine, $pid, $status, $started_at, {self.now} + $lease)", params)
+                    f"INSERT INTO process_job_runs (job_id, machine, pid, status, started_at, expires_at{waits})"
+                    f" VALUES ($job_id, $machine, $pid, $status, $started_at, {self.now} + $lease"
+                    f"{waits and ', $waited'})", params)
 
         def stored() -> int | None:  # the run, if the commit got through before the connection went
             return self.backend.value("SELECT MAX(id) FROM process_job_runs WHERE job_id = $job_id AND"
                                       " machine = $machine AND pid = $pid AND started_at = $started_at", params)
 
         run_id = self.backend.retrying(insert, stored)
-        return RunRecord(run_id, group, job, machine, pid, status, started_at)
+        return RunRecord(run_id, group, job, machine, pid, status, started_at, waited=waited)
+
+    def waited(self, run: RunRecord, seconds: float) -> RunRecord:
+        """Record that *run* waited *seconds* for its lock (its duration leaves them out); *run* with them."""
+        if self.database.has_revision(JUDGEMENT_REVISION):
+            self.backend.execute("UPDATE process_job_runs SET waited = $waited WHERE id = $id",
+                                 {"id": run.id, "waited": seconds})
+        return run._replace(waited=seconds)
 
     def scope_of(self, job_id: int) -> str | None:
         """The data scope (``job`` or ``machine``) the job's latest run declared; None before any."""
@@ -144,8 +169,9 @@ class RunStore:
         traceback recorded. A run that ended already is returned as it is.
         """
         finished_at = self.database.clock.now()
-        duration, summary, stored_traceback = (finished_at - run.started_at).total_seconds(), _summary(result), \
-            storable(traceback)
+        waited = run.waited if run.waited is not None and run.waited > 0 else 0.0  # at work only after the lock
+        duration, summary, stored_traceback = max((finished_at - run.started_at).total_seconds() - waited, 0.0), \
+            _summary(result), storable(traceback)
         params = {"id": run.id, "finished_at": db_time(finished_at), "duration": duration, "result": summary,
                   "traceback": stored_traceback, "signal": signal, "exit_code": exit_code, "attempts": attempts}
         control = ", exit_code = $exit_code, attempts = $attempts" if self._controlled else ""
@@ -178,7 +204,7 @@ class RunStore:
             return recorded
         return RunRecord(run.id, run.group, run.job, run.machine, run.pid, ended[0], run.started_at, finished_at,
                          duration, ended[1], stored_traceback, None if summary is None else result, signal,
-                         exit_code, attempts, run.slot)
+                         exit_code, attempts, run.slot, run.waited)
 
     def get(self, run_id: int) -> RunRecord | None:
         """One run by id, with `lost` for a running run whose heartbeat stopped."""
@@ -211,7 +237,8 @@ class RunStore:
         """Runs matching *where* (over ``r``, the runs alone), newest first."""
         page = f" LIMIT {int(limit)}" if limit is not None else ""
 
-        columns = _RUN_COLUMNS + _CONTROL_COLUMNS[0 if self._controlled else 1]
+        columns = (_RUN_COLUMNS + _CONTROL_COLUMNS[0 if self._controlled else 1]
+                   + _WAITED_COLUMN[0 if self.database.has_revision(JUDGEMENT_REVISION) else 1])
 
         def read() -> tuple[float, list[tuple], dict[int, tuple[str, str]]]:
             with self.transaction():
@@ -393,4 +420,4 @@ def _run_record(columns: tuple, names: tuple[str, str], now: float) -> RunRecord
     result = decode_value(row[11]) if row[11] is not None else None
     slot = None if row[16] is None else datetime.fromtimestamp(row[16], UTC)
     return RunRecord(row[0], row[1], row[2], row[3], row[4], status, py_time(row[6]), py_time(row[7]),
-                     row[8], row[9], row[10], result, row[13], row[14], row[15], slot)
+                     row[8], row[9], row[10], result, row[13], row[14], row[15], slot, row[17])

@@ -70,7 +70,15 @@ MONITORING_REVISION = (2, 5)
 #: alive now; the logs' (job, created_at) index becomes (job, id), the order of
 #: a job's newest page. Each a B-tree probe where a pass over every run or log was.
 LEDGER_REVISION = (2, 6)
-SCHEMA_REVISION = 6
+#: Revision 7 (judgements a pager can trust): ``process_jobs.lock_scope`` (the
+#: job's lock, ``job`` or ``machine``: a job locked per machine is expected on
+#: each machine that runs it) and ``.flaky`` (its ``flaky`` option, ``3/12``),
+#: ``process_job_runs.waited`` (seconds a run of ``overlap="wait"`` waited for
+#: its lock, kept out of its duration; -1 while it waits), all nullable, and
+#: the table ``process_job_machines`` (a machine retired from a job), with a
+#: plain job id as revision 4's tables.
+JUDGEMENT_REVISION = (2, 7)
+SCHEMA_REVISION = 7
 
 #: What this processcache writes: (version, revision).
 CURRENT = (SCHEMA_VERSION, SCHEMA_REVISION)
@@ -112,6 +120,8 @@ def declare(db, dialect: Dialect) -> dict:
         timezone = Optional(str, 64, nullable=True, **text(64))  # revision 5: the schedule's time zone
         grace = Optional(float)  # revision 5: seconds a due run may start late
         alert_after = Optional(int)  # revision 5: failed runs in a row before an alert
+        lock_scope = Optional(str, 16, nullable=True, **text(16))  # revision 7: its lock, job or machine
+        flaky = Optional(str, 16, nullable=True, **text(16))  # revision 7: its flaky option, "3/12" or "off"
         entries = Set("Entry")
         logs = Set("Log")
         runs = Set("Run")
@@ -153,6 +163,7 @@ def declare(db, dialect: Dialect) -> dict:
         exit_code = Optional(int)  # revision 4: a command's exit code (`processcache exec`)
         attempts = Optional(int)  # revision 4: how many attempts a run with retries made
         slot = Optional(int, size=64)  # revision 4: the start of its once_per slot, database clock
+        waited = Optional(float)  # revision 7: seconds it waited for its lock (overlap="wait"); -1 while it waits
         logs = Set("Log")
         composite_index(job, started_at)
         composite_index(job, machine, id, status)  # revision 6: each job and machine's newest runs
@@ -177,6 +188,13 @@ def declare(db, dialect: Dialect) -> dict:
         slot = Required(int, size=64)
         run_id = Required(int, size=64)
         PrimaryKey(job_id, slot)
+
+    class RetiredMachine(db.Entity):  # revision 7: a machine retired from a job (`jobs retire --machine`)
+        _table_ = "process_job_machines"
+        job_id = Required(int, size=64)
+        machine = Required(str, 255, **text(255))
+        retired_at = timestamp()
+        PrimaryKey(job_id, machine)
 
     class Alert(db.Entity):  # revision 5: a job's alert state, changed by whichever checker sees the change first
         _table_ = "process_job_alerts"
@@ -229,7 +247,8 @@ def declare(db, dialect: Dialect) -> dict:
         name = PrimaryKey(str, 64, **text(64))
         value = Required(str, 255, **text(255))
 
-    return {e.__name__: e for e in (Group, Job, Entry, Run, Attempt, Slot, Alert, Delivery, Log, Lock, Meta)}
+    return {e.__name__: e for e in (Group, Job, Entry, Run, Attempt, Slot, RetiredMachine, Alert, Delivery, Log,
+                                    Lock, Meta)}
 
 
 class Schema:
@@ -454,4 +473,7 @@ STEPS = [
     (MONITORING_REVISION, _add_columns_as_declared("process_jobs", "schedule", "timezone", "grace", "alert_after")),
     (MONITORING_REVISION, Schema._create_missing),  # the alerts and deliveries tables
     (LEDGER_REVISION, _replace_index("process_job_logs", "idx_process_job_logs__job_id_created_at")),
+    (JUDGEMENT_REVISION, _add_columns_as_declared("process_jobs", "lock_scope", "flaky")),
+    (JUDGEMENT_REVISION, _add_columns_as_declared("process_job_runs", "waited")),
+    (JUDGEMENT_REVISION, Schema._create_missing),  # the retired machines' table
 ]
