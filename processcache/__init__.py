@@ -16,6 +16,7 @@ from .context import ANY, CacheContext, current_context
 from .errors import (
     CommandFailedError,
     ConfigError,
+    DatabaseDownError,
     DatabaseUnavailableError,
     ImportLineError,
     InvalidKeyError,
@@ -34,6 +35,7 @@ from .errors import (
     RegistryError,
     RunNotRecordedError,
     SchemaError,
+    SpoolFullError,
 )
 from .logs import LogType
 from .names import normalize_name
@@ -78,6 +80,7 @@ __all__ = [
     "CommandFailedError",
     "ConfigError",
     "Database",
+    "DatabaseDownError",
     "DatabaseUnavailableError",
     "Entry",
     "ImportLineError",
@@ -108,6 +111,7 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "SchemaError",
+    "SpoolFullError",
     "TimedOut",
     "__version__",
     "cache_session",

@@ -37,6 +37,18 @@ class DatabaseUnavailableError(ProcessCacheError):
     """The database could not be reached or opened."""
 
 
+class DatabaseDownError(ProcessCacheError):
+    """A run kept in the local spool (``if_database_down="run"``) asked for what only the database has.
+
+    Such a run's writes (entries, logs) are kept and stored later; its reads
+    of the shared cache, its ``last_success``, a batch and memoize raise this.
+    """
+
+
+class SpoolFullError(ProcessCacheError):
+    """The local spool holds its limit already (`processcache.spool.DEFAULT_LIMIT`): nothing more is kept."""
+
+
 class PoolExhaustedError(DatabaseUnavailableError):
     """Every connection of the process's pool stayed in use for longer than ``pool_timeout``."""
 

@@ -21,6 +21,11 @@ DEFAULT_WAIT_TIMEOUT = 600.0
 DEFAULT_OUTPUT_TAIL = 64 * 1024
 #: Seconds a command stopped by its timeout (or a signal) has between SIGTERM and SIGKILL.
 DEFAULT_KILL_AFTER = 10.0
+#: Seconds a run with ``if_database_down="run"`` or ``"skip"`` tries to reach the database before it runs
+#: without it (or is skipped): a server's default connect timeout, so that a stalled server costs one attempt.
+DEFAULT_DOWN_WAIT = 10.0
+#: What a run may do when its database cannot be reached (`JobOptions.if_database_down`).
+DOWN_CHOICES = ("fail", "skip", "run")
 #: A job whose last run succeeded is flaky when this many of its last runs failed ("K/N"): 3 of 12 is a
 #: failure every four runs, which an hourly job shows within half a day, where one failure is chance.
 DEFAULT_FLAKY = "3/12"
@@ -110,6 +115,28 @@ class JobOptions:
                     (``https://cronitor.link/...``), so those dashboards
                     keep working; a slow or down one never delays a run by
                     more than a few seconds.
+    if_database_down: what a run does when its database cannot be reached
+                    within ``down_wait`` (see the README's reliability
+                    section): ``fail`` (default) exits 1 with the one-line
+                    error; ``skip`` exits 75 with one line, recording
+                    nothing; ``run`` runs the job without the database: no
+                    lock is taken (a copy on another machine may run at the
+                    same time), its record, logs, output and cache writes
+                    are kept in this machine's spool (`processcache.spool`)
+                    and stored in the database, once, by the next
+                    processcache command that reaches it; its reads of the
+                    shared cache raise `DatabaseDownError`. Refused with
+                    ``once_per`` or ``skip_if_succeeded_within`` (a slot could
+                    run twice) unless ``down_runs_once_per=True`` says so.
+    down_wait:      how long a run with ``if_database_down`` ``run`` or
+                    ``skip`` tries to reach the database, from its start,
+                    before it runs without it or is skipped (default 10s,
+                    a server's connect timeout; ``fail`` waits the URL's
+                    ``retry_for``). An attempt begun just before it ends
+                    may take one more connect timeout.
+    down_runs_once_per: with ``once_per`` or ``skip_if_succeeded_within``,
+                    allow ``if_database_down="run"``, knowing that a slot
+                    may then run on several machines (default False).
     output_tail:    bytes of the run's stdout, and of its stderr, stored with
                     it as logs (levels ``STDOUT`` and ``STDERR``): the last
                     64 KiB by default (``"1MiB"``, an int); 0 stores none.
@@ -148,6 +175,9 @@ class JobOptions:
     alert_after: int = 1
     flaky: str = DEFAULT_FLAKY
     ping: str | None = None
+    if_database_down: str = "fail"
+    down_wait: float = DEFAULT_DOWN_WAIT
+    down_runs_once_per: bool = False
 
     @property
     def data_scope(self) -> str:
@@ -175,7 +205,8 @@ class JobOptions:
         if changes.get("load_cache", "lazy") not in LOAD_MODES:
             raise RegistryError(f"load_cache={changes['load_cache']!r}: use lazy (on first use of ctx.tree) or eager")
         for name in ("lease", "wait_timeout", "expect_every", "max_duration", "cache_ttl", "timeout", "kill_after",
-                     "lost_lease_grace", "retry_delay", "once_per", "skip_if_succeeded_within", "grace"):
+                     "lost_lease_grace", "retry_delay", "once_per", "skip_if_succeeded_within", "grace",
+                     "down_wait"):
             if name in changes and not (name == "once_per" and changes[name] == "schedule"):
                 changes[name] = parse_duration(changes[name], name)
         for name in ("lease", "timeout", "once_per"):
@@ -209,7 +240,22 @@ class JobOptions:
             changes["capture_logging"] = _capture_level(changes["capture_logging"])
         if "flaky" in changes:
             changes["flaky"] = _flaky(changes["flaky"])
-        return dataclasses.replace(self, **changes)
+        replaced = dataclasses.replace(self, **changes)
+        _check_down(replaced)
+        return replaced
+
+
+def _check_down(options: "JobOptions") -> None:
+    """Refuse an ``if_database_down`` that breaks a promise the options make: once per slot, or per success."""
+    if options.if_database_down not in DOWN_CHOICES:
+        raise RegistryError(f"if_database_down={options.if_database_down!r}: use fail, skip or run")
+    if not isinstance(options.down_runs_once_per, bool):
+        raise RegistryError(f"down_runs_once_per={options.down_runs_once_per!r}: use True or False")
+    once = "once_per" if options.once_per else "skip_if_succeeded_within" if options.skip_if_succeeded_within else None
+    if options.if_database_down == "run" and once and not options.down_runs_once_per:
+        raise RegistryError(f"if_database_down='run' with {once}: without the database no slot can be claimed,"
+                            " so the job may run more than once; add down_runs_once_per=True to accept that,"
+                            " or use if_database_down='skip'")
 
 
 def flaky_threshold(value: str | None) -> tuple[int, int] | None:

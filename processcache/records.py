@@ -89,6 +89,9 @@ class RunRecord(NamedTuple):
     #: Seconds it waited for its lock (``overlap="wait"``), which its *duration* leaves out; -1 while it
     #: waits (`storage.runs.WAITING`); None for a run that did not wait.
     waited: float | None = None
+    #: True for a run recorded late: it ran while the database was down, kept in its machine's spool
+    #: (``if_database_down="run"``), and was stored once the database was back; its times are that machine's.
+    late: bool = False
 
     @property
     def waiting(self) -> bool:

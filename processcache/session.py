@@ -95,8 +95,16 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
 
     `cache_session` is this with the block under its timeout; the runner
     and `command` run their attempts (each under its timeout) inside it.
+    A database that cannot be reached is what ``if_database_down`` says
+    (`downtime`): the one-line error, a skip, or the run without it, spooled.
     """
-    with open_database(database) as db:
+    from .downtime import reached, spooled_run
+
+    with reached(database, options, group, job, machine) as (db, down):
+        if db is None:
+            with spooled_run(group, job, machine, down, echo=echo, options=options) as ctx:
+                yield ctx
+            return
         captured = Captured(options.output_tail) if options.output_tail else None
         ctx = CacheContext(db, group, job, machine, _unechoed(echo, captured), options)
         ctx.output = captured

@@ -61,6 +61,10 @@ class Proxy:
         self.mode = "cut"
         self._close_pairs()
 
+    def reopen(self) -> None:
+        """End a cut now: the port listens again within a tick, and forwards."""
+        self._reopen_at = 0.0
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)

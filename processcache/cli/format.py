@@ -74,10 +74,12 @@ def complete_jobs(ctx: click.Context, _param, incomplete: str) -> list[str]:
 @contextlib.contextmanager
 def opened(database: str | None, read_only: bool = True) -> Iterator["Database"]:
     """The command's database, read-only unless the command changes it, with its errors in one line."""
+    from ..spool import flush_waiting
     from ..storage.database import connect
     from ..storage.retry import one_line_when_lost
 
     with connect(database, read_only=read_only) as db, one_line_when_lost(db):
+        flush_waiting(db, database)  # runs kept while the database was down, stored first: the command sees them
         yield db
 
 
@@ -167,10 +169,14 @@ def table_lines(headers: list[str], rows: list[list], optional: tuple[str, ...] 
 
 
 def run_status(run: "RunRecord | None") -> str | None:
-    """A run's status as the tables show it, with its number of attempts when it retried: ``failed (3 attempts)``."""
+    """A run's status as the tables show it, with its number of attempts when it retried: ``failed (3 attempts)``,
+    and ``recorded late`` for a run kept in its machine's spool while the database was down."""
     if run is None:
         return None
-    return f"{run.status} ({run.attempts} attempts)" if run.attempts and run.attempts > 1 else run.status
+    notes = [f"{run.attempts} attempts"] if run.attempts and run.attempts > 1 else []
+    if getattr(run, "late", False):
+        notes.append("recorded late")
+    return f"{run.status} ({', '.join(notes)})" if notes else run.status
 
 
 def _cell(value) -> str:

@@ -35,11 +35,20 @@ _CONTROL = (
      "Skip (exit 75) when a run of the job succeeded this recently on any machine (e.g. 20h): anacron's catch-up."),
     ("--output-tail", "output_tail", "Bytes of stdout and of stderr stored with the run (e.g. 1MiB; 0: none) "
                                      "[default: 64KiB]."),
+    ("--down-wait", "down_wait", "With --if-database-down skip or run: how long to try to reach the database, "
+                                 "from the start, before skipping or running without it [default: 10s]."),
 )
 
 
 def control_options(func):
     """--timeout, --retries, --once-per...: a run's control, on `run` (over the job's) and `exec`."""
+    func = click.option("--if-database-down", "if_database_down", type=click.Choice(["fail", "skip", "run"]),
+                        help="When the database cannot be reached: fail (exit 1), skip (exit 75), or run the job "
+                             "without it, no lock held, its record kept in this machine's spool and stored once "
+                             "the database is back [default: the job's, else fail].")(func)
+    func = click.option("--down-runs-once-per", "down_runs_once_per", is_flag=True, default=None,
+                        help="Allow --if-database-down run with --once-per or --skip-if-succeeded-within: a slot "
+                             "may then run on several machines.")(func)
     func = click.option("--keep-failed-slot", "keep_failed_slot", is_flag=True, default=None,
                         help="With --once-per: a slot whose run failed stays closed to this run (it is skipped) "
                              "[default: this run takes a failed slot over]. Give it on every machine's line.")(func)
@@ -58,6 +67,8 @@ def parse_control(given: dict) -> dict:
     from ..options import JobOptions
 
     changes = {field: given.pop(field) for _flag, field, _text in _CONTROL}
+    changes["if_database_down"] = given.pop("if_database_down")
+    changes["down_runs_once_per"] = given.pop("down_runs_once_per")
     keep = given.pop("keep_failed_slot")
     changes["reopen_failed_slot"] = None if keep is None else not keep
     if changes["retries"] is not None:
@@ -135,7 +146,8 @@ def run(target, database, machine, overlap, wait_timeout, quiet, job_name, as_js
       1      it failed or lost its lock; its TARGET did not load; or how
              it ended could not be stored (both that and why are printed)
       2      usage error: a wrong option, or TARGET defines no job or several
-      75     skipped: another run holds the job's lock (EX_TEMPFAIL)
+      75     skipped: another run holds the job's lock (EX_TEMPFAIL), or
+             the database is down and --if-database-down is skip
       128+n  signal n stopped it: SIGHUP 129, SIGINT 130, SIGTERM 143
              (a second signal exits at once)
 
@@ -213,7 +225,8 @@ def exec_(job_name, database, machine, overlap, wait_timeout, quiet, lock, scope
     Exit codes:
       the command's own: 0 succeeded, any other failed (recorded), except
              75 and 124, reported as 1 (the record keeps the command's own)
-      75     skipped: another run holds the lock, or the slot ran already
+      75     skipped: another run holds the lock, or the slot ran already,
+             or the database is down and --if-database-down is skip
       124    the command ran past --timeout and was stopped
       126    COMMAND is not executable; 127: COMMAND was not found
       128+n  signal n stopped the command, or processcache
@@ -251,7 +264,7 @@ def exec_(job_name, database, machine, overlap, wait_timeout, quiet, lock, scope
 
 def _run_and_exit(call, quiet: bool, as_json: bool) -> NoReturn:
     """Run *call* (a recorded run) under -q and the signal handlers; print how it ended and exit with its code."""
-    from ..errors import RunNotRecordedError
+    from ..errors import DatabaseUnavailableError, RunNotRecordedError
     from ..quiet import HeldOutput
     from ..runner import EXIT_FAILED, EXIT_OK, EXIT_SKIPPED, exit_code
     from ..signals import Terminated, terminate_on_signals
@@ -264,6 +277,9 @@ def _run_and_exit(call, quiet: bool, as_json: bool) -> NoReturn:
         click.echo(f"processcache: {unrecorded}", err=True)
         stopped = unrecorded.original
         sys.exit(stopped.exit_code if isinstance(stopped, Terminated) else EXIT_FAILED)
+    except DatabaseUnavailableError as down:  # before the run was recorded: the job did not run
+        click.echo(shown(f"processcache: {down}: the run was not recorded, and the job did not run"), err=True)
+        sys.exit(EXIT_FAILED)
     except Terminated as stopped:
         if stopped.run is not None:
             _summary(stopped.run)
@@ -336,8 +352,10 @@ def _summary(record) -> None:
         outcome = record.error
     elif not record.ok:
         outcome += f": {record.error}"
-    click.echo(shown(f"processcache: {record.group}/{record.job} run {record.id} on {record.machine} {outcome}"),
-               err=True)
+    run = f" run {record.id}" if record.id else ""  # 0: a run the database, being down, does not hold (yet)
+    if not record.id and record.status != "skipped":
+        outcome += "; kept in this machine's spool until the database is back (`processcache spool`)"
+    click.echo(shown(f"processcache: {record.group}/{record.job}{run} on {record.machine} {outcome}"), err=True)
 
 
 def _only_job(target, specs):

@@ -116,7 +116,8 @@ def _show_run(words, database, as_json) -> None:
         return
     run = detail.run
     fields = [("run", f"{run.id} of {run.name}"), ("machine", f"{run.machine} (pid {run.pid})"),
-              ("status", run.status), ("started", _utc_and_local(run.started_at)),
+              ("status", run.status + (_LATE if run.late else "")),
+              ("started", _utc_and_local(run.started_at)),
               ("finished", _utc_and_local(run.finished_at)), ("duration", format_duration(run.duration)),
               *([("waited", _waited(run.waited))] if run.waited is not None else []),
               ("exit code", _exit_code(detail)),
@@ -138,6 +139,11 @@ def _waited(seconds: float) -> str:
     if seconds < 0:
         return "waiting for its lock now"
     return f"{format_duration(seconds)} for its lock (not in its duration)"
+
+
+#: What `runs show` adds to the status of a run recorded late (`RunRecord.late`).
+_LATE = (" (recorded late: it ran while the database was down, kept in its machine's spool; its times are that"
+         " machine's clock)")
 
 
 def _exit_code(detail: RunDetail) -> str | None:

@@ -167,7 +167,9 @@ def run_page(detail: RunDetail, refresh: int | None = None) -> str:
               ("finished", when(run.finished_at)), ("duration", format_duration(run.duration)),
               *([("waited for its lock", "now" if run.waiting else format_duration(run.waited))]
                 if run.waited is not None else []),
-              ("exit code", text(detail.exit_code)), ("attempts", text(run.attempts))]
+              ("exit code", text(detail.exit_code)), ("attempts", text(run.attempts)),
+              *([("recorded", "late: it ran while the database was down, kept in its machine's spool; its times"
+                              " are that machine's clock")] if run.late else [])]
     table = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in fields)
     body = [f'<p><a href="/">all jobs</a></p><h1>Run {run.id}</h1><table>{table}</table>']
     if run.error:

@@ -96,7 +96,7 @@ class Backend:
     """
 
     def __init__(self, database_config: configuration.DatabaseConfig, read_only: bool,
-                 declare: Callable[[Any, Dialect], dict]) -> None:
+                 declare: Callable[[Any, Dialect], dict], wait: float | None = None) -> None:
         self.config = database_config
         self.url = database_config.safe_url
         self.read_only = read_only
@@ -111,7 +111,7 @@ class Backend:
             self._prepare_sqlite()
         if read_only and self.dialect.read_only_session:
             self._read_only_sessions(self.dialect.read_only_session)
-        self._bind()
+        self._bind(wait)
         if self.dialect.resets_sessions:
             _end_sessions_without_discard(self.pony.provider.pool)
         #: The connections this process's threads share (servers only: a SQLite file needs no pool).
@@ -580,13 +580,16 @@ class Backend:
                               f" the server dropped libpq's options (a pooler); set it for the role instead:"
                               f" ALTER ROLE ... SET search_path = {schema}")
 
-    def _bind(self) -> None:
+    def _bind(self, wait: float | None) -> None:
         """Bind Pony (it opens a first connection), waiting within the retry budget for a server that is away.
 
         Cron may start a job while the server restarts or fails over; bad
-        settings (a wrong password, say) fail at once.
+        settings (a wrong password, say) fail at once. With *wait*, tried
+        for that many seconds from now instead (`connect`'s *wait*).
         """
-        attempts = retry.Attempts(self.config.retry_for)
+        attempts = retry.Attempts(self.config.retry_for if wait is None else wait)
+        if wait is not None:
+            attempts.started = time.monotonic()
         while True:
             try:
                 self.pony.bind(provider=self.config.provider, **self.dialect.driver_args(self.config))
@@ -596,6 +599,8 @@ class Backend:
             except Exception as exc:
                 if retry.is_unreachable(exc) and attempts.wait():
                     continue
+                if retry.is_unreachable(exc):
+                    raise retry.unreachable(self.url, self.config, exc, attempts) from None
                 advice = "" if attempts.started is None else (
                     f"; {attempts.spent()}: check that the server is up and reachable"
                     " (retry_for= in the URL sets how long to keep trying)")

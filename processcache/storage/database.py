@@ -39,13 +39,13 @@ class Database:
     """
 
     def __init__(self, url: str | None = None, *, create: bool = True, upgrade: bool = True,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, wait: float | None = None) -> None:
         self.config = config.parse_url(config.resolve_url(url))
         self.read_only = read_only
         create = create and not read_only
         self.url = self.config.safe_url
         #: The executor every store runs its SQL through (`backend.py`).
-        self.backend = Backend(self.config, read_only, declare)
+        self.backend = Backend(self.config, read_only, declare, wait)
         #: A transaction of processcache's own (`Backend.transaction`): a `CacheContext.batch` is one.
         self.transaction = self.backend.transaction
         self.schema = Schema(self.backend, self.url)
@@ -266,8 +266,12 @@ class Database:
 
 
 def connect(url: str | None = None, *, create: bool = True, upgrade: bool = True,
-            read_only: bool = False) -> Database:
+            read_only: bool = False, wait: float | None = None) -> Database:
     """Open the processcache database at *url* (see `processcache.config` for the forms).
+
+    *wait* bounds how long the first connection is tried, in seconds from
+    now, in place of the URL's ``retry_for`` (counted from the first
+    failure): a run with ``if_database_down`` gives its ``down_wait``.
 
     ``read_only=True`` is for looking, as the read commands do: it creates
     and changes nothing (no schema, no upgrade), refuses a SQLite file that
@@ -278,4 +282,4 @@ def connect(url: str | None = None, *, create: bool = True, upgrade: bool = True
     ...     db.sync("check")
     []
     """
-    return Database(url, create=create, upgrade=upgrade, read_only=read_only)
+    return Database(url, create=create, upgrade=upgrade, read_only=read_only, wait=wait)

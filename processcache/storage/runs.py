@@ -21,7 +21,14 @@ from ..texts import storable
 from ..timeutil import db_time, py_time
 from .backend import Backend, ConstraintViolation, id_list
 from .fence import NO_FENCE, Fence
-from .schema import JOB_STATE_REVISION, JUDGEMENT_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION, describe
+from .schema import (
+    JOB_STATE_REVISION,
+    JUDGEMENT_REVISION,
+    MONITORING_REVISION,
+    RUN_CONTROL_REVISION,
+    SPOOL_REVISION,
+    describe,
+)
 
 if TYPE_CHECKING:
     from .database import Database
@@ -36,6 +43,8 @@ _RUN_COLUMNS = ("r.id, r.job_id, r.machine, r.pid, r.status, r.started_at, r.fin
 _CONTROL_COLUMNS = (", r.exit_code, r.attempts, r.slot", ", NULL, NULL, NULL")
 #: The lock wait's column (revision 7), read as NULL from a database of an older revision.
 _WAITED_COLUMN = (", r.waited", ", NULL")
+#: Whether a run was recorded late, from a machine's spool (revision 8; `replay`): 0 from an older revision.
+_LATE_COLUMN = (", CASE WHEN r.spool_id IS NULL THEN 0 ELSE 1 END", ", 0")
 #: A run's ``waited`` while it waits for its lock (`RunStore.start` with *waiting*): not yet at work.
 WAITING = -1.0
 #: Runs read by id per query (`RunStore.runs_by_id`): under MariaDB's in_predicate_conversion_threshold (1,000).
@@ -171,7 +180,7 @@ class RunStore:
         finished_at = self.database.clock.now()
         waited = run.waited if run.waited is not None and run.waited > 0 else 0.0  # at work only after the lock
         duration, summary, stored_traceback = max((finished_at - run.started_at).total_seconds() - waited, 0.0), \
-            _summary(result), storable(traceback)
+            result_summary(result), storable(traceback)
         params = {"id": run.id, "finished_at": db_time(finished_at), "duration": duration, "result": summary,
                   "traceback": stored_traceback, "signal": signal, "exit_code": exit_code, "attempts": attempts}
         control = ", exit_code = $exit_code, attempts = $attempts" if self._controlled else ""
@@ -238,7 +247,8 @@ class RunStore:
         page = f" LIMIT {int(limit)}" if limit is not None else ""
 
         columns = (_RUN_COLUMNS + _CONTROL_COLUMNS[0 if self._controlled else 1]
-                   + _WAITED_COLUMN[0 if self.database.has_revision(JUDGEMENT_REVISION) else 1])
+                   + _WAITED_COLUMN[0 if self.database.has_revision(JUDGEMENT_REVISION) else 1]
+                   + _LATE_COLUMN[0 if self.database.has_revision(SPOOL_REVISION) else 1])
 
         def read() -> tuple[float, list[tuple], dict[int, tuple[str, str]]]:
             with self.transaction():
@@ -392,7 +402,8 @@ class RunStore:
         self._lock_rows.add(name)
 
 
-def _summary(result: Any) -> str | None:
+def result_summary(result: Any) -> str | None:
+    """A run's result as the ledger keeps it: its JSON, or None (not a JSON value, or over `MAX_RESULT_CHARS`)."""
     if result is None:
         return None
     try:
@@ -420,4 +431,4 @@ def _run_record(columns: tuple, names: tuple[str, str], now: float) -> RunRecord
     result = decode_value(row[11]) if row[11] is not None else None
     slot = None if row[16] is None else datetime.fromtimestamp(row[16], UTC)
     return RunRecord(row[0], row[1], row[2], row[3], row[4], status, py_time(row[6]), py_time(row[7]),
-                     row[8], row[9], row[10], result, row[13], row[14], row[15], slot, row[17])
+                     row[8], row[9], row[10], result, row[13], row[14], row[15], slot, row[17], bool(row[18]))

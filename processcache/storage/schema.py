@@ -78,7 +78,13 @@ LEDGER_REVISION = (2, 6)
 #: the table ``process_job_machines`` (a machine retired from a job), with a
 #: plain job id as revision 4's tables.
 JUDGEMENT_REVISION = (2, 7)
-SCHEMA_REVISION = 7
+#: Revision 8 (runs recorded late): ``process_job_runs.spool_id``, nullable
+#: and unique: the id a run kept in a machine's spool while the database was
+#: down carries into the ledger (`replay`), so that it is stored once however
+#: many processes replay it; NULL for every run recorded as it ran, which an
+#: older release inserts and which the unique index lets be many.
+SPOOL_REVISION = (2, 8)
+SCHEMA_REVISION = 8
 
 #: What this processcache writes: (version, revision).
 CURRENT = (SCHEMA_VERSION, SCHEMA_REVISION)
@@ -164,6 +170,7 @@ def declare(db, dialect: Dialect) -> dict:
         attempts = Optional(int)  # revision 4: how many attempts a run with retries made
         slot = Optional(int, size=64)  # revision 4: the start of its once_per slot, database clock
         waited = Optional(float)  # revision 7: seconds it waited for its lock (overlap="wait"); -1 while it waits
+        spool_id = Optional(str, 64, nullable=True, unique=True, **text(64))  # revision 8: recorded late, from a spool
         logs = Set("Log")
         composite_index(job, started_at)
         composite_index(job, machine, id, status)  # revision 6: each job and machine's newest runs
@@ -449,6 +456,20 @@ def _add_columns_as_declared(table: str, *columns: str) -> Callable[[Schema], No
     return step
 
 
+def _add_unique_column(table: str, column: str) -> Callable[[Schema], None]:
+    """Add *column* as declared, its uniqueness as an index of its own (SQLite adds no UNIQUE column)."""
+
+    def step(schema: Schema) -> None:
+        declared = schema.pony.schema.tables[table].column_dict[column].get_sql()
+        if column not in schema._columns(table):
+            schema.backend.execute(f"ALTER TABLE {table} ADD COLUMN {declared.removesuffix(' UNIQUE')}")
+        name = f"uq_{table}__{column}"
+        if not schema.pony.provider.index_exists(schema.pony.get_connection(), table, name, case_sensitive=False):
+            schema.backend.execute(f"CREATE UNIQUE INDEX {name} ON {table} ({column})")
+
+    return step
+
+
 def _replace_index(table: str, old: str | None = None) -> Callable[[Schema], None]:
     """Create this version's missing indexes, then drop *old*, if any (reads always have one)."""
 
@@ -476,4 +497,5 @@ STEPS = [
     (JUDGEMENT_REVISION, _add_columns_as_declared("process_jobs", "lock_scope", "flaky")),
     (JUDGEMENT_REVISION, _add_columns_as_declared("process_job_runs", "waited")),
     (JUDGEMENT_REVISION, Schema._create_missing),  # the retired machines' table
+    (SPOOL_REVISION, _add_unique_column("process_job_runs", "spool_id")),
 ]
