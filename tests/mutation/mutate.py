@@ -1,0 +1,247 @@
+"""Mutation testing of the modules that keep processcache's promises, by hand: ``python tests/mutation/mutate.py``.
+
+For each module named (all of `MODULES` without a name) it mutates the
+module in a separate git worktree of the current commit, one small change
+at a time (cosmic-ray: ``<`` for ``<=``, ``and`` for ``or``, a number off
+by one, a ``break`` for a ``continue``...), runs that module's tests against
+each mutant with the PostgreSQL and MariaDB servers on, and prints the
+score: the share of mutants some test failed on. A surviving mutant is a
+change no test noticed: kill it with a test, or, when no behaviour a user
+could see changes, list it in ``tests/mutation/equivalent.txt`` with the
+reason. ``docs/mutation.rst`` keeps the last scores and says how.
+
+Why cosmic-ray: it writes each mutant into the module's file on disk, so
+the ``python -m processcache`` processes the tests start (most promises are
+tested through real processes) run the mutant too; mutmut 3 switches its
+mutants on in the test process only. And why a worktree: the mutants are
+written to disk, so never in the checkout people work in.
+
+A session is kept per module (and content of it and its tests) in the worktree's ``.mutation``
+folder: run the same command again after an interruption and it goes on
+where it stopped. ``--fresh`` starts over.
+"""
+
+import argparse
+import datetime
+import hashlib
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+REPO = Path(__file__).resolve().parents[2]
+EQUIVALENT = Path(__file__).with_name("equivalent.txt")
+SERVERS = {"PROCESSCACHE_TEST_POSTGRES_URL": "postgresql://postgres@127.0.0.1:5432/test",
+           "PROCESSCACHE_TEST_MYSQL_URL": "mysql://root@127.0.0.1:3306/test"}
+#: -x: the first failing test kills the mutant; -p no:randomly: the same order each time; -n 2: this machine's cores.
+PYTEST = f"{shlex.quote(sys.executable)} -m pytest -x -q -p no:randomly -n 2"
+#: Replacements that only ever crash on the first call (a float shifted, or'ed, raised to a power): each costs
+#: a whole test run to learn nothing, so they are skipped (listed as excluded, never counted).
+EXCLUDED_OPERATORS = [r"core/ReplaceBinaryOperator_\w+_(Pow|RShift|LShift|BitOr|BitAnd|BitXor)$"]
+
+
+class Target(NamedTuple):
+    """The files mutated together under one name, and the tests a developer runs for them."""
+
+    paths: tuple[str, ...]
+    tests: tuple[str, ...]
+
+
+#: Module -> its tests: the test files whose names say they test it, and the promise tests (test_promises.py)
+#: that reach it. A module's doctests run by naming its file.
+MODULES = {
+    "durations": Target(("processcache/durations.py",), ("tests/test_durations.py", "processcache/durations.py")),
+    "names": Target(("processcache/names.py",), ("tests/test_names.py", "processcache/names.py")),
+    "fence": Target(("processcache/storage/fence.py",), ("tests/test_fencing.py", "tests/test_promises.py")),
+    "heartbeat": Target(("processcache/heartbeat.py",),
+                        ("tests/test_promises.py", "tests/test_fencing.py", "tests/test_locks.py")),
+    "attempts": Target(("processcache/attempts.py",), ("tests/test_run_control.py", "tests/test_promises.py")),
+    "timeouts": Target(("processcache/timeouts.py",), ("tests/test_run_control.py", "tests/test_exec.py")),
+    "retry": Target(("processcache/storage/retry.py",),
+                    ("tests/test_faults.py", "tests/test_failover.py", "tests/test_bounded_waits.py")),
+    "waits": Target(("processcache/storage/waits.py",), ("tests/test_bounded_waits.py", "tests/test_pool.py")),
+    "config": Target(("processcache/config.py",),
+                     ("tests/test_config.py", "tests/test_secrets.py", "tests/test_promises.py")),
+    "schema": Target(("processcache/storage/schema.py",), ("tests/test_schema_guard.py", "tests/test_upgrades.py")),
+    "reports": Target(("processcache/storage/reports.py",),
+                      ("tests/test_judgements.py", "tests/test_cli_check.py", "tests/test_retire.py")),
+    "cache": Target(("processcache/storage/cache.py",),
+                    ("tests/test_cache.py", "tests/test_cache_features.py", "tests/test_cache_model.py")),
+    "context": Target(("processcache/context.py",), ("tests/test_api.py", "tests/test_cache_features.py")),
+    "memo": Target(("processcache/memo.py",), ("tests/test_memo.py", "tests/test_memo_threads.py")),
+    "command": Target(("processcache/command.py", "processcache/supervised.py"),
+                      ("tests/test_exec.py", "tests/test_supervision.py", "tests/test_signals.py")),
+    "schedules": Target(("processcache/schedules.py",), ("tests/test_schedules.py",)),
+    "alerts": Target(("processcache/alerts.py",), ("tests/test_alerts.py", "tests/test_cli_check.py")),
+    "channels": Target(("processcache/channels.py",), ("tests/test_alerts.py",)),
+    "report": Target(("processcache/report/parts.py", "processcache/report/pages.py"),
+                     ("tests/test_report.py", "tests/test_promises.py", "tests/test_cli_escaping.py")),
+}
+
+
+class Mutant(NamedTuple):
+    path: str
+    line: int
+    operator: str
+    occurrence: int
+
+
+def git(*args: str, cwd: Path = REPO) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def prepare_tree(tree: Path, commit: str) -> None:
+    """The worktree at *commit*, any mutant an interrupted run left on disk undone."""
+    if tree.resolve() == REPO:
+        sys.exit("the worktree must not be the checkout you work in: the mutants are written to disk")
+    if not (tree / ".git").exists():
+        git("worktree", "add", "--detach", str(tree), commit)
+    git("checkout", "--detach", "--force", commit, cwd=tree)  # in the worktree only: undoes a mutant left behind
+
+
+def environment(tree: Path) -> dict[str, str]:
+    """The tests' environment: the servers on, and the worktree's processcache first in every process they start."""
+    return {**os.environ, **SERVERS, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def config(target: Target, timeout: float) -> str:
+    excluded = ", ".join(f"'{operator}'" for operator in EXCLUDED_OPERATORS)
+    return (f"[cosmic-ray]\nmodule-path = [{', '.join(repr(p) for p in target.paths)}]\ntimeout = {timeout:.0f}\n"
+            f"excluded-modules = []\ntest-command = {PYTEST + ' ' + ' '.join(target.tests)!r}\n\n"
+            f"[cosmic-ray.distributor]\nname = 'local'\n\n"
+            f"[cosmic-ray.filters.operators-filter]\nexclude-operators = [{excluded}]\n")
+
+
+def baseline(target: Target, tree: Path, env: dict[str, str]) -> float:
+    """Seconds the tests take on the unmutated code; exits if they fail there (every mutant would look killed)."""
+    began = time.monotonic()
+    done = subprocess.run(shlex.split(PYTEST) + list(target.tests), cwd=tree, env=env, capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        sys.exit(f"the tests fail on the unmutated code:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    return time.monotonic() - began
+
+
+def session_file(name: str, tree: Path) -> Path:
+    """Where the module's session is kept: one per content of the module, its tests and their conftest."""
+    target = MODULES[name]
+    blobs = git("rev-parse", *(f"HEAD:{path}" for path in (*target.paths, *target.tests, "tests/conftest.py")),
+                cwd=tree)
+    return tree / ".mutation" / f"{name}-{hashlib.sha1(blobs.encode()).hexdigest()[:10]}.sqlite"
+
+
+def run(name: str, tree: Path, fresh: bool) -> None:
+    """Mutate one module and run its tests on each mutant; a kept session goes on where it stopped."""
+    target, env = MODULES[name], environment(tree)
+    session = session_file(name, tree)
+    session.parent.mkdir(exist_ok=True)
+    settings = session.with_suffix(".toml")
+    if fresh or not session.exists():
+        session.unlink(missing_ok=True)
+        seconds = baseline(target, tree, env)
+        print(f"{name}: the tests take {seconds:.0f} s on the unmutated code", flush=True)
+        # A mutant that makes the tests hang is killed by the timeout: three times the clean run, and a margin.
+        settings.write_text(config(target, 3 * seconds + 60))
+        cosmic_ray("cli", "init", str(settings), str(session), tree=tree)
+        cosmic_ray("tools.filters.operators_filter", str(session), str(settings), tree=tree)
+    cosmic_ray("cli", "exec", str(settings), str(session), tree=tree)
+
+
+def cosmic_ray(module: str, *args: str, tree: Path) -> None:
+    """A cosmic-ray command, by this Python, in the worktree: it mutates the files under its current folder."""
+    subprocess.run([sys.executable, "-m", f"cosmic_ray.{module}", *args], cwd=tree, env=environment(tree), check=True)
+
+
+def equivalents() -> dict[Mutant, str]:
+    """The kept mutants judged equivalent: ``path line operator occurrence reason``, one a line."""
+    found = {}
+    for line in EQUIVALENT.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            path, number, operator, occurrence, reason = line.split(maxsplit=4)
+            found[Mutant(path, int(number), operator, int(occurrence))] = reason
+    return found
+
+
+class Score(NamedTuple):
+    mutants: int
+    killed: int
+    equivalent: int
+    survivors: list[tuple[Mutant, str]]
+
+    def percent(self) -> float:
+        judged = self.mutants - self.equivalent
+        return 100.0 * self.killed / judged if judged else 100.0
+
+
+def score(name: str, tree: Path) -> Score | None:
+    """The finished mutants of the module's session: killed, equivalent (kept file) and surviving."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+
+    session = session_file(name, tree)
+    if not session.exists():
+        return None
+    known, mutants, killed, equivalent, survivors = equivalents(), 0, 0, 0, []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item, result in db.completed_work_items:
+            if result.worker_outcome == WorkerOutcome.SKIPPED:
+                continue  # an excluded operator
+            spec = item.mutations[0]
+            mutant = Mutant(str(spec.module_path), spec.start_pos[0], spec.operator_name, spec.occurrence)
+            mutants += 1
+            if result.test_outcome != TestOutcome.SURVIVED:
+                killed += 1
+            elif mutant in known:
+                equivalent += 1
+            else:
+                survivors.append((mutant, result.diff or ""))
+    return Score(mutants, killed, equivalent, survivors)
+
+
+def report(names: list[str], tree: Path, commit: str, diffs: bool) -> None:
+    """The score per module as a reStructuredText table (docs/mutation.rst keeps it), then each survivor."""
+    rule = "=" * 12 + " " + " ".join(["=" * 8] * 5)
+    print(f"\n{datetime.date.today()}, commit {commit[:10]}\n\n{rule}")
+    print(f"{'module':12} {'mutants':>8} {'killed':>8} {'equival.':>8} {'survived':>8} {'score':>8}\n{rule}")
+    scores = {name: score(name, tree) for name in names}
+    for name, found in scores.items():
+        if found is None:
+            print(f"{name:12} {'not run':>8}")
+        else:
+            print(f"{name:12} {found.mutants:8} {found.killed:8} {found.equivalent:8} {len(found.survivors):8}"
+                  f" {found.percent():7.1f}%")
+    print(rule)
+    for found in scores.values():
+        for mutant, diff in found.survivors if found else ():
+            print(f"\nsurvived: {mutant.path} {mutant.line} {mutant.operator} {mutant.occurrence}")
+            if diffs:
+                print(diff)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", metavar="module",
+                        help=f"what to mutate (default: all): {', '.join(MODULES)}")
+    parser.add_argument("--tree", type=Path, default=Path(tempfile.gettempdir()) / "processcache-mutation",
+                        help="the separate git worktree the mutants are written in (made if missing)")
+    parser.add_argument("--fresh", action="store_true", help="start each module's session over")
+    parser.add_argument("--report", action="store_true", help="print the scores of the kept sessions, run nothing")
+    parser.add_argument("--diffs", action="store_true", help="print each survivor's change")
+    options = parser.parse_args()
+    for name in options.modules:
+        if name not in MODULES:
+            parser.error(f"no module {name!r}: choose from {', '.join(MODULES)}")
+    names = options.modules or list(MODULES)
+    if not options.report:
+        prepare_tree(options.tree, git("rev-parse", "HEAD"))
+        for name in names:
+            run(name, options.tree, options.fresh)
+    report(names, options.tree, git("rev-parse", "HEAD", cwd=options.tree), options.diffs)
+
+
+if __name__ == "__main__":
+    main()
