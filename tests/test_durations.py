@@ -46,6 +46,13 @@ def test_durations_format_for_people():
         "-", "4ms", "4.2s", "3m05s", "2h11m", "1d1h"]
 
 
+@pytest.mark.parametrize("seconds, shown", [(0.9, "900ms"), (1, "1.0s"), (1.5, "1.5s"), (9.5, "9.5s"), (10, "10s"),
+                                            (10.5, "10s"), (11, "11s"), (59, "59s"), (60, "1m00s"), (60.5, "1m00s"),
+                                            (3599, "59m59s"), (3600, "1h00m"), (86399, "23h59m"), (86400, "1d0h")])
+def test_each_form_of_a_duration_begins_exactly_at_its_unit(seconds, shown):
+    assert format_duration(seconds) == shown
+
+
 @given(st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(sorted(UNITS))), min_size=1, max_size=4))
 def test_since_a_duration_is_that_long_ago_for_the_database_to_count_back(parts):
     text = "".join(f"{n}{unit}" for n, unit in parts)
