@@ -91,8 +91,8 @@ def test_a_non_json_value_fails_the_run_naming_the_type(tmp_path):
     (["run", f"{JOBS}:nothing"], "has no attribute 'nothing' (jobs in it: bad_value, env, fails, parity)"),
     (["run", f"{JOBS}:parity", "-d", "oracle://x@y/z"], "Error: unknown database URL scheme 'oracle'"),
     (["run", f"{JOBS}:parity", "-d", "postgresql://u:TopSecret@127.0.0.1:1/db?retry_for=0"],
-     "Error: cannot open the database postgresql://u:***@127.0.0.1:1/db"),
-    (["db", "sync", "-d", "mysql://u:TopSecret@127.0.0.1:1/db?retry_for=0"], "Error: cannot open the database mysql://u:***@"),
+     "processcache: the database at postgresql://u:***@127.0.0.1:1/db cannot be reached (connection refused)"),
+    (["db", "sync", "-d", "mysql://u:TopSecret@127.0.0.1:1/db?retry_for=0"], "Error: the database at mysql://u:***@"),
 ])
 def test_bad_input_is_one_line_and_exit_1(args, message, tmp_path):
     result = cli(*args, cwd=tmp_path)

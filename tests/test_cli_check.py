@@ -103,3 +103,28 @@ def test_check_ping_tells_the_watcher_of_a_database_it_cannot_read(backend_url, 
 def test_a_ping_url_that_is_not_one_fails_the_crontab_line_before_any_database_opens(tmp_path):
     bad = cli("check", "--ping", "hc-ping.com/uuid", "-d", f"sqlite:///{tmp_path}/none.db")
     assert bad.returncode == 2 and "is not an http(s) URL with a host" in bad.stderr
+
+
+def test_an_outage_is_one_plain_line_per_crontab_line_and_the_checkers_fail_ping(server_backend_url, tmp_path,
+                                                                                  receiver):
+    """Point 12, on the servers (a SQLite file has no outage of this kind): every crontab line of every machine
+    mails one line that names the outage (which database, why, since when) and what it cost, within retry_for."""
+    jobs = tmp_path / "etl.py"
+    jobs.write_text(FAILING)
+    with Proxy.before(server_backend_url) as proxy:
+        proxy.cut(300)
+        url = proxy.url(server_backend_url) + "?retry_for=1s"
+        where = url.partition("?")[0]
+        for machine in ("vm1", "vm2"):
+            began = time.monotonic()
+            down = cli("run", "-q", "--job", "etl/crm", f"{jobs}:crm", "-m", machine, "-d", url)
+            assert down.returncode == 1 and time.monotonic() - began < 6
+            [line] = down.stderr.splitlines()
+            assert line.startswith("processcache: the database at ") and f"{where} cannot be reached" in line, line
+            assert "(connection refused) since " in line and " UTC; tried again for 1" in line, line
+            assert line.endswith(": the run was not recorded, and the job did not run"), line
+        checker = cli("check", "-q", "--ping", f"{receiver.url}/ping/checker-uuid", "-d", url)
+    [line] = checker.stderr.splitlines()
+    assert f"{where} cannot be reached (connection refused) since " in line, line
+    [(path, body)] = received(receiver, 1)
+    assert path.startswith("/ping/checker-uuid/fail?") and "cannot be reached (connection refused)" in body

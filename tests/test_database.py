@@ -118,7 +118,7 @@ def test_an_unreachable_server_is_one_line_without_the_password(url):
         connect(url)
     message = str(info.value)
     assert "Sekr3tMarker" not in message and "\n" not in message
-    assert message.startswith("cannot open the database ") and ":***@127.0.0.1:1/cron" in message
+    assert message.startswith("the database at ") and ":***@127.0.0.1:1/cron cannot be reached" in message
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 

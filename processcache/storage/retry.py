@@ -31,6 +31,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..durations import format_duration
@@ -84,6 +85,34 @@ class Attempts:
         if self.seconds <= 0:
             return "not tried again (retry_for=0 in the URL)"
         return f"tried again for {format_duration(time.monotonic() - (self.started or time.monotonic()))}"
+
+    def since(self) -> str:
+        """When the first failure was, by this machine's clock (a person reads it): ``13:40:05 UTC``."""
+        ago = time.monotonic() - (self.started or time.monotonic())
+        return f"{datetime.fromtimestamp(time.time() - ago, UTC):%H:%M:%S} UTC"
+
+
+#: A driver's message for a server that cannot be reached, in plain words: the first marker found says it.
+_PLAINLY = (("refused", "connection refused"), ("timed out", "no answer: timed out"),
+            ("timeout", "no answer: timed out"), ("no route to host", "no route to host"),
+            ("network is unreachable", "network unreachable"), ("starting up", "the server is starting up"),
+            ("shutting down", "the server is shutting down"), ("closed the connection", "the server closed the"
+                                                                                    " connection"),
+            ("lost connection", "the connection was lost"), ("gone away", "the server has gone away"))
+
+
+def unreachable(backend_url: str, database_config, exc: BaseException, attempts: Attempts) -> DatabaseUnavailableError:
+    """The one line for a server that could not be reached: which, why in plain words, since when, how long tried.
+
+    Cron mails it from every crontab line of every machine while the
+    outage lasts, so it names the outage once, plainly; the driver's own
+    words stay when none of `_PLAINLY` fits.
+    """
+    said = reason(database_config, exc)
+    plain = next((words for marker, words in _PLAINLY if marker in said.lower()), said)
+    tried = attempts.spent() + ("" if attempts.seconds <= 0 else " (retry_for= in the URL)")
+    return DatabaseUnavailableError(f"the database at {backend_url} cannot be reached ({plain}) since"
+                                    f" {attempts.since()}; {tried}")
 
 
 class RetryBudget:
