@@ -54,6 +54,14 @@ def test_a_renewal_that_finds_the_lock_taken_marks_the_lease_lost_and_stops_rese
     assert heartbeat.lease_lost and heartbeat.unconfirmed_for() >= 0.35
 
 
+def test_how_long_a_lease_went_unconfirmed_is_the_time_since_it_was_last_known_held(monkeypatch):
+    """Taken at 10 s on the monotonic clock, asked at 25 s: 15 s, whatever the clock's origin."""
+    real, readings = time.monotonic, [10.0, 25.0]
+    monkeypatch.setattr(time, "monotonic", lambda: readings.pop(0) if readings else real())
+    heartbeat = Heartbeat(lambda: True, 60, "a test lease")
+    assert heartbeat.unconfirmed_for() == 15.0
+
+
 PASSWORDS = st.text(string.ascii_letters + string.digits + "-_.~", min_size=6, max_size=24).filter(
     lambda word: not word.isdigit() and word.lower() not in "postgresql mysql cron localhost")
 
