@@ -18,7 +18,7 @@ FAILING = ["sh", "-c", "echo first line; echo second line; echo oops >&2; exit 3
 def execute(url: str, job: str, *args: str) -> tuple[int, int]:
     """`processcache exec --job JOB ARGS` on machine m: (its exit code, the id of the run it recorded)."""
     ran = cli("exec", "--job", job, "-m", "m", "-d", url, *args)
-    listed = cli("runs", job, "-n", "1", "--json", "-d", url)
+    listed = cli("runs", job, "-n", "1", "--skipped", "--json", "-d", url)
     assert listed.returncode == 0, listed.stderr + ran.stderr
     return ran.returncode, json.loads(listed.stdout)[0]["id"]
 

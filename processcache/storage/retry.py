@@ -106,10 +106,12 @@ def unreachable(backend_url: str, database_config, exc: BaseException, attempts:
 
     Cron mails it from every crontab line of every machine while the
     outage lasts, so it names the outage once, plainly; the driver's own
-    words stay when none of `_PLAINLY` fits.
+    words stay when none of `_PLAINLY` fits, and when they say why for each
+    of several hosts.
     """
     said = reason(database_config, exc)
-    plain = next((words for marker, words in _PLAINLY if marker in said.lower()), said)
+    several = "; " in said  # libpq's hosts tried in turn (`waits.connect_each_host`): why, for each
+    plain = said if several else next((words for marker, words in _PLAINLY if marker in said.lower()), said)
     tried = attempts.spent() + ("" if attempts.seconds <= 0 else " (retry_for= in the URL)")
     return DatabaseUnavailableError(f"the database at {backend_url} cannot be reached ({plain}) since"
                                     f" {attempts.since()}; {tried}")
