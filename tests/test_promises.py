@@ -54,6 +54,23 @@ def test_a_renewal_that_finds_the_lock_taken_marks_the_lease_lost_and_stops_rese
     assert heartbeat.lease_lost and heartbeat.unconfirmed_for() >= 0.35
 
 
+def test_a_renewal_that_raises_is_warned_about_and_the_heartbeat_goes_on_renewing(caplog):
+    """A passing database fault: the next renewal still runs, and confirms the lease again."""
+    calls: list[float] = []
+
+    def renew() -> bool:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise RuntimeError("the database went away")
+        return True
+
+    with Heartbeat(renew, 0.05, "a test lease") as heartbeat:
+        time.sleep(0.5)
+        unconfirmed = heartbeat.unconfirmed_for()
+    assert len(calls) >= 5 and unconfirmed < 0.3 and not heartbeat.lease_lost
+    assert "renewing a test lease failed: the database went away" in caplog.text
+
+
 def test_how_long_a_lease_went_unconfirmed_is_the_time_since_it_was_last_known_held(monkeypatch):
     """Taken at 10 s on the monotonic clock, asked at 25 s: 15 s, whatever the clock's origin."""
     real, readings = time.monotonic, [10.0, 25.0]
