@@ -51,21 +51,30 @@ class Target(NamedTuple):
     tests: tuple[str, ...]
 
 
+PROMISES = "tests/test_promises.py::test_"
+LEASES = (f"{PROMISES}a_command_that_runs_through_several_leases_while_they_are_renewed_succeeds",
+          f"{PROMISES}each_renewal_resets_how_long_the_lease_went_unconfirmed",
+          f"{PROMISES}a_renewal_that_finds_the_lock_taken_marks_the_lease_lost_and_stops_resetting")
+RETRIES = f"{PROMISES}retries_stop_at_a_lost_lock"
+MASKING = f"{PROMISES}a_password_in_any_form_of_the_url_is_masked_in_every_copy_of_every_message"
+ESCAPING = (f"{PROMISES}the_report_shows_every_stored_text_as_text_whatever_tag_it_holds",
+            f"{PROMISES}the_dashboards_pages_show_every_stored_text_as_text")
+
 #: Module -> its tests: the test files whose names say they test it, and the promise tests (test_promises.py)
-#: that reach it. A module's doctests run by naming its file.
+#: and single tests elsewhere that reach it, by node id; a module's doctests run by naming its file.
 MODULES = {
     "durations": Target(("processcache/durations.py",), ("tests/test_durations.py", "processcache/durations.py")),
     "names": Target(("processcache/names.py",), ("tests/test_names.py", "processcache/names.py")),
-    "fence": Target(("processcache/storage/fence.py",), ("tests/test_fencing.py", "tests/test_promises.py")),
+    "fence": Target(("processcache/storage/fence.py",), ("tests/test_fencing.py", RETRIES)),
     "heartbeat": Target(("processcache/heartbeat.py",),
-                        ("tests/test_promises.py", "tests/test_fencing.py", "tests/test_locks.py")),
-    "attempts": Target(("processcache/attempts.py",), ("tests/test_run_control.py", "tests/test_promises.py")),
+                        (*LEASES, "tests/test_fencing.py",
+                         "tests/test_locks.py::test_heartbeats_keep_a_long_run_alive_past_its_lease")),
+    "attempts": Target(("processcache/attempts.py",), ("tests/test_run_control.py", RETRIES)),
     "timeouts": Target(("processcache/timeouts.py",), ("tests/test_run_control.py", "tests/test_exec.py")),
     "retry": Target(("processcache/storage/retry.py",),
                     ("tests/test_faults.py", "tests/test_failover.py", "tests/test_bounded_waits.py")),
     "waits": Target(("processcache/storage/waits.py",), ("tests/test_bounded_waits.py", "tests/test_pool.py")),
-    "config": Target(("processcache/config.py",),
-                     ("tests/test_config.py", "tests/test_secrets.py", "tests/test_promises.py")),
+    "config": Target(("processcache/config.py",), ("tests/test_config.py", "tests/test_secrets.py", MASKING)),
     "schema": Target(("processcache/storage/schema.py",), ("tests/test_schema_guard.py", "tests/test_upgrades.py")),
     "reports": Target(("processcache/storage/reports.py",),
                       ("tests/test_judgements.py", "tests/test_cli_check.py", "tests/test_retire.py")),
@@ -79,7 +88,7 @@ MODULES = {
     "alerts": Target(("processcache/alerts.py",), ("tests/test_alerts.py", "tests/test_cli_check.py")),
     "channels": Target(("processcache/channels.py",), ("tests/test_alerts.py",)),
     "report": Target(("processcache/report/parts.py", "processcache/report/pages.py"),
-                     ("tests/test_report.py", "tests/test_promises.py", "tests/test_cli_escaping.py")),
+                     ("tests/test_report.py", "tests/test_cli_escaping.py", *ESCAPING)),
 }
 
 
@@ -117,19 +126,30 @@ def config(target: Target, timeout: float) -> str:
 
 
 def baseline(target: Target, tree: Path, env: dict[str, str]) -> float:
-    """Seconds the tests take on the unmutated code; exits if they fail there (every mutant would look killed)."""
-    began = time.monotonic()
-    done = subprocess.run(shlex.split(PYTEST) + list(target.tests), cwd=tree, env=env, capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        sys.exit(f"the tests fail on the unmutated code:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
-    return time.monotonic() - began
+    """Seconds the tests take on the unmutated code; exits if they fail there twice (every mutant would look killed).
+
+    A timing test can fail once on a loaded machine: then a mutant's kill may be that flake, so it says so.
+    """
+    for attempt in (1, 2):
+        began = time.monotonic()
+        done = subprocess.run(shlex.split(PYTEST) + list(target.tests), cwd=tree, env=env, capture_output=True,
+                              text=True)
+        if done.returncode == 0:
+            return time.monotonic() - began
+        failed = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
+        print(f"the tests failed on the unmutated code ({attempt} of 2): {failed or done.stdout[-2000:]}", flush=True)
+    sys.exit("the tests fail on the unmutated code: fix them (or the machine's load) first")
+
+
+def files(tests: tuple[str, ...]) -> list[str]:
+    """The files of *tests*, some of which are single tests (``file::test``)."""
+    return sorted({test.split("::")[0] for test in tests})
 
 
 def session_file(name: str, tree: Path) -> Path:
     """Where the module's session is kept: one per content of the module, its tests and their conftest."""
     target = MODULES[name]
-    blobs = git("rev-parse", *(f"HEAD:{path}" for path in (*target.paths, *target.tests, "tests/conftest.py")),
+    blobs = git("rev-parse", *(f"HEAD:{path}" for path in (*target.paths, *files(target.tests), "tests/conftest.py")),
                 cwd=tree)
     return tree / ".mutation" / f"{name}-{hashlib.sha1(blobs.encode()).hexdigest()[:10]}.sqlite"
 
@@ -145,7 +165,8 @@ def run(name: str, tree: Path, fresh: bool) -> None:
         seconds = baseline(target, tree, env)
         print(f"{name}: the tests take {seconds:.0f} s on the unmutated code", flush=True)
         # A mutant that makes the tests hang is killed by the timeout: three times the clean run, and a margin.
-        settings.write_text(config(target, 3 * seconds + 60))
+        commit = git("rev-parse", "--short=10", "HEAD", cwd=tree)
+        settings.write_text(f"# {datetime.date.today()} {commit}\n{config(target, 3 * seconds + 60)}")
         cosmic_ray("cli", "init", str(settings), str(session), tree=tree)
         cosmic_ray("tools.filters.operators_filter", str(session), str(settings), tree=tree)
     cosmic_ray("cli", "exec", str(settings), str(session), tree=tree)
@@ -171,6 +192,7 @@ class Score(NamedTuple):
     killed: int
     equivalent: int
     survivors: list[tuple[Mutant, str]]
+    run: str  # the date and commit the session began at
 
     def percent(self) -> float:
         judged = self.mutants - self.equivalent
@@ -183,8 +205,11 @@ def score(name: str, tree: Path) -> Score | None:
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
     session = session_file(name, tree)
-    if not session.exists():
-        return None
+    if not session.exists():  # the last run, of an older module or tests: marked so
+        older = sorted(tree.glob(f".mutation/{name}-*.sqlite"), key=lambda path: path.stat().st_mtime)
+        if not older:
+            return None
+        session = older[-1]
     known, mutants, killed, equivalent, survivors = equivalents(), 0, 0, 0, []
     with use_db(str(session), WorkDB.Mode.open) as db:
         for item, result in db.completed_work_items:
@@ -199,22 +224,27 @@ def score(name: str, tree: Path) -> Score | None:
                 equivalent += 1
             else:
                 survivors.append((mutant, result.diff or ""))
-    return Score(mutants, killed, equivalent, survivors)
+    run = session.with_suffix(".toml").read_text().splitlines()[0].lstrip("# ")
+    run += "" if session == session_file(name, tree) else " *"
+    return Score(mutants, killed, equivalent, survivors, run)
 
 
-def report(names: list[str], tree: Path, commit: str, diffs: bool) -> None:
+def report(names: list[str], tree: Path, diffs: bool) -> None:
     """The score per module as a reStructuredText table (docs/mutation.rst keeps it), then each survivor."""
-    rule = "=" * 12 + " " + " ".join(["=" * 8] * 5)
-    print(f"\n{datetime.date.today()}, commit {commit[:10]}\n\n{rule}")
-    print(f"{'module':12} {'mutants':>8} {'killed':>8} {'equival.':>8} {'survived':>8} {'score':>8}\n{rule}")
+    columns = ("mutants", "killed", "equivalent", "survived", "score")
+    rule = " ".join(["=" * 12, "=" * 23] + ["=" * 10] * len(columns))
+    print(f"\n{rule}\n" + " ".join([f"{'module':12}", f"{'date and commit':23}"]
+                                    + [f"{column:>10}" for column in columns]) + f"\n{rule}")
     scores = {name: score(name, tree) for name in names}
     for name, found in scores.items():
         if found is None:
-            print(f"{name:12} {'not run':>8}")
+            print(f"{name:12} {'not run':23}")
         else:
-            print(f"{name:12} {found.mutants:8} {found.killed:8} {found.equivalent:8} {len(found.survivors):8}"
-                  f" {found.percent():7.1f}%")
+            print(f"{name:12} {found.run:23} {found.mutants:10} {found.killed:10} {found.equivalent:10}"
+                  f" {len(found.survivors):10} {found.percent():9.1f}%")
     print(rule)
+    if any(found and found.run.endswith("*") for found in scores.values()):
+        print("* the last run was of another version of the module or its tests")
     for found in scores.values():
         for mutant, diff in found.survivors if found else ():
             print(f"\nsurvived: {mutant.path} {mutant.line} {mutant.operator} {mutant.occurrence}")
@@ -240,7 +270,7 @@ def main() -> None:
         prepare_tree(options.tree, git("rev-parse", "HEAD"))
         for name in names:
             run(name, options.tree, options.fresh)
-    report(names, options.tree, git("rev-parse", "HEAD", cwd=options.tree), options.diffs)
+    report(names, options.tree, options.diffs)
 
 
 if __name__ == "__main__":
