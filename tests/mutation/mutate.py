@@ -22,10 +22,12 @@ where it stopped. ``--fresh`` starts over.
 """
 
 import argparse
+import contextlib
 import datetime
 import hashlib
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -117,12 +119,24 @@ def environment(tree: Path) -> dict[str, str]:
     return {**os.environ, **SERVERS, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def config(target: Target, timeout: float) -> str:
+def config(name: str, target: Target, tree: Path, timeout: float) -> str:
     excluded = ", ".join(f"'{operator}'" for operator in EXCLUDED_OPERATORS)
     return (f"[cosmic-ray]\nmodule-path = [{', '.join(repr(p) for p in target.paths)}]\ntimeout = {timeout:.0f}\n"
-            f"excluded-modules = []\ntest-command = {PYTEST + ' ' + ' '.join(target.tests)!r}\n\n"
+            f"excluded-modules = []\ntest-command = {test_command(name, tree)!r}\n\n"
             f"[cosmic-ray.distributor]\nname = 'local'\n\n"
             f"[cosmic-ray.filters.operators-filter]\nexclude-operators = [{excluded}]\n")
+
+
+def test_command(name: str, tree: Path) -> str:
+    """What cosmic-ray runs per mutant: this script's `tests_of`, which runs the tests and ends what they left."""
+    return shlex.join([sys.executable, str(Path(__file__).resolve()), "--tests-of", name, "--tree", str(tree)])
+
+
+def tests_of(name: str, tree: Path) -> int:
+    """Run the module's tests in the worktree; then end the worker scripts a mutant kept from ending."""
+    code = subprocess.run(shlex.split(PYTEST) + list(MODULES[name].tests), cwd=tree).returncode
+    stop_leftovers(tree)
+    return code
 
 
 def baseline(target: Target, tree: Path, env: dict[str, str]) -> float:
@@ -166,10 +180,22 @@ def run(name: str, tree: Path, fresh: bool) -> None:
         print(f"{name}: the tests take {seconds:.0f} s on the unmutated code", flush=True)
         # A mutant that makes the tests hang is killed by the timeout: three times the clean run, and a margin.
         commit = git("rev-parse", "--short=10", "HEAD", cwd=tree)
-        settings.write_text(f"# {datetime.date.today()} {commit}\n{config(target, 3 * seconds + 60)}")
+        settings.write_text(f"# {datetime.date.today()} {commit}\n{config(name, target, tree, 3 * seconds + 60)}")
         cosmic_ray("cli", "init", str(settings), str(session), tree=tree)
         cosmic_ray("tools.filters.operators_filter", str(session), str(settings), tree=tree)
     cosmic_ray("cli", "exec", str(settings), str(session), tree=tree)
+
+
+def stop_leftovers(tree: Path) -> None:
+    """End the worker scripts of this worktree's tests still running: a mutant can keep one from ever ending."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.decode(errors="replace").startswith(f"{tree}/tests/") for arg in args[1:3]):
+            with contextlib.suppress(OSError):
+                os.kill(int(proc.name), signal.SIGKILL)
 
 
 def cosmic_ray(module: str, *args: str, tree: Path) -> None:
@@ -261,7 +287,10 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="start each module's session over")
     parser.add_argument("--report", action="store_true", help="print the scores of the kept sessions, run nothing")
     parser.add_argument("--diffs", action="store_true", help="print each survivor's change")
+    parser.add_argument("--tests-of", metavar="MODULE", help=argparse.SUPPRESS)  # cosmic-ray's test command
     options = parser.parse_args()
+    if options.tests_of:
+        sys.exit(tests_of(options.tests_of, options.tree))
     for name in options.modules:
         if name not in MODULES:
             parser.error(f"no module {name!r}: choose from {', '.join(MODULES)}")
