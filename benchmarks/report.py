@@ -26,8 +26,8 @@ import sys
 import tempfile
 
 import processcache
-from processcache.report.gather import RECENT_RUNS, gather
-from processcache.report.pages import overview_page
+from processcache.web.gather import RECENT_RUNS, gather
+from processcache.web.pages import overview_page
 
 from . import baseline
 from .__main__ import Scratch, timed

@@ -37,10 +37,10 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 import processcache
-from processcache.locknames import lock_key, lock_name
+from processcache.names import lock_key, lock_name
 from processcache.storage.backend import id_list
 from processcache.storage.schema import CURRENT, describe
-from processcache.timeutil import db_time, py_time
+from processcache.storage.timeutil import db_time, py_time
 
 from .__main__ import Scratch, timed
 from .workloads import context, key_reading_job
@@ -565,9 +565,9 @@ def limited(url: str, kind: str, seconds: float) -> str:
 def operations(reader, writer, facts: dict) -> dict[str, Callable[[], object]]:
     """The operations commands, each as the CLI calls the library (`cli/jobs.py`, `cli/runs.py`, ...); the report
     where this processcache has it."""
-    from processcache.alerts import update_states
     from processcache.cli.runs import COUNTED_LOGS
-    from processcache.metrics import exposition
+    from processcache.monitor.alerts import update_states
+    from processcache.monitor.metrics import exposition
 
     group, job = job_name(facts["jobs"] // 2)
     run_id = facts["old_runs"] + (facts["runs"] - facts["old_runs"]) // 2  # a run halfway through the ledger
@@ -605,8 +605,8 @@ def operations(reader, writer, facts: dict) -> dict[str, Callable[[], object]]:
 def report_command(reader) -> dict[str, Callable[[], object]]:
     """``report --html``'s page (issue 16), where this processcache has it."""
     try:
-        from processcache.report.gather import gather
-        from processcache.report.pages import overview_page
+        from processcache.web.gather import gather
+        from processcache.web.pages import overview_page
     except ImportError:
         return {}
     return {"report": lambda: overview_page(gather(reader))}
@@ -615,8 +615,8 @@ def report_command(reader) -> dict[str, Callable[[], object]]:
 def report_shape(reader) -> str:
     """What the report drew: how many jobs, how many as cards (the others are lines), the page's size."""
     try:
-        from processcache.report.gather import gather
-        from processcache.report.pages import overview_page
+        from processcache.web.gather import gather
+        from processcache.web.pages import overview_page
     except ImportError:
         return "no report in this processcache"
     overview = gather(reader)

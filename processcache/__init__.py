@@ -12,7 +12,8 @@ __version__ = "0.1.0"
 
 from typing import TYPE_CHECKING
 
-from .context import ANY, CacheContext, current_context
+from .cache.context import ANY, CacheContext, current_context
+from .cache.reader import CacheReader, read_cache
 from .errors import (
     CommandFailedError,
     ConfigError,
@@ -37,35 +38,34 @@ from .errors import (
     SchemaError,
     SpoolFullError,
 )
-from .logs import LogType
 from .names import normalize_name
 from .options import JobOptions
-from .reader import CacheReader, read_cache
 from .records import (
     RUN_STATUSES,
     AttemptRecord,
     Entry,
     JobSummary,
     LogRecord,
+    LogType,
     Problem,
     RunDetail,
     RunRecord,
     RunStatus,
 )
 from .registry import JobSpec, Registry, job
-from .session import cache_session
+from .run.session import cache_session
+from .run.timeouts import TimedOut
 from .storage.database import Database, connect
 from .storage.runs import LockRecord
-from .timeouts import TimedOut
 
 if TYPE_CHECKING:  # for type checkers: at run time, __getattr__ imports it on first use
-    from .memo import memoize
+    from .cache.memo import memoize
 
 
 def __getattr__(name: str) -> object:
     # memoize lives in memo.py, imported on first use: `processcache run` does not need it.
     if name == "memoize":
-        from . import memo
+        from .cache import memo
 
         return getattr(memo, name)
     raise AttributeError(f"module 'processcache' has no attribute {name!r}")

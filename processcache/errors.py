@@ -46,7 +46,7 @@ class DatabaseDownError(ProcessCacheError):
 
 
 class SpoolFullError(ProcessCacheError):
-    """The local spool holds its limit already (`processcache.spool.DEFAULT_LIMIT`): nothing more is kept."""
+    """The local spool holds its limit already (`processcache.run.spool.DEFAULT_LIMIT`): nothing more is kept."""
 
 
 class PoolExhaustedError(DatabaseUnavailableError):

@@ -31,6 +31,27 @@ import re
 
 from .errors import InvalidKeyError, InvalidNameError
 
+# -- locknames -------------------------------------------------------------------------------------------
+
+_DIGEST_LENGTH = 64  # SHA-256 in hex
+
+
+def lock_name(group: str, job: str, machine: str | None = None) -> str:
+    """``group/job``, or ``group/job@machine`` for a per-machine lock."""
+    return f"{group}/{job}" if machine is None else f"{group}/{job}@{machine}"
+
+
+def lock_key(name: str) -> str:
+    """The lock table's key for the lock *name* (see the module docstring)."""
+    if len(name) <= MAX_LENGTH and not name.endswith(" "):
+        return name
+    import hashlib  # here, not at import: `processcache run` starts faster without it
+
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
+    start = name[:MAX_LENGTH - _DIGEST_LENGTH - 1].replace("/", ":")
+    return f"{start}~{digest}"
+
+
 #: JavaScript's ``\s`` (ECMAScript WhiteSpace and LineTerminator).
 JS_WHITESPACE = (
     "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"

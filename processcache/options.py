@@ -122,7 +122,7 @@ class JobOptions:
                     nothing; ``run`` runs the job without the database: no
                     lock is taken (a copy on another machine may run at the
                     same time), its record, logs, output and cache writes
-                    are kept in this machine's spool (`processcache.spool`)
+                    are kept in this machine's spool (`processcache.run.spool`)
                     and stored in the database, once, by the next
                     processcache command that reaches it; its reads of the
                     shared cache raise `DatabaseDownError`. Refused with
@@ -227,7 +227,7 @@ class JobOptions:
             raise RegistryError("once_per='schedule' needs the job's schedule: add schedule='0 3 * * *' (and its"
                                 " timezone), or give once_per a duration such as '1h'")
         if "ping" in changes:
-            from .channels import check_ping
+            from .monitor.channels import check_ping
 
             changes["ping"] = check_ping(changes["ping"])
         if "retry_backoff" in changes:

@@ -11,10 +11,32 @@ as objects too.
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from functools import partial
 from typing import Any, Literal, NamedTuple, get_args
 
-from .logs import LogType
+# -- logs ------------------------------------------------------------------------------------------------
+
+class LogType(str, Enum):
+    """The type of a job log. A str, so it compares equal to its stored name."""
+
+    GENERIC = "GENERIC"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+    @classmethod
+    def parse(cls, value: "LogType | str") -> "LogType":
+        """Accept a LogType or its name in any case; refuse anything else clearly."""
+        try:
+            return cls(value.upper() if isinstance(value, str) else value)
+        except ValueError:
+            raise ValueError(
+                f"unknown log type {value!r}: use GENERIC, WARNING or ERROR"
+            ) from None
+
+    def __str__(self) -> str:
+        return self.value
+
 
 #: Every status a run can have, in the order of its life: ``running``; then
 #: ``succeeded``; ``failed`` (the job raised, or the command exited non-zero);
@@ -218,3 +240,30 @@ class RunDetail:
     exit_code: int | None
     logs: list[LogRecord]
     attempts: list[AttemptRecord] = field(default_factory=list)
+
+
+# -- exit codes --------------------------------------------------------------------------------------
+
+#: What ``processcache run`` and ``exec`` exit with for a run that timed out, as GNU timeout does.
+EXIT_TIMED_OUT = 124
+EXIT_OK = 0
+#: The job raised; its traceback is in the run's record and an ERROR log.
+EXIT_FAILED = 1
+#: Skipped (``EX_TEMPFAIL``): another run held the job's lock, or its slot or last success says it is done.
+EXIT_SKIPPED = 75
+_EXIT_CODES = {"succeeded": EXIT_OK, "skipped": EXIT_SKIPPED, "timed-out": EXIT_TIMED_OUT}
+#: Exit codes that say what processcache decided (skipped, timed out): a command's own is reported as 1.
+RESERVED = frozenset({EXIT_SKIPPED, EXIT_TIMED_OUT})
+
+
+def exit_code(run: RunRecord) -> int:
+    """The process exit code that reports *run*: a failed command's own, 124 for a timeout, 75 when skipped.
+
+    A command that exits 75 or 124 itself is reported as 1 (its own code
+    stays in the record): a crontab line or a script that reads 75 as
+    "skipped, try later" or 124 as "timed out" must never be told so by
+    the command. Its 126, 127 and 128 + n mean what a shell means by them.
+    """
+    if run.status == "failed" and run.exit_code:
+        return EXIT_FAILED if run.exit_code in RESERVED else run.exit_code
+    return _EXIT_CODES.get(run.status, EXIT_FAILED)

@@ -13,7 +13,7 @@ from .names import normalize_name
 from .options import JobOptions
 
 if TYPE_CHECKING:
-    from .context import CacheContext
+    from .cache.context import CacheContext
     from .records import LogRecord, RunRecord
     from .storage.database import Database
 
@@ -70,7 +70,7 @@ class JobSpec(Generic[P, R]):
         could not have the job's lock is ``skipped``. *overrides* replace
         options for this run, e.g. ``overlap="allow"``.
         """
-        from .runner import run_job
+        from .run.runner import run_job
 
         return run_job(self, database=database, machine=machine, echo=echo, **overrides)
 

@@ -34,7 +34,7 @@ For example::
         assert run_job(import_orders).result == "fetched a token"
 
 processcache judges time by the database server's clock, which only SQLite
-lets a test move (`processcache.clock.set_moved`): these fixtures use SQLite.
+lets a test move (`processcache.storage.clock.set_moved`): these fixtures use SQLite.
 A job that connects to a PostgreSQL or MySQL server of its own keeps that
 server's real time.
 """
@@ -47,10 +47,10 @@ from typing import Any
 
 import pytest
 
-from . import clock
 from .durations import parse_duration
 from .records import RunRecord
 from .registry import JobSpec
+from .storage import clock
 from .storage.database import Database, connect
 from .storage.reports import FAILED
 
@@ -89,7 +89,7 @@ def processcache_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 def _release_memoized() -> None:
     """Unbind every `memoize` from the database it connected to (`memo.release_contexts`), if any was used."""
-    memo = sys.modules.get("processcache.memo")  # never imported: no memoised function to release
+    memo = sys.modules.get("processcache.cache.memo")  # never imported: no memoised function to release
     if memo is not None:
         memo.release_contexts()
 

@@ -9,7 +9,7 @@ PROCESSCACHE_TEST_REQUIRE_SERVERS is set (as .ci/run does): then they fail.
 The ``pgbouncer`` variant reaches a PostgreSQL test database (created on the
 server) through the pgbouncer in transaction pooling mode that
 PROCESSCACHE_TEST_PGBOUNCER_URL names (.ci/run starts one:
-tests/pgbouncer_server.py), where each transaction may run on another
+tests/helpers/pgbouncer_server.py), where each transaction may run on another
 server connection: every `backend_url` test runs through it too.
 """
 
@@ -19,12 +19,20 @@ import os
 import sys
 import threading
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 import processcache
+
+_TESTS = Path(__file__).resolve().parent
+#: tests/helpers (workers, proxies, job files, fixtures) and each folder of tests, importable from any test: a
+#: test may use another's helpers (`only_run` of the run tests), and a worker script its siblings.
+for _folder in [_TESTS / "helpers", *sorted(p for p in _TESTS.iterdir() if p.is_dir() and p.name[0] not in "_.")]:
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
 
 def pytest_addoption(parser):

@@ -17,11 +17,11 @@ def test_every_error_a_user_can_catch_is_exported():
 
 
 def test_every_error_a_user_can_catch_lives_in_errors_and_needs_no_other_import():
-    """JobLockedError and MemoTimeoutError too: catching one must not need `processcache.memo` imported first."""
+    """JobLockedError and MemoTimeoutError too: catching one must not need `processcache.cache.memo` imported first."""
     script = ("import sys, processcache, processcache.errors as errors\n"
               "caught = [processcache.JobLockedError, processcache.MemoTimeoutError]\n"
               "assert all(getattr(errors, cls.__name__) is cls for cls in caught), caught\n"
-              "assert 'processcache.memo' not in sys.modules\n")
+              "assert 'processcache.cache.memo' not in sys.modules\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert {cls.__module__ for cls in _subclasses(ProcessCacheError) if cls.__module__.startswith("processcache")} \

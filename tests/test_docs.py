@@ -5,12 +5,12 @@ The README's example is checked in test_cli.py, beside the run it shows.
 
 import dataclasses
 import re
-from pathlib import Path
+
+from paths import ROOT
 
 from processcache import JobOptions
 from processcache.durations import parse_duration
 
-ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.rst").read_text()
 
 

@@ -1,13 +1,11 @@
 """examples/fastapi_service.py, the service docs/services.rst shows, run through TestClient on each database."""
 
 import importlib.util
-from pathlib import Path
 
 import pytest
+from paths import ROOT
 
 import processcache
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture

@@ -10,11 +10,9 @@ ruff under a second: not slow enough to leave out of a quick run.
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from paths import ROOT
 
 
 @pytest.mark.parametrize("command", [["ruff", "check", "."], ["mypy", "processcache"]], ids=["ruff", "mypy"])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from processcache import InvalidKeyError, InvalidNameError, JobSpec, Registry, cache_session, memoize, normalize_name
 from processcache.names import JS_WHITESPACE, check_key, check_machine, normalize
 from processcache.options import LOCK_SCOPES, JobOptions
-from processcache.session import lock_name_of
+from processcache.run.session import lock_name_of
 
 SEPARATORS = set(JS_WHITESPACE) | set("*,.-")
 # Text rich in the characters the rule is about.
@@ -244,7 +244,7 @@ _KEYS_ELSEWHERE = """
 import json, sys
 from types import SimpleNamespace
 from processcache.options import JobOptions
-from processcache.session import lock_name_of
+from processcache.run.session import lock_name_of
 print(json.dumps([lock_name_of(SimpleNamespace(group=g, job=j, machine=m, options=JobOptions(lock=s)))
                   for g, j, m, s in json.load(sys.stdin)]))
 """

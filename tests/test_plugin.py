@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 
 import processcache
-from processcache import clock
+from processcache.storage import clock
 
 pytest_plugins = ["pytester"]
 

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from test_exec import only_run, start_exec
 
 import processcache
-from processcache.config import parse_url
 from processcache.errors import ProcessCacheError
-from processcache.heartbeat import Heartbeat
+from processcache.run.heartbeat import Heartbeat
+from processcache.storage.config import parse_url
 
 
 def test_a_command_that_runs_through_several_leases_while_they_are_renewed_succeeds(backend_url):
@@ -171,7 +171,7 @@ def test_the_report_shows_every_stored_text_as_text_whatever_tag_it_holds(backen
 
 
 def test_the_dashboards_pages_show_every_stored_text_as_text(backend_url):
-    from processcache.report.server import Dashboard, Settings
+    from processcache.web.dashboard import Dashboard, Settings
 
     run_id = hostile_farm(backend_url)
     dashboard = Dashboard(Settings(backend_url, show_values=True))

@@ -19,11 +19,11 @@ from cli_helpers import cli
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-import processcache.clock
-import processcache.timeutil
+import processcache.storage.clock
+import processcache.storage.timeutil
 from processcache import Registry, RegistryError, connect
 from processcache.schedules import current_slot, last_due, next_due, recent_due
-from processcache.timeutil import db_time
+from processcache.storage.timeutil import db_time
 
 BERLIN, LORD_HOWE = "Europe/Berlin", "Australia/Lord_Howe"
 
@@ -308,8 +308,8 @@ def test_check_judges_by_the_database_servers_clock_not_a_host_hours_ahead(backe
 
         real_time = time.time
         monkeypatch.setattr(time, "time", lambda: real_time() + skew.total_seconds())
-        monkeypatch.setattr(processcache.clock, "datetime", HostDatetime)
-        monkeypatch.setattr(processcache.timeutil, "utcnow", lambda: datetime.now(UTC) + skew)
+        monkeypatch.setattr(processcache.storage.clock, "datetime", HostDatetime)
+        monkeypatch.setattr(processcache.storage.timeutil, "utcnow", lambda: datetime.now(UTC) + skew)
         db.clock.sync()
         host_now = HostDatetime.now(UTC)
         assert abs(db.clock.now() - (host_now - skew)) < timedelta(minutes=1), "the server's time"

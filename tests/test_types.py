@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from paths import ROOT
 
 import processcache
-
-ROOT = Path(__file__).resolve().parent.parent
 
 USER_CODE = '''
 from processcache import CacheContext, cache_session, job, memoize
@@ -63,8 +62,8 @@ def test_a_strict_type_checker_reads_jobs_and_memoised_functions_as_the_function
     said = _strict_mypy(tmp_path, USER_CODE)
     assert [line for line in said if ": error:" in line] == [], said
     assert re.findall(r'Revealed type is "(.*)"', "\n".join(said)) == [
-        "float", "int", "str", "int", "datetime.datetime | None", "def (ctx: processcache.context.CacheContext)",
-        "int", "processcache.memo.Memoised[[n: int], typing.Coroutine[Any, Any, int]]"]
+        "float", "int", "str", "int", "datetime.datetime | None", "def (ctx: processcache.cache.context.CacheContext)",
+        "int", "processcache.cache.memo.Memoised[[n: int], typing.Coroutine[Any, Any, int]]"]
 
 
 

@@ -3,7 +3,7 @@
 import click
 
 from ..durations import format_duration
-from ..texts import shown
+from ..storage.texts import shown
 from .format import database_option, echo_json, echo_table, json_option, one_line_errors, opened
 
 DELIVERY_STATUSES = ["pending", "sending", "sent", "failed"]
@@ -29,7 +29,7 @@ def alerts(status, limit, database, as_json):
         processcache alerts
         processcache alerts --status failed --json
     """
-    from ..channels import shown_channel
+    from ..monitor.channels import shown_channel
 
     with opened(database) as db:
         found = db.alerts.deliveries(limit, status)

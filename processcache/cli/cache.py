@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..codec import encode_value
+from ..cache.codec import encode_value
 from ..errors import ProcessCacheError
 from ..names import split_job_name
 from .format import (
@@ -25,7 +25,7 @@ from .format import (
 )
 
 if TYPE_CHECKING:
-    from ..context import CacheContext
+    from ..cache.context import CacheContext
 
 
 _SCOPE_HELP = "[default: the job's scope: every machine's, or this host's for a job of scope=machine]"
@@ -44,7 +44,7 @@ def _context(database, job, machine, create=False, read_only=False, all_machines
     every other command refuses a mistyped name, and creates nothing. The
     reading commands open the database *read_only*.
     """
-    from ..context import CacheContext
+    from ..cache.context import CacheContext
     from ..options import JobOptions
 
     group, name = split_job_name(job)  # checked by job_argument already

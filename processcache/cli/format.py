@@ -1,7 +1,7 @@
 """What the CLI commands share: options defined once, one-line errors, tables and JSON.
 
 Every stored text a table or an error shows (names, keys, messages, errors)
-goes through `processcache.texts.shown`, its control and bidirectional
+goes through `processcache.storage.texts.shown`, its control and bidirectional
 characters escaped; JSON keeps the exact values, those characters written
 as ``\\uXXXX``.
 """
@@ -21,7 +21,7 @@ import click
 from ..durations import format_duration
 from ..errors import ProcessCacheError
 from ..names import split_job_name
-from ..texts import shown, shown_json
+from ..storage.texts import shown, shown_json
 from .style import coloured, local_option, show_time, zone_label
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def complete_jobs(ctx: click.Context, _param, incomplete: str) -> list[str]:
 @contextlib.contextmanager
 def opened(database: str | None, read_only: bool = True) -> Iterator["Database"]:
     """The command's database, read-only unless the command changes it, with its errors in one line."""
-    from ..spool import flush_waiting
+    from ..run.spool import flush_waiting
     from ..storage.database import connect
     from ..storage.retry import one_line_when_lost
 

@@ -10,7 +10,7 @@ import sys
 import click
 
 from ..durations import format_duration, parse_duration
-from ..texts import shown
+from ..storage.texts import shown
 from .format import (
     database_option,
     echo_json,
@@ -201,8 +201,8 @@ def _counted(counts: dict[str, int]) -> str:
 
 def channels_given(urls: tuple[str, ...]) -> list[str]:
     """The --notify URLs, checked before any database opens: a typo fails the crontab line, not the alert."""
-    from ..channels import check_channel
     from ..errors import ProcessCacheError
+    from ..monitor.channels import check_channel
 
     found = [url for given in urls for url in given.split()]
     try:
@@ -213,8 +213,8 @@ def channels_given(urls: tuple[str, ...]) -> list[str]:
 
 def ping_given(url: str | None) -> str | None:
     """The --ping URL, checked before any database opens: a typo fails the crontab line at once."""
-    from ..channels import check_ping
     from ..errors import ProcessCacheError
+    from ..monitor.channels import check_ping
 
     try:
         return None if url is None else check_ping(url)
@@ -295,7 +295,7 @@ def check(grace, notify_urls, ping_url, quiet, database, as_json):
         PROCESSCACHE_NOTIFY=smtp://mail.internal?to=ops@example.org https://hooks.example.org/T0KEN
         * * * * *  processcache check -q --ping https://hc-ping.com/<uuid>
     """
-    from ..pings import pinged
+    from ..monitor.pings import pinged
 
     writes = bool(notify_urls)  # alert states live in the database: --notify needs a user that may write
     changes: list = []
@@ -304,7 +304,7 @@ def check(grace, notify_urls, ping_url, quiet, database, as_json):
         verdicts = db.history.judge(parse_duration(grace, "--grace"))
         problems = db.history.problems(verdicts)
         if notify_urls:
-            from ..alerts import notify
+            from ..monitor.alerts import notify
 
             changes, delivered = notify(db, verdicts, notify_urls)
     for attempt in delivered:

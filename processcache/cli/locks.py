@@ -2,7 +2,7 @@
 
 import click
 
-from ..texts import shown
+from ..storage.texts import shown
 from .format import (
     complete_jobs,
     database_option,

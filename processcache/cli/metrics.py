@@ -1,6 +1,6 @@
 """``processcache metrics``: every job's state as Prometheus metrics, printed, written for node_exporter, or served.
 
-Parse, call `processcache.metrics`, then print, write the file whole, or
+Parse, call `processcache.monitor.metrics`, then print, write the file whole, or
 answer scrapes. The format and the families are documented there.
 """
 
@@ -83,7 +83,7 @@ def metrics(output, serve, token, grace, database):
         raise click.UsageError("--token is for --serve: a printed or written file needs none")
     if output is not None:
         _check_folder(output)
-    from ..metrics import exposition
+    from ..monitor.metrics import exposition
 
     with opened(database) as db:
         text = exposition(db, grace_seconds)

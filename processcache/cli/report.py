@@ -1,6 +1,6 @@
 """``processcache report`` and ``processcache serve``: the farm at a glance, as one HTML file or live.
 
-Parse, then call `processcache.report` (imported only here: ``run`` pays
+Parse, then call `processcache.web` (imported only here: ``run`` pays
 for none of it). The report file is written whole (`metrics.write_whole`);
 the server (`processcache.web.http`, as `listen` starts it) binds to this
 machine unless given a token.
@@ -44,8 +44,8 @@ def report(path, group, grace, database):
         0 7 * * * processcache report --html /srv/www/cron.html
     """
     from ..names import normalize
-    from ..report.gather import gather
-    from ..report.pages import overview_page
+    from ..web.gather import gather
+    from ..web.pages import overview_page
 
     _check_folder(path)
     seconds = _grace(grace)
@@ -84,7 +84,7 @@ def serve(bind, token, refresh, show_values, group, grace, database):
         PROCESSCACHE_SERVE_TOKEN=$(openssl rand -hex 16) processcache serve --bind 0.0.0.0:8080
     """
     from ..names import normalize
-    from ..report.server import COOKIE, Dashboard, Settings
+    from ..web.dashboard import COOKIE, Dashboard, Settings
 
     family, bound = listen.guarded(bind, "--bind", token, "PROCESSCACHE_SERVE_TOKEN", DEFAULT_BIND)
     settings = Settings(database, normalize(group) if group else None, refresh, show_values, _grace(grace))

@@ -1,7 +1,7 @@
 """``processcache run``: what cron starts every minute, so it imports only what a run needs.
 
 Loading the target, running it and recording the run are the library's
-(`processcache.loader`, `processcache.runner`); here are the command line,
+(`processcache.loader`, `processcache.run.runner`); here are the command line,
 the exit codes and the lines a run prints.
 """
 
@@ -11,7 +11,7 @@ from typing import NoReturn
 import click
 
 from ..records import LogRecord
-from ..texts import shown
+from ..storage.texts import shown
 from .format import database_option, echo_json, json_option, one_line_errors
 from .style import coloured
 
@@ -163,7 +163,7 @@ def run(target, database, machine, overlap, wait_timeout, quiet, job_name, as_js
         MAILTO=ops@example.com
         0 * * * *  processcache run -q --job example/hello-world /srv/jobs/hello.py:hello
     """
-    from ..runner import run_job
+    from ..run.runner import run_job
 
     changes = parse_control(control)
     spec = _load(target, job_name, database, machine)
@@ -244,10 +244,10 @@ def exec_(job_name, database, machine, overlap, wait_timeout, quiet, lock, scope
         MAILTO=ops@example.com
         0 * * * *  processcache exec -q --job reports/hourly --once-per 1h -- /srv/bin/report
     """
-    from ..command import run_command
     from ..errors import ProcessCacheError
     from ..options import JobOptions
-    from ..runner import parse_job_name
+    from ..run.command import run_command
+    from ..run.runner import parse_job_name
 
     changes = parse_control(control)
     _check_wait_timeout(overlap or "skip", overlap, wait_timeout, job_name)
@@ -265,9 +265,9 @@ def exec_(job_name, database, machine, overlap, wait_timeout, quiet, lock, scope
 def _run_and_exit(call, quiet: bool, as_json: bool) -> NoReturn:
     """Run *call* (a recorded run) under -q and the signal handlers; print how it ended and exit with its code."""
     from ..errors import DatabaseUnavailableError, RunNotRecordedError
-    from ..quiet import HeldOutput
-    from ..runner import EXIT_FAILED, EXIT_OK, EXIT_SKIPPED, exit_code
-    from ..signals import Terminated, terminate_on_signals
+    from ..records import EXIT_FAILED, EXIT_OK, EXIT_SKIPPED, exit_code
+    from ..run.quiet import HeldOutput
+    from ..run.signals import Terminated, terminate_on_signals
 
     try:
         with HeldOutput(quiet) as output, terminate_on_signals():
@@ -303,8 +303,9 @@ def _load(target, job_name, database, machine):
     """
     from ..errors import ProcessCacheError
     from ..loader import load_target
-    from ..runner import EXIT_FAILED, record_load_failure, select_job
-    from ..session import user_traceback
+    from ..records import EXIT_FAILED
+    from ..run.runner import record_load_failure, select_job
+    from ..run.session import user_traceback
 
     try:
         spec = select_job(target, load_target(target), job_name)

@@ -18,10 +18,10 @@ is the database server's.
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..texts import storable
-from ..timeutil import db_time, py_time
 from .backend import Backend, ConstraintViolation, id_list
 from .reports import FAILED, PAIRS_PER_READ, SUCCEEDED, last_runs, plain_plans, runs_after
+from .texts import storable
+from .timeutil import db_time, py_time
 
 if TYPE_CHECKING:
     from .database import Database

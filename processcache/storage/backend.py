@@ -8,7 +8,7 @@ is written once, with Pony's ``$name`` parameters, in the plain SQL the
 three databases share; what differs between them is a `Dialect`'s
 (`dialects.py`). This module alone touches Pony's private API and the
 driver connections, so a Pony release that renames one of them breaks one
-file, whose contract `tests/test_backend.py` checks on all three databases.
+file, whose contract `tests/storage/test_backend.py` checks on all three databases.
 Pony also declares the entities and creates the schema (`schema.py`).
 
 A statement outside a transaction runs straight on the connection Pony
@@ -64,13 +64,13 @@ from pony.orm import core
 from pony.orm.core import ConnectionClosedError, TransactionIntegrityError
 from pony.orm.dbapiprovider import DBException, IntegrityError
 
-from .. import config as configuration
-from ..clock import moved
 from ..errors import ConfigError, DatabaseUnavailableError, MissingDriverError, ReadOnlyError
-from ..timeutil import backoff
+from . import config as configuration
 from . import retry
+from .clock import moved
 from .dialects import SQLITE_MOVED, Dialect, dialect_for
 from .pool import Shared, share
+from .timeutil import backoff
 
 #: Any failure the database or its driver reported (what code that must not fail on it catches).
 DriverError = DBException

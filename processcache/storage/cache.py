@@ -16,13 +16,13 @@ from datetime import datetime, timezone
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..codec import decode_value, decode_values
+from ..cache.codec import decode_value, decode_values
 from ..errors import InvalidValueError
 from ..records import Entry, entry_of_tuple
-from ..timeutil import db_time, py_time
 from .backend import Backend, gc_paused
 from .fence import NO_FENCE, Fence
 from .retry import one_line_when_lost
+from .timeutil import db_time, py_time
 
 if TYPE_CHECKING:
     from .database import Database

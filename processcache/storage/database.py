@@ -9,13 +9,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .. import config
-from ..clock import Clock
 from ..errors import SchemaError
-from ..logs import LogType
-from ..records import JobSummary, LogRecord, Problem, RunDetail, RunRecord
+from ..records import JobSummary, LogRecord, LogType, Problem, RunDetail, RunRecord
+from . import config
 from .backend import Backend
 from .cache import CacheStore
+from .clock import Clock
 from .runs import LockRecord, RunStore
 from .schema import CURRENT, SCHEMA_REVISION, SCHEMA_VERSION, Schema, declare
 from .store import Store
@@ -267,7 +266,7 @@ class Database:
 
 def connect(url: str | None = None, *, create: bool = True, upgrade: bool = True,
             read_only: bool = False, wait: float | None = None) -> Database:
-    """Open the processcache database at *url* (see `processcache.config` for the forms).
+    """Open the processcache database at *url* (see `processcache.storage.config` for the forms).
 
     *wait* bounds how long the first connection is tried, in seconds from
     now, in place of the URL's ``retry_for`` (counted from the first

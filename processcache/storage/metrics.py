@@ -19,7 +19,6 @@ over every run took 2.6 s at 200,000 runs on PostgreSQL.
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..timeutil import py_time
 from .reports import (
     FAILED,
     LAST_START,
@@ -35,6 +34,7 @@ from .reports import (
 from .runs import status_at
 from .schema import JOB_STATE_REVISION
 from .store import JOBS_FROM
+from .timeutil import py_time
 
 if TYPE_CHECKING:
     from .database import Database

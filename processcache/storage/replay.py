@@ -1,7 +1,7 @@
 """Spooled runs into the ledger: each stored once, however many processes replay it and wherever one stops.
 
 A run that ran while its database was down (``if_database_down="run"``) was
-kept in this machine's spool (`processcache.spool`) under a unique id. Its
+kept in this machine's spool (`processcache.run.spool`) under a unique id. Its
 replay is one transaction: the run's row carries that id in
 ``process_job_runs.spool_id``, a unique column, with its logs and its cache
 writes. Two processes replaying it at once both insert the row; the unique
@@ -28,11 +28,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import SchemaError
-from ..logs import LogType
-from ..texts import storable
-from ..timeutil import db_time
+from ..records import LogType
 from .backend import ConstraintViolation
 from .schema import SPOOL_REVISION, describe
+from .texts import storable
+from .timeutil import db_time
 
 if TYPE_CHECKING:
     from .database import Database

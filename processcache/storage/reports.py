@@ -15,15 +15,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..durations import format_duration
 from ..errors import ProcessCacheError, RegistryError
-from ..logs import LogType
 from ..names import normalize, split_job_name
 from ..options import flaky_threshold
-from ..records import JobSummary, LogRecord, Problem, RunDetail, RunMark, RunRecord
-from ..timeutil import db_time, py_time
+from ..records import JobSummary, LogRecord, LogType, Problem, RunDetail, RunMark, RunRecord
 from .backend import Backend, id_list
 from .runs import ID_BATCH, MONITORING, status_at
 from .schema import JOB_STATE_REVISION, JUDGEMENT_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION
 from .store import JOBS_FROM
+from .timeutil import db_time, py_time
 
 if TYPE_CHECKING:
     from .database import Database
@@ -865,6 +864,6 @@ def exit_code(run: RunRecord) -> int | None:
         return None
     if run.status == "terminated":
         return None if run.signal is None else 128 + run.signal
-    from ..runner import exit_code as runner_exit_code
+    from ..records import exit_code as runner_exit_code
 
     return runner_exit_code(run)

@@ -27,10 +27,10 @@ from datetime import datetime
 
 from ..errors import ProcessCacheError, SchemaError
 from ..names import check_machine
-from ..timeutil import db_time, py_time
 from .backend import ConstraintViolation
 from .reports import TABLES, History, still_retired
 from .schema import JUDGEMENT_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION, describe
+from .timeutil import db_time, py_time
 
 
 def retire(history: History, name: str) -> datetime:

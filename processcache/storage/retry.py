@@ -2,7 +2,7 @@
 
 A server restart, a failover or an operator's ``pg_terminate_backend`` /
 ``KILL`` breaks the connection a process holds, and a stalled server ends a
-wait at the read timeout (`processcache.config`). An operation that fails
+wait at the read timeout (`processcache.storage.config`). An operation that fails
 because the connection went away is tried again on a new connection after
 pauses of 0.1 s, 0.2 s, 0.4 s... capped at 2 s (each jittered by ±50 %, so
 that the processes a restart cut off do not all come back at once) until

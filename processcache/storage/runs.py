@@ -13,12 +13,10 @@ its trailing spaces, is never another lock's row.
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..codec import decode_value, encode_value
+from ..cache.codec import decode_value, encode_value
 from ..errors import InvalidValueError, SchemaError
-from ..locknames import lock_key
+from ..names import lock_key
 from ..records import AttemptRecord, RunRecord, RunStatus
-from ..texts import storable
-from ..timeutil import db_time, py_time
 from .backend import Backend, ConstraintViolation, id_list
 from .fence import NO_FENCE, Fence
 from .schema import (
@@ -29,6 +27,8 @@ from .schema import (
     SPOOL_REVISION,
     describe,
 )
+from .texts import storable
+from .timeutil import db_time, py_time
 
 if TYPE_CHECKING:
     from .database import Database

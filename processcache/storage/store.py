@@ -10,11 +10,10 @@ entries have `cache.py`; runs and locks `runs.py`.
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..logs import LogType
-from ..records import LogRecord
-from ..texts import storable
-from ..timeutil import db_time, py_time, utcnow
+from ..records import LogRecord, LogType
 from .backend import Backend, id_list
+from .texts import storable
+from .timeutil import db_time, py_time, utcnow
 
 if TYPE_CHECKING:
     from .database import Database

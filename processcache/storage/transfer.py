@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from ..codec import decode_value, encode_value
+from ..cache.codec import decode_value, encode_value
 from ..errors import ImportLineError, ProcessCacheError
 from ..names import check_key, check_machine
 

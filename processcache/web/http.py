@@ -36,7 +36,7 @@ turns a `Request` into an `Answer`); everything else is here:
 - **Answers.** Security headers on every one (no framing, no sniffing,
   no referrer, so a ``?token=`` never leaks, nothing cached, and a
   Content-Security-Policy that allows nothing unless the site sets its
-  own), gzip'd for clients that ask (`processcache.gzipped`), and every
+  own), gzip'd for clients that ask (`processcache.web.gzipped`), and every
   error is one line, a database password masked (`Site.mask`). A client
   that hangs up or stalls is said nothing of; any other failure is one
   line to *errors*, never a traceback.
@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ConfigError, one_line
-from ..gzipped import encode
+from .gzipped import encode
 
 if TYPE_CHECKING:
     from ..storage.database import Database
@@ -129,7 +129,7 @@ class ReadingSite(Site):
     down when the server starts fails requests, not the server), and anew after any failure but `NotFound`."""
 
     def __init__(self, url: str | None) -> None:
-        from ..config import parse_url, resolve_url
+        from ..storage.config import parse_url, resolve_url
 
         self.url = url
         self._db: Database | None = None
@@ -224,7 +224,7 @@ class Server(ThreadingHTTPServer):
 
     def serve_until_stopped(self) -> None:
         """Serve until SIGTERM, SIGINT or SIGHUP, then let the site go; returns normally (exit 0)."""
-        from ..signals import Terminated, terminate_on_signals
+        from ..run.signals import Terminated, terminate_on_signals
 
         try:
             with terminate_on_signals():

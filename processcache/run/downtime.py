@@ -1,0 +1,287 @@
+"""A run whose database cannot be reached: what ``if_database_down`` says, and the run without the database.
+
+``fail`` (the default) is what processcache always did: the first
+connection is tried for the URL's ``retry_for``, then one line, exit 1.
+``skip`` and ``run`` try it for ``down_wait`` from the run's start (10 s by
+default: a server's connect timeout; `connect`'s *wait*), then ``skip``
+exits 75 with one line and records nothing, and ``run`` runs the job
+without the database (`spooled_run`):
+
+- no lock is taken: nothing farm-wide can be, so a copy on another
+  machine, or a second one here, may run at the same time;
+- its record, logs, captured output and cache writes are kept in this
+  machine's spool (`processcache.run.spool`), and stored in the database, once,
+  by the next processcache command that reaches it, marked recorded late;
+- its reads of the shared cache (``get_cache``, ``tree``, ``has_cache``,
+  ``latest``...), ``last_success``, ``get_logs``, a ``batch`` and
+  ``memoize``/``get_or_compute`` raise `DatabaseDownError`: the values it
+  would read live in the database, and an old copy could be taken for the
+  newest. A job that must read its cache to do its work keeps ``fail``.
+  A job with ``on_cache_exist``/``on_cache_empty`` hooks asks whether its
+  cache holds anything before it runs, so such a job fails too.
+
+A run that reaches its database first stores what waits in the spool for
+that database (`reached`), before it starts; a spool it cannot flush is
+said in one WARNING line, and the run goes on.
+"""
+
+import contextlib
+import os
+import platform
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
+
+from ..cache.codec import decode_value
+from ..cache.context import CacheContext, using
+from ..errors import DatabaseDownError, DatabaseUnavailableError, JobSkippedError, SpoolFullError
+from ..names import check_machine, normalize_name
+from ..options import JobOptions
+from ..records import Entry, LogRecord, LogType, RunRecord
+from ..storage import config
+from ..storage.database import Database, connect
+from ..storage.runs import result_summary
+from .output import Captured
+from .spool import Spool, flush_quietly
+
+if TYPE_CHECKING:
+    from ..storage.fence import Fence
+
+#: The id of a run that is not in the database (yet): skipped or spooled while the database was down.
+UNRECORDED = 0
+
+
+class Down(NamedTuple):
+    """Why a run runs without its database: the database's safe URL, and the one line that says why."""
+
+    url: str
+    reason: str
+
+
+@contextlib.contextmanager
+def reached(database: "Database | str | None", options: JobOptions, group: str, job: str,
+            machine: str | None) -> Iterator[tuple[Database | None, Down | None]]:
+    """(the run's database, None), its spool flushed; or (None, why) when it is down and the run runs without it.
+
+    Connects to a URL and closes it afterwards; a connected Database is used
+    as it is. When it cannot be reached, ``fail`` raises the error, ``skip``
+    raises `JobSkippedError` with a skipped run that is recorded nowhere.
+    """
+    if isinstance(database, Database):
+        flush_quietly(database)
+        yield database, None
+        return
+    wait = None if options.if_database_down == "fail" else options.down_wait
+    db: Database | None = None
+    why: Down | None = None
+    try:
+        db = connect(database, wait=wait)
+    except DatabaseUnavailableError as unreachable:
+        if options.if_database_down == "fail":
+            raise
+        why = Down(config.parse_url(config.resolve_url(database)).safe_url, str(unreachable))
+        if options.if_database_down == "skip":
+            raise JobSkippedError(*_skipped(why, group, job, machine)) from None
+    if db is None:
+        yield None, why
+        return
+    try:
+        flush_quietly(db)
+        yield db, None
+    finally:
+        db.close()
+
+
+def _skipped(why: Down, group: str, job: str, machine: str | None) -> tuple[str, RunRecord]:
+    """The one line and the record of a run skipped because its database is down (``if_database_down="skip"``)."""
+    message = f"skipped, the database is down (if_database_down=skip): {why.reason}"
+    now = datetime.now(UTC)
+    return message, RunRecord(UNRECORDED, normalize_name(group), normalize_name(job),
+                              check_machine(machine or platform.node()), os.getpid(), "skipped", now, now, 0.0,
+                              message)
+
+
+@contextlib.contextmanager
+def spooled_run(group: str, job: str, machine: str | None, down: Down | None, *,
+                echo: Callable[[LogRecord], None] | None, options: JobOptions) -> Iterator[CacheContext]:
+    """The life of a run without its database: kept in the spool, as `session.recorded_run` records one."""
+    from .session import (  # the steps of a run's life that are the same with and without the database
+        _captured_logging,
+        _finish,
+        _ping_end,
+        _pinged,
+        _python_output,
+        _record_failure,
+        _store_output,
+        _unechoed,
+    )
+
+    assert down is not None, "reached() says why the database is down"
+    spool = Spool()
+    url = down.url
+    captured = Captured(options.output_tail) if options.output_tail else None
+    ledger = SpooledLedger(spool, url)
+    ctx = DownContext(cast(Database, ledger), group, job, machine, _unechoed(echo, captured), options)
+    ctx.output = captured
+    started_at = datetime.now(UTC)
+    kept = f"it is kept in the spool {spool.path} until the database is back"
+    try:
+        ledger.spool_id = spool.start(url, ctx.group, ctx.job, ctx.machine, options.data_scope, started_at)
+    except SpoolFullError as full:
+        kept = f"{full}: this run is not recorded"
+    ledger.names = (ctx.group, ctx.job)
+    started = ctx.run = RunRecord(UNRECORDED, ctx.group, ctx.job, ctx.machine, os.getpid(), "running", started_at)
+    ctx.create_log(f"{down.reason}; running without it (if_database_down=run): no lock is held, and {kept}",
+                   LogType.WARNING)
+    pinger = None
+    try:
+        try:
+            pinger = _pinged(options.ping)
+            with _captured_logging(ctx), using(ctx), _python_output(captured):
+                yield ctx
+        except BaseException as exc:
+            _store_output(ctx)
+            _record_failure(ctx, started, exc)
+            raise
+        _store_output(ctx)
+        ctx.run = _finish(ctx, started, "succeeded", None, result=ctx.result)
+    finally:
+        ctx.end()
+        spool.close()
+        if pinger is not None:
+            _ping_end(pinger, ctx)
+
+
+class DownContext(CacheContext):
+    """The context of a run without its database: writes are spooled, reads of the shared data raise."""
+
+    def get_or_compute(self, *args: Any, **kwargs: Any) -> Any:
+        raise _reading(self, "get_or_compute")
+
+    def memoize(self, *args: Any, **kwargs: Any) -> Any:
+        raise _reading(self, "memoize")
+
+    def batch(self) -> Any:
+        raise _reading(self, "batch")
+
+
+def _reading(ctx: CacheContext, what: str) -> DatabaseDownError:
+    return DatabaseDownError(
+        f"{ctx.group}/{ctx.job} runs without its database (if_database_down=run): ctx.{what} needs the shared"
+        " cache, which only the database holds; this run's writes (create_cache, set_cache, logs) are kept in the"
+        " spool and stored once it is back. Read nothing shared in such a job, or give it if_database_down='fail'")
+
+
+class SpooledLedger:
+    """What `CacheContext` asks of its Database, answered from the spool: writes kept, reads refused."""
+
+    def __init__(self, spool: Spool, url: str) -> None:
+        self.spool = spool
+        self.url = url
+        self.spool_id: str | None = None  # None: the spool was full, nothing of the run is kept
+        self.names = ("", "")
+        self.store = _Store(self)
+        self.cache = _Cache(self)
+        self.runs = _Runs(self)
+        self.clock = _LocalClock()
+        self.backend = _NoBackend()
+        self.read_only = False
+
+    def transaction(self, *args: Any, **kwargs: Any) -> Any:
+        raise DatabaseDownError(f"{self.names[0]}/{self.names[1]} runs without its database: no transaction")
+
+    def refused(self, what: str) -> DatabaseDownError:
+        group, job = self.names
+        return DatabaseDownError(
+            f"{group}/{job} runs without its database {self.url} (if_database_down=run): {what} reads the shared"
+            " cache or the ledger, which only the database holds; this run's writes are kept in the spool and stored"
+            " once it is back. Read nothing shared in such a job, or give it if_database_down='fail'")
+
+
+class _Store:
+    def __init__(self, ledger: SpooledLedger) -> None:
+        self._ledger = ledger
+
+    def job_id(self, group: str, job: str) -> int:
+        return UNRECORDED
+
+    def add_log(self, job_id: int, machine: str, log_type: LogType, message: str, run_id: int | None = None,
+                level: str | None = None, created_at: datetime | None = None) -> LogRecord:
+        ledger = self._ledger
+        created_at = created_at or datetime.now(UTC)
+        if ledger.spool_id is not None:
+            ledger.spool.add_log(ledger.spool_id, log_type.value, level, message, created_at)
+        return LogRecord(None, log_type, message, machine, created_at, None, level, ledger.names[1], ledger.names[0])
+
+    def logs(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._ledger.refused("get_logs")
+
+    def group_job_ids(self, *args: Any) -> Any:
+        raise self._ledger.refused("get_logs")
+
+
+class _Cache:
+    def __init__(self, ledger: SpooledLedger) -> None:
+        self._ledger = ledger
+
+    def add(self, job_id: int, machine: str, key: str, text: str, ttl: float | None = None,
+            fence: "Fence | None" = None) -> Entry:
+        return self._keep(machine, key, text, ttl, False)
+
+    def add_many(self, job_id: int, machine: str, items: list[tuple[str, str]], ttl: float | None = None,
+                 fence: "Fence | None" = None) -> list[Entry]:
+        return [self._keep(machine, key, text, ttl, False) for key, text in items]
+
+    def replace(self, job_id: int, machine: str, key: str, text: str, ttl: float | None = None,
+                fence: "Fence | None" = None, across_machines: bool = False) -> Entry:
+        return self._keep(machine, key, text, ttl, True)
+
+    def _keep(self, machine: str, key: str, text: str, ttl: float | None, replace: bool) -> Entry:
+        ledger = self._ledger
+        created_at = datetime.now(UTC)
+        if ledger.spool_id is not None:
+            ledger.spool.add_write(ledger.spool_id, key, text, ttl, replace, created_at)
+        return Entry(UNRECORDED, key, decode_value(text), machine, created_at)
+
+    def __getattr__(self, name: str) -> Any:  # every read, and delete: they need the database's rows
+        raise self._ledger.refused("ctx.get_cache, latest, has_cache, tree, delete_cache or clear_cache")
+
+
+class _Runs:
+    def __init__(self, ledger: SpooledLedger) -> None:
+        self._ledger = ledger
+
+    def finish(self, run: RunRecord, status: str, error: str | None = None, traceback: str | None = None,
+               result: Any = None, signal: int | None = None, fence: Any = None, exit_code: int | None = None,
+               attempts: int | None = None) -> RunRecord:
+        ledger = self._ledger
+        finished_at = datetime.now(UTC)
+        duration = (finished_at - run.started_at).total_seconds()
+        if ledger.spool_id is not None:
+            ledger.spool.finish(ledger.spool_id, status, finished_at, duration, error, traceback,
+                                result_summary(result), exit_code, signal, attempts)
+        return run._replace(status=cast(Any, status), finished_at=finished_at, duration=duration, error=error,
+                            traceback=traceback, result=result, signal=signal, exit_code=exit_code, attempts=attempts)
+
+    def record_attempt(self, *args: Any) -> None:
+        """Attempts are not kept: the run's record says how many there were."""
+
+    def last_success(self, *args: Any) -> Any:
+        raise self._ledger.refused("last_success")
+
+
+class _LocalClock:
+    """This machine's clock: with the server away, the only one there is (its runs are stamped by it)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sync(self) -> None:
+        return None
+
+
+class _NoBackend:
+    in_transaction = False
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        return False
