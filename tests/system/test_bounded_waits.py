@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg2.extensions
 import psycopg2.extras
 import pytest
+from paths import HELPERS
 from tcpproxy import Proxy
 
 from processcache import CacheContext, ConfigError, DatabaseUnavailableError, connect, job
@@ -39,6 +40,7 @@ def writer(ctx):
 def start(url: str, count: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "PROCESSCACHE_DATABASE_URL"}
     env["BOUNDED_COUNT"] = str(count)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HELPERS), env.get("PYTHONPATH")]))  # its tcpproxy import
     # Not -q: the test reads the job's lines while it runs, which -q holds back until a failure.
     return subprocess.Popen([sys.executable, "-m", "processcache", "run", f"{HERE}:writer", "-d", url, "-m", "m"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -35,7 +35,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from pgbouncer_server import running
+
+# Run as a script too (the launcher below): the helpers beside it, as conftest puts them for the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
+from paths import HELPERS  # noqa: E402
+from pgbouncer_server import running  # noqa: E402
 
 PROCESSES = 200
 POOL = 20
@@ -62,7 +66,7 @@ def test_200_processes_share_20_server_connections_and_every_write_is_stored(pos
         with Sampler(os.environ["PROCESSCACHE_TEST_POSTGRES_URL"], through, name) as sampler:
             started = time.monotonic()
             launched = subprocess.run([sys.executable, __file__, url, str(tmp_path)], capture_output=True, text=True,
-                                      timeout=200, cwd=Path(__file__).parent)
+                                      timeout=200, cwd=HELPERS)
             elapsed = time.monotonic() - started
         assert launched.returncode == 0, launched.stdout + launched.stderr
     reports = [json.loads(path.read_text()) for path in sorted(tmp_path.glob("*.json"))]
