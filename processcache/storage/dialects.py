@@ -181,6 +181,10 @@ class PostgreSQL(Dialect):
         return [row[0] for row in found]
 
 
+#: The MySQL protocol's capability flag CLIENT_FOUND_ROWS (PyMySQL's and mysqlclient's CLIENT.FOUND_ROWS).
+_CLIENT_FOUND_ROWS = 2
+
+
 class MySQL(Dialect):
     name = "mysql"
     apart = "give processcache a database of its own (CREATE DATABASE processcache; mysql://user@host/processcache)"
@@ -203,6 +207,15 @@ class MySQL(Dialect):
         server's last reply, so asking costs nothing; a transaction switches it off again (`Backend.transaction`)."""
         if connection.get_autocommit() != on:
             connection.autocommit(on)
+
+    def driver_args(self, database_config) -> dict:
+        """With CLIENT_FOUND_ROWS (2 in both drivers' constants): an UPDATE's row count is the rows it matched,
+        not the rows whose values it changed, as on the other databases. A renewal that found its lock row and
+        wrote the value it held already said 0, "the lock is lost", and an upgrade's UPDATE of a meta row to its
+        own value inserted it again."""
+        args = dict(database_config.bind_args)
+        args["client_flag"] = int(args.get("client_flag", 0)) | _CLIENT_FOUND_ROWS
+        return args
 
     def before_transaction(self, connection) -> None:
         """Pony's MySQL sessions rely on the driver's default, autocommit off."""
