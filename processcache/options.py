@@ -116,8 +116,8 @@ class JobOptions:
                     keep working; a slow or down one never delays a run by
                     more than a few seconds.
     if_database_down: what a run does when its database cannot be reached
-                    within ``down_wait`` (see the README's reliability
-                    section): ``fail`` (default) exits 1 with the one-line
+                    within ``down_wait`` (docs/deploying.rst, "When the
+                    database is down"): ``fail`` (default) exits 1 with the one-line
                     error; ``skip`` exits 75 with one line, recording
                     nothing; ``run`` runs the job without the database: no
                     lock is taken (a copy on another machine may run at the

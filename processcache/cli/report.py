@@ -17,6 +17,9 @@ DEFAULT_BIND = "127.0.0.1:8080"
 _group_option = click.option("--group", "-g", metavar="GROUP", help="Only the jobs of GROUP.")
 _grace_option = click.option("--grace", default="1m", show_default=True, metavar="DURATION",
                              help="As check's: how late a job with expect_every may start before it is overdue.")
+_skipped_option = click.option("--skipped", is_flag=True,
+                               help="Show skipped copies (a held lock, a slot taken) in the runs too [default: the"
+                                    " runs that did work].")
 
 
 @click.command()
@@ -24,9 +27,10 @@ _grace_option = click.option("--grace", default="1m", show_default=True, metavar
               help="Write the report to FILE (replaced whole, never half-written).")
 @_group_option
 @_grace_option
+@_skipped_option
 @database_option
 @one_line_errors
-def report(path, group, grace, database):
+def report(path, group, grace, skipped, database):
     """Write one self-contained HTML page of every job: its state, recent runs, next due time, last failure.
 
     \b
@@ -50,7 +54,7 @@ def report(path, group, grace, database):
     _check_folder(path)
     seconds = _grace(grace)
     with opened(database) as db:
-        page = overview_page(gather(db, normalize(group) if group else None, seconds))
+        page = overview_page(gather(db, normalize(group) if group else None, seconds, skipped=skipped))
     write_whole(path, page)
     click.echo(f"wrote {path}", err=True)
 
@@ -66,9 +70,10 @@ def report(path, group, grace, database):
 @click.option("--show-values", is_flag=True, help="Show cached values on job pages (keys and sizes only otherwise).")
 @_group_option
 @_grace_option
+@_skipped_option
 @database_option
 @one_line_errors
-def serve(bind, token, refresh, show_values, group, grace, database):
+def serve(bind, token, refresh, show_values, group, grace, skipped, database):
     """Serve the report live and read-only: the overview, a page per job and per run, until Ctrl-C.
 
     \b
@@ -87,7 +92,7 @@ def serve(bind, token, refresh, show_values, group, grace, database):
     from ..web.dashboard import COOKIE, Dashboard, Settings
 
     family, bound = listen.guarded(bind, "--bind", token, "PROCESSCACHE_SERVE_TOKEN", DEFAULT_BIND)
-    settings = Settings(database, normalize(group) if group else None, refresh, show_values, _grace(grace))
+    settings = Settings(database, normalize(group) if group else None, refresh, show_values, _grace(grace), skipped)
     with opened(database):  # a wrong URL or a missing file is said now, not at the first page
         pass
     listen.serve(family, bound, Dashboard(settings), "--bind", _say, token=token, cookie=COOKIE)

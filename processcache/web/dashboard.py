@@ -33,13 +33,15 @@ _HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY}
 
 
 class Settings(NamedTuple):
-    """What ``serve`` was told: the database, the scope, the refresh, values shown or not, grace."""
+    """What ``serve`` was told: the database, the scope, the refresh, values shown or not, grace, skipped copies
+    shown or not (a person reads the runs that did work first)."""
 
     url: str | None
     group: str | None = None
     refresh: int = 30
     show_values: bool = False
     grace: float = 60.0
+    skipped: bool = False
 
 
 class Dashboard(ReadingSite):
@@ -66,7 +68,8 @@ class Dashboard(ReadingSite):
     def _route(self, db: "Database", parts: list[str]) -> str:
         refresh = self.settings.refresh or None
         if not parts:
-            return overview_page(gather(db, self.settings.group, self.settings.grace), links=True, refresh=refresh)
+            return overview_page(gather(db, self.settings.group, self.settings.grace, skipped=self.settings.skipped),
+                                 links=True, refresh=refresh)
         if parts[0] == "job" and len(parts) == 3:
             return self._job(db, f"{parts[1]}/{parts[2]}", refresh)
         if parts[0] == "run" and len(parts) == 2 and parts[1].isdigit():
@@ -78,7 +81,7 @@ class Dashboard(ReadingSite):
             job_id = db.history.job_id(name)
         except ProcessCacheError as exc:
             raise NotFound(str(exc)) from None
-        found = gather(db, name.partition("/")[0], self.settings.grace, job=name).jobs
+        found = gather(db, name.partition("/")[0], self.settings.grace, job=name, skipped=self.settings.skipped).jobs
         view = found[0] if found else None
         if view is None:
             raise NotFound(f"{name} is retired: `processcache jobs --all` lists it")
@@ -87,7 +90,8 @@ class Dashboard(ReadingSite):
             values = {}
             for entry in db.cache.entries(job_id, None):
                 values.setdefault(entry.key, []).append(entry.value)
-        return job_page(view, db.list_runs(name, limit=JOB_RUNS), db.cache.key_stats(job_id, None), values, refresh)
+        runs = db.list_runs(name, limit=JOB_RUNS, skipped=self.settings.skipped)
+        return job_page(view, runs, db.cache.key_stats(job_id, None), values, refresh)
 
     def _run(self, db: "Database", run_id: int, refresh: int | None) -> str:
         try:

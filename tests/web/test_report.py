@@ -275,3 +275,26 @@ def test_report_and_serve_never_show_the_database_password(postgres_url, tmp_pat
     with serving(with_password) as base:
         status, page, _ = fetch(base + "/")
         assert status == 200 and "pa55word" not in page and "postgres:***@" in page
+
+
+def test_the_report_and_the_dashboard_leave_out_skipped_copies_unless_asked(backend_url, tmp_path):
+    """A farm of one slot a machine: most runs are skipped copies, which a person reads past (issue 27, point 5)."""
+    from processcache.web.dashboard import Dashboard, Settings
+
+    for machine in ("web1", "web2", "web3"):
+        done = cli("exec", "--job", "ops/hourly", "--once-per", "1h", "-m", machine, "-d", backend_url, "--", "true")
+        assert done.returncode in (0, 75), done.stderr
+    with processcache.connect(backend_url) as db:
+        runs = db.list_runs("ops/hourly", skipped=True)
+    worked = [run.id for run in runs if run.status != "skipped"]
+    copies = [run.id for run in runs if run.status == "skipped"]
+    assert len(worked) == 1 and len(copies) == 2
+    for skipped, shown in ((False, worked), (True, worked + copies)):
+        dashboard = Dashboard(Settings(backend_url, skipped=skipped))
+        try:
+            page = dashboard.page("/job/ops/hourly")
+        finally:
+            dashboard.close()
+        assert sorted({int(found) for found in re.findall(r'href="/run/(\d+)"', page)}) == sorted(shown)
+        written = write_report(backend_url, tmp_path / f"farm-{skipped}.html", *(["--skipped"] if skipped else []))
+        assert ('<li class="s-skipped"' in written) is skipped, "a skipped copy in the strip only when asked"
