@@ -205,9 +205,9 @@ class CacheStore:
     def has(self, job_id: int, machine: str | None, key: str | None = None) -> bool:
         """Whether any live entry exists, without reading the values."""
         where, params = self._filter(job_id, machine, key)
-        if key is None:
-            return bool(self.backend.select(f"SELECT id FROM process_cache WHERE {where} LIMIT 1", params))
-        return key in self.backend.values(f"SELECT DISTINCT entry_key FROM process_cache WHERE {where}", params)
+        if key is not None:  # the equal length keeps out a key that differs by trailing spaces, as `latest` does
+            where += " AND LENGTH(entry_key) = LENGTH($key)"
+        return bool(self.backend.select(f"SELECT id FROM process_cache WHERE {where} LIMIT 1", params))
 
     def latest(self, job_id: int, machine: str | None, key: str) -> Entry | None:
         """The newest live entry under *key*: one row read, however many the key holds.
