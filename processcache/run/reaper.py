@@ -59,14 +59,17 @@ def main(argv: list[str]) -> int:
     os.set_blocking(wakeup_w, False)
     signal.set_wakeup_fd(wakeup_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.pthread_sigmask(signal.SIG_BLOCK, _PASSED_ON)  # held until the handlers below can pass them on
     try:
-        pid = os.posix_spawnp(command[0], command, os.environ, setpgroup=0, setsigdef=_DEFAULT_IN_COMMAND)
+        pid = os.posix_spawnp(command[0], command, os.environ, setpgroup=0, setsigdef=_DEFAULT_IN_COMMAND,
+                              setsigmask=())
     except OSError as exc:
         _say(socket.socket(fileno=fd), f"error {exc.errno} {exc.strerror}")
         return 0
     reaper = _Reaper(socket.socket(fileno=fd), pid, wakeup_r, orphan_grace)
     for signum in _PASSED_ON:
         signal.signal(signum, lambda signum, _frame: _signal_tree(signum, pid))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PASSED_ON)
     reaper.say(f"started {pid}")
     returncode = reaper.wait()
     reaper.say(f"exited {returncode}")
