@@ -22,12 +22,25 @@ without the database (`spooled_run`):
 
 A run that reaches its database first stores what waits in the spool for
 that database (`reached`), before it starts; a spool it cannot flush is
-said in one WARNING line, and the run goes on.
+said in one line on stderr, and the run goes on.
+
+A database that goes away while a ``run`` job is running (`Fallback`):
+the write that finds it gone (after the URL's ``retry_for``) and every
+write after it go to the spool under the run's ledger id, with a WARNING
+log that says so; the job goes on, and the run ends as it would have,
+exit code included. Its replay finishes the run's row (still ``running``
+in the ledger), adds its logs and applies its cache writes under the rule
+above, and frees its lock; a run whose lock another run took meanwhile
+ends ``lost`` and its spooled cache writes are dropped (the other run's
+are the newer). Reads after that point raise the database's error. A job
+with ``fail`` keeps what it always did: the write raises, and the run's
+end cannot be recorded (`RunNotRecordedError`).
 """
 
 import contextlib
 import os
 import platform
+import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
@@ -129,6 +142,8 @@ def spooled_run(group: str, job: str, machine: str | None, down: Down | None, *,
         ledger.spool_id = spool.start(url, ctx.group, ctx.job, ctx.machine, options.data_scope, started_at)
     except SpoolFullError as full:
         kept = f"{full}: this run is not recorded"
+    except sqlite3.Error as broken:
+        kept = f"the spool {spool.path} cannot be written ({broken}): this run is not recorded"
     ledger.names = (ctx.group, ctx.job)
     started = ctx.run = RunRecord(UNRECORDED, ctx.group, ctx.job, ctx.machine, os.getpid(), "running", started_at)
     ctx.create_log(f"{down.reason}; running without it (if_database_down=run): no lock is held, and {kept}",
@@ -150,6 +165,80 @@ def spooled_run(group: str, job: str, machine: str | None, down: Down | None, *,
         spool.close()
         if pinger is not None:
             _ping_end(pinger, ctx)
+
+
+class Fallback:
+    """The database of a run with ``if_database_down="run"``: its writes go to the spool once it goes away mid-run.
+
+    Every attribute but the three stores is the connected Database's; in
+    those, the writes a spooled run keeps (`_WRITES`) are tried on the
+    database until one finds it unreachable, then kept in the spool
+    (`fall`) for the rest of the run. Reads always ask the database.
+    """
+
+    _WRITES = {"store": ("add_log",), "cache": ("add", "add_many", "replace"),
+               "runs": ("finish", "record_attempt", "release")}
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.ctx: CacheContext | None = None  # the run's context, once it exists
+        self.spooled: SpooledLedger | None = None
+        self.store, self.cache, self.runs = (_Either(self, part) for part in ("store", "cache", "runs"))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.database, name)
+
+    def fall(self, down: DatabaseUnavailableError) -> "SpooledLedger":
+        """Keep the rest of the run in the spool from now on; *down* again when the spool has no room for it."""
+        ctx = self.ctx
+        assert ctx is not None and ctx.run is not None, "a write of a run: its context and record exist"
+        spool = Spool()
+        ledger = SpooledLedger(spool, self.database.url)
+        ledger.names = (ctx.group, ctx.job)
+        lock = ctx.fence.holds[0][0] if ctx.fence else None
+        try:
+            ledger.spool_id = spool.start(self.database.url, ctx.group, ctx.job, ctx.machine, ctx.options.data_scope,
+                                          ctx.run.started_at, run_id=ctx.run.id, lock=lock)
+        except (SpoolFullError, sqlite3.Error):
+            spool.close()
+            raise down from None
+        self.spooled = ledger
+        ctx.create_log(f"{down}; the rest of run {ctx.run.id} is kept in the spool {spool.path} and stored once the"
+                       " database is back (if_database_down=run)", LogType.WARNING)
+        return ledger
+
+    def end(self) -> None:
+        if self.spooled is not None:
+            self.spooled.spool.close()
+
+
+def fallible(database: Database, options: JobOptions) -> Fallback | None:
+    """For a ``run`` job, the `Fallback` its context writes to instead of *database*; None for the others."""
+    return Fallback(database) if options.if_database_down == "run" else None
+
+
+class _Either:
+    """One of a `Fallback`'s stores: the database's, but for the writes kept in the spool once it fell."""
+
+    def __init__(self, fallback: Fallback, part: str) -> None:
+        self._fallback = fallback
+        self._part = part
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(getattr(self._fallback.database, self._part), name)
+        if name not in Fallback._WRITES[self._part]:
+            return real
+
+        def write(*args: Any, **kwargs: Any) -> Any:
+            spooled = self._fallback.spooled
+            if spooled is None:
+                try:
+                    return real(*args, **kwargs)
+                except DatabaseUnavailableError as down:
+                    spooled = self._fallback.fall(down)
+            return getattr(getattr(spooled, self._part), name)(*args, **kwargs)
+
+        return write
 
 
 class DownContext(CacheContext):
@@ -265,6 +354,9 @@ class _Runs:
 
     def record_attempt(self, *args: Any) -> None:
         """Attempts are not kept: the run's record says how many there were."""
+
+    def release(self, *args: Any) -> None:
+        """A lock held when the database went away stays held: its replay frees it, after the run's end."""
 
     def last_success(self, *args: Any) -> Any:
         raise self._ledger.refused("last_success")

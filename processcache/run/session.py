@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..cache.context import CacheContext, using
 from ..durations import format_duration
@@ -97,7 +97,7 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
     A database that cannot be reached is what ``if_database_down`` says
     (`downtime`): the one-line error, a skip, or the run without it, spooled.
     """
-    from .downtime import reached, spooled_run
+    from .downtime import fallible, reached, spooled_run
 
     with reached(database, options, group, job, machine) as (db, down):
         if db is None:
@@ -105,7 +105,10 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
                 yield ctx
             return
         captured = Captured(options.output_tail) if options.output_tail else None
-        ctx = CacheContext(db, group, job, machine, _unechoed(echo, captured), options)
+        fallback = fallible(db, options)
+        ctx = CacheContext(cast(Database, fallback or db), group, job, machine, _unechoed(echo, captured), options)
+        if fallback is not None:
+            fallback.ctx = ctx
         ctx.output = captured
         runs = db.runs
         started = ctx.run = runs.start(ctx.group, ctx.job, ctx.machine, os.getpid(), options.lease,
@@ -139,7 +142,9 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
                 ctx.end()
                 if lock is not None:
                     _locks_here.held.discard((db.url, lock))
-                    _release(runs, lock, started.id)
+                    _release(ctx.database.runs, lock, started.id)
+                if fallback is not None:
+                    fallback.end()
                 if pinger is not None:
                     _ping_end(pinger, ctx)
 

@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS runs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, spool_id TEXT NOT NULL UNIQUE, database TEXT NOT NULL,
     grp TEXT NOT NULL, job TEXT NOT NULL, machine TEXT NOT NULL, pid INTEGER NOT NULL, status TEXT NOT NULL,
     started_at TEXT NOT NULL, finished_at TEXT, duration REAL, error TEXT, traceback TEXT, result TEXT,
-    exit_code INTEGER, signal INTEGER, attempts INTEGER, scope TEXT NOT NULL, dropped INTEGER NOT NULL DEFAULT 0);
+    exit_code INTEGER, signal INTEGER, attempts INTEGER, scope TEXT NOT NULL, dropped INTEGER NOT NULL DEFAULT 0,
+    run_id INTEGER, lock TEXT);
 CREATE TABLE IF NOT EXISTS logs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, spool_id TEXT NOT NULL, type TEXT NOT NULL, level TEXT,
     message TEXT NOT NULL, created_at TEXT NOT NULL);
@@ -123,13 +124,18 @@ class Spool:
 
     # -- a spooled run's life ------------------------------------------------------------------
 
-    def start(self, database: str, group: str, job: str, machine: str, scope: str, started_at: datetime) -> str:
-        """Keep a new run (``running``) and return its spool id; `SpoolFullError` when the spool is full."""
+    def start(self, database: str, group: str, job: str, machine: str, scope: str, started_at: datetime,
+              run_id: int | None = None, lock: str | None = None) -> str:
+        """Keep a new run (``running``) and return its spool id; `SpoolFullError` when the spool is full.
+
+        *run_id* and *lock*: a run the ledger holds already, whose database went away mid-run, and the lock it held.
+        """
         spool_id = str(uuid.uuid4())
         with self._writing(room_needed=True):
-            self._db.execute("INSERT INTO runs (spool_id, database, grp, job, machine, pid, status, started_at, scope)"
-                             " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-                             (spool_id, database, group, job, machine, os.getpid(), _text(started_at), scope))
+            self._db.execute("INSERT INTO runs (spool_id, database, grp, job, machine, pid, status, started_at, scope,"
+                             " run_id, lock) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                             (spool_id, database, group, job, machine, os.getpid(), _text(started_at), scope, run_id,
+                              lock))
         return spool_id
 
     def add_log(self, spool_id: str, log_type: str, level: str | None, message: str, created_at: datetime) -> bool:
@@ -187,7 +193,8 @@ class Spool:
     def load(self, spool_id: str) -> SpooledRun | None:
         """A run whole, with its logs and writes; a run whose process died before its end comes back ``lost``."""
         row = self._db.execute("SELECT spool_id, grp, job, machine, pid, status, started_at, finished_at, duration,"
-                               " error, traceback, result, exit_code, signal, attempts, scope, dropped FROM runs"
+                               " error, traceback, result, exit_code, signal, attempts, scope, dropped, run_id, lock"
+                               " FROM runs"
                                " WHERE spool_id = ?", (spool_id,)).fetchone()
         if row is None:
             return None
@@ -197,7 +204,8 @@ class Spool:
                   self._db.execute("SELECT key, value, ttl, replace, created_at FROM writes WHERE spool_id = ?"
                                    " ORDER BY seq", (spool_id,))]
         run = SpooledRun(row[0], row[1], row[2], row[3], row[4], row[5], _time(row[6]), row[7] and _time(row[7]),
-                         row[8], row[9], row[10], row[11], row[12], row[13], row[14], row[15], row[16], logs, writes)
+                         row[8], row[9], row[10], row[11], row[12], row[13], row[14], row[15], row[16], logs, writes,
+                         row[17], row[18])
         if run.status == "running":
             run = run._replace(status="lost", error="its process ended before its end was kept (killed while the"
                                                     " database was down)", finished_at=None)
@@ -294,8 +302,15 @@ def flush_waiting(db: "Database", url: str | None) -> None:
     A read-only command (``check``, ``runs``) opens a connection that may
     write for this, only when something waits.
     """
-    if not Spool().has_waiting(db.url):
+    spool = Spool()
+    try:
+        if not spool.has_waiting(db.url):
+            return
+    except Exception as exc:  # noqa: BLE001  (the command goes on: a spool it cannot read is said, once)
+        print(f"processcache: {unflushed(spool, db.url, exc)}", file=sys.stderr)
         return
+    finally:
+        spool.close()
     if not db.read_only:
         flush_quietly(db)
         return
@@ -304,7 +319,7 @@ def flush_waiting(db: "Database", url: str | None) -> None:
     try:
         writable = connect(url)
     except Exception as exc:  # noqa: BLE001  (the command goes on reading: the spool waits for the next)
-        print(f"processcache: runs wait in the spool {Spool().path} for {db.url}, which this command could not open"
+        print(f"processcache: runs wait in the spool {spool.path} for {db.url}, which this command could not open"
               f" to store them: {exc}", file=sys.stderr)
         return
     with writable:
@@ -312,18 +327,32 @@ def flush_waiting(db: "Database", url: str | None) -> None:
 
 
 def flush_quietly(db: "Database") -> None:
-    """Store what this machine's spool holds for *db*; a spool that cannot be flushed is said on stderr, once."""
+    """Store what this machine's spool holds for *db*; a spool that cannot be flushed is said on stderr, once.
+
+    Never raises: a run that reached its database runs whatever the spool's state.
+    """
     spool = Spool()
     try:
         if db.read_only or not spool.has_waiting(db.url):
             return
         spool.flush(db)
     except Exception as exc:  # noqa: BLE001  (the run, or the command, goes on: its spool waits for the next)
-        waiting = len(spool.waiting(db.url)) if spool.exists() else 0
-        print(f"processcache: {waiting} runs wait in the spool {spool.path} and could not be stored in {db.url}:"
-              f" {type(exc).__name__}: {exc} (`processcache spool flush` tries again)", file=sys.stderr)
+        print(f"processcache: {unflushed(spool, db.url, exc)}", file=sys.stderr)
     finally:
         spool.close()
+
+
+def unflushed(spool: Spool, url: str, exc: Exception) -> str:
+    """The one line for runs that wait in *spool* and could not be stored in *url* because of *exc*."""
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return (f"the spool {spool.path} cannot be read ({exc}): what it kept cannot reach {url}; move it aside"
+                " (a run that must run without its database needs a spool it can write)")
+    try:
+        waiting = f"{len(spool.waiting(url))} runs wait"
+    except Exception:  # noqa: BLE001  (the first error is the one to tell)
+        waiting = "runs wait"
+    return (f"{waiting} in the spool {spool.path} and could not be stored in {url}: {type(exc).__name__}: {exc}"
+            " (`processcache spool flush` tries again)")
 
 
 def _alive(pid: int) -> bool:

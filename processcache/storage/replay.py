@@ -11,6 +11,13 @@ or stored nothing; the spool forgets a run only after its commit, so the
 next replay stores it or finds it stored. The row's ``spool_id`` also marks
 it as recorded late: ``runs`` and the report show it.
 
+A run whose database went away mid-run (``run_id`` set) has its row in the
+ledger already, ``running``: its replay takes that row instead (marking it
+with the ``spool_id`` where no replay has yet, which two replays cannot
+both do), finishes it as `RunStore.finish` would, adds its logs and writes,
+and frees its lock. If another run holds its lock by then, it ends
+``lost`` and its writes are dropped, as a fenced write is.
+
 Its times are the ones the spooling machine's clock gave (there was no
 server to ask), so `check` counts it from when it really ran.
 
@@ -79,6 +86,8 @@ class SpooledRun(NamedTuple):
     dropped: int
     logs: list[SpooledLog]
     writes: list[SpooledWrite]
+    run_id: int | None = None  # the ledger's id of a run whose database went away mid-run; None: never recorded
+    lock: str | None = None  # the lock that run held when it went away
 
 
 class Replayed(NamedTuple):
@@ -101,11 +110,18 @@ def replay(db: "Database", run: SpooledRun) -> Replayed:
     backend = db.backend
     job_id = db.store.job_id(run.group, run.job)
 
-    def store() -> Replayed:
+    def store() -> Replayed | None:
         with backend.transaction(immediate=True):
-            run_id = backend.insert("process_job_runs", _run_row(run, job_id))
-            dropped = [write.key for write in run.writes if not _apply(db, job_id, run, write)]
-            logs = [*run.logs, *_notes(run, dropped)]
+            if run.run_id is None:
+                run_id, lost = backend.insert("process_job_runs", _run_row(run, job_id)), None
+            else:
+                taken, lost = _ended(db, run)
+                if not taken:  # another replay took the row first
+                    return None
+                run_id = run.run_id
+            writes = [] if lost else run.writes
+            dropped = [write.key for write in writes if not _apply(db, job_id, run, write)]
+            logs = [*run.logs, *_notes(run, dropped, lost)]
             if logs:
                 backend.insert_many("process_job_logs",
                                     ("job_id", "run_id", "machine", "log_type", "level", "message", "created_at"),
@@ -119,12 +135,43 @@ def replay(db: "Database", run: SpooledRun) -> Replayed:
         return None if found is None else Replayed(found, False, [])
 
     try:
-        return backend.retrying(store, stored)
+        return backend.retrying(store, stored) or backend.retrying(stored)
     except ConstraintViolation:  # another process stored it first, and committed
         found = backend.retrying(stored)
         if found is None:
             raise
         return found
+
+
+def _ended(db: "Database", run: SpooledRun) -> tuple[bool, str | None]:
+    """Finish the ledger's row of a run spooled mid-run: (False, None) if a replay took it already, else (True, the
+    lock it lost or None).
+
+    The row is taken by setting its ``spool_id`` where it has none, so a
+    second replay, waiting on the row, finds it taken. A row another run's
+    takeover marked ``lost``, or whose lock is now another's, ends ``lost``.
+    """
+    backend = db.backend
+    params = {"id": run.run_id, "spool_id": run.spool_id}
+    if backend.execute("UPDATE process_job_runs SET spool_id = $spool_id WHERE id = $id AND spool_id IS NULL",
+                       params) != 1:
+        return False, None
+    found = backend.value("SELECT status FROM process_job_runs WHERE id = $id", params)
+    holder = None if run.lock is None else backend.value(
+        f"SELECT run_id FROM process_job_locks WHERE name = $lock{backend.dialect.for_share}", {"lock": run.lock})
+    lost = run.lock if found == "lost" or (run.lock is not None and holder != run.run_id) else None
+    if found in ("running", "lost"):
+        status, error = ("lost", run.error or f"lost its lease on the lock {lost}: another run took the lock over"
+                         " while the database was down") if lost else (run.status, run.error)
+        backend.execute("UPDATE process_job_runs SET status = $status, finished_at = $finished_at,"
+                        " duration = $duration, error = $error, traceback = $traceback, result = $result,"
+                        " exit_signal = $exit_signal, exit_code = $exit_code, attempts = $attempts, expires_at = NULL"
+                        " WHERE id = $id",
+                        {**params, **_run_row(run, 0), "status": status, "error": storable(error)})
+    if run.lock is not None and not lost:
+        backend.execute("UPDATE process_job_locks SET machine = NULL, pid = NULL, run_id = NULL, acquired_at = NULL,"
+                        " expires_at = NULL WHERE name = $lock AND run_id = $id", {**params, "lock": run.lock})
+    return True, lost
 
 
 def _run_row(run: SpooledRun, job_id: int) -> dict:
@@ -157,10 +204,14 @@ def _apply(db: "Database", job_id: int, run: SpooledRun, write: SpooledWrite) ->
     return True
 
 
-def _notes(run: SpooledRun, dropped: list[str]) -> list[SpooledLog]:
+def _notes(run: SpooledRun, dropped: list[str], lost: str | None = None) -> list[SpooledLog]:
     """WARNING logs that say what of the run was not stored: values a newer entry kept out, what a full spool lost."""
     when = run.finished_at or run.started_at
     notes = []
+    if lost and run.writes:
+        notes.append(SpooledLog(LogType.WARNING.value, None, f"recorded late: the {len(run.writes)} cache writes this"
+                                f" run made while the database was down were not stored: it had lost the lock {lost}",
+                                when))
     if dropped:
         keys = ", ".join(sorted(set(dropped)))
         notes.append(SpooledLog(LogType.WARNING.value, None, f"recorded late: the values this run wrote under {keys}"

@@ -209,23 +209,30 @@ class _Judged(NamedTuple):
     recent: list[str]
 
 
-def _shown_runs(pairs: list[tuple], statuses: dict[int, str]) -> tuple[dict[int, list[str]], dict[int, int],
-                                                                       dict[int, int]]:
+def _shown_runs(pairs: list[tuple], runs: dict[int, tuple[str, Any]]) -> tuple[dict[int, list[str]], dict[int, int],
+                                                                           dict[int, int]]:
     """By job id: its machines, the run to show and its last attempt, from each machine's run to show (`last_runs`
-    rows) and their statuses.
+    rows) and their (status, started_at).
 
     Copies skipped by the lock, a once_per slot or a recent success are
     newer, but the run that did the work (running, or how it ended) is the
-    news; "skipped" only for a job that was never run.
+    news; "skipped" only for a job that was never run. Across machines the
+    newest is the one that started last, not the highest id: a run another
+    machine kept in its spool while the database was down is stored later,
+    under a higher id, than runs that started after it.
     """
     machines: dict[int, list[str]] = {}
     attempted: dict[int, int] = {}
     shown: dict[int, int] = {}
+
+    def newest(run_id: int, other: int | None) -> int:
+        return run_id if other is None or (runs[run_id][1], run_id) > (runs[other][1], other) else other
+
     for job_id, machine, run_id in pairs:
         machines.setdefault(job_id, []).append(machine)
-        shown[job_id] = max(run_id, shown.get(job_id, run_id))
-        if statuses[run_id] != "skipped":
-            attempted[job_id] = max(run_id, attempted.get(job_id, run_id))
+        shown[job_id] = newest(run_id, shown.get(job_id))
+        if runs[run_id][0] != "skipped":
+            attempted[job_id] = newest(run_id, attempted.get(job_id))
     return machines, {**shown, **attempted}, attempted
 
 
@@ -328,9 +335,10 @@ class History:
                 "SELECT job_id + 0, COUNT(*) FROM process_cache WHERE expires_at IS NULL"
                 f" OR expires_at > {self.runs.now} GROUP BY job_id + 0")) if count_entries else {}
             pairs = self.backend.select(last_runs(self.backend, "", ENDED))
-            statuses = dict(select_by_ids(self.backend, "SELECT id, status FROM process_job_runs WHERE id IN ({ids})",
-                                          (row[2] for row in pairs)))
-            _, shown, attempted = _shown_runs([row[:3] for row in pairs], statuses)
+            shown_runs = {row[0]: row[1:] for row in select_by_ids(
+                self.backend, "SELECT id, status, started_at FROM process_job_runs WHERE id IN ({ids})",
+                (row[2] for row in pairs))}
+            _, shown, attempted = _shown_runs([row[:3] for row in pairs], shown_runs)
             retired = self._retired_machines()
             settings = {row[0]: (row[4], row[11]) for row in jobs}  # max_duration, lock_scope
             wanted = set(shown.values()) | {row[3] for row in pairs if row[1] in retired.get(row[0], ())}
@@ -348,7 +356,7 @@ class History:
         for job_id, group, job, expect_every, max_duration, retired_at, started, *monitored in jobs:
             last_start = py_time(started)
             gone = retired.get(job_id, {})
-            every = {row[1]: _Machine(runs.get(row[2]) if statuses.get(row[2]) != "skipped" else None,
+            every = {row[1]: _Machine(runs.get(row[2]) if shown_runs[row[2]][0] != "skipped" else None,
                                       runs[row[3]].started_at if row[3] in runs else None, gone.get(row[1]))
                      for row in by_job.get(job_id, ())}
             serving = {machine: state for machine, state in every.items()

@@ -309,3 +309,180 @@ def assert_stored_once(url: str, count: int, logs: int) -> None:
         started = [run.started_at for run in sorted(db.list_runs("spool/bulk", limit=None), key=lambda r: r.id)]
         assert started == sorted(started), "stored in the order they happened"
     assert Spool().waiting() == []
+
+
+MID_RUN = '''
+import os, time
+from pathlib import Path
+from processcache import job
+
+@job("spool", "mirror", if_database_down="run", overlap="skip")
+def mirror(ctx):
+    signals = Path(os.environ["MIRROR_SIGNALS"])
+    ctx.create_log("copied part 1")
+    ctx.create_cache("part", 1)
+    (signals / "started").touch()
+    for _ in range(600):
+        if (signals / "go").exists():
+            break
+        time.sleep(0.05)
+    print("copying part 2")
+    ctx.create_log("copied part 2")
+    ctx.create_cache("part", 2)
+'''
+
+
+@pytest.mark.slow
+def test_a_database_cut_mid_run_lets_the_job_finish_and_its_end_reaches_the_ledger_once(
+        server_backend_url, data, tmp_path):
+    connect(server_backend_url).close()
+    job_file = tmp_path / "mirror.py"
+    job_file.write_text(MID_RUN)
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    env = {**data, "MIRROR_SIGNALS": str(signals)}
+    with Proxy.before(server_backend_url) as proxy:
+        url = fast(proxy.url(server_backend_url)) + "&retry_for=2s"
+        job_run = subprocess.Popen([sys.executable, "-m", "processcache", "run", f"{job_file}:mirror", "-d", url],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+        deadline = time.monotonic() + 60
+        while not (signals / "started").exists() and time.monotonic() < deadline:
+            assert job_run.poll() is None, job_run.communicate()
+            time.sleep(0.05)
+        proxy.cut(600)  # every connection closed, the port refused: the server is gone mid-run
+        (signals / "go").touch()
+        out, err = job_run.communicate(timeout=90)
+        assert job_run.returncode == 0, err
+        assert "copying part 2" in out
+        assert "kept in the spool" in err
+        [waiting] = Spool().waiting()
+        assert (waiting.status, waiting.logs, waiting.writes) == ("succeeded", 3, 1)  # warning, log, output
+        proxy.reopen()
+        shown = cli("runs", "-d", url, env=data)  # any command that reaches the database stores what waits
+        assert shown.returncode == 0, shown.stderr
+        assert Spool().waiting() == []
+        again = cli("run", f"{job_file}:mirror", "-d", url, env={**env})  # no manual step: the lock was freed
+        assert again.returncode == 0, again.stderr
+    second, first = ledger_runs(server_backend_url, "spool/mirror")  # newest first
+    assert (first.status, first.late, second.status, second.late) == ("succeeded", True, "succeeded", False)
+    with connect(server_backend_url) as db:
+        logs = [log.message for log in db.logs("spool/mirror", run=first.id)]
+        assert logs.count("copied part 1") == 1 and logs.count("copied part 2") == 1
+        assert "copying part 2" in logs
+        assert any("kept in the spool" in message for message in logs)
+        parts = [entry.value for entry in db.cache.entries(db.store.job_id("spool", "mirror"), None, "part")]
+        assert parts == [1, 2, 1, 2]
+        assert not any(lock.held for lock in db.runs.locks())
+
+
+def test_a_run_whose_lock_was_taken_while_its_database_was_away_ends_lost_and_its_writes_are_dropped(
+        server_backend_url, data):
+    with Proxy.before(server_backend_url) as proxy:
+        url = fast(proxy.url(server_backend_url)) + "&retry_for=1s"
+        with cache_session("spool", "fenced", "cut-off", url, if_database_down="run", overlap="skip",
+                           lease=2) as ctx:
+            ctx.create_cache("owner", "cut-off")
+            proxy.cut(600)
+            ctx.create_cache("owner", "cut-off, later")  # the database is gone: kept in the spool
+            time.sleep(2.5)  # its lease runs out; a run on another machine takes the lock over
+            with cache_session("spool", "fenced", "online", server_backend_url, overlap="skip") as other:
+                other.create_cache("owner", "online")
+        assert ctx.run.status == "succeeded"  # as far as this machine knew
+        proxy.reopen()
+        with connect(url) as db:  # the spool keeps it for the database it went away from
+            flushed = Spool().flush(db)
+            assert len(flushed.stored) == 1
+            [run] = [run for run in db.list_runs("spool/fenced", limit=None) if run.machine == "cut-off"]
+            assert (run.status, run.late) == ("lost", True)
+            values = [entry.value for entry in db.cache.entries(db.store.job_id("spool", "fenced"), None, "owner")]
+            assert values == ["cut-off", "online"]
+            warnings = [log.message for log in db.logs("spool/fenced", run=run.id, type="WARNING")]
+            assert any("had lost the lock" in message for message in warnings)
+            again = replay_again(db, run.id)
+            assert again == 0, "a second replay of the same run adds nothing"
+
+
+def replay_again(db, run_id: int) -> int:
+    """Logs a second replay of a run spooled mid-run would add: it finds the run taken, and adds none."""
+    from processcache.storage.replay import SpooledLog, SpooledRun, replay
+
+    spool_id = db.backend.value("SELECT spool_id FROM process_job_runs WHERE id = $id", {"id": run_id})
+    before = len(db.logs("spool/fenced", run=run_id))
+    now = __import__("datetime").datetime.now().astimezone()
+    done = replay(db, SpooledRun(spool_id, "spool", "fenced", "cut-off", 1, "succeeded", now, now, 0.0, None, None,
+                                 None, None, None, None, "job", 0, [SpooledLog("GENERIC", None, "again", now)], [],
+                                 run_id, "spool/fenced"))
+    assert not done.stored and done.run_id == run_id
+    return len(db.logs("spool/fenced", run=run_id)) - before
+
+
+@pytest.mark.slow
+def test_exec_cut_mid_run_ends_with_the_commands_exit_code_and_its_output_reaches_the_ledger_once(
+        server_backend_url, data, tmp_path):
+    connect(server_backend_url).close()
+    go = tmp_path / "go"
+    script = f"echo first half; touch {tmp_path}/started; until [ -e {go} ]; do sleep 0.05; done; echo second; exit 4"
+    with Proxy.before(server_backend_url) as proxy:
+        url = fast(proxy.url(server_backend_url)) + "&retry_for=2s"
+        command = subprocess.Popen([sys.executable, "-m", "processcache", "exec", "--job", "spool/sync",
+                                    "--if-database-down", "run", "-d", url, "--", "sh", "-c", script],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env={**os.environ, **data})
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proxy.cut(600)
+        go.touch()
+        out, err = command.communicate(timeout=90)
+        assert command.returncode == 4, err
+        assert "second" in out
+        proxy.reopen()
+        assert cli("spool", "flush", "-d", url, env=data).returncode == 0
+    [run] = ledger_runs(server_backend_url, "spool/sync")
+    assert (run.status, run.exit_code, run.late) == ("failed", 4, True)
+    with connect(server_backend_url) as db:
+        output = [log.message for log in db.logs("spool/sync", run=run.id) if log.level == "STDOUT"]
+        assert output == ["first half\nsecond"]
+        assert not any(lock.held for lock in db.runs.locks())
+
+
+def test_check_judges_a_run_recorded_late_by_when_it_ran_not_when_it_was_stored(backend_url, data):
+    from datetime import timedelta
+
+    with cache_session("spool", "hourly", "vm1", backend_url, expect_every="1h"):
+        pass  # vm1 reaches the database: its run is recorded as it happens
+    with connect(backend_url) as db:
+        now = db.clock.now()
+        spool = Spool()  # vm2 ran the job two hours ago, while it could not reach the database
+        spool_id = spool.start(db.url, "spool", "hourly", "vm2", "job", now - timedelta(hours=2))
+        spool.finish(spool_id, "failed", now - timedelta(hours=2), 5.0, "it broke", None, None, 1, None, 1)
+        spool.close()
+        assert len(Spool().flush(db).stored) == 1
+        late, on_time = db.list_runs("spool/hourly", limit=None)  # by id: stored last
+        assert (late.late, late.machine, on_time.late) == (True, "vm2", False)
+        assert db.check() == [], "the job's last run is vm1's, which started after vm2's, and succeeded"
+        [job] = db.jobs()
+        assert job.last_run.id == on_time.id
+        db.backend.execute("UPDATE process_job_runs SET started_at = $at, finished_at = $at WHERE id = $id",
+                           {"at": now.replace(tzinfo=None) - timedelta(hours=3), "id": on_time.id})
+        assert sorted((problem.kind, problem.run_id) for problem in db.check()) == [
+            ("failed", late.id), ("overdue", late.id)], "now vm2's failed run, two hours ago, is the last"
+
+
+def test_a_spool_that_cannot_be_read_is_said_in_one_line_and_every_job_still_runs(tmp_path, data, job_file):
+    spool_file = tmp_path / "data" / "processcache" / "spool.sqlite"
+    spool_file.parent.mkdir(parents=True)
+    spool_file.write_bytes(b"not a database" * 400)
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    done = cli("run", f"{job_file}:backup", "-d", url, env=data)  # the database is there: the job runs, recorded
+    assert done.returncode == 0, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if "the spool" in line]
+    assert f"the spool {spool_file} cannot be read" in line and "move it aside" in line
+    assert "Traceback" not in done.stderr
+    assert [run.status for run in ledger_runs(url)] == ["succeeded"]
+    down = f"sqlite:///{tmp_path}/missing-folder-file/ledger.db"
+    (tmp_path / "missing-folder-file").write_text("a file where the folder should be")
+    unrecorded = cli("run", f"{job_file}:backup", "-d", down, env=data)  # down, and nowhere to keep it: runs anyway
+    assert unrecorded.returncode == 0, unrecorded.stderr
+    assert "backing up" in unrecorded.stdout
+    assert "cannot be written" in unrecorded.stderr and "this run is not recorded" in unrecorded.stderr
