@@ -142,6 +142,7 @@ class RunMark(NamedTuple):
     status: RunStatus
     started_at: datetime
     duration: float | None
+    late: bool = False  # recorded late: kept in its machine's spool while the database was down
 
 
 class AttemptRecord(NamedTuple):

@@ -19,8 +19,8 @@ from ..names import normalize, split_job_name
 from ..options import flaky_threshold
 from ..records import JobSummary, LogRecord, LogType, Problem, RunDetail, RunMark, RunRecord
 from .backend import Backend, id_list
-from .runs import ID_BATCH, MONITORING, status_at
-from .schema import JOB_STATE_REVISION, JUDGEMENT_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION
+from .runs import ID_BATCH, LATE_COLUMN, MONITORING, status_at
+from .schema import JOB_STATE_REVISION, JUDGEMENT_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION, SPOOL_REVISION
 from .store import JOBS_FROM
 from .timeutil import db_time, py_time
 
@@ -112,11 +112,12 @@ def newest_marks(database: "Database", pairs: Sequence[tuple[int, str]], count: 
     of thousands of runs (0.35 s where whole runs took 0.7 s).
     """
     backend = database.backend
+    late = LATE_COLUMN[0 if database.has_revision(SPOOL_REVISION) else 1]
     marks: list[RunMark] = []
     for start in range(0, len(pairs), PAIRS_PER_READ):
         chunk = pairs[start:start + PAIRS_PER_READ]
         sql = " UNION ALL ".join(
-            f"SELECT * FROM (SELECT r.id, r.job_id, r.machine, r.status, r.started_at, r.duration, r.expires_at"
+            f"SELECT * FROM (SELECT r.id, r.job_id, r.machine, r.status, r.started_at, r.duration, r.expires_at{late}"
             f" FROM process_job_runs r WHERE r.job_id = {int(job_id)} AND r.machine = $m{k}"
             f"{'' if skipped else NOT_SKIPPED} ORDER BY r.id DESC LIMIT {int(count)}) n{k}"
             for k, (job_id, _) in enumerate(chunk))
@@ -125,8 +126,8 @@ def newest_marks(database: "Database", pairs: Sequence[tuple[int, str]], count: 
             rows = backend.select(sql, {f"m{k}": machine for k, (_, machine) in enumerate(chunk)})
             now, names = backend.now(), database.store.names_of({row[1] for row in rows})
         marks += [RunMark(run_id, names[job_id][1], names[job_id][0], machine, status_at(status, expires, now),
-                          py_time(started), duration)
-                  for run_id, job_id, machine, status, started, duration, expires in rows]
+                          py_time(started), duration, bool(recorded_late))
+                  for run_id, job_id, machine, status, started, duration, expires, recorded_late in rows]
     return marks
 
 

@@ -44,7 +44,7 @@ _CONTROL_COLUMNS = (", r.exit_code, r.attempts, r.slot", ", NULL, NULL, NULL")
 #: The lock wait's column (revision 7), read as NULL from a database of an older revision.
 _WAITED_COLUMN = (", r.waited", ", NULL")
 #: Whether a run was recorded late, from a machine's spool (revision 8; `replay`): 0 from an older revision.
-_LATE_COLUMN = (", CASE WHEN r.spool_id IS NULL THEN 0 ELSE 1 END", ", 0")
+LATE_COLUMN = (", CASE WHEN r.spool_id IS NULL THEN 0 ELSE 1 END", ", 0")
 #: A run's ``waited`` while it waits for its lock (`RunStore.start` with *waiting*): not yet at work.
 WAITING = -1.0
 #: Runs read by id per query (`RunStore.runs_by_id`): under MariaDB's in_predicate_conversion_threshold (1,000).
@@ -248,7 +248,7 @@ class RunStore:
 
         columns = (_RUN_COLUMNS + _CONTROL_COLUMNS[0 if self._controlled else 1]
                    + _WAITED_COLUMN[0 if self.database.has_revision(JUDGEMENT_REVISION) else 1]
-                   + _LATE_COLUMN[0 if self.database.has_revision(SPOOL_REVISION) else 1])
+                   + LATE_COLUMN[0 if self.database.has_revision(SPOOL_REVISION) else 1])
 
         def read() -> tuple[float, list[tuple], dict[int, tuple[str, str]]]:
             with self.transaction():

@@ -36,6 +36,7 @@ summary h2{display:inline}
 .state{font-weight:bold;text-transform:uppercase;font-size:.85em;margin-left:.6em}
 .strip{display:inline-flex;gap:1px;list-style:none;padding:0;margin:0;vertical-align:middle}
 .strip li{font:11px monospace;min-width:1.3em;text-align:center;color:#fff;padding:1px}.strip a{color:#fff}
+.strip li.late{outline:2px dotted #000;outline-offset:-2px}
 .s-succeeded{background:#2a2;fill:#2a2}.s-failed,.s-lost,.s-terminated,.s-timed-out{background:#c22;fill:#c22}
 .s-skipped{background:#999;fill:#999}.s-running{background:#18a;fill:#18a}
 .muted{color:#666}.legend span{margin-right:.8em}
@@ -95,7 +96,8 @@ def run_title(run: RunMark | RunRecord) -> str:
     """What hovering over a run says: its id, status, start (UTC, to the minute) and duration; short, as a
     report holds thousands. HTML already: the status escaped."""
     started = str(run.started_at.astimezone(timezone.utc))[:16]  # "2026-11-26 09:00", faster than strftime
-    return f"run {run.id} {_status(run.status)[0]} {started} UTC {format_duration(run.duration)}"
+    late = ", recorded late" if run.late else ""
+    return f"run {run.id} {_status(run.status)[0]} {started} UTC {format_duration(run.duration)}{late}"
 
 
 @functools.lru_cache(maxsize=64)
@@ -110,7 +112,8 @@ def strip(runs: list[RunMark] | list[RunRecord], link: str | None = None) -> str
     for run in reversed(runs):
         status, label = _status(run.status)
         inner = f'<a href="{text(link.format(id=run.id))}">{label}</a>' if link else label
-        cells.append(f'<li class="s-{status}" title="{run_title(run)}">{inner}</li>')
+        late = " late" if run.late else ""
+        cells.append(f'<li class="s-{status}{late}" title="{run_title(run)}">{inner}</li>')
     return f'<ol class="strip" aria-label="last {len(runs)} runs, oldest first">{"".join(cells)}</ol>'
 
 
@@ -118,7 +121,8 @@ def legend() -> str:
     """What each label of a strip means."""
     items = "".join(f'<span><b class="s-{status}" style="color:#fff;padding:0 3px">{label}</b> {status}</span>'
                     for status, label in LABELS.items())
-    return f'<p class="legend muted">{items}</p>'
+    late = '<span><b class="late" style="outline:2px dotted #000;padding:0 3px">&nbsp;</b> recorded late</span>'
+    return f'<p class="legend muted">{items}{late}</p>'
 
 
 def chart(runs: list[RunMark], height: int = 36, bar: int = 5) -> str:

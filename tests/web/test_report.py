@@ -298,3 +298,23 @@ def test_the_report_and_the_dashboard_leave_out_skipped_copies_unless_asked(back
         assert sorted({int(found) for found in re.findall(r'href="/run/(\d+)"', page)}) == sorted(shown)
         written = write_report(backend_url, tmp_path / f"farm-{skipped}.html", *(["--skipped"] if skipped else []))
         assert ('<li class="s-skipped"' in written) is skipped, "a skipped copy in the strip only when asked"
+
+
+def test_a_run_recorded_late_is_marked_in_its_strip_and_said_on_hover(backend_url, tmp_path, monkeypatch):
+    from datetime import timedelta
+
+    from processcache.run.spool import Spool
+
+    monkeypatch.setenv("PROCESSCACHE_SPOOL", str(tmp_path / "spool.sqlite"))
+    seed(backend_url)
+    with processcache.connect(backend_url) as db:
+        spool = Spool()  # web3 ran ops/nightly while it could not reach the database
+        now = db.clock.now()
+        spool_id = spool.start(db.url, "ops", "nightly", "web3", "job", now - timedelta(minutes=5))
+        spool.finish(spool_id, "succeeded", now - timedelta(minutes=4), 60.0, None, None, None, 0, None, 1)
+        [late_id] = spool.flush(db).stored
+        spool.close()
+    page = write_report(backend_url, tmp_path / "farm.html")
+    [cell] = re.findall(rf'<li class="s-succeeded late" title="run {late_id} [^"]*, recorded late">', page)
+    assert page.count(" late\" title=") == 1, "only the run recorded late is marked"
+    assert "recorded late</span>" in page, "the legend says what the mark means"
