@@ -37,6 +37,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 import processcache
+from processcache.monitor.check import judge, problems
 from processcache.names import lock_key, lock_name
 from processcache.storage.backend import id_list
 from processcache.storage.schema import CURRENT, describe
@@ -573,8 +574,8 @@ def operations(reader, writer, facts: dict) -> dict[str, Callable[[], object]]:
     run_id = facts["old_runs"] + (facts["runs"] - facts["old_runs"]) // 2  # a run halfway through the ledger
 
     def check_notify() -> None:  # as `check --notify` with no channel: judge, then change the alert states
-        verdicts = writer.history.judge(60)
-        writer.history.problems(verdicts)
+        verdicts = judge(writer, 60)
+        problems(writer, verdicts)
         update_states(writer, verdicts, [])
 
     def logs_page(name: str | None, **filters) -> None:

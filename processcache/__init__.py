@@ -45,6 +45,7 @@ from .records import (
     AttemptRecord,
     Entry,
     JobSummary,
+    LockRecord,
     LogRecord,
     LogType,
     Problem,
@@ -55,8 +56,7 @@ from .records import (
 from .registry import JobSpec, Registry, job
 from .run.session import cache_session
 from .run.timeouts import TimedOut
-from .storage.database import Database, connect
-from .storage.runs import LockRecord
+from .storage import Database, connect
 
 if TYPE_CHECKING:  # for type checkers: at run time, __getattr__ imports it on first use
     from .cache.memo import memoize

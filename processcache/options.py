@@ -15,6 +15,8 @@ LOAD_MODES = ("lazy", "eager")
 #: Seconds a lock, a run or a memoised call's lease lives without a heartbeat: long enough that a
 #: busy machine's heartbeat (every lease / 3) renews it, short enough that a killed holder frees it soon.
 DEFAULT_LEASE = 60.0
+#: Seconds ``check`` allows past a due time or ``expect_every`` before it reports a job (a job's ``grace`` wins).
+DEFAULT_GRACE = 60.0
 #: Seconds ``overlap="wait"`` waits for the job's lock, and a memoised call for another process's value.
 DEFAULT_WAIT_TIMEOUT = 600.0
 #: Bytes of a run's stdout, and of its stderr, stored with it: the end of what it printed, where the error is.

@@ -49,6 +49,9 @@ class LogType(str, Enum):
 #: is an error there.
 RunStatus = Literal["running", "succeeded", "failed", "timed-out", "skipped", "lost", "terminated"]
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
+#: Statuses of runs that went wrong: reported by ``check``, alerted, kept longer by ``prune``, and a holder
+#: of a ``once_per`` slot that ended so may be followed by another run (``reopen_failed_slot``).
+FAILED: tuple[RunStatus, ...] = ("failed", "timed-out", "lost", "terminated")
 
 
 class Entry(NamedTuple):
@@ -224,6 +227,53 @@ class Problem:
     run_id: int | None = None
     run: RunRecord | None = None
     machine: str | None = None
+
+
+class LockRecord(NamedTuple):
+    """Who holds a lock, until when (seconds from now, by the database's clock)."""
+
+    name: str
+    machine: str | None
+    pid: int | None
+    run_id: int | None
+    held_for: float | None
+    expires_in: float | None
+
+    @property
+    def held(self) -> bool:
+        return self.expires_in is not None and self.expires_in > 0
+
+
+class KeyStats(NamedTuple):
+    """One key of a job's cache, as `processcache cache list` shows it."""
+
+    key: str
+    entries: int
+    size: int
+    newest: datetime
+
+
+class MachineRuns(NamedTuple):
+    """One machine of a job locked per machine, as ``check`` judges it: its last attempt (its newest run not
+    skipped), its newest start (skipped runs too) and when it was retired from the job (None: it was not)."""
+
+    attempt: RunRecord | None
+    last_start: datetime | None
+    retired_at: datetime | None
+
+
+class JobState(NamedTuple):
+    """A job as the ledger holds it for ``check`` to judge (``History.states``): its summary, its last
+    attempt, its id and its newest start, skipped runs too; its newest run that ended (too long?), its
+    machines (a job locked per machine) and the statuses of its last runs not skipped, newest first (flaky?)."""
+
+    summary: "JobSummary"
+    attempt: RunRecord | None
+    job_id: int
+    last_start: datetime | None
+    ended: RunRecord | None
+    machines: dict[str, MachineRuns]
+    recent: list[str]
 
 
 @dataclass(frozen=True)

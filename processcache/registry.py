@@ -15,7 +15,7 @@ from .options import JobOptions
 if TYPE_CHECKING:
     from .cache.context import CacheContext
     from .records import LogRecord, RunRecord
-    from .storage.database import Database
+    from .storage import Database
 
 #: ``fn(ctx)``, a load hook: plain or ``async def``, its return value unused.
 Hook = Callable[["CacheContext"], Any]

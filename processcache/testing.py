@@ -48,11 +48,9 @@ from typing import Any
 import pytest
 
 from .durations import parse_duration
-from .records import RunRecord
+from .records import FAILED, RunRecord
 from .registry import JobSpec
-from .storage import clock
-from .storage.database import Database, connect
-from .storage.reports import FAILED
+from .storage import Database, clock, connect
 
 
 class MovableClock:

@@ -1,4 +1,4 @@
-"""Promises no other test pinned down (issue 28): each fails if the behaviour it names breaks.
+"""Promises no other test pinned down: each fails if the behaviour it names breaks.
 
 A renewed lease is a held lease; a password is masked in every form and
 every copy; retries stop at a lost lock; everything the report and the

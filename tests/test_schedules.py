@@ -1,4 +1,4 @@
-"""Cron schedules with time zones (issue 15, point 1): when a job was due, and `check`'s missed and late.
+"""Cron schedules with time zones: when a job was due, and `check`'s missed and late.
 
 The due times are checked against a reference written here from the
 documented semantics (`processcache.schedules`), over random moments of a
@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import processcache.storage.clock
 import processcache.storage.timeutil
 from processcache import Registry, RegistryError, connect
+from processcache.monitor.check import check
 from processcache.schedules import current_slot, last_due, next_due, recent_due
 from processcache.storage.timeutil import db_time
 
@@ -173,7 +174,7 @@ def run_at(db, spec, started: datetime, machine: str = "web1"):
 
 
 def judged(db, now: datetime, grace: float = 60.0) -> list[tuple[str, str]]:
-    return [(problem.kind, problem.detail) for problem in db.history.check(grace, now=now)]
+    return [(problem.kind, problem.detail) for problem in check(db, grace, now=now)]
 
 
 def test_a_nightly_job_is_missed_after_its_grace_and_late_when_its_run_comes_after(backend_url):
@@ -185,7 +186,7 @@ def test_a_nightly_job_is_missed_after_its_grace_and_late_when_its_run_comes_aft
             "due 2026-11-26 03:00 Europe/Berlin (02:00 UTC); no run started by 03:15;"
             " last started 2026-11-25 02:00:05 UTC"))], "the job's own grace, not check's"
         late = run_at(db, nightly, utc(2026, 11, 26, 2, 20), machine="web2")
-        problems = db.history.check(now=utc(2026, 11, 26, 2, 30))
+        problems = check(db, now=utc(2026, 11, 26, 2, 30))
         assert [(p.kind, p.detail, p.run_id) for p in problems] == [("late", (
             f"due 2026-11-26 03:00 Europe/Berlin (02:00 UTC); run {late.id} started 20m00s late, at 03:20"
             " (grace 15m00s)"), late.id)]
@@ -235,7 +236,7 @@ def test_fall_back_in_berlin_a_0230_job_is_due_once_an_hourly_job_twice(backend_
         assert judged(db, utc(2026, 10, 25, 1, 41)) == [("missed", (
             "due 2026-10-25 02:30 Europe/Berlin (01:30 UTC); no run started by 02:40;"
             " last started 2026-10-25 00:31:00 UTC"))], "only the hourly job: 02:30 CET is due for it alone"
-        assert [problem.job for problem in db.history.check(now=utc(2026, 10, 26, 1, 41))] == [
+        assert [problem.job for problem in check(db, now=utc(2026, 10, 26, 1, 41))] == [
             "shop/hourly", "shop/nightly"], "02:30 CET on the next day"
 
 
@@ -271,7 +272,7 @@ def test_a_job_is_not_judged_before_its_first_due_time_and_its_first_run_is_neve
         assert judged(db, utc(2026, 11, 26, 15)) == []
         assert judged(db, utc(2026, 12, 31, 23)) == [("missed", (
             "due 2026-11-27 03:00 UTC; no run started by 03:01; last started 2026-11-26 14:00:00 UTC"))]
-        assert [(p.job, p.kind) for p in db.history.check(now=utc(2027, 1, 1, 2, 16))] == [
+        assert [(p.job, p.kind) for p in check(db, now=utc(2027, 1, 1, 2, 16))] == [
             ("shop/daily", "missed"), ("shop/yearly", "missed")]
 
 
@@ -289,9 +290,9 @@ def test_a_jobs_own_grace_replaces_checks_for_expect_every(backend_url):
     with connect(backend_url) as db:
         run_at(db, patient, utc(2026, 11, 26, 10))
         run_at(db, strict, utc(2026, 11, 26, 10))
-        assert [(p.job, p.kind) for p in db.history.check(60, now=utc(2026, 11, 26, 11, 5))] == [
+        assert [(p.job, p.kind) for p in check(db, 60, now=utc(2026, 11, 26, 11, 5))] == [
             ("shop/strict", "overdue")]
-        assert [(p.job, p.kind) for p in db.history.check(60, now=utc(2026, 11, 26, 11, 11))] == [
+        assert [(p.job, p.kind) for p in check(db, 60, now=utc(2026, 11, 26, 11, 11))] == [
             ("shop/patient", "overdue"), ("shop/strict", "overdue")]
 
 
@@ -314,7 +315,7 @@ def test_check_judges_by_the_database_servers_clock_not_a_host_hours_ahead(backe
         host_now = HostDatetime.now(UTC)
         assert abs(db.clock.now() - (host_now - skew)) < timedelta(minutes=1), "the server's time"
         assert db.check() == [], "by the server's clock it ran a moment ago"
-        assert [p.kind for p in db.history.check(now=host_now)] == ["missed"], "by this host's it is 5h late"
+        assert [p.kind for p in check(db, now=host_now)] == ["missed"], "by this host's it is 5h late"
         db.backend.execute("UPDATE process_job_runs SET started_at = $at",
                            {"at": db_time(db.clock.now() - timedelta(minutes=20))})
         assert [p.kind for p in db.check()] == ["missed"]

@@ -33,9 +33,7 @@ from ..errors import ProcessCacheError
 from ..names import check_key, check_keys, check_machine, normalize_name
 from ..options import DEFAULT_LEASE, DEFAULT_WAIT_TIMEOUT, JobOptions
 from ..records import Entry, LogRecord, LogType, RunRecord
-from ..storage.database import Database
-from ..storage.fence import NO_FENCE, Fence
-from ..storage.retry import one_line_when_lost
+from ..storage import NO_FENCE, Database, Fence, one_line_when_lost
 from .codec import encode_value
 
 if TYPE_CHECKING:

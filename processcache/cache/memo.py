@@ -53,17 +53,18 @@ from collections.abc import Awaitable, Callable, Generator, Hashable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, Protocol, TypeVar, cast
 
+from ..durations import parse_duration
 from ..errors import InvalidValueError, LeaseLostError, MemoTimeoutError
 from ..names import check_key
 from ..options import DEFAULT_LEASE, DEFAULT_WAIT_TIMEOUT
 from ..run.heartbeat import Heartbeat
-from ..storage.fence import Fence
+from ..storage import Database, Fence, connect, parse_url, resolve_url
 from .codec import check_str_keys, encode_value
 from .context import ANY, CacheContext
 from .memo_threads import DOWN_AFTER, DatabaseDown, Inline, OffLoop, Outage
 
 if TYPE_CHECKING:
-    from ..storage.database import Database
+    from ..storage import Database
 
 #: Seconds: the longest a waiting call sleeps between two looks for the result,
 #: so it returns at most this late after the computing process stored it.
@@ -483,8 +484,6 @@ def memoize(group: str, ttl: "float | str | None" = None, *, database: "Database
     fail while it is down. An async function's database work runs in
     threads either way, never on the event loop (`processcache.cache.memo_threads`).
     """
-    from ..durations import parse_duration
-
     if callable(group):
         raise TypeError('memoize needs a group: write @memoize("group", ttl="1h")')
     if if_database_down not in IF_DATABASE_DOWN:
@@ -511,7 +510,6 @@ def memoize(group: str, ttl: "float | str | None" = None, *, database: "Database
             connecting = _connecting.setdefault(key, threading.Lock())
         with connecting:  # one connects; the other callers of this database wait for it, and no one else
             if key not in _contexts:
-                from ..storage.database import Database, connect
 
                 db = database if isinstance(database, Database) else connect(database)
                 ctx = CacheContext(db, group, job, machine)
@@ -529,7 +527,6 @@ def _described(database: "Database | str | None") -> str:
     """The database *database* names, its password hidden, for a warning."""
     if database is not None and not isinstance(database, str):
         return database.url
-    from ..storage.config import parse_url, resolve_url
 
     return parse_url(resolve_url(database)).safe_url
 

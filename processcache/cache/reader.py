@@ -21,7 +21,7 @@ from typing import Any
 
 from ..options import JobOptions
 from ..records import Entry, LogRecord, LogType, RunRecord
-from ..storage.database import Database, connect
+from ..storage import Database, connect
 from .context import JOB_SCOPE, CacheContext
 
 

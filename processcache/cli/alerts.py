@@ -1,9 +1,11 @@
 """``processcache alerts``: the messages ``check --notify`` queued, sent, and still tries. Parse, call, format."""
 
+import json
+
 import click
 
 from ..durations import format_duration
-from ..storage.texts import shown
+from ..storage import shown
 from .format import database_option, echo_json, echo_table, json_option, one_line_errors, opened
 
 DELIVERY_STATUSES = ["pending", "sending", "sent", "failed"]
@@ -46,6 +48,5 @@ def alerts(status, limit, database, as_json):
 
 
 def _json(body: str):
-    import json
 
     return json.loads(body)

@@ -211,7 +211,7 @@ def export(job, machine, database, as_json):
     Each line keeps the key, value, machine, creation time and expiry, so
     `cache import` rebuilds the same cache. By default every machine's.
     """
-    from ..storage.transfer import ExportedEntry
+    from ..storage import ExportedEntry
 
     with opened(database) as db:
         lines = [ExportedEntry(*row).line() for row in db.cache.export_rows(db.history.job_id(job), machine)]
@@ -242,7 +242,7 @@ def import_entries(job, machine, append, database, as_json):
     Example:
         processcache cache import example/hello-world -d sqlite:///copy.db < hello.jsonl
     """
-    from ..storage.transfer import parse_lines
+    from ..storage import parse_lines
 
     try:
         rows = parse_lines(click.get_binary_stream("stdin"), machine)

@@ -4,6 +4,7 @@ import sys
 
 import click
 
+from ..storage import connect, describe
 from .format import database_option, echo_json, json_option, one_line_errors
 
 
@@ -32,8 +33,6 @@ def sync(database, mode, yes, as_json):
         processcache db sync --mode check
         processcache db sync --mode new --yes      # destroys all cached data
     """
-    from ..storage.database import connect
-
     with connect(database, create=False, read_only=mode == "check") as opened:
         if mode == "new" and not yes:
             click.confirm(f"Drop every processcache table in {opened.url} with all its data?", abort=True)
@@ -64,9 +63,6 @@ def upgrade(database, as_json):
     Example:
         processcache db upgrade --database postgresql://cron@db.internal/cron
     """
-    from ..storage.database import connect
-    from ..storage.schema import describe
-
     with connect(database, upgrade=False, create=False) as opened:
         before, after = opened.upgrade()
     if as_json:

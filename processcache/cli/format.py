@@ -21,12 +21,13 @@ import click
 from ..durations import format_duration
 from ..errors import ProcessCacheError
 from ..names import split_job_name
-from ..storage.texts import shown, shown_json
+from ..run.spool import flush_waiting
+from ..storage import connect, one_line_when_lost, shown, shown_json
 from .style import coloured, local_option, show_time, zone_label
 
 if TYPE_CHECKING:
     from ..records import RunRecord
-    from ..storage.database import Database
+    from ..storage import Database
 
 
 def database_option(func):
@@ -74,10 +75,6 @@ def complete_jobs(ctx: click.Context, _param, incomplete: str) -> list[str]:
 @contextlib.contextmanager
 def opened(database: str | None, read_only: bool = True) -> Iterator["Database"]:
     """The command's database, read-only unless the command changes it, with its errors in one line."""
-    from ..run.spool import flush_waiting
-    from ..storage.database import connect
-    from ..storage.retry import one_line_when_lost
-
     with connect(database, read_only=read_only) as db, one_line_when_lost(db):
         flush_waiting(db, database)  # runs kept while the database was down, stored first: the command sees them
         yield db

@@ -10,7 +10,7 @@ import sys
 import click
 
 from ..durations import format_duration, parse_duration
-from ..storage.texts import shown
+from ..storage import shown
 from .format import (
     database_option,
     echo_json,
@@ -295,14 +295,16 @@ def check(grace, notify_urls, ping_url, quiet, database, as_json):
         PROCESSCACHE_NOTIFY=smtp://mail.internal?to=ops@example.org https://hooks.example.org/T0KEN
         * * * * *  processcache check -q --ping https://hc-ping.com/<uuid>
     """
+    from ..monitor.check import judge
+    from ..monitor.check import problems as problems_of
     from ..monitor.pings import pinged
 
     writes = bool(notify_urls)  # alert states live in the database: --notify needs a user that may write
     changes: list = []
     delivered: list = []
     with pinged(ping_url), opened(database, read_only=not writes) as db:
-        verdicts = db.history.judge(parse_duration(grace, "--grace"))
-        problems = db.history.problems(verdicts)
+        verdicts = judge(db, parse_duration(grace, "--grace"))
+        problems = problems_of(db, verdicts)
         if notify_urls:
             from ..monitor.alerts import notify
 

@@ -2,7 +2,7 @@
 
 import click
 
-from ..storage.texts import shown
+from ..storage import shown
 from .format import (
     complete_jobs,
     database_option,

@@ -11,7 +11,7 @@ from typing import NoReturn
 import click
 
 from ..records import LogRecord
-from ..storage.texts import shown
+from ..storage import shown
 from .format import database_option, echo_json, json_option, one_line_errors
 from .style import coloured
 

@@ -11,7 +11,7 @@ import click
 from ..durations import format_duration, parse_since
 from ..errors import ProcessCacheError
 from ..records import RUN_STATUSES, AttemptRecord, LogRecord, RunDetail
-from ..storage.texts import shown
+from ..storage import shown
 from .format import (
     complete_jobs,
     database_option,

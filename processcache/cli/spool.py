@@ -2,7 +2,7 @@
 
 import click
 
-from ..storage.texts import shown
+from ..storage import Spool, connect, one_line_when_lost, shown
 from .format import database_option, echo_json, echo_table, json_option, one_line_errors
 from .subcommands import report
 
@@ -27,7 +27,6 @@ def spool(click_ctx, as_json):
     """
     if click_ctx.invoked_subcommand is not None:
         return
-    from ..run.spool import Spool
 
     waiting = Spool().waiting()
     if as_json:
@@ -51,10 +50,6 @@ def flush(click_ctx, database, as_json):
     lost. Safe to run at any time, from several processes at once, and
     again after a flush that was stopped.
     """
-    from ..run.spool import Spool
-    from ..storage.database import connect
-    from ..storage.retry import one_line_when_lost
-
     spool_file = Spool()
     with connect(database) as db, one_line_when_lost(db):  # not `opened`: its quiet flush would hide the count
         done = spool_file.flush(db)

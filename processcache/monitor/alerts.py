@@ -39,11 +39,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..durations import format_duration
+from ..errors import one_line
+from ..masking import mask_channel
 from ..records import JobSummary, Problem
-from ..storage.alerts import RETRY_DELAYS, AlertState, AlertStore
-from ..storage.database import Database
-from ..storage.reports import Verdict
+from ..storage import RETRY_DELAYS, AlertState, AlertStore, Database
 from . import channels
+from .check import Verdict
 
 #: Problems that come from a run's ending: these wait for ``alert_after`` failed runs in a row.
 RUN_ENDINGS = ("failed", "timed-out", "terminated")
@@ -200,12 +201,12 @@ def deliver(db: Database, urls: list[str]) -> list[Delivered]:
         try:
             channels.send(url, f"[processcache] {content['text']}", content)
         except Exception as exc:  # noqa: BLE001  (any failure of a channel is recorded, and tried again later)
-            error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            error = one_line(exc)
             store.not_sent(delivery_id, error)
-            done.append(Delivered(delivery_id, channels.mask_channel(url), error))
+            done.append(Delivered(delivery_id, mask_channel(url), error))
         else:
             store.sent(delivery_id)
-            done.append(Delivered(delivery_id, channels.mask_channel(url), None))
+            done.append(Delivered(delivery_id, mask_channel(url), None))
     _store_channels_hidden(store)
     return done
 

@@ -26,9 +26,10 @@ import json
 import socket
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from urllib.parse import SplitResult, parse_qs, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ConfigError, RegistryError
+from ..masking import mask_channel
 
 #: Seconds a channel or a ping may take to answer.
 DEFAULT_TIMEOUT = 5.0
@@ -143,27 +144,6 @@ def _timeout(url: str) -> float:
     return seconds
 
 
-def mask_channel(url: str) -> str:
-    """*url* as processcache shows it: the scheme and host, the rest hidden (a path or a query often is a token).
-
-    An e-mail channel keeps its addresses, which a reader needs, and hides its password.
-
-    >>> mask_channel("https://hc-ping.com/0b1c2d3e-aaaa-bbbb-cccc-1234567890ab/start")
-    'https://hc-ping.com/***'
-    >>> mask_channel("smtp://cron:s3cret@mail.internal:587?to=ops@example.com")
-    'smtp://cron:***@mail.internal:587?to=ops@example.com'
-    """
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    where = f"{host}:{parts.port}" if _port(parts) else host
-    if parts.scheme in ("smtp", "smtps"):
-        user = f"{parts.username}:***@" if parts.password is not None else (f"{parts.username}@" if parts.username
-                                                                           else "")
-        return f"{parts.scheme}://{user}{where}" + (f"?{parts.query}" if parts.query else "")
-    hidden = "/***" if parts.path.strip("/") or parts.query or parts.username else ""
-    return f"{parts.scheme}://{where}{hidden}"
-
-
 #: How a stored channel begins: a fingerprint of its URL, then after a space the URL masked.
 STORED_PREFIX = "channel-pbkdf2:"
 
@@ -197,13 +177,6 @@ def channel_of(stored: str, urls: dict[str, str]) -> str | None:
 def shown_channel(stored: str) -> str:
     """A stored channel as processcache shows it: the URL masked."""
     return stored.partition(" ")[2] if stored.startswith(STORED_PREFIX) else mask_channel(stored)
-
-
-def _port(parts: SplitResult) -> int | None:
-    try:
-        return parts.port
-    except ValueError:  # a port that is not a number: shown as the host alone
-        return None
 
 
 def _shown(url: str) -> str:

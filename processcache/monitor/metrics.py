@@ -56,12 +56,14 @@ left out, as ``check`` and ``jobs`` leave them out.
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..options import DEFAULT_GRACE
 from ..records import RUN_STATUSES
+from ..storage import read_ledger
+from .check import check
 
 if TYPE_CHECKING:
     from ..records import Problem
-    from ..storage.database import Database
-    from ..storage.metrics import Ledger, MachineState
+    from ..storage import Database, Ledger, MachineState
 
 #: The Content-Type of the exposition, for an HTTP server.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -106,26 +108,24 @@ _PER_MACHINE: tuple[tuple[str, str, Callable[["MachineState"], float | None]], .
 )
 
 
-def exposition(database: "Database", grace: float = 60.0) -> str:
+def exposition(database: "Database", grace: float = DEFAULT_GRACE) -> str:
     """The metrics of every job in *database*, as Prometheus text; *grace* as ``check``'s (seconds)."""
     return render(collect(database, grace))
 
 
-def collect(database: "Database", grace: float = 60.0) -> list[Family]:
+def collect(database: "Database", grace: float = DEFAULT_GRACE) -> list[Family]:
     """Every family (see the module docstring), read in a fixed number of queries whatever the ledger holds.
 
     The five of `storage.metrics.read_ledger` for the machines (the
     server's clock, the jobs, the runs per machine, the entries, the
-    locks), then those of ``db.history.check(grace)`` for the problems: in
+    locks), then those of ``check(db, grace)`` for the problems: in
     one read transaction that sees one moment (`Backend.snapshot`), so a
     run that ends meanwhile is not running in one family and failed in
     another; read again whole after a lost connection.
     """
-    from ..storage.metrics import read_ledger
-
     def read() -> tuple["Ledger", list["Problem"]]:
         with database.backend.snapshot():
-            return read_ledger(database), database.history.check(grace)
+            return read_ledger(database), check(database, grace)
 
     ledger, found = database.backend.retrying(read)
     machines = [((state.group, state.job, state.machine), state) for state in ledger.machines]

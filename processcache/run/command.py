@@ -52,7 +52,7 @@ from ..durations import format_duration
 from ..errors import CommandFailedError, LeaseLostError, LeaseUnconfirmedError
 from ..options import JobOptions
 from ..records import LogRecord, LogType, RunRecord
-from ..storage.database import Database
+from ..storage import Database
 from .output import Tail
 from .runner import run_recorded
 from .signals import Terminated

@@ -51,14 +51,12 @@ from ..errors import DatabaseDownError, DatabaseUnavailableError, JobSkippedErro
 from ..names import check_machine, normalize_name
 from ..options import JobOptions
 from ..records import Entry, LogRecord, LogType, RunRecord
-from ..storage import config
-from ..storage.database import Database, connect
-from ..storage.runs import result_summary
+from ..storage import Database, Spool, connect, parse_url, resolve_url, result_summary
 from .output import Captured
-from .spool import Spool, flush_quietly
+from .spool import flush_quietly
 
 if TYPE_CHECKING:
-    from ..storage.fence import Fence
+    from ..storage import Fence
 
 #: The id of a run that is not in the database (yet): skipped or spooled while the database was down.
 UNRECORDED = 0
@@ -92,7 +90,7 @@ def reached(database: "Database | str | None", options: JobOptions, group: str, 
     except DatabaseUnavailableError as unreachable:
         if options.if_database_down == "fail":
             raise
-        why = Down(config.parse_url(config.resolve_url(database)).safe_url, str(unreachable))
+        why = Down(parse_url(resolve_url(database)).safe_url, str(unreachable))
         if options.if_database_down == "skip":
             raise JobSkippedError(*_skipped(why, group, job, machine)) from None
     if db is None:

@@ -12,7 +12,7 @@ from ..names import normalize_name, split_job_name
 from ..options import JobOptions
 from ..records import LogRecord, RunRecord
 from ..registry import Hook, JobSpec
-from ..storage.database import Database
+from ..storage import Database
 from .attempts import run_attempts
 from .session import cache_session, open_database, recorded_run
 from .timeouts import TimedOut

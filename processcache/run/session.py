@@ -25,14 +25,12 @@ from ..errors import (
     RegistryError,
     RunNotRecordedError,
     SchemaError,
+    one_line,
 )
 from ..names import lock_key, lock_name
 from ..options import JobOptions
-from ..records import LogRecord, LogType, RunRecord, RunStatus
-from ..storage.backend import DriverError
-from ..storage.database import Database, connect
-from ..storage.fence import Fence
-from ..storage.runs import JUDGED, MONITORING, RunStore
+from ..records import LogRecord, LogType, RunRecord, RunStatus, exit_code
+from ..storage import JUDGED, MONITORING, Database, DriverError, Fence, RunStore, backoff, connect
 from .heartbeat import Heartbeat
 from .output import Captured
 from .signals import Terminated
@@ -40,7 +38,6 @@ from .timeouts import TimedOut, interrupt_after
 
 if TYPE_CHECKING:
     from ..monitor.pings import Pinger
-from ..storage.timeutil import backoff
 
 
 @contextlib.contextmanager
@@ -162,8 +159,6 @@ def _pinged(url: str | None) -> "Pinger | None":
 
 def _ping_end(pinger: "Pinger", ctx: CacheContext) -> None:
     """Ping how the run ended, with its output's end; never raises (the run's ending is recorded already)."""
-    from ..records import exit_code
-
     run = ctx.run
     if run is None or run.status == "running":  # its end could not be recorded: nothing true to ping
         return
@@ -382,7 +377,7 @@ def _finish(ctx: CacheContext, started: RunRecord, status: RunStatus, exc: BaseE
     except Exception as storage:
         outcome = f"the job {status}" + (f" ({error})" if error else "")
         raise RunNotRecordedError(f"run {started.id} of {ctx.group}/{ctx.job}: {outcome}, but recording that failed:"
-                                  f" {_one_line(storage)}", started, exc) from exc
+                                  f" {one_line(storage)}", started, exc) from exc
 
 
 def python_traceback(ctx: CacheContext, exc: BaseException) -> str | None:
@@ -406,11 +401,6 @@ def error_line(exc: BaseException, options: JobOptions) -> str:
     if isinstance(exc, CommandFailedError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 #: processcache's own folder: its frames are not the user's.

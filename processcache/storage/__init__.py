@@ -12,10 +12,69 @@
   stored texts as they go in and out.
 - `fence`: a locked run's writes checked against its lock.
 - The stores: `cache` (entries), `runs` (runs and locks), `store` (groups,
-  jobs, logs), `reports` (listings, check's reads, prune), `retirement`,
-  `alerts`, `metrics`, `transfer` (``cache export``), `replay` (spooled runs
-  into the ledger, once).
+  jobs, logs), `history` (listings, the rows ``check`` judges, prune),
+  `queries` (the SQL fragments they share), `retirement`, `alerts`,
+  `metrics`, `transfer` (``cache export``), `spool` (runs kept on this
+  machine while the database was down) and `replay` (those runs into the
+  ledger, once).
 
-Nothing here imports from ``run``, ``monitor``, ``web`` or ``cli``
-(tests/test_design.py keeps that rule).
+One door: the floors above import only this package (the names below),
+never a module of it, and write no SQL; nothing here imports from ``run``,
+``monitor``, ``web`` or ``cli``, but for ``Database.check``, the user's one
+call for verdicts, which asks ``monitor.check`` when called
+(tests/test_design.py keeps these rules). A name is imported from its
+module on first use, so ``import processcache`` loads no more than before.
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .database import Database, connect
+
+if TYPE_CHECKING:  # for type checkers: at run time, __getattr__ imports each on first use
+    from . import clock
+    from .alerts import RETRY_DELAYS, AlertState, AlertStore
+    from .backend import DriverError
+    from .config import parse_url, resolve_url
+    from .fence import NO_FENCE, Fence
+    from .history import History
+    from .metrics import Ledger, MachineState, read_ledger
+    from .retry import one_line_when_lost
+    from .runs import JUDGED, MONITORING, RunStore, result_summary
+    from .schema import describe
+    from .spool import DEFAULT_LIMIT, Spool
+    from .texts import shown, shown_json
+    from .timeutil import backoff
+    from .transfer import ExportedEntry, parse_lines
+
+#: Where each name of the door lives.
+_HOMES = {name: module for module, names in {
+    'fence': ('Fence', 'NO_FENCE'),
+    'retry': ('one_line_when_lost',),
+    'texts': ('shown', 'shown_json'),
+    'config': ('parse_url', 'resolve_url'),
+    'transfer': ('ExportedEntry', 'parse_lines'),
+    'schema': ('describe',),
+    'metrics': ('Ledger', 'MachineState', 'read_ledger'),
+    'alerts': ('RETRY_DELAYS', 'AlertState', 'AlertStore'),
+    'history': ('History',),
+    'runs': ('JUDGED', 'MONITORING', 'RunStore', 'result_summary'),
+    'backend': ('DriverError',),
+    'timeutil': ('backoff',),
+    'spool': ('Spool', 'DEFAULT_LIMIT'),
+}.items() for name in names}
+
+__all__ = ["AlertState", "AlertStore", "backoff", "clock", "connect", "Database", "DEFAULT_LIMIT", "describe",
+           "DriverError", "ExportedEntry", "Fence", "History", "JUDGED", "Ledger", "MachineState", "MONITORING",
+           "NO_FENCE", "one_line_when_lost", "parse_lines", "parse_url", "read_ledger", "resolve_url",
+           "result_summary", "RETRY_DELAYS", "RunStore", "shown", "shown_json", "Spool"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "clock":
+        return importlib.import_module(".clock", __name__)
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value
+    return value

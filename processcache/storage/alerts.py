@@ -18,8 +18,9 @@ is the database server's.
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..records import FAILED
 from .backend import Backend, ConstraintViolation, id_list
-from .reports import FAILED, PAIRS_PER_READ, SUCCEEDED, last_runs, plain_plans, runs_after
+from .queries import PAIRS_PER_READ, SUCCEEDED, last_runs, plain_plans, runs_after
 from .texts import storable
 from .timeutil import db_time, py_time
 
@@ -81,7 +82,7 @@ class AlertStore:
     def failures_in_a_row(self) -> dict[int, tuple[int, int]]:
         """Per job id: (failed runs since its last success, the newest of them), for jobs with any.
 
-        Each machine's run to show and newest success first (`reports.last_runs`);
+        Each machine's run to show and newest success first (`queries.last_runs`);
         then only the machines whose run to show is newer than their job's last
         success are read, from that success on: a failing streak's runs, not
         every run (a correlated subquery per failed run took seconds at

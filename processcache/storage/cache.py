@@ -14,11 +14,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ..cache.codec import decode_value, decode_values
 from ..errors import InvalidValueError
-from ..records import Entry, entry_of_tuple
+from ..records import Entry, KeyStats, entry_of_tuple
 from .backend import Backend, gc_paused
 from .fence import NO_FENCE, Fence
 from .retry import one_line_when_lost
@@ -32,15 +32,6 @@ _EXPIRY = "SELECT expires_at FROM process_cache WHERE id = $id"
 #: A single entry by its identity: after a lost connection, whether its INSERT got through.
 _FIND = ("SELECT MAX(id) FROM process_cache WHERE job_id = $job_id AND machine = $machine"
          " AND entry_key = $key AND created_at = $created_at")
-
-
-class KeyStats(NamedTuple):
-    """One key of a job's cache, as `processcache cache list` shows it."""
-
-    key: str
-    entries: int
-    size: int
-    newest: datetime
 
 
 class CacheStore:

@@ -85,6 +85,7 @@ from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit
 
 from ..durations import parse_duration
 from ..errors import ConfigError
+from ..masking import MASK, mask_url, masked_text
 from .pool import Limits as PoolLimits
 
 ENV_VAR = "PROCESSCACHE_DATABASE_URL"
@@ -161,7 +162,6 @@ _SCHEMES = {
     "mysql": "mysql",
     "mariadb": "mysql",
 }
-_MASK = "***"
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ class DatabaseConfig:
     def mask(self, text: str) -> str:
         """Return *text* with the password replaced, for messages and logs."""
         if self.password:
-            text = text.replace(self.password, _MASK)
+            text = text.replace(self.password, MASK)
         return text
 
 
@@ -210,13 +210,13 @@ def default_sqlite_path() -> str:
 def parse_url(url: str) -> DatabaseConfig:
     """Turn a database URL into a DatabaseConfig, or raise ConfigError (see the module docstring).
 
-    Every error quotes the URL with its password masked (`_masked_text`),
+    Every error quotes the URL with its password masked (`masking.masked_text`),
     never the URL parser's own message, which quotes what it failed on.
     """
     scheme = url.split("://", 1)[0].lower() if isinstance(url, str) and "://" in url else ""
     if not _SCHEME.fullmatch(scheme):  # a text before "://" that is no scheme may be a user part
         raise ConfigError(
-            f"{_masked_text(url)!r} is not a database URL: use sqlite:///file.db, "
+            f"{masked_text(url, _SCHEMES)!r} is not a database URL: use sqlite:///file.db, "
             "postgresql://user@host/db or mysql://user@host/db"
         )
     provider = _SCHEMES.get(scheme.split("+", 1)[0])
@@ -301,7 +301,7 @@ def _refuse_sqlite_without_path(url: str) -> None:
     """Refuse a SQLite URL with a user or host part where its path belongs (``sqlite://cron:pw@host/db``)."""
     location = url.split("://", 1)[1].partition("?")[0]
     if not location.startswith("/") and location != ":memory:":
-        raise ConfigError(f"{_masked_text(url)!r} has no file path: use sqlite:///relative.db or"
+        raise ConfigError(f"{masked_text(url, _SCHEMES)!r} has no file path: use sqlite:///relative.db or"
                           " sqlite:////abs/path.db")
 
 
@@ -319,7 +319,7 @@ def _parse_sqlite(url: str) -> DatabaseConfig:
         return DatabaseConfig("sqlite", {"filename": ":sharedmemory:"}, "sqlite://:memory:", pragmas=pragmas)
     path = unquote(path[1:])
     if not path:
-        raise ConfigError(f"{_masked_text(url)!r} has no file name: use sqlite:///state.db")
+        raise ConfigError(f"{masked_text(url, _SCHEMES)!r} has no file name: use sqlite:///state.db")
     # Pony resolves a relative name against the calling module's folder; hand
     # it an absolute path so a relative URL means the current directory.
     filename = os.path.abspath(os.path.expanduser(path))
@@ -332,12 +332,12 @@ def _parse_server(url: str, provider: str) -> DatabaseConfig:
     try:
         parts = urlsplit(url)
     except ValueError:  # its message quotes the text it failed on, which may be a password
-        raise ConfigError(f"bad database URL {_masked_text(url)!r}: its user name, password or host holds a"
+        raise ConfigError(f"bad database URL {masked_text(url, _SCHEMES)!r}: its user name, password or host holds a"
                           f" character that cannot stand there; {_PERCENT_ENCODE}") from None
     host, port = _hosts(parts, provider)
     database = unquote(parts.path.lstrip("/"))
     if not database:
-        raise ConfigError(f"the URL {_mask_url(parts)!r} names no database: add /dbname at its end")
+        raise ConfigError(f"the URL {mask_url(parts)!r} names no database: add /dbname at its end")
     options = _postgres_options(parts.query) if provider == "postgres" else _mysql_options(parts.query)
     args = {"host": host, **options}
     if port:
@@ -354,7 +354,7 @@ def _parse_server(url: str, provider: str) -> DatabaseConfig:
         args["password"] = password.encode()
     # On PostgreSQL read_timeout is processcache's, not libpq's.
     read_timeout = args.pop("read_timeout") if provider == "postgres" else args["read_timeout"]
-    return DatabaseConfig(provider, args, _mask_url(parts), password=password or None,
+    return DatabaseConfig(provider, args, mask_url(parts), password=password or None,
                           read_timeout=read_timeout, connect_timeout=float(args["connect_timeout"]))
 
 
@@ -371,7 +371,7 @@ def _hosts(parts: SplitResult, provider: str) -> tuple[str, int | str | None]:
     """
     items = parts.netloc.rpartition("@")[2].split(",")
     if len(items) > 1 and provider != "postgres":
-        raise ConfigError(f"the URL {_mask_url(parts)!r} names several hosts, which MySQL and MariaDB URLs cannot:"
+        raise ConfigError(f"the URL {mask_url(parts)!r} names several hosts, which MySQL and MariaDB URLs cannot:"
                           " name one (a proxy or a virtual IP in front of the replicas, for a failover)")
     hosts, ports = zip(*(_host_and_port(item, parts, len(items) > 1) for item in items), strict=True)
     if len(items) == 1:
@@ -388,7 +388,7 @@ def _host_and_port(item: str, parts: SplitResult, listed: bool) -> tuple[str, in
     found = _HOST_ITEM.fullmatch(item)
     if found is None or int(found.group(2) or 0) > 65535:
         what = f"{item!r} in its host list is not host or host:port" if listed else "its port is not a whole number"
-        raise ConfigError(f"bad database URL {_mask_url(parts)!r}: {what} (a port is from 0 to 65535)")
+        raise ConfigError(f"bad database URL {mask_url(parts)!r}: {what} (a port is from 0 to 65535)")
     return unquote(found.group(1).strip("[]")) or "localhost", int(found.group(2) or 0)
 
 
@@ -422,20 +422,8 @@ def _options(query: str) -> list[tuple[str, str]]:
             for name, value in parse_qsl(query, keep_blank_values=True)]
 
 
-def _mask_url(parts: SplitResult) -> str:
-    """The URL of *parts* as shown: its password and any password option's value as ``***``."""
-    if parts.password is not None:
-        parts = parts._replace(netloc=f"{parts.username}:{_MASK}@{parts.netloc.rpartition('@')[2]}")
-    return _mask_options(parts.geturl())
-
-
 #: A URL scheme (RFC 3986): a text before "://" that is not one may be a user part.
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
-#: A scheme processcache reads, then "://": what follows is the user part, if the URL has one.
-_KNOWN_SCHEME = re.compile(rf"(?:{'|'.join(_SCHEMES)})(?:\+[\w.-]*)?://", re.IGNORECASE)
-#: A password given as an option (``?password=``, ``&passwd=``, ``sslpassword=``, ``pwd=``): its
-#: value runs to the next ``&name=``, so an unencoded ``&``, ``#`` or ``?`` in it stays masked.
-_PASSWORD_OPTION = re.compile(r"([?&][^=&]*(?:pass|pwd)[^=&]*=)(?:[^&]|&(?![\w.-]+=))*", re.IGNORECASE)
 _PERCENT_ENCODE = ("percent-encode the user name and password (/ as %2F, ? as %3F, # as %23, @ as %40, : as %3A;"
                    " urllib.parse.quote(password, safe='') does it)")
 
@@ -455,30 +443,5 @@ def _refuse_unencoded(url: str) -> None:
     cut = min((rest.find(mark) for mark in "/?#" if mark in rest), default=len(rest))
     user_part = rest[:cut].partition("@")[0]  # with no "@" before the cut, all of it may be one
     if "#" in rest or (":" in user_part and "@" in rest[cut:]):
-        raise ConfigError(f"bad database URL {_masked_text(url)!r}: a / ? # or @ in its password, or a # or @ in"
-                          f" an option's value, is read as the end of that part; {_PERCENT_ENCODE}")
-
-
-def _mask_options(text: str) -> str:
-    return _PASSWORD_OPTION.sub(lambda found: found.group(1) + _MASK, text)
-
-
-def _masked_text(url: object) -> str:
-    """Mask what may be a password in a URL's text, whether it parses or not.
-
-    A ``?password=`` option's value is masked first. The user part runs from
-    after a known scheme's ``://`` (else from the start: without it nothing
-    says where a scheme ends) to the *last* ``@``, so that a password holding
-    an unencoded ``/``, ``?``, ``#``, ``@`` or even ``://``, where a URL
-    parser splits it, is masked whole. From the user part's first ``:`` on
-    it is the password: ``postgresql:/cron:pw@db`` is shown as
-    ``postgresql:***@db``.
-    """
-    text = _mask_options(str(url))
-    known = _KNOWN_SCHEME.match(text)
-    start = known.end() if known else 0
-    at = text.rfind("@")
-    colon = text.find(":", start, max(at, start))
-    if colon >= 0:
-        text = f"{text[:colon + 1]}{_MASK}{text[at:]}"
-    return text
+        raise ConfigError(f"bad database URL {masked_text(url, _SCHEMES)!r}: a / ? # or @ in its password, or a #"
+                          f" or @ in an option's value, is read as the end of that part; {_PERCENT_ENCODE}")

@@ -10,18 +10,19 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..errors import SchemaError
-from ..records import JobSummary, LogRecord, LogType, Problem, RunDetail, RunRecord
+from ..options import DEFAULT_GRACE
+from ..records import JobSummary, LockRecord, LogRecord, LogType, Problem, RunDetail, RunRecord
 from . import config
 from .backend import Backend
 from .cache import CacheStore
 from .clock import Clock
-from .runs import LockRecord, RunStore
+from .runs import RunStore
 from .schema import CURRENT, SCHEMA_REVISION, SCHEMA_VERSION, Schema, declare
 from .store import Store
 
 if TYPE_CHECKING:
     from .alerts import AlertStore
-    from .reports import History
+    from .history import History
 
 SYNC_MODES = ("create", "check", "new")
 
@@ -94,7 +95,7 @@ class Database:
     @functools.cached_property
     def history(self) -> "History":
         """Reports and retention (`history.History`), imported when first used: `run` never needs it."""
-        from .reports import History
+        from .history import History
 
         return History(self)
 
@@ -160,7 +161,7 @@ class Database:
         return self.history.count_logs(job, run=run, type=type, machine=machine, since=since, after=after,
                                        at_most=at_most)
 
-    def check(self, grace: float | str = 60.0) -> list[Problem]:
+    def check(self, grace: float | str = DEFAULT_GRACE) -> list[Problem]:
         """What ``processcache check`` reports ([] when all is well); *grace* in seconds or as ``"5m"``.
 
         A job is reported when overdue (no run started within its
@@ -171,10 +172,15 @@ class Database:
         jobs are not. A job's own ``grace`` replaces *grace*. Judged by the
         database server's clock. A database without any job is a ``no-jobs``
         problem.
+
+        The verdicts are `processcache.monitor.check`'s, as for the CLI:
+        this is the user's one call for them (``db.check()`` since the first
+        release), the one place storage reaches above itself, on call only.
         """
         from ..durations import parse_duration
+        from ..monitor.check import check  # the verdicts are monitor's: storage returns rows (see the docstring)
 
-        return self.history.check(parse_duration(grace, "grace"))
+        return check(self, parse_duration(grace, "grace"))
 
     def locks(self) -> list[LockRecord]:
         """The locks held now, as ``processcache locks`` lists them: holder, run, and lease left."""

@@ -4,7 +4,7 @@ Prometheus scrapes every 15 to 60 seconds, and a farm's ledger holds
 thousands of jobs and millions of runs, so a scrape runs a fixed number of
 queries whatever it holds, never one per job: the database server's clock,
 the jobs, the runs alive now, the live cache entries, the held locks, and
-each job and machine's newest runs (`reports.last_runs`, then those runs by
+each job and machine's newest runs (`queries.last_runs`, then those runs by
 id, then the runs since the last success of the machines whose newest run
 failed: one query per `PAIRS_PER_READ` of them). All in one read transaction that
 sees one moment (`Backend.snapshot`), judged by the server's clock read once at its
@@ -19,8 +19,9 @@ over every run took 2.6 s at 200,000 runs on PostgreSQL.
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
-from .reports import (
-    FAILED,
+from ..records import FAILED
+from .history import still_retired
+from .queries import (
     LAST_START,
     PAIRS_PER_READ,
     RUNNING_NOW,
@@ -29,7 +30,6 @@ from .reports import (
     plain_plans,
     runs_after,
     select_by_ids,
-    still_retired,
 )
 from .runs import status_at
 from .schema import JOB_STATE_REVISION

@@ -28,7 +28,7 @@ from datetime import datetime
 from ..errors import ProcessCacheError, SchemaError
 from ..names import check_machine
 from .backend import ConstraintViolation
-from .reports import TABLES, History, still_retired
+from .history import TABLES, History, still_retired
 from .schema import JUDGEMENT_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION, describe
 from .timeutil import db_time, py_time
 

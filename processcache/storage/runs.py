@@ -11,12 +11,12 @@ its trailing spaces, is never another lock's row.
 """
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ..cache.codec import decode_value, encode_value
 from ..errors import InvalidValueError, SchemaError
 from ..names import lock_key
-from ..records import AttemptRecord, RunRecord, RunStatus
+from ..records import FAILED, AttemptRecord, LockRecord, RunRecord, RunStatus
 from .backend import Backend, ConstraintViolation, id_list
 from .fence import NO_FENCE, Fence
 from .schema import (
@@ -54,23 +54,6 @@ MONITORING = ("schedule", "timezone", "grace", "alert_after")
 #: What `check` judges a job by, stored by each run from revision 7 on: its lock (`JobOptions.lock`: a job
 #: locked per machine is expected on each machine) and its ``flaky`` option, by column.
 JUDGED = {"lock_scope": "lock", "flaky": "flaky"}
-#: Statuses of a run that ended without doing its work: a ``once_per`` slot it held opens again.
-UNFINISHED = ("failed", "timed-out", "terminated", "lost")
-
-
-class LockRecord(NamedTuple):
-    """Who holds a lock, until when (seconds from now, by the database's clock)."""
-
-    name: str
-    machine: str | None
-    pid: int | None
-    run_id: int | None
-    held_for: float | None
-    expires_in: float | None
-
-    @property
-    def held(self) -> bool:
-        return self.expires_in is not None and self.expires_in > 0
 
 
 class RunStore:
@@ -292,7 +275,7 @@ class RunStore:
         """Claim the job's ``once_per`` slot from *slot* for *run_id*: None when it did, else the holder's run id.
 
         The first run to insert the slot's row holds it, on whatever
-        machine; with *reopen*, a holder that ended `UNFINISHED` (or died)
+        machine; with *reopen*, a holder that ended `FAILED` (or died)
         is replaced, by a compare-and-set, so two retries never both win.
         """
         if not self._controlled:
@@ -334,7 +317,7 @@ class RunStore:
         status, expires_at = found[0] if found else (None, None)
         if status == "running":
             return expires_at is not None and float(expires_at) < self.backend.now()
-        return status is None or status in UNFINISHED
+        return status is None or status in FAILED
 
     # -- locks ------------------------------------------------------------------
 

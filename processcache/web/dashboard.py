@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote
 
 from ..errors import ProcessCacheError
+from ..options import DEFAULT_GRACE
 from .gather import gather
 from .http import Answer, NotFound, ReadingSite, Request
 from .pages import job_page, overview_page, run_page
 from .parts import CONTENT_SECURITY_POLICY, document, text
 
 if TYPE_CHECKING:
-    from ..storage.database import Database
+    from ..storage import Database
 
 #: Runs listed on a job's page.
 JOB_RUNS = 100
@@ -40,7 +41,7 @@ class Settings(NamedTuple):
     group: str | None = None
     refresh: int = 30
     show_values: bool = False
-    grace: float = 60.0
+    grace: float = DEFAULT_GRACE
     skipped: bool = False
 
 

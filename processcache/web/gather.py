@@ -4,7 +4,7 @@ next due times, held locks and cache sizes.
 What is read grows with the jobs shown, not with the ledger (a farm's
 ledger holds millions of runs), in one read transaction that sees one
 moment, so a run that ends meanwhile shows the same in the counts and in
-its card: the jobs and their problems (``History.judge``, one read for
+its card: the jobs and their problems (`monitor.check.judge`, one read for
 both), the runs alive now, the locks, the cache sizes and, for each job
 drawn as a card, each machine's newest `RECENT_RUNS` by a walk back along
 an index and its last failure by id. A page of more than `CARDS` jobs
@@ -22,12 +22,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..errors import ProcessCacheError
-from ..records import JobSummary, Problem, RunMark, RunRecord
-from ..storage.reports import FAILED, RUNNING_NOW, Verdict, newest_marks
-from ..storage.runs import LockRecord
+from ..monitor.check import Verdict, judge
+from ..options import DEFAULT_GRACE
+from ..records import FAILED, JobSummary, LockRecord, Problem, RunMark, RunRecord
+from ..schedules import next_due as scheduled
 
 if TYPE_CHECKING:
-    from ..storage.database import Database
+    from ..storage import Database
 
 #: Runs shown per job and machine: a strip a person reads at a glance, and a page that stays small.
 RECENT_RUNS = 30
@@ -102,7 +103,7 @@ class Overview:
     cards: int = CARDS  # every job drawn as a card up to this many; at most half as many on a bigger page
 
 
-def gather(db: "Database", group: str | None = None, grace: float = 60.0, *, job: str | None = None,
+def gather(db: "Database", group: str | None = None, grace: float = DEFAULT_GRACE, *, job: str | None = None,
            cards: int = CARDS, skipped: bool = False) -> Overview:
     """The snapshot of every job not retired (of *group*, or the job ``group/job`` *job*, only when given);
     *grace* as ``check``'s, in seconds; *cards*: see `CARDS`; skipped copies in the strips only with *skipped*.
@@ -119,7 +120,7 @@ def gather(db: "Database", group: str | None = None, grace: float = 60.0, *, job
 def _gather(db: "Database", group: str | None, grace: float, job: str | None, cards: int,
             skipped: bool) -> Overview:
     now = db.clock.now()
-    verdicts = [verdict for verdict in db.history.judge(grace, now)
+    verdicts = [verdict for verdict in judge(db, grace, now)
                 if (group is None or verdict.summary.group == group) and (job is None or verdict.summary.name == job)]
     if group is not None and job is None and not verdicts:
         raise ProcessCacheError(f"no group {group} in this database: `processcache jobs` lists the jobs")
@@ -152,31 +153,19 @@ def recent_runs(db: "Database", pairs: Sequence[tuple[int, str]],
     """The newest `RECENT_RUNS` runs of each (job id, machine), newest first, by (group, job), skipped copies
     only with *skipped*: what is read grows with the jobs shown, not with their history (`newest_marks`)."""
     found: dict[tuple[str, str], list[RunMark]] = {}
-    for mark in newest_marks(db, pairs, RECENT_RUNS, skipped):
+    for mark in db.history.newest_marks(pairs, RECENT_RUNS, skipped):
         found.setdefault((mark.group, mark.job), []).append(mark)
     return found
 
 
 def running_jobs(db: "Database") -> set[tuple[str, str]]:
-    """(group, job) of every job with a run alive now (its heartbeat on time), from the (status, id) index."""
-    job_ids = {row[0] for row in db.backend.select(RUNNING_NOW, {"now": db.backend.now()})}
-    names = db.store.names_of(job_ids)
-    return {names[job_id][::-1] for job_id in job_ids if job_id in names}
+    """(group, job) of every job with a run alive now (`History.running_jobs`)."""
+    return db.history.running_jobs()
 
 
 def cache_sizes(db: "Database") -> dict[tuple[str, str], tuple[int, int]]:
-    """Each job's live cache entries and their stored size in bytes, by (group, job).
-
-    Grouped by ``job_id + 0`` and named after: grouped by the job's names,
-    or by job_id in the order of an index of the cache, MariaDB took 0.1 s
-    for 100,000 entries; so, 0.035 s.
-    """
-    rows = db.backend.select(
-        "SELECT job_id + 0, COUNT(*), SUM(LENGTH(entry_value)) FROM process_cache"
-        f" WHERE expires_at IS NULL OR expires_at > {db.runs.now} GROUP BY job_id + 0")
-    names = db.store.names_of({int(row[0]) for row in rows})
-    return {names[int(job_id)][::-1]: (int(count), int(size or 0)) for job_id, count, size in rows
-            if int(job_id) in names}
+    """Each job's live cache entries and their stored size in bytes, by (group, job) (`History.cache_sizes`)."""
+    return db.history.cache_sizes()
 
 
 def last_failures(db: "Database", runs: dict[tuple[str, str], list[RunMark]]) -> dict[tuple[str, str], RunRecord]:
@@ -210,8 +199,6 @@ def _drawn(view: JobView, runs: list[RunMark], failure: RunRecord | None) -> Job
 def next_due(summary: JobSummary, now: datetime) -> datetime | None:
     """When the job should next start: its schedule's next due time, else its last start plus expect_every."""
     if summary.schedule:
-        from ..schedules import next_due as scheduled
-
         try:
             return scheduled(summary.schedule, summary.timezone or "UTC", now)
         except ProcessCacheError:  # a schedule this machine cannot read: check says bad-schedule

@@ -60,10 +60,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ConfigError, one_line
+from ..run.signals import Terminated, terminate_on_signals
+from ..storage import connect, one_line_when_lost, parse_url, resolve_url
 from .gzipped import encode
 
 if TYPE_CHECKING:
-    from ..storage.database import Database
+    from ..storage import Database
 
 #: Seconds a client has to send its whole request (and again to take the whole answer): 10 s is Prometheus's
 #: default scrape timeout, and a browser sends a request in one packet.
@@ -129,7 +131,6 @@ class ReadingSite(Site):
     down when the server starts fails requests, not the server), and anew after any failure but `NotFound`."""
 
     def __init__(self, url: str | None) -> None:
-        from ..storage.config import parse_url, resolve_url
 
         self.url = url
         self._db: Database | None = None
@@ -140,9 +141,6 @@ class ReadingSite(Site):
 
     def reading(self, read: "Callable[[Database], _T]") -> _T:
         """*read* of the kept database; a lost connection in one line."""
-        from ..storage.database import connect
-        from ..storage.retry import one_line_when_lost
-
         try:
             if self._db is None:
                 self._db = connect(self.url, read_only=True)
@@ -224,8 +222,6 @@ class Server(ThreadingHTTPServer):
 
     def serve_until_stopped(self) -> None:
         """Serve until SIGTERM, SIGINT or SIGHUP, then let the site go; returns normally (exit 0)."""
-        from ..run.signals import Terminated, terminate_on_signals
-
         try:
             with terminate_on_signals():
                 self.serve_forever()

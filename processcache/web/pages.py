@@ -8,9 +8,7 @@ to (the dashboard) or not (a report file stands alone).
 from urllib.parse import quote
 
 from ..durations import format_duration
-from ..records import RunDetail, RunRecord
-from ..storage.cache import KeyStats
-from ..storage.runs import LockRecord
+from ..records import KeyStats, LockRecord, RunDetail, RunRecord
 from .gather import JobView, Overview
 from .parts import chart, document, legend, size, strip, text, when
 

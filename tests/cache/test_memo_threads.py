@@ -1,4 +1,4 @@
-"""Memoised calls' database work off the event loop, and memoize when the database is down (issue 36, points 2, 3).
+"""Memoised calls' database work off the event loop, and memoize when the database is down.
 
 The event loop's longest stall is measured by a task that wakes every
 millisecond (`loop_stalls.LongestStall`); the bound asserted, 50 ms, leaves

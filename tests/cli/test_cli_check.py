@@ -1,5 +1,5 @@
 """The checker's crontab line: `check -q` mails only what needs a person, `check --ping` is watched from outside,
-and a database outage reads as one plain line (issue 27, points 7, 11 and 12)."""
+and a database outage reads as one plain line."""
 
 import time
 

@@ -1,4 +1,4 @@
-"""Run control made visible (issue 14, point 6): what `runs`, `runs show`, `jobs`, `check` and `logs` show of
+"""Run control made visible: what `runs`, `runs show`, `jobs`, `check` and `logs` show of
 timed-out runs, a command's exit code, the attempts of a run that retried, its once_per slot and its output."""
 
 import json

@@ -1,4 +1,4 @@
-"""Jobs the judgement tests (issue 27) run in real processes, `python -m processcache run ... -m vm1`.
+"""Jobs the judgement tests run in real processes, `python -m processcache run ... -m vm1`.
 
 Each reads what it should do from the environment: ``SLEEP`` seconds to take, ``FAIL`` to raise.
 """

@@ -9,6 +9,7 @@ from channel_servers import Mailbox, Webhook
 from cli_helpers import cli
 
 from processcache import Registry, connect
+from processcache.monitor.check import judge
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def test_a_check_that_finds_jobs_failing_as_before_writes_nothing(backend_url):
     for _ in range(3):
         run_job(backend_url, fails=True)
     with connect(backend_url) as db:
-        update_states(db, db.history.judge(), [])  # shop/sync becomes failing, after 3 failed runs
+        update_states(db, judge(db), [])  # shop/sync becomes failing, after 3 failed runs
         writes: list[str] = []
         execute = db.backend.execute
 
@@ -84,10 +85,10 @@ def test_a_check_that_finds_jobs_failing_as_before_writes_nothing(backend_url):
             return execute(sql, params)
 
         db.backend.execute = counted
-        update_states(db, db.history.judge(), [])
+        update_states(db, judge(db), [])
         assert writes == []
         run_job(backend_url, fails=True)
-        update_states(db, db.history.judge(), [])
+        update_states(db, judge(db), [])
         assert len(writes) == 1 and writes[0].startswith("UPDATE process_job_alerts SET failures")
         assert db.alerts.states()[db.history.job_id("shop/sync")].failures == 4
 
@@ -144,7 +145,7 @@ def test_the_database_holds_no_channel_token_and_a_checker_sends_only_to_channel
     mail = "smtp://cron:pa55word@127.0.0.1:1?to=ops@example.org"
     run_job(backend_url, fails=True, alert_after=1)
     with connect(backend_url) as db:
-        update_states(db, db.history.judge(), [hook, mail])  # queued, not yet sent
+        update_states(db, judge(db), [hook, mail])  # queued, not yet sent
         stored = " ".join(str(cell) for row in db.backend.select("SELECT * FROM process_alert_deliveries")
                           for cell in row)
         assert len(db.alerts.deliveries()) == 2

@@ -1,4 +1,4 @@
-"""Judgements a pager can trust (issue 27, points 1, 2, 3, 5 and 6), driven as an operator's farm drives them:
+"""Judgements a pager can trust, driven as an operator's farm drives them:
 real `processcache run` processes on two machine names, `check`, `check --notify` with a webhook of the test's
 own, `runs`, `prune` and the report. Time is moved by ageing the stored rows (`age`): a server's clock cannot be."""
 

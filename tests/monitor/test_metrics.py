@@ -417,18 +417,19 @@ def test_escape_follows_the_text_format():
     assert escape('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
 
 
-def test_a_scrape_reads_one_moment_so_a_run_that_fails_meanwhile_is_not_running_and_failed_at_once(backend_url):
+def test_a_scrape_reads_one_moment_so_a_run_that_fails_meanwhile_is_not_running_and_failed_at_once(backend_url,
+                                                                                                 monkeypatch):
     """A scrape reads each machine's runs, then what `check` reports: a run that fails between the two must not
     be running in one family and a failed problem in another."""
     with a_run_in_progress(backend_url, "ops", "feed", "web3", RuntimeError("the feed is down")) as finish:
         with processcache.connect(backend_url, read_only=True) as db:
-            check = db.history.check
+            from processcache.monitor import check as verdicts
 
-            def check_after_the_run_failed(grace, now=None):
+            def check_after_the_run_failed(database, grace, now=None):
                 finish()  # the run fails and its connection commits, between the scrape's reads
-                return check(grace, now)
+                return verdicts.check(database, grace, now)
 
-            db.history.check = check_after_the_run_failed
+            monkeypatch.setattr("processcache.monitor.metrics.check", check_after_the_run_failed)
             families = {family.name: family for family in collect(db)}
             assert [run.status for run in db.list_runs("ops/feed")] == ["failed"]
     running = dict(families["processcache_job_running"].samples)

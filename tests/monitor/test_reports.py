@@ -1,4 +1,4 @@
-"""Runs and logs you can find, from the shell and from Python (issue 12, points 4 and 10)."""
+"""Runs and logs you can find, from the shell and from Python."""
 
 import json
 import selectors

@@ -1,4 +1,4 @@
-"""Retiring, restoring and deleting a job taken out of the crontab (issue 12, point 3)."""
+"""Retiring, restoring and deleting a job taken out of the crontab."""
 
 import json
 import time
@@ -8,6 +8,7 @@ import pytest
 from cli_helpers import cli
 
 from processcache import CacheContext, ProcessCacheError, Registry, connect
+from processcache.monitor.check import check
 from processcache.storage.timeutil import utcnow
 
 
@@ -33,10 +34,10 @@ def test_a_retired_job_leaves_check_and_jobs_and_keeps_its_history(backend):
     old_run = old.run(database=backend, machine="m")
     kept.run(database=backend, machine="m")
     later = utcnow() + timedelta(hours=3)  # both overdue, as a job taken out of the crontab becomes
-    assert {(p.job, p.kind) for p in backend.history.check(now=later)} == {
+    assert {(p.job, p.kind) for p in check(backend, now=later)} == {
         ("billing/old-export", "overdue"), ("billing/invoices", "overdue")}
     retired_at = backend.retire_job("billing/old-export")
-    assert [(p.job, p.kind) for p in backend.history.check(now=later)] == [("billing/invoices", "overdue")]
+    assert [(p.job, p.kind) for p in check(backend, now=later)] == [("billing/invoices", "overdue")]
     assert names(backend.jobs()) == ["billing/invoices"]
     [shown] = [s for s in backend.jobs(include_retired=True) if s.name == "billing/old-export"]
     assert shown.retired and shown.retired_at == retired_at and shown.last_run.id == old_run.id
@@ -63,7 +64,7 @@ def test_restore_brings_a_retired_job_back_at_once(backend):
     backend.retire_job("billing/old-export")
     assert backend.restore_job("billing/old-export") is True
     assert names(backend.jobs()) == ["billing/old-export"]
-    assert [p.kind for p in backend.history.check(now=utcnow() + timedelta(hours=3))] == ["overdue"]
+    assert [p.kind for p in check(backend, now=utcnow() + timedelta(hours=3))] == ["overdue"]
 
 
 def test_check_is_well_when_every_job_is_retired_and_still_fails_on_a_database_without_jobs(backend):
@@ -110,7 +111,7 @@ def test_delete_is_refused_while_a_run_of_the_job_is_alive(backend):
 
 
 def test_delete_goes_in_batches_and_reports_each(backend, monkeypatch):
-    monkeypatch.setattr("processcache.storage.reports.PRUNE_BATCH", 2)
+    monkeypatch.setattr("processcache.storage.history.PRUNE_BATCH", 2)
     ctx = CacheContext(backend, "billing", "old-export", "m")
     ctx.create_cache_many([(f"k{n}", n) for n in range(5)])
     batches = []

@@ -82,7 +82,7 @@ MODULES = {
                      ("tests/storage/test_config.py", "tests/storage/test_secrets.py", MASKING)),
     "schema": Target(("processcache/storage/schema.py",),
                      ("tests/storage/test_schema_guard.py", "tests/storage/test_upgrades.py")),
-    "reports": Target(("processcache/storage/reports.py",),
+    "check": Target(("processcache/monitor/check.py", "processcache/storage/history.py"),
                       ("tests/monitor/test_judgements.py", "tests/cli/test_cli_check.py",
                        "tests/monitor/test_retire.py")),
     "cache": Target(("processcache/storage/cache.py",),

@@ -15,6 +15,7 @@ import processcache
 import processcache.storage.clock
 from processcache import ProcessCacheError, Registry, RunNotRecordedError, cache_session, connect
 from processcache.durations import parse_since
+from processcache.monitor.check import check
 
 JOBS = HELPERS / "state_jobs.py"
 
@@ -166,7 +167,7 @@ def test_runs_are_stamped_by_the_servers_clock_so_check_and_prune_agree_across_m
         run = skewed.run(database=backend_url, machine="behind")
     assert abs(run.started_at - datetime.now(timezone.utc)) < timedelta(minutes=5)
     with connect(backend_url) as db:
-        assert [problem for problem in db.history.check(grace=60)] == []
+        assert [problem for problem in check(db, grace=60)] == []
         assert db.history.prune(runs_older_than=30 * 86400, logs_older_than=30 * 86400) == {"runs": 0, "logs": 0}
         [log] = db.store.logs()
         assert abs(log.created_at - datetime.now(timezone.utc)) < timedelta(minutes=5)

@@ -20,7 +20,7 @@ from paths import HELPERS
 from tcpproxy import Proxy
 
 from processcache import RegistryError, SchemaError, cache_session, connect, job
-from processcache.run.spool import Spool
+from processcache.storage import Spool
 
 WORKERS = HELPERS / "spool_workers.py"
 

@@ -223,7 +223,7 @@ def test_the_server_clock_is_read_in_seconds_since_the_epoch(backend):
 def test_an_update_counts_the_rows_it_matched_even_when_it_changes_nothing(backend):
     """MySQL counts the rows an UPDATE changed unless asked for the rows it matched (CLIENT_FOUND_ROWS): a lease
     renewal that found its lock row and wrote the value it held said "lost", and the run printed that it lost its
-    lease, then succeeded (issue 26, point 5)."""
+    lease, then succeeded."""
     executor = backend.backend
     executor.execute("INSERT INTO processcache_meta (name, value) VALUES ('same', 'v')")
     same = "UPDATE processcache_meta SET value = 'v' WHERE name = 'same'"

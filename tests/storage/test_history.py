@@ -8,7 +8,8 @@ import pytest
 
 import processcache
 from processcache import LogType, Registry, cache_session
-from processcache.storage.reports import PRUNE_BATCH
+from processcache.monitor.check import check
+from processcache.storage.history import PRUNE_BATCH
 from processcache.storage.timeutil import utcnow
 
 
@@ -117,19 +118,18 @@ def test_a_logged_exception_keeps_its_traceback(backend):
 
 
 def test_check_reports_each_kind_of_problem(backend):
-    history = backend.history
-    assert [p.kind for p in history.check()] == ["no-jobs"]
+    assert [p.kind for p in check(backend)] == ["no-jobs"]
     job(name="fine", expect_every="1h").run(database=backend, machine="m")
     job(name="broken", body=lambda ctx: 1 / 0).run(database=backend, machine="m")
     job(name="slow", max_duration="0.05s", body=lambda ctx: time.sleep(0.1)).run(database=backend, machine="m")
     lost = backend.runs.start("history", "lost", "m", 1, lease=0.01)
     time.sleep(0.1)
-    kinds = {(p.job, p.kind) for p in history.check()}
+    kinds = {(p.job, p.kind) for p in check(backend)}
     assert kinds == {("history/broken", "failed"), ("history/slow", "too-long"), ("history/lost", "lost")}
     later = utcnow() + timedelta(hours=2)
-    assert ("history/fine", "overdue") in {(p.job, p.kind) for p in history.check(now=later)}
-    assert ("history/fine", "overdue") not in {(p.job, p.kind) for p in history.check(grace=7200, now=later)}
-    assert [p.run_id for p in history.check() if p.kind == "lost"] == [lost.id]
+    assert ("history/fine", "overdue") in {(p.job, p.kind) for p in check(backend, now=later)}
+    assert ("history/fine", "overdue") not in {(p.job, p.kind) for p in check(backend, grace=7200, now=later)}
+    assert [p.run_id for p in check(backend) if p.kind == "lost"] == [lost.id]
 
 
 def test_skipped_runs_do_not_count_as_attempts_for_overdue(backend):
@@ -143,7 +143,7 @@ def test_skipped_runs_do_not_count_as_attempts_for_overdue(backend):
 
     hourly.run(database=backend, machine="m")
     assert inner[0].status == "skipped"
-    problems = backend.history.check(now=utcnow() + timedelta(hours=2))
+    problems = check(backend, now=utcnow() + timedelta(hours=2))
     assert [p.kind for p in problems] == ["overdue"]
 
 
@@ -175,7 +175,7 @@ def test_prune_dry_run_deletes_nothing_and_prune_deletes_what_it_reported(backen
 
 
 def test_prune_in_batches(backend, monkeypatch):
-    monkeypatch.setattr("processcache.storage.reports.PRUNE_BATCH", 2)
+    monkeypatch.setattr("processcache.storage.history.PRUNE_BATCH", 2)
     with cache_session("history", "many", machine="m", database=backend) as ctx:
         for n in range(5):
             ctx.create_log(f"log {n}")
@@ -214,7 +214,7 @@ def test_check_reports_a_run_still_going_past_its_max_duration_and_not_one_withi
     # cron's next start is skipped while the hung run holds the lock: check still looks at the hung one
     assert job(name="hung", max_duration="0.5s").run(database=backend, machine="m").status == "skipped"
     assert [r.status for r in backend.history.list_runs()] == ["skipped", "running", "running"]
-    problems = backend.history.check()
+    problems = check(backend)
     assert [(p.job, p.kind, p.run_id) for p in problems] == [("history/hung", "too-long", hung.id)]
     assert "has been running for" in problems[0].detail and "the limit is 0.5s" in problems[0].detail
 

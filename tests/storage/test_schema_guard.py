@@ -3,11 +3,11 @@
 During a rolling upgrade the machines still on the older release meet a
 database the newer release has changed already; an older release that
 "repaired" it into its own shape would take other lock tables than the
-newer machines, and both would run the job. Point 2 of issue 11.
+newer machines, and both would run the job.
 
 A table an operator dropped by hand makes every run fail at its first use
 of it: with one line that says how to see and repair it, and without a run
-left `running`. Point 9 of issue 11.
+left `running`.
 """
 
 import contextlib

@@ -1,4 +1,4 @@
-"""No wait without a bound, and a retry budget that outlasts a restart (issue 10, points 2 and 3).
+"""No wait without a bound, and a retry budget that outlasts a restart.
 
 Real `processcache run` processes talk to the real servers through
 `tcpproxy.Proxy`, which forwards, stalls (a server that accepts and never

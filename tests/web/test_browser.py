@@ -1,4 +1,4 @@
-"""The report and the dashboard in a real browser (issue 16): what a person sees, clicks and must not suffer.
+"""The report and the dashboard in a real browser: what a person sees, clicks and must not suffer.
 
 Playwright's Python package drives the distribution's Chromium (apt-get
 install chromium; browser download sites are out of reach, so never

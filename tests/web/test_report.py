@@ -1,4 +1,4 @@
-"""`processcache report --html` and `processcache serve` (issue 16): what the page holds, on every database.
+"""`processcache report --html` and `processcache serve`: what the page holds, on every database.
 
 Real runs of real jobs (succeeded on two machines with cache entries, failed
 with a traceback, a job whose name and log messages are HTML), read back from
@@ -158,7 +158,7 @@ def test_the_locks_held_are_listed_open_and_folded_when_there_are_many():
     """A farm of 1,000 jobs holds a hundred locks at a time: folded, so the jobs in trouble come first."""
     from datetime import datetime, timezone
 
-    from processcache.storage.runs import LockRecord
+    from processcache.records import LockRecord
     from processcache.web.gather import Overview
     from processcache.web.pages import OPEN_LOCKS, overview_page
 
@@ -278,7 +278,7 @@ def test_report_and_serve_never_show_the_database_password(postgres_url, tmp_pat
 
 
 def test_the_report_and_the_dashboard_leave_out_skipped_copies_unless_asked(backend_url, tmp_path):
-    """A farm of one slot a machine: most runs are skipped copies, which a person reads past (issue 27, point 5)."""
+    """A farm of one slot a machine: most runs are skipped copies, which a person reads past."""
     from processcache.web.dashboard import Dashboard, Settings
 
     for machine in ("web1", "web2", "web3"):
@@ -303,7 +303,7 @@ def test_the_report_and_the_dashboard_leave_out_skipped_copies_unless_asked(back
 def test_a_run_recorded_late_is_marked_in_its_strip_and_said_on_hover(backend_url, tmp_path, monkeypatch):
     from datetime import timedelta
 
-    from processcache.run.spool import Spool
+    from processcache.storage import Spool
 
     monkeypatch.setenv("PROCESSCACHE_SPOOL", str(tmp_path / "spool.sqlite"))
     seed(backend_url)

@@ -1,4 +1,4 @@
-"""`processcache.web.http` (issue 26): the one server of `serve` and `metrics --serve`, hardened once.
+"""`processcache.web.http`: the one server of `serve` and `metrics --serve`, hardened once.
 
 Real servers (the commands run as processes, or the library's server in
 this one) on real sockets: many slow clients at once, a request cut off at

@@ -1,25 +1,49 @@
-"""What operators ask of the database: every job at a glance, its runs and logs, what needs a look, and retention.
+"""What operators ask of the ledger: every job at a glance, its runs and logs, and retention.
 
 Read-mostly queries over jobs, runs, logs and entries, behind `Database`'s
-report methods (``db.jobs()``, ``db.list_runs()``, ``db.run(id)``,
-``db.logs()``, ``db.check()``), which the CLI calls. The writers are `prune`,
-which deletes in bounded batches so it never holds a long lock on a busy
-database, and `retirement` (retire, restore and delete a job), which shares
-its batches.
+methods (``db.jobs()``, ``db.list_runs()``, ``db.run(id)``, ``db.logs()``),
+which the CLI calls, and the rows ``check`` judges (`History.states`; the
+verdicts are `processcache.monitor.check`'s: storage returns rows, never
+judgements). The writers are `prune`, which deletes in bounded batches so
+it never holds a long lock on a busy database, and `retirement` (retire,
+restore and delete a job), which shares its batches.
 """
 
 import difflib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from ..durations import format_duration
-from ..errors import ProcessCacheError, RegistryError
+from ..errors import ProcessCacheError
 from ..names import normalize, split_job_name
 from ..options import flaky_threshold
-from ..records import JobSummary, LogRecord, LogType, Problem, RunDetail, RunMark, RunRecord
+from ..records import (
+    FAILED,
+    JobState,
+    JobSummary,
+    LogRecord,
+    LogType,
+    MachineRuns,
+    RunDetail,
+    RunMark,
+    RunRecord,
+)
+from ..records import exit_code as runner_exit_code
 from .backend import Backend, id_list
-from .runs import ID_BATCH, LATE_COLUMN, MONITORING, status_at
+from .queries import (
+    ENDED,
+    FIRST_RUN_FROM,
+    LAST_START,
+    NOT_SKIPPED,
+    PAIRS_PER_READ,
+    RUNNING_NOW,
+    SUCCEEDED,
+    last_runs,
+    not_in,
+    plain_plans,
+    select_by_ids,
+)
+from .runs import LATE_COLUMN, MONITORING, status_at
 from .schema import JOB_STATE_REVISION, JUDGEMENT_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION, SPOOL_REVISION
 from .store import JOBS_FROM
 from .timeutil import db_time, py_time
@@ -27,75 +51,15 @@ from .timeutil import db_time, py_time
 if TYPE_CHECKING:
     from .database import Database
 
-#: Statuses of runs that went wrong: kept longer by `prune`, reported by `check`.
-FAILED = ("failed", "timed-out", "lost", "terminated")
 PRUNE_BATCH = 1000
-#: Each job's machines, ``m (job_id, machine)``: a skip scan of the runs' (job, machine, id, status) index,
-#: one probe per machine and one more per job, where ``GROUP BY job_id, machine`` read every run (seconds at
-#: 2,000,000 runs). The row whose machine is NULL ends each job's list; a job that never ran has only that one.
-#: One level of recursion per machine of a job (MariaDB stops at 1,000 levels).
-_SKIP_SCAN = (
-    "WITH RECURSIVE m (job_id, machine) AS ("
-    "SELECT j.id, (SELECT r.machine FROM process_job_runs r WHERE r.job_id = j.id ORDER BY r.machine LIMIT 1)"
-    " FROM process_jobs j UNION ALL SELECT m.job_id, (SELECT r.machine FROM process_job_runs r"
-    " WHERE r.job_id = m.job_id AND r.machine > m.machine ORDER BY r.machine LIMIT 1)"
-    " FROM m WHERE m.machine IS NOT NULL)")
-#: The same on MySQL and MariaDB, which skip through the index by themselves for a GROUP BY ("Using index for
-#: group-by": 40 ms at 200,000 runs) but not for the skip scan's ``machine > m.machine``, which they read as
-#: every run of the job (0.5 s).
-_GROUPED = "WITH m (job_id, machine) AS (SELECT job_id, machine FROM process_job_runs GROUP BY job_id, machine)"
 
-
-def machines(backend: Backend) -> str:
-    """The CTE ``m (job_id, machine)`` of each job's machines (rows whose machine is NULL are none)."""
-    return _GROUPED if backend.dialect.name == "mysql" else _SKIP_SCAN
-
-
-def newest_run(pair: str, condition: str = "") -> str:
-    """The id of the newest run of *pair*'s job on its machine (``pair.job_id``, ``pair.machine``) that meets
-    *condition* (``AND ...`` over ``r``), or NULL.
-
-    A walk back from the newest end of the (job, machine, id, status)
-    index, which holds the status: runs skipped or failed on the way cost no
-    read of the table, so a machine whose every run a ``once_per`` slot
-    skipped costs a pass over its index entries, not over its runs.
-    """
-    return (f"(SELECT r.id FROM process_job_runs r WHERE r.job_id = {pair}.job_id AND r.machine = {pair}.machine"
-            f"{condition} ORDER BY r.id DESC LIMIT 1)")
-
-
-NOT_SKIPPED = " AND r.status <> 'skipped'"
-SUCCEEDED = " AND r.status = 'succeeded'"
-#: A run that ended (how long it took is known), skipped copies aside.
-ENDED = " AND r.status NOT IN ('skipped', 'running')"
-#: How long a machine that ran a job locked per machine stays expected to run it again: a machine silent
-#: longer is taken for one the job left (or that left the farm), unless the job's period is longer (see
-#: `History._machine_window`). `jobs retire GROUP/JOB --machine NAME` says so at once.
-MACHINE_WINDOW = 7 * 86400.0
-#: A machine stays expected for at least this many of the job's periods (expect_every, or its schedule's).
-MACHINE_PERIODS = 3
-
-
-def last_runs(backend: Backend, *conditions: str) -> str:
-    """Per job and machine: the id of the run to show (the newest not skipped; the newest of all when every one
-    was), then for each of *conditions* (``AND ...`` over ``r``; "" for any) the id of the newest that meets it.
-
-    Only ids: the runs themselves are read by id after (`runs_after`, `RunStore.select_runs`). Joined here,
-    PostgreSQL, which guesses a skip scan a hundred times its size, hashed every run to join a few thousand.
-    """
-    extra = "".join(f", {newest_run('m', condition)}" for condition in conditions)
-    return (f"{machines(backend)} SELECT m.job_id, m.machine,"
-            f" COALESCE({newest_run('m', NOT_SKIPPED)}, {newest_run('m')})"
-            f"{extra} FROM m WHERE m.machine IS NOT NULL")
-
-
-#: Runs alive at ``$now`` per job and machine, from the (status, id) index: a running run whose heartbeat
-#: stopped is not (it is lost).
-RUNNING_NOW = ("SELECT job_id, machine, COUNT(*) FROM process_job_runs WHERE status = 'running'"
-               " AND (expires_at IS NULL OR expires_at >= $now) GROUP BY job_id, machine")
-
-#: Job and machine pairs one statement reads (`newest_marks`, `runs_after`): SQLite allows 500 SELECTs in one.
-PAIRS_PER_READ = 100
+#: Runs `prune` keeps whatever their age: per job and machine, the latest run not skipped (what `jobs` and
+#: `check` show and judge: the failure check reports, when copies were skipped since), the latest of all
+#: (its start answers a schedule's due time) and the latest successful run (what ``ctx.last_success()``
+#: returns, which incremental jobs start from): `last_runs`'s run to show, then these conditions.
+_KEPT_RUNS = ("", SUCCEEDED)
+#: The tables `delete_rows` deletes from, by the names its counts use.
+TABLES = {"runs": "process_job_runs", "logs": "process_job_logs", "entries": "process_cache"}
 
 
 def newest_marks(database: "Database", pairs: Sequence[tuple[int, str]], count: int,
@@ -129,85 +93,6 @@ def newest_marks(database: "Database", pairs: Sequence[tuple[int, str]], count: 
                           py_time(started), duration, bool(recorded_late))
                   for run_id, job_id, machine, status, started, duration, expires, recorded_late in rows]
     return marks
-
-
-def select_by_ids(backend: Backend, sql: str, ids: Iterable[int]) -> list[tuple]:
-    """The rows of *sql* for *ids* (its ``{ids}`` an id list), `ID_BATCH` ids a statement: MariaDB turns a
-    list of 1,000 or more into a derived table, which it then joins by reading every row."""
-    ordered = sorted(set(ids))
-    return [row for start in range(0, len(ordered), ID_BATCH)
-            for row in backend.select(sql.format(ids=id_list(ordered[start:start + ID_BATCH])))]
-
-
-def not_in(column: str, ids: Iterable[int]) -> str:
-    """``column NOT IN (...)`` for *ids*, in lists of `ID_BATCH` (see `select_by_ids`); true for none."""
-    ordered = sorted(set(ids))
-    return " AND ".join(f"{column} NOT IN ({id_list(ordered[start:start + ID_BATCH])})"
-                        for start in range(0, len(ordered), ID_BATCH)) or "1 = 1"
-
-
-def runs_after(columns: str, pairs: Sequence[tuple[int, str, int | None]], condition: str = "") -> tuple[str, dict]:
-    """A statement selecting *columns* (over ``r``) of the runs of each (job id, machine, run id) newer than that
-    run (all of its runs for None) that meet *condition* (``AND ...``), with its parameters.
-
-    One SELECT per pair in a UNION ALL, each a range of the (job, machine,
-    id, status) index: as one OR of ranges, SQLite read every failed run by
-    the (status, id) index instead (0.5 s at 2,000,000 runs). Callers pass
-    `PAIRS_PER_READ` pairs at most (SQLite allows 500 SELECTs in one).
-    """
-    params = {f"m{n}": machine for n, (_, machine, _) in enumerate(pairs)}
-    return " UNION ALL ".join(
-        f"SELECT {columns} FROM process_job_runs r WHERE r.job_id = {int(job_id)} AND r.machine = $m{n}"
-        f" AND r.id > {int(after or 0)}{condition}" for n, (job_id, _, after) in enumerate(pairs)), params
-
-
-#: Runs `prune` keeps whatever their age: per job and machine, the latest run not skipped (what `jobs` and
-#: `check` show and judge: the failure check reports, when copies were skipped since), the latest of all
-#: (its start answers a schedule's due time) and the latest successful run (what ``ctx.last_success()``
-#: returns, which incremental jobs start from): `last_runs`'s run to show, then these conditions.
-_KEPT_RUNS = ("", SUCCEEDED)
-#: Each job's newest start, skipped runs too (cron fired), from its (job, started_at) index.
-LAST_START = "(SELECT r.started_at FROM process_job_runs r WHERE r.job_id = j.id ORDER BY r.started_at DESC LIMIT 1)"
-#: The tables `delete_rows` deletes from, by the names its counts use.
-TABLES = {"runs": "process_job_runs", "logs": "process_job_logs", "entries": "process_cache"}
-#: The first run of a job that started at or after a moment (a schedule's due time, less the early allowance).
-_FIRST_RUN_FROM = ("r.job_id = $job AND r.started_at = (SELECT MIN(x.started_at) FROM process_job_runs x"
-                   " WHERE x.job_id = $job AND x.started_at >= $since)")
-
-
-def plain_plans(backend: Backend) -> None:
-    """Inside a transaction: PostgreSQL plans its statements without compiling them first.
-
-    A skip scan's estimate counts each probe a hundred times, which puts
-    its cost past ``jit_above_cost``: PostgreSQL then compiled the query
-    with LLVM for 0.8 s before running it for 0.1 s. ``SET LOCAL`` lasts
-    the transaction, so a pooled connection (pgbouncer) keeps nothing.
-    """
-    if backend.dialect.name == "postgres":
-        backend.execute("SET LOCAL jit = off")
-
-
-class _Machine(NamedTuple):
-    """One machine of a job locked per machine, as `check` judges it: its last attempt (its newest run not
-    skipped), its newest start (skipped runs too) and when it was retired from the job (None: it was not)."""
-
-    attempt: RunRecord | None
-    last_start: datetime | None
-    retired_at: datetime | None
-
-
-class _Judged(NamedTuple):
-    """A job as `check` judges it: its summary, its last attempt, its id and its newest start, skipped runs too;
-    read only for judging: its newest run that ended (too long?), its machines (a job locked per machine) and
-    the statuses of its last runs not skipped, newest first (flaky?)."""
-
-    summary: JobSummary
-    attempt: RunRecord | None
-    job_id: int
-    last_start: datetime | None
-    ended: RunRecord | None
-    machines: dict[str, _Machine]
-    recent: list[str]
 
 
 def _shown_runs(pairs: list[tuple], runs: dict[int, tuple[str, Any]]) -> tuple[dict[int, list[str]], dict[int, int],
@@ -246,14 +131,6 @@ def _newest_by_job(pairs: Iterable[tuple[int, int | None]]) -> dict[int, int]:
     return newest
 
 
-class Verdict(NamedTuple):
-    """A job as `History.judge` found it: its summary (its entries not counted), what `check` reports, its id."""
-
-    summary: JobSummary
-    problems: list[Problem]
-    job_id: int
-
-
 class History:
     """Reports and retention over one database."""
 
@@ -290,6 +167,48 @@ class History:
                                     f" the jobs{_did_you_mean(normalize(group), known)}")
         return ids
 
+    def has_jobs(self) -> bool:
+        """Whether the database holds any job: ``check`` fails a probe pointed at an empty one."""
+        return bool(self._names())
+
+    def first_run_from(self, job_id: int, since: datetime) -> RunRecord | None:
+        """The first run of the job that started at or after *since*; None if none did, or if no run started
+        before it (the job's very first run: it was not declared when an earlier due time came).
+
+        By the runs still stored: a due time whose earlier runs `prune` deleted is not judged late.
+        """
+        params = {"job": job_id, "since": db_time(since)}
+        first = self.backend.value("SELECT MIN(started_at) FROM process_job_runs WHERE job_id = $job", params)
+        if first is None or py_time(first) >= since:
+            return None
+        found = self.runs.select_runs(FIRST_RUN_FROM, params)
+        return found[-1] if found else None
+
+    def running_jobs(self) -> set[tuple[str, str]]:
+        """(group, job) of every job with a run alive now (its heartbeat on time), from the (status, id) index."""
+        job_ids = {row[0] for row in self.backend.select(RUNNING_NOW, {"now": self.backend.now()})}
+        names = self.database.store.names_of(job_ids)
+        return {names[job_id][::-1] for job_id in job_ids if job_id in names}
+
+
+    def cache_sizes(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Each job's live cache entries and their stored size in bytes, by (group, job).
+
+        Grouped by ``job_id + 0`` and named after: grouped by the job's names,
+        or by job_id in the order of an index of the cache, MariaDB took 0.1 s
+        for 100,000 entries; so, 0.035 s.
+        """
+        rows = self.backend.select(
+            "SELECT job_id + 0, COUNT(*), SUM(LENGTH(entry_value)) FROM process_cache"
+            f" WHERE expires_at IS NULL OR expires_at > {self.runs.now} GROUP BY job_id + 0")
+        names = self.database.store.names_of({int(row[0]) for row in rows})
+        return {names[int(job_id)][::-1]: (int(count), int(size or 0)) for job_id, count, size in rows
+                if int(job_id) in names}
+
+    def newest_marks(self, pairs: Sequence[tuple[int, str]], count: int, skipped: bool = False) -> list[RunMark]:
+        """Each (job id, machine)'s newest *count* runs as a strip shows them (`newest_marks`)."""
+        return newest_marks(self.database, pairs, count, skipped)
+
     def _names(self) -> list[tuple[str, str]]:
         """(group, job) of every job, for suggestions."""
         return [(group, job) for group, job in self.backend.select(f"SELECT p.name, j.name {JOBS_FROM}")]
@@ -311,10 +230,11 @@ class History:
 
         Retired jobs only with *include_retired*.
         """
-        return [judged.summary for judged in self._summaries() if include_retired or not judged.summary.retired]
+        return [judged.summary for judged in self.states() if include_retired or not judged.summary.retired]
 
-    def _summaries(self, count_entries: bool = True, judging: bool = False) -> list[_Judged]:
-        """Every job's summary, retired or not, with what `check` judges: its last attempt and newest start.
+    def states(self, count_entries: bool = True, judging: bool = False) -> list[JobState]:
+        """Every job's summary, retired or not, with what `check` judges (`monitor.check`): its last attempt and
+        newest start.
 
         Each job's machines and the run to show on each (`last_runs`), their statuses, then the runs shown,
         all read at one moment (`Backend.snapshot`). Live cache entries are counted with *count_entries* only
@@ -357,7 +277,7 @@ class History:
         for job_id, group, job, expect_every, max_duration, retired_at, started, *monitored in jobs:
             last_start = py_time(started)
             gone = retired.get(job_id, {})
-            every = {row[1]: _Machine(runs.get(row[2]) if shown_runs[row[2]][0] != "skipped" else None,
+            every = {row[1]: MachineRuns(runs.get(row[2]) if shown_runs[row[2]][0] != "skipped" else None,
                                       runs[row[3]].started_at if row[3] in runs else None, gone.get(row[1]))
                      for row in by_job.get(job_id, ())}
             serving = {machine: state for machine, state in every.items()
@@ -365,7 +285,7 @@ class History:
             summary = JobSummary(group, job, runs.get(shown.get(job_id)), tuple(sorted(serving)),
                                  int(entries.get(job_id, 0)), expect_every, max_duration,
                                  still_retired(py_time(retired_at), last_start), *monitored)
-            summaries.append(_Judged(summary, runs.get(attempted.get(job_id)), job_id, last_start,
+            summaries.append(JobState(summary, runs.get(attempted.get(job_id)), job_id, last_start,
                                      runs.get(ended.get(job_id)), serving if monitored[-2] == "machine" else {},
                                      recent.get(job_id, [])))
         return summaries
@@ -455,7 +375,7 @@ class History:
         found = self.runs.get(run_id)
         if found is None:
             raise ProcessCacheError(f"no run {run_id} in this database: `processcache runs` lists them")
-        return RunDetail(found, exit_code(found), self.database.store.logs(run_id=run_id), self.runs.attempts(run_id))
+        return RunDetail(found, _exit_code(found), self.database.store.logs(run_id=run_id), self.runs.attempts(run_id))
 
     def logs(self, job: str | None = None, *, run: int | None = None, type: LogType | str | None = None,
              machine: str | None = None, since: datetime | timedelta | None = None, after: int | None = None,
@@ -485,133 +405,6 @@ class History:
         if since is not None and since.tzinfo is None:
             return since.replace(tzinfo=timezone.utc)
         return since
-
-    def check(self, grace: float = 60.0, now: datetime | None = None) -> list[Problem]:
-        """Jobs overdue, missed or late, whose last run failed, timed out, was terminated or lost, or ran too long.
-
-        Retired jobs are not judged. A job's own ``grace`` replaces *grace*.
-        A skipped run is not an attempt: a job skipped for hours is overdue.
-        It is a start, though: cron fired on time, and the lock, a
-        ``once_per`` slot or a recent success said the work was in hand, so
-        its due time is not missed (see `_schedule_problems`). Runs are
-        judged, not attempts: a run that succeeded on a retry is well, one
-        whose every attempt failed is one problem.
-        """
-        return self.problems(self.judge(grace, now))
-
-    def judge(self, grace: float = 60.0, now: datetime | None = None) -> list[Verdict]:
-        """Every job that is not retired with what `check` finds wrong with it, from one read of the jobs.
-
-        For what shows every job and its problems (``check --notify``, the
-        report): `jobs` then `check` read every job's newest runs twice. The
-        summaries' live cache entries are not counted (0).
-        """
-        now = now or self.database.clock.now()  # the server's, as the runs' stamps are: not this machine's
-        return [Verdict(judged.summary, self._problems_of(judged, grace, now), judged.job_id)
-                for judged in self._summaries(count_entries=False, judging=True) if not judged.summary.retired]
-
-    def problems(self, verdicts: list[Verdict]) -> list[Problem]:
-        """What `check` reports of *verdicts*: their problems, or ``no-jobs`` when there is no job at all."""
-        if not verdicts and not self._names():  # a probe pointed at the wrong database must not pass
-            return [Problem("-", "no-jobs", f"{self.database.url} holds no job: is --database right?"
-                                            " A job's first run records it")]
-        return [problem for verdict in verdicts for problem in verdict.problems]
-
-    def _problems_of(self, judged: _Judged, grace: float, now: datetime) -> list[Problem]:
-        """What is wrong with one job (see `check`), in the order an alert names the first of."""
-        summary, run = judged.summary, judged.attempt
-        grace = summary.grace if summary.grace is not None else grace
-        expected = self._expected_machines(judged, now)
-        problems = self._schedule_problems(judged, grace, now, expected) if summary.schedule else []
-        if summary.expect_every is not None:
-            for machine, last in (expected.items() if expected else [(None, run)]):
-                problems += _overdue(summary, grace, last, now, machine)
-        for machine, last in (expected.items() if expected else [(None, run)]):
-            if last is not None and last.status in FAILED:
-                problems.append(Problem(summary.name, last.status, _on(machine, _what_went_wrong(last)), last.id,
-                                        last, machine))
-        problems += _too_long(summary, run, judged.ended, now)
-        problems += _flaky(summary, run, judged.recent)
-        return problems
-
-    def _expected_machines(self, judged: _Judged, now: datetime) -> dict[str, RunRecord | None]:
-        """Of a job locked per machine, each machine expected to go on running it, with its last attempt: those
-        that started a run of it (not skipped) within `_machine_window`, and were not retired from it since.
-        {} for a job locked across machines, or with no machine expected (it is then judged as a whole)."""
-        window = self._machine_window(judged.summary, now)
-        return {machine: state.attempt for machine, state in sorted(judged.machines.items())
-                if state.attempt is not None and (now - state.attempt.started_at).total_seconds() <= window}
-
-    @staticmethod
-    def _machine_window(summary: JobSummary, now: datetime) -> float:
-        """Seconds a machine that ran a job locked per machine stays expected: `MACHINE_WINDOW`, or
-        `MACHINE_PERIODS` of the job's period (expect_every, or the time between its schedule's due times)
-        when longer, so a monthly job's machines are still expected on the next 1st."""
-        from ..schedules import current_slot, next_due
-
-        periods = [summary.expect_every or 0.0]
-        if summary.schedule and _unreadable(summary.name, summary.schedule, summary.timezone or "UTC") is None:
-            zone = summary.timezone or "UTC"
-            slot, due = current_slot(summary.schedule, zone, now), next_due(summary.schedule, zone, now)
-            if slot is not None and due is not None:
-                periods.append((due - slot).total_seconds())
-        return max(MACHINE_WINDOW, MACHINE_PERIODS * max(periods))
-
-    def _schedule_problems(self, judged: _Judged, grace: float, now: datetime,
-                           expected: dict[str, RunRecord | None]) -> list[Problem]:
-        """``missed`` when no run started for a due time whose *grace* is over; ``late`` when its run started after.
-
-        A run answers the due time it starts within *grace* after, or up to
-        `schedules.early_allowance` before (a machine whose clock is ahead
-        fires cron early). The newest start (skipped runs too: cron fired)
-        answers one due time; the next one is missed once its grace is over.
-        The detail names that first missed due time, which stays the same
-        until a run starts. Otherwise, the first run after the due time the
-        newest start answers is late if it started after its grace; not the
-        job's very first run, though: the job was not declared when it was
-        due. A job whose first due time has not come is not judged; one whose
-        schedule this machine cannot read is ``bad-schedule``. Of a job
-        locked per machine, each *expected* machine's newest start is judged
-        for ``missed`` (a machine whose cron stopped), and ``late`` as a whole.
-        """
-        from ..schedules import current_slot
-
-        summary, start = judged.summary, judged.last_start
-        schedule, zone = summary.schedule, summary.timezone or "UTC"
-        if schedule is None or start is None:
-            return []
-        unreadable = _unreadable(summary.name, schedule, zone)
-        if unreadable is not None:
-            return [unreadable]
-        starts: list[tuple[str | None, datetime | None, RunRecord | None]] = [
-            (machine, judged.machines[machine].last_start, last) for machine, last in expected.items()]
-        missed = [problem for machine, begun, last in starts or [(None, start, judged.attempt)]
-                  for problem in _missed_problem(summary, grace, now, begun, last, machine)]
-        if missed:
-            return missed
-        slot = current_slot(schedule, zone, start)
-        if slot is None or start <= slot + timedelta(seconds=grace):
-            return []
-        late = self._late_run(judged.job_id, schedule, zone, slot)
-        if late is None or late.started_at <= slot + timedelta(seconds=grace):
-            return []
-        return [Problem(summary.name, "late", _late(slot, late, grace, zone), late.id, late)]
-
-    def _late_run(self, job_id: int, schedule: str, zone: str, due: datetime) -> RunRecord | None:
-        """The first run that started after *due*'s early allowance; None if it was the job's first run ever.
-
-        By the runs still stored: a due time whose earlier runs `prune`
-        deleted is not judged late.
-        """
-        from ..schedules import early_allowance, previous_due
-
-        since = due - timedelta(seconds=early_allowance(due, previous_due(schedule, zone, due)))
-        params = {"job": job_id, "since": db_time(since)}
-        first = self.backend.value("SELECT MIN(started_at) FROM process_job_runs WHERE job_id = $job", params)
-        if first is None or py_time(first) >= since:
-            return None
-        found = self.runs.select_runs(_FIRST_RUN_FROM, params)
-        return found[-1] if found else None
 
     # -- retention ----------------------------------------------------------------
 
@@ -725,127 +518,6 @@ def _before(now: datetime, seconds: float) -> datetime:
     return datetime(1970, 1, 1, tzinfo=timezone.utc) if seconds == float("inf") else now - timedelta(seconds=seconds)
 
 
-def _on(machine: str | None, detail: str) -> str:
-    """*detail*, said of *machine* when the problem is one machine's."""
-    return detail if machine is None else f"on {machine}: {detail}"
-
-
-def _overdue(summary: JobSummary, grace: float, run: RunRecord | None, now: datetime,
-             machine: str | None) -> list[Problem]:
-    """``overdue`` when *run* (the job's last attempt, or *machine*'s) did not start within expect_every + grace."""
-    every = summary.expect_every
-    assert every is not None, "judged for a job with expect_every only"
-    if run is not None and run.started_at + timedelta(seconds=every + grace) >= now:
-        return []
-    since = "never ran" if run is None else f"last started {run.started_at:%Y-%m-%d %H:%M:%S} UTC"
-    return [Problem(summary.name, "overdue", _on(machine, f"expected every {every:g}s; {since}"), run and run.id,
-                    run, machine)]
-
-
-def _missed_problem(summary: JobSummary, grace: float, now: datetime, start: datetime | None,
-                    attempt: RunRecord | None, machine: str | None) -> list[Problem]:
-    """``missed`` when the due time after *start* (the job's newest start, or *machine*'s) is past its grace."""
-    from ..schedules import current_slot, next_due
-
-    schedule, zone = summary.schedule, summary.timezone or "UTC"
-    assert schedule is not None, "judged for a job with a schedule only"
-    if start is None:
-        return []
-    missed = next_due(schedule, zone, current_slot(schedule, zone, start) or start)
-    if missed is None or now <= missed + timedelta(seconds=grace):
-        return []
-    detail = f"{_missed(missed, grace, zone)}; last started {start:%Y-%m-%d %H:%M:%S} UTC"
-    return [Problem(summary.name, "missed", _on(machine, detail), attempt and attempt.id, attempt, machine)]
-
-
-def _too_long(summary: JobSummary, run: RunRecord | None, ended: RunRecord | None, now: datetime) -> list[Problem]:
-    """``too-long`` when the job's newest run that ended took longer than max_duration, or its last attempt has
-    been at work longer (its lock wait aside), so a run still within the limit clears nothing: only a run that
-    ended within it does. A dead run is only lost; one still waiting for its lock is not at work."""
-    limit = summary.max_duration
-    if limit is None:
-        return []
-    if run is not None and run.status == "running" and not run.waiting:
-        took = (now - run.started_at).total_seconds() - max(run.waited or 0.0, 0.0)
-        if took > limit:
-            return [Problem(summary.name, "too-long", f"run {run.id} has been running for {took:.0f}s;"
-                                                      f" the limit is {limit:g}s", run.id, run)]
-    if run is not None and run.status == "lost":
-        return []
-    if ended is not None and ended.status != "lost" and ended.duration is not None and ended.duration > limit:
-        return [Problem(summary.name, "too-long", f"run {ended.id} took {ended.duration:.0f}s;"
-                                                  f" the limit is {limit:g}s", ended.id, ended)]
-    return []
-
-
-def _flaky(summary: JobSummary, run: RunRecord | None, recent: list[str]) -> list[Problem]:
-    """``flaky`` when the last run succeeded but K of the job's last N runs failed (its ``flaky`` option, "K/N"),
-    in two streaks or more: one streak that ended is an outage that recovered, not a flaky job."""
-    threshold = flaky_threshold(summary.flaky)
-    if threshold is None or run is None or run.status != "succeeded":
-        return []
-    failed = [status in FAILED for status in recent]
-    streaks = sum(1 for k, bad in enumerate(failed) if bad and (k == 0 or not failed[k - 1]))
-    if sum(failed) < threshold[0] or streaks < 2:
-        return []
-    return [Problem(summary.name, "flaky", f"failed {sum(failed)} of its last {len(recent)} runs"
-                                           f" (flaky={threshold[0]}/{threshold[1]}); the last, run {run.id},"
-                                           " succeeded", run.id, run)]
-
-
-def _what_went_wrong(run: RunRecord) -> str:
-    """A failed run's error ("timed out after 2h", "exit code 3"), and how many attempts it made when it retried.
-
-    A run with retries is one run, however many attempts failed in it: `check` reports it once.
-    """
-    error = run.error or f"run {run.id} {run.status}"
-    return f"{error} ({run.attempts} attempts)" if run.attempts and run.attempts > 1 else error
-
-
-def _unreadable(job: str, schedule: str, zone: str) -> Problem | None:
-    """``bad-schedule`` for a stored schedule this machine cannot read: reported, not a crash of every check.
-
-    Its time zone may be one this machine's time zone database lacks (a
-    slim container has none; the ``tzdata`` package brings one), or a newer
-    processcache may have stored an expression this one does not know.
-    """
-    from ..schedules import check_schedule
-
-    try:
-        check_schedule(schedule, zone)
-    except RegistryError as exc:
-        return Problem(job, "bad-schedule", f"cannot tell when it is due on this machine: {exc}")
-    return None
-
-
-def _missed(due: datetime, grace: float, zone: str) -> str:
-    """``due 2026-11-26 03:00 Europe/Berlin (02:00 UTC); no run started by 03:15``."""
-    return f"due {_due(due, zone)}; no run started by {_wall(due + timedelta(seconds=grace), due, zone)}"
-
-
-def _late(due: datetime, run: RunRecord, grace: float, zone: str) -> str:
-    """``due 2026-11-26 03:00 Europe/Berlin (02:00 UTC); run 17 started 20m00s late, at 03:20 (grace 15m00s)``."""
-    late = format_duration((run.started_at - due).total_seconds())
-    return (f"due {_due(due, zone)}; run {run.id} started {late} late, at {_wall(run.started_at, due, zone)}"
-            f" (grace {format_duration(grace)})")
-
-
-def _due(moment: datetime, zone: str) -> str:
-    """A due time as `check` shows it: ``2026-11-26 03:00 Europe/Berlin (02:00 UTC)``, or once in UTC."""
-    from ..schedules import local_time
-
-    if zone == "UTC":
-        return f"{local_time(moment, zone)} UTC"
-    return f"{local_time(moment, zone)} {zone} ({local_time(moment, 'UTC', date=False)} UTC)"
-
-
-def _wall(moment: datetime, due: datetime, zone: str) -> str:
-    """*moment*, a little after *due*, on the job's wall clock: the time alone when it is on the same day."""
-    from ..schedules import local_time
-
-    return local_time(moment, zone, date=local_time(moment, zone)[:10] != local_time(due, zone)[:10])
-
-
 def _did_you_mean(wanted: str, known: list[str]) -> str:
     close = difflib.get_close_matches(wanted, known, n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
@@ -863,7 +535,7 @@ def still_retired(retired_at: datetime | None, last_started: datetime | None) ->
     return retired_at
 
 
-def exit_code(run: RunRecord) -> int | None:
+def _exit_code(run: RunRecord) -> int | None:
     """The exit code `processcache run` gives *run* (`runner.exit_code`, or 128 + the signal that ended it).
 
     None while it runs, for a run whose process died before recording its
@@ -873,6 +545,4 @@ def exit_code(run: RunRecord) -> int | None:
         return None
     if run.status == "terminated":
         return None if run.signal is None else 128 + run.signal
-    from ..records import exit_code as runner_exit_code
-
     return runner_exit_code(run)
