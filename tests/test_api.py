@@ -40,3 +40,14 @@ def test_help_shows_a_readable_default_for_the_scope_of_reads():
 
     assert repr(inspect.signature(CacheContext.get_cache).parameters["machine"].default) == "JOB_SCOPE"
     assert "object at 0x" not in pydoc.render_doc(CacheContext, renderer=pydoc.plaintext)
+
+
+def test_a_context_shows_the_users_api_and_nothing_of_the_run_machinery():
+    shown = {name for name in dir(processcache.CacheContext) if not name.startswith("_")}
+    assert shown == {"batch", "clear_cache", "create_cache", "create_cache_many", "create_log", "delete_cache",
+                     "get_cache", "get_full_cache", "get_logs", "get_or_compute", "has_cache", "has_cache_key",
+                     "last_success", "latest", "logger", "memoize", "record", "results", "scope_machine", "set_cache",
+                     "sync_cache", "tree"}
+    with processcache.cache_session("api", "shown", database="sqlite://:memory:") as ctx:
+        attributes = {name for name in vars(ctx) if not name.startswith("_")}
+    assert attributes == {"database", "group", "job", "machine", "options", "run", "result", "job_id", "fence"}

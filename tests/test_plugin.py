@@ -133,9 +133,9 @@ def test_advancing_the_clock_makes_check_report_the_job_overdue(pytester):
     result = run_users_tests(pytester, '''
 def test_an_hourly_job_is_overdue_two_hours_later(run_job, processcache_db, processcache_clock):
     run_job(import_orders)
-    assert check(processcache_db) == []
+    assert processcache_db.check() == []
     processcache_clock.advance("2h")
-    assert [problem.kind for problem in check(processcache_db)] == ["overdue"]
+    assert [problem.kind for problem in processcache_db.check()] == ["overdue"]
 ''')
     result.assert_outcomes(passed=1)
 

@@ -15,10 +15,12 @@ never pays for the whole cache: ``get_cache``, ``latest``, ``has_cache``,
 ``has_cache_key`` and ``get_full_cache`` read the database, so they also see
 what other processes wrote since.
 
-A context is made by `cache_session` (``session.py``) or by the runner. The
-package's own modules use its documented surface (`job_id`, `store_log`,
-`set_cache_fenced`, `delete_everywhere`, `end`, `using`), never its private
-names.
+A context is made by `cache_session` (``session.py``) or by the runner, and
+shows the user's API alone (``help(ctx)``): the run's machinery (heartbeat,
+output, exit code, attempts) is ``run/``'s (`processcache.run.state`), and
+the few calls only processcache's own modules make are private by name:
+``_store_log`` (the log handler), ``_set_cache_fenced`` and
+``_delete_everywhere`` (memo), ``_end`` (``run/``, as a run's block ends).
 """
 
 import contextlib
@@ -39,8 +41,6 @@ from .codec import encode_value
 if TYPE_CHECKING:
     import logging
 
-    from ..run.heartbeat import Heartbeat
-    from ..run.output import Captured
     from .memo import Memoised
 
 P = ParamSpec("P")
@@ -117,14 +117,6 @@ class CacheContext:
         self._logger: logging.Logger | None = None
         #: The lock this run's writes need held (`fence.py`); set once the run takes its lock.
         self.fence = NO_FENCE
-        #: The end of what the run printed (`output.Captured`), stored with it; None with ``output_tail=0``.
-        self.output: Captured | None = None
-        #: The exit code of the command a ``processcache exec`` run started (None for a Python job).
-        self.exit_code: int | None = None
-        #: How many attempts a job with ``retries`` made so far (None without retries).
-        self.attempts: int | None = None
-        #: The run's heartbeat: its ``lease_lost`` turns True once another run took the lock over.
-        self.heartbeat: Heartbeat | None = None
         self._ended = False
 
     def __repr__(self) -> str:
@@ -164,9 +156,9 @@ class CacheContext:
         A concurrent reader sees the old list or the new value, never an empty
         or doubled key.
         """
-        return self.set_cache_fenced(key, value, self._ttl(ttl), self.fence)
+        return self._set_cache_fenced(key, value, self._ttl(ttl), self.fence)
 
-    def set_cache_fenced(self, key: str, value: Any, ttl: float | None, fence: Fence) -> Entry:
+    def _set_cache_fenced(self, key: str, value: Any, ttl: float | None, fence: Fence) -> Entry:
         """`set_cache` with its *ttl* in seconds as given, stored only while *fence* holds.
 
         For `processcache.cache.memo`, whose write needs the call's own lease held
@@ -191,7 +183,7 @@ class CacheContext:
         self._loaded = _Loaded({}, {})
         return count
 
-    def delete_everywhere(self, keys: Iterable[str]) -> int:
+    def _delete_everywhere(self, keys: Iterable[str]) -> int:
         """Delete the entries under *keys* on every machine, in one transaction; return how many there were.
 
         For `processcache.cache.memo`: a memoised value is shared by every machine,
@@ -337,9 +329,9 @@ class CacheContext:
 
     def create_log(self, message: str, type: LogType | str = LogType.GENERIC) -> LogRecord:
         """Store one log message of this job, linked to the current run."""
-        return self.store_log(str(message), LogType.parse(type))
+        return self._store_log(str(message), LogType.parse(type))
 
-    def store_log(self, message: str, log_type: LogType, level: str | None = None) -> LogRecord:
+    def _store_log(self, message: str, log_type: LogType, level: str | None = None) -> LogRecord:
         """`create_log` with the `logging` level name kept: what ``ctx.logger``'s handler (`loghandler`) stores."""
         job_id, run_id = self._live_job(), self.run and self.run.id
         backend = self.database.backend
@@ -387,8 +379,8 @@ class CacheContext:
                                     " recorded (RunNotRecordedError said why): it has no final record")
         return run
 
-    def end(self) -> None:
-        """Mark the run over (`cache_session` does as it ends): every later call raises, so no write lands on it."""
+    def _end(self) -> None:
+        """Mark the run over (``run/`` does as its block ends): every later call raises, so no write lands on it."""
         self._ended = True
 
     @property

@@ -43,7 +43,7 @@ class DatabaseHandler(logging.Handler):
         record.processcache_stored = True
         self._busy.on = True
         try:
-            self.ctx.store_log(self.format(record), log_type_of(record.levelno), record.levelname)
+            self.ctx._store_log(self.format(record), log_type_of(record.levelno), record.levelname)
         except Exception:
             self.handleError(record)
         finally:

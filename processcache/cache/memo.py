@@ -283,7 +283,7 @@ def _store(ctx: CacheContext, key: str, value: Any, ttl: float | None, fence: Fe
     over the value of the process that took over: every reader sees one value.
     """
     try:
-        ctx.set_cache_fenced(key, value, ttl, fence)
+        ctx._set_cache_fenced(key, value, ttl, fence)
         return value
     except LeaseLostError as lost:
         if lost.lock != fence.holds[-1][0]:
@@ -333,13 +333,13 @@ def memoizer(ctx_factory: Callable[[], CacheContext], ttl: float | None, lease: 
 
         def forget(*args: P.args, **kwargs: P.kwargs) -> int:
             """Delete the memoised value of this call, on every machine: the next call computes it again."""
-            return ctx_factory().delete_everywhere([key_of(args, kwargs)])
+            return ctx_factory()._delete_everywhere([key_of(args, kwargs)])
 
         def cache_clear() -> int:
             """Delete every memoised value of this function, on every machine; return how many there were."""
             ctx = ctx_factory()
             stats = ctx.database.cache.key_stats(ctx.job_id, None)
-            return ctx.delete_everywhere([stat.key for stat in stats if stat.key.rpartition(":")[0] == prefix])
+            return ctx._delete_everywhere([stat.key for stat in stats if stat.key.rpartition(":")[0] == prefix])
 
         def call_key(*args: P.args, **kwargs: P.kwargs) -> str:
             return key_of(args, kwargs)

@@ -3,6 +3,8 @@
 - `runner`: a job's hooks and function inside a recorded run; the exit codes.
 - `session`: the life of a run (record, lock, heartbeat, gates, capture,
   finish) and ``cache_session``.
+- `state`: the run's machinery beside its context (heartbeat, output, exit
+  code, attempts): ``run/``'s alone, so a context shows the user's API only.
 - `attempts`: retries, their delays and backoff, each attempt recorded.
 - `timeouts`: a Python job's ``timeout`` (``TimedOut`` in its thread).
 - `heartbeat`: the thread that renews a lease.
@@ -11,6 +13,7 @@
 - `quiet`: ``run -q``: output held back in memory, shown only on failure.
 - `command`: ``exec``, a command as a recorded run, stopped when it must stop;
   `supervised` its end of the `reaper`, the command's parent and subreaper.
-- `downtime`: a run whose database cannot be reached (``if_database_down``);
-  `spool`: what it did, kept on this machine until the database is back.
+- `downtime`: a run whose database cannot be reached (``if_database_down``),
+  or goes away mid-run; `spool`: what a run or a command does with what the
+  spool kept (the spool itself is storage's).
 """

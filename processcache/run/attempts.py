@@ -22,6 +22,7 @@ from ..durations import format_duration
 from ..errors import JobSkippedError, LeaseLostError
 from ..records import AttemptRecord, LogType, RunStatus
 from .session import error_line, python_traceback, status_of
+from .state import state_of
 from .timeouts import TimedOut, interrupt_after
 
 T = TypeVar("T")
@@ -38,9 +39,9 @@ def run_attempts(ctx: CacheContext, attempt: Callable[[], T], interrupt: bool = 
     if not options.retries:
         with interrupt_after(timeout):
             return attempt()
-    total, delay = options.retries + 1, options.retry_delay
+    total, delay, state = options.retries + 1, options.retry_delay, state_of(ctx)
     for number in range(1, total + 1):
-        ctx.attempts, ctx.exit_code = number, None
+        state.attempts, state.exit_code = number, None
         began = ctx.database.clock.now()
         try:
             with interrupt_after(timeout):
@@ -69,7 +70,8 @@ def _record(ctx: CacheContext, number: int, began: datetime, status: RunStatus, 
     assert ctx.run is not None, "attempts run inside a recorded run"
     with contextlib.suppress(Exception):
         ctx.database.runs.record_attempt(ctx.run.id, AttemptRecord(
-            number, status, began, finished, (finished - began).total_seconds(), error, ctx.exit_code, signal))
+            number, status, began, finished, (finished - began).total_seconds(), error,
+            state_of(ctx).exit_code, signal))
 
 
 def _say_retrying(ctx: CacheContext, exc: BaseException, number: int, total: int, delay: float) -> None:
@@ -77,10 +79,11 @@ def _say_retrying(ctx: CacheContext, exc: BaseException, number: int, total: int
     with contextlib.suppress(Exception):
         trace = python_traceback(ctx, exc)
         if trace is not None:
-            ctx.store_log(trace, LogType.ERROR)
+            ctx.create_log(trace, LogType.ERROR)
         wait = f"in {format_duration(delay)}" if delay else "now"
         error = error_line(exc, ctx.options)
         ended = error if isinstance(exc, TimedOut) else f"failed: {error}"  # "timed out after 2h" says it all
-        ctx.store_log(f"attempt {number} of {total} {ended}; trying again {wait}", LogType.WARNING)
-    if ctx.output is not None:  # each attempt's output under its own heading in the stored tails
-        ctx.output.mark(f"[processcache: attempt {number + 1} of {total}]\n")
+        ctx.create_log(f"attempt {number} of {total} {ended}; trying again {wait}", LogType.WARNING)
+    output = state_of(ctx).output
+    if output is not None:  # each attempt's output under its own heading in the stored tails
+        output.mark(f"[processcache: attempt {number + 1} of {total}]\n")

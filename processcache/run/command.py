@@ -56,6 +56,7 @@ from ..storage import Database
 from .output import Tail
 from .runner import run_recorded
 from .signals import Terminated
+from .state import state_of
 from .supervised import Supervised
 from .timeouts import TimedOut
 
@@ -81,28 +82,29 @@ def run_command(argv: Sequence[str], group: str, job: str, options: JobOptions |
 
 def _supervise(ctx: CacheContext, argv: list[str]) -> None:
     """One attempt: start the command, pass its output on, stop it when it must stop, judge how it ended."""
-    options = ctx.options
+    options, state = ctx.options, state_of(ctx)
+    output = state.output
     try:
-        child = Supervised(argv, piped=ctx.output is not None, leftover_grace=options.kill_after,
+        child = Supervised(argv, piped=output is not None, leftover_grace=options.kill_after,
                            orphan_grace=min(options.kill_after, options.lease / 3))
     except CommandFailedError as failed:
-        ctx.exit_code = failed.exit_code
+        state.exit_code = failed.exit_code
         raise
     pumps: list[threading.Thread] = []
     try:  # a signal may come at any moment from here on: the tree is stopped whenever it does
-        if ctx.output is not None:
-            pumps = [_pump(child.process.stdout, sys.stdout, ctx.output.stdout),
-                     _pump(child.process.stderr, sys.stderr, ctx.output.stderr)]
+        if output is not None:
+            pumps = [_pump(child.process.stdout, sys.stdout, output.stdout),
+                     _pump(child.process.stderr, sys.stderr, output.stderr)]
         code = _wait(ctx, child)
         _report_leftovers(ctx, child)
     except Terminated as stopped:
-        ctx.exit_code = _shell_code(child.stop(stopped.signum, options.kill_after))
+        state.exit_code = _shell_code(child.stop(stopped.signum, options.kill_after))
         raise
     finally:
         child.close()
         for pump in pumps:
             pump.join(_DRAIN)
-    ctx.exit_code = _shell_code(code)
+    state_of(ctx).exit_code = _shell_code(code)
     if code > 0:
         raise CommandFailedError(f"exit code {code}", code)
     if code < 0:
@@ -121,7 +123,7 @@ def _wait(ctx: CacheContext, child: Supervised) -> int:
         if reason is not None:
             grace = options.lost_lease_grace if isinstance(reason, LeaseLostError) else options.kill_after
             code = child.stop(signal.SIGTERM if grace else signal.SIGKILL, grace)
-            ctx.exit_code = _shell_code(code)
+            state_of(ctx).exit_code = _shell_code(code)
             if isinstance(reason, TimedOut):
                 raise _timed_out(code, options.kill_after)
             raise reason
@@ -146,7 +148,7 @@ def _reason_to_stop(ctx: CacheContext, deadline: float | None) -> BaseException 
     """
     if deadline is not None and time.monotonic() >= deadline:
         return TimedOut()
-    heartbeat, lock = ctx.heartbeat, ctx.fence.holds[0][0] if ctx.fence else None
+    heartbeat, lock = state_of(ctx).heartbeat, ctx.fence.holds[0][0] if ctx.fence else None
     if heartbeat is None or lock is None:
         return None
     if heartbeat.lease_lost:

@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from ..cache.codec import decode_value
-from ..cache.context import CacheContext, using
+from ..cache.context import CacheContext
 from ..errors import DatabaseDownError, DatabaseUnavailableError, JobSkippedError, SpoolFullError
 from ..names import check_machine, normalize_name
 from ..options import JobOptions
@@ -54,6 +54,7 @@ from ..records import Entry, LogRecord, LogType, RunRecord
 from ..storage import Database, Spool, connect, parse_url, resolve_url, result_summary
 from .output import Captured
 from .spool import flush_quietly
+from .state import state_of
 
 if TYPE_CHECKING:
     from ..storage import Fence
@@ -116,16 +117,7 @@ def _skipped(why: Down, group: str, job: str, machine: str | None) -> tuple[str,
 def spooled_run(group: str, job: str, machine: str | None, down: Down | None, *,
                 echo: Callable[[LogRecord], None] | None, options: JobOptions) -> Iterator[CacheContext]:
     """The life of a run without its database: kept in the spool, as `session.recorded_run` records one."""
-    from .session import (  # the steps of a run's life that are the same with and without the database
-        _captured_logging,
-        _finish,
-        _ping_end,
-        _pinged,
-        _python_output,
-        _record_failure,
-        _store_output,
-        _unechoed,
-    )
+    from .session import _unechoed, at_work  # the life at work is the same with and without the database
 
     assert down is not None, "reached() says why the database is down"
     spool = Spool()
@@ -133,7 +125,7 @@ def spooled_run(group: str, job: str, machine: str | None, down: Down | None, *,
     captured = Captured(options.output_tail) if options.output_tail else None
     ledger = SpooledLedger(spool, url)
     ctx = DownContext(cast(Database, ledger), group, job, machine, _unechoed(echo, captured), options)
-    ctx.output = captured
+    state_of(ctx).output = captured
     started_at = datetime.now(UTC)
     kept = f"it is kept in the spool {spool.path} until the database is back"
     try:
@@ -146,23 +138,8 @@ def spooled_run(group: str, job: str, machine: str | None, down: Down | None, *,
     started = ctx.run = RunRecord(UNRECORDED, ctx.group, ctx.job, ctx.machine, os.getpid(), "running", started_at)
     ctx.create_log(f"{down.reason}; running without it (if_database_down=run): no lock is held, and {kept}",
                    LogType.WARNING)
-    pinger = None
-    try:
-        try:
-            pinger = _pinged(options.ping)
-            with _captured_logging(ctx), using(ctx), _python_output(captured):
-                yield ctx
-        except BaseException as exc:
-            _store_output(ctx)
-            _record_failure(ctx, started, exc)
-            raise
-        _store_output(ctx)
-        ctx.run = _finish(ctx, started, "succeeded", None, result=ctx.result)
-    finally:
-        ctx.end()
-        spool.close()
-        if pinger is not None:
-            _ping_end(pinger, ctx)
+    with at_work(ctx, started, captured, release=spool.close):
+        yield ctx
 
 
 class Fallback:

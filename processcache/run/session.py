@@ -34,6 +34,7 @@ from ..storage import JUDGED, MONITORING, Database, DriverError, Fence, RunStore
 from .heartbeat import Heartbeat
 from .output import Captured
 from .signals import Terminated
+from .state import state_of
 from .timeouts import TimedOut, interrupt_after
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
         ctx = CacheContext(cast(Database, fallback or db), group, job, machine, _unechoed(echo, captured), options)
         if fallback is not None:
             fallback.ctx = ctx
-        ctx.output = captured
+        state_of(ctx).output = captured
         runs = db.runs
         started = ctx.run = runs.start(ctx.group, ctx.job, ctx.machine, os.getpid(), options.lease,
                                        options.expect_every, options.max_duration, options.data_scope,
@@ -115,35 +116,55 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
         lock: str | None = None  # the heartbeat renews it from the moment it is taken: the lambda reads it then
         heartbeat = Heartbeat(lambda: runs.heartbeat(started.id, options.lease, lock), options.lease / 3,
                               f"run {started.id}", close=db.close)
-        ctx.heartbeat = heartbeat
-        pinger = None
-        with heartbeat:
-            try:
-                try:
-                    lock, started = _take_lock(ctx, started)
-                    started = _skip_if_done(ctx, started)
-                    pinger = _pinged(options.ping)
-                    with _captured_logging(ctx), using(ctx), _python_output(captured):
-                        if options.load_cache == "eager":
-                            ctx.sync_cache()
-                        yield ctx
-                except BaseException as exc:
-                    if isinstance(exc, JobSkippedError) and exc.run is ctx.run:
-                        raise  # this run's own skip, recorded already (a job's inner session's is the job's error)
-                    _store_output(ctx)
-                    _record_failure(ctx, started, exc)
-                    raise
-                _store_output(ctx)
-                ctx.run = _finish(ctx, started, "succeeded", None, result=ctx.result)
-            finally:
-                ctx.end()
-                if lock is not None:
-                    _locks_here.held.discard((db.url, lock))
-                    _release(ctx.database.runs, lock, started.id)
-                if fallback is not None:
-                    fallback.end()
-                if pinger is not None:
-                    _ping_end(pinger, ctx)
+        state_of(ctx).heartbeat = heartbeat
+
+        def gates(started: RunRecord) -> RunRecord:
+            nonlocal lock
+            lock, started = _take_lock(ctx, started)
+            return _skip_if_done(ctx, started)
+
+        def release() -> None:
+            if lock is not None:
+                _locks_here.held.discard((db.url, lock))
+                _release(ctx.database.runs, lock, started.id)
+            if fallback is not None:
+                fallback.end()
+
+        with heartbeat, at_work(ctx, started, captured, gates, release, eager=options.load_cache == "eager"):
+            yield ctx
+
+
+@contextlib.contextmanager
+def at_work(ctx: CacheContext, started: RunRecord, captured: Captured | None,
+            gates: Callable[[RunRecord], RunRecord] | None = None, release: Callable[[], None] | None = None, *,
+            eager: bool = False) -> Iterator[CacheContext]:
+    """A run at work, recorded or spooled alike: its *gates* (lock, slot), its ping, its captured output and
+    logging, its end recorded (a failure as a failure), *release* (its lock) as soon as it ended, then its
+    end pinged (a slow ping holds no lock)."""
+    pinger = None
+    try:
+        try:
+            if gates is not None:
+                started = gates(started)
+            pinger = _pinged(ctx.options.ping)
+            with _captured_logging(ctx), using(ctx), _python_output(captured):
+                if eager:
+                    ctx.sync_cache()
+                yield ctx
+        except BaseException as exc:
+            if isinstance(exc, JobSkippedError) and exc.run is ctx.run:
+                raise  # this run's own skip, recorded already (a job's inner session's is the job's error)
+            _store_output(ctx)
+            _record_failure(ctx, started, exc)
+            raise
+        _store_output(ctx)
+        ctx.run = _finish(ctx, started, "succeeded", None, result=ctx.result)
+    finally:
+        ctx._end()
+        if release is not None:
+            release()
+        if pinger is not None:
+            _ping_end(pinger, ctx)
 
 
 def _pinged(url: str | None) -> "Pinger | None":
@@ -162,7 +183,8 @@ def _ping_end(pinger: "Pinger", ctx: CacheContext) -> None:
     run = ctx.run
     if run is None or run.status == "running":  # its end could not be recorded: nothing true to ping
         return
-    output = "\n".join(text for _level, text in ctx.output.tails()) if ctx.output is not None else ""
+    captured = state_of(ctx).output
+    output = "\n".join(text for _level, text in captured.tails()) if captured is not None else ""
     try:
         pinger.finish(run, exit_code(run), output)
     except Exception:  # noqa: BLE001  (a ping must never fail a run)
@@ -188,9 +210,10 @@ def _python_output(captured: Captured | None) -> contextlib.AbstractContextManag
 
 def _store_output(ctx: CacheContext) -> None:
     """Store the end of what the run printed as its STDOUT and STDERR logs (never echoed: it was printed)."""
-    if ctx.output is None:
+    output = state_of(ctx).output
+    if output is None:
         return
-    for level, text in ctx.output.tails():
+    for level, text in output.tails():
         try:
             ctx.database.store.add_log(ctx.job_id, ctx.machine, LogType.GENERIC, text, ctx.run and ctx.run.id, level)
         except Exception:
@@ -371,9 +394,10 @@ def _finish(ctx: CacheContext, started: RunRecord, status: RunStatus, exc: BaseE
     """The final record of *started*; if it cannot be stored, `RunNotRecordedError` naming outcome and storage error."""
     error = None if exc is None else error_line(exc, ctx.options)
     signum = exc.signum if isinstance(exc, Terminated) else getattr(exc, "signal", None)  # a command's, if any
+    state = state_of(ctx)
     try:
         return ctx.database.runs.finish(started, status, error, trace, result=result, signal=signum, fence=ctx.fence,
-                                        exit_code=ctx.exit_code, attempts=ctx.attempts)
+                                        exit_code=state.exit_code, attempts=state.attempts)
     except Exception as storage:
         outcome = f"the job {status}" + (f" ({error})" if error else "")
         raise RunNotRecordedError(f"run {started.id} of {ctx.group}/{ctx.job}: {outcome}, but recording that failed:"
@@ -382,7 +406,7 @@ def _finish(ctx: CacheContext, started: RunRecord, status: RunStatus, exc: BaseE
 
 def python_traceback(ctx: CacheContext, exc: BaseException) -> str | None:
     """*exc*'s traceback as a run stores it; None for a command's run (`processcache exec`): its output says why."""
-    if ctx.exit_code is not None or isinstance(exc, CommandFailedError):
+    if state_of(ctx).exit_code is not None or isinstance(exc, CommandFailedError):
         return None
     return user_traceback(exc)
 

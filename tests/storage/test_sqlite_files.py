@@ -27,7 +27,7 @@ import processcache.cli.db  # noqa: F401
 import processcache.cli.jobs  # noqa: F401
 import processcache.cli.locks  # noqa: F401
 import processcache.cli.runs  # noqa: F401
-import processcache.storage.reports  # noqa: F401
+import processcache.storage.history  # noqa: F401
 import processcache.storage.sqlitefiles  # noqa: F401
 from processcache import CacheContext, connect
 from processcache.cli.main import main
