@@ -23,8 +23,20 @@ Daylight-saving changes, as Debian's cron and healthchecks.io read them:
   hour that happens twice, never in the hour that is skipped.
 
 Every time here is an aware datetime; the functions return them in UTC.
+
+Spread start times (Jenkins' ``H``): in a field, ``H`` is one value of the
+field's range derived from the job's name (``group/job``), the same on
+every machine and every release: ``H 3 * * *`` is 03:17 for one job and
+03:42 for another, so 300 nightly jobs do not all start at 03:00.
+``H(0-29)`` takes the value from a range, ``H/15`` every 15 from an offset
+derived the same way (``7-59/15``), ``H(0-29)/10`` both. The day of month's
+``H`` is 1-28, so it is due every month. A run resolves its job's
+schedule (`spread`), and stores the result: ``check``, the report and the
+metrics know each job's real due time; ``processcache schedule GROUP/JOB
+'H 3 * * *'`` prints it, for the crontab line.
 """
 
+import hashlib
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -36,6 +48,52 @@ from .errors import RegistryError
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
 _NAMES = {3: "jan feb mar apr may jun jul aug sep oct nov dec".split(), 4: "sun mon tue wed thu fri sat".split()}
 _NUMBER = re.compile(r"\d+")
+#: A spread part of a field: ``H``, ``H(low-high)``, each with an optional ``/step``.
+_SPREAD = re.compile(r"h(?:\((\d+)-(\d+)\))?(?:/(\d+))?")
+#: The range ``H`` takes a value from, where it is narrower than the field's: a day every month has, a day
+#: of the week counted once (0 and 7 are both Sunday).
+_SPREAD_RANGE = {2: (1, 28), 4: (0, 6)}
+
+
+def spread(expression: str, job: str) -> str:
+    """*expression* with each ``H`` made the value *job* (``group/job``) gets; see the module docstring.
+
+    >>> spread("H 3 * * *", "ops/backup") == spread("H 3 * * *", "ops/backup")
+    True
+    >>> spread("0 3 * * mon-fri", "ops/backup")
+    '0 3 * * mon-fri'
+    """
+    fields = " ".join(expression.split()).split(" ")
+    if len(fields) != len(_FIELDS):
+        return expression  # check_schedule says what is wrong with it
+    return " ".join(",".join(_spread_part(part, index, job) for part in field.split(","))
+                    for index, field in enumerate(fields))
+
+
+def _spread_part(part: str, index: int, job: str) -> str:
+    found = _SPREAD.fullmatch(part.lower())
+    if found is None:
+        return part
+    name, low, high = _FIELDS[index]
+    low, high = _SPREAD_RANGE.get(index, (low, high))
+    if found[1] is not None:
+        given = (int(found[1]), int(found[2]))
+        if not low <= given[0] <= given[1] <= high:
+            raise RegistryError(f"{part!r}: the {name}s of H(low-high) run from {low} to {high}, low first")
+        low, high = given
+    step = int(found[3]) if found[3] is not None else None
+    if step == 0:
+        raise RegistryError(f"{part!r}: a step of 0 never repeats: write H/15 for every 15 {name}s")
+    digest = int.from_bytes(hashlib.sha256(f"{job}\0{index}".encode()).digest()[:8], "big")
+    if step is None:
+        return str(low + digest % (high - low + 1))
+    return f"{low + digest % min(step, high - low + 1)}-{high}/{step}"
+
+
+def spreads(expression: str | None) -> bool:
+    """Whether *expression* has an ``H`` to resolve for each job (`spread`)."""
+    return expression is not None and any(_SPREAD.fullmatch(part) for field in expression.lower().split()
+                                          for part in field.split(","))
 
 
 def check_schedule(expression: str | None, timezone: str) -> tuple[str | None, str]:
@@ -54,12 +112,12 @@ def check_schedule(expression: str | None, timezone: str) -> tuple[str | None, s
     if len(fields) != len(_FIELDS):
         raise RegistryError(f"{expression!r}: a schedule has five fields (minute hour day-of-month month"
                             f" day-of-week), not {len(fields)}; e.g. '0 3 * * *' for 03:00 every day")
-    for index, field in enumerate(fields):
+    for index, field in enumerate(spread(text, "").split(" ")):  # an H checked as the value it resolves to
         _check_field(text, index, field.lower())
     from cronsim import CronSim, CronSimError
 
     try:
-        CronSim(text.lower(), _an_hour())
+        CronSim(spread(text, "").lower(), _an_hour())
     except CronSimError as exc:
         raise RegistryError(f"{expression!r}: {str(exc).lower()}: see `man 5 crontab`") from None
     return text, timezone

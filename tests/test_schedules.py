@@ -23,7 +23,7 @@ import processcache.storage.clock
 import processcache.storage.timeutil
 from processcache import Registry, RegistryError, connect
 from processcache.monitor.check import check
-from processcache.schedules import current_slot, last_due, next_due, recent_due
+from processcache.schedules import check_schedule, current_slot, last_due, next_due, recent_due, spread
 from processcache.storage.timeutil import db_time
 
 BERLIN, LORD_HOWE = "Europe/Berlin", "Australia/Lord_Howe"
@@ -365,3 +365,59 @@ def test_a_machine_without_a_time_zone_database_is_told_to_install_one(tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ("unknown time zone 'Europe/Berlin': this machine has no time zone database;"
                            " install one (pip install tzdata)\n")
+
+
+SPREAD_SCHEDULES = ["H 3 * * *", "H/15 * * * *", "H(0-29) H(1-5) * * *", "H H H * H", "H(10-20)/5 H * * mon-fri",
+                    "0,H 3 * * *"]
+job_names = st.builds(lambda group, job: f"{group}/{job}",
+                      st.text(st.characters(codec="utf-8", exclude_characters="/\x00"), min_size=1, max_size=20),
+                      st.text(st.characters(codec="utf-8", exclude_characters="/\x00"), min_size=1, max_size=20))
+
+
+@given(st.sampled_from(SPREAD_SCHEDULES), job_names)
+def test_h_resolves_to_a_schedule_due_within_its_ranges_the_same_every_time(expression, job):
+    resolved = spread(expression, job)
+    assert "h" not in resolved.replace("thu", "").lower()
+    assert check_schedule(resolved, "UTC")[0] == resolved
+    assert spread(expression, job) == resolved
+    minute, hour, day, _month, weekday = resolved.split(" ")
+    if expression.startswith("H(0-29) H(1-5)"):
+        assert 0 <= int(minute) <= 29 and 1 <= int(hour) <= 5
+    if expression == "H H H * H":
+        assert 1 <= int(day) <= 28 and 0 <= int(weekday) <= 6, "due every month, each day of the week once"
+    if expression == "H/15 * * * *":
+        start = int(minute.split("-")[0])
+        assert 0 <= start < 15 and minute.endswith("-59/15"), "four times an hour, from the job's own offset"
+
+
+def test_h_spreads_300_nightly_jobs_over_the_hour_and_is_the_same_in_another_process():
+    minutes = [spread("H 3 * * *", f"etl/job-{n}").split(" ")[0] for n in range(300)]
+    assert len(set(minutes)) >= 45, "spread over the hour, not all at 03:00"
+    code = "from processcache.schedules import spread; print(spread('H 3 * * *', 'etl/job-7'))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "123"})
+    assert other.stdout.strip() == f"{minutes[7]} 3 * * *", "derived from the name, not Python's hash seed"
+
+
+def test_a_job_with_h_is_stored_and_judged_at_its_own_due_time(backend_url):
+    nightly = declare("H 3 * * *", name="spread")
+    minute = int(spread("H 3 * * *", "shop/spread").split(" ")[0])
+    with connect(backend_url) as db:
+        run_at(db, nightly, utc(2026, 11, 25, 3, minute))
+        [job] = db.jobs()
+        assert job.schedule == f"{minute} 3 * * *", "the run stores the schedule it was due by"
+        due = utc(2026, 11, 26, 3, minute)
+        assert judged(db, due + timedelta(seconds=59)) == []
+        [(kind, detail)] = judged(db, due + timedelta(seconds=61))
+        assert kind == "missed" and detail.startswith(f"due 2026-11-26 03:{minute:02d} UTC")
+
+
+def test_the_schedule_command_prints_the_crontab_minute_and_refuses_a_bad_h_in_one_line():
+    shown = cli("schedule", "Shop/Spread", "H 3 * * *")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == spread("H 3 * * *", "shop/spread") + "\n"
+    assert shown.stderr.count("due ") == 3
+    bad = cli("schedule", "shop/spread", "H(50-10) 3 * * *")
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == ["Error: 'H(50-10)': the minutes of H(low-high) run from 0 to 59, low"
+                                               " first"]

@@ -27,7 +27,7 @@ from ..errors import (
     SchemaError,
     one_line,
 )
-from ..names import lock_key, lock_name
+from ..names import lock_key, lock_name, normalize_name
 from ..options import JobOptions
 from ..records import LogRecord, LogType, RunRecord, RunStatus, exit_code
 from ..storage import JUDGED, MONITORING, Database, DriverError, Fence, RunStore, backoff, connect
@@ -97,6 +97,7 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
     """
     from .downtime import fallible, reached, spooled_run
 
+    options = _spread(options, group, job)
     with reached(database, options, group, job, machine) as (db, down):
         if db is None:
             with spooled_run(group, job, machine, down, echo=echo, options=options) as ctx:
@@ -165,6 +166,18 @@ def at_work(ctx: CacheContext, started: RunRecord, captured: Captured | None,
             release()
         if pinger is not None:
             _ping_end(pinger, ctx)
+
+
+def _spread(options: JobOptions, group: str, job: str) -> JobOptions:
+    """*options* with their schedule's ``H`` resolved for this job (`schedules.spread`): what the run stores,
+    claims its ``once_per`` slot by, and ``check`` judges it by."""
+    if not options.schedule or "h" not in options.schedule.lower():
+        return options
+    from ..schedules import spread, spreads
+
+    if not spreads(options.schedule):
+        return options
+    return options.replace(schedule=spread(options.schedule, f"{normalize_name(group)}/{normalize_name(job)}"))
 
 
 def _pinged(url: str | None) -> "Pinger | None":

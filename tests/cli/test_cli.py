@@ -48,7 +48,8 @@ def test_run_imports_only_what_a_run_on_sqlite_needs(tmp_path):
     imported = set(loaded.read_text().split("\n"))
     assert {"processcache.run.runner", "processcache.cli.run", "pony.orm.dbproviders.sqlite"} <= imported
     unneeded = {"psycopg2", "pymysql", "pony.orm.dbproviders.postgres", "pony.orm.dbproviders.mysql",
-                "processcache.storage.history", "processcache.monitor.check", "processcache.cache.memo", "processcache.storage.transfer",
+                "processcache.storage.history", "processcache.monitor.check", "processcache.cache.memo",
+                "processcache.storage.transfer",
                 "platformdirs", "processcache.web", "http.server"}
     assert unneeded & imported == set()
     commands = {name for name in imported if name.startswith("processcache.cli.")}
