@@ -188,6 +188,8 @@ class JobSummary:
     #: ``flaky`` option (``3/12``, ``off``), as its latest run declared; None before schema revision 2.7.
     lock_scope: str | None = None
     flaky: str | None = None
+    #: Its pause while it lasts (``processcache pause``); None when it is not paused.
+    pause: "Pause | None" = None
 
     @property
     def name(self) -> str:
@@ -251,6 +253,14 @@ class KeyStats(NamedTuple):
     entries: int
     size: int
     newest: datetime
+
+
+class Pause(NamedTuple):
+    """A job's pause (``processcache pause``): until when (None: until resumed), why, and who paused it."""
+
+    until: datetime | None
+    reason: str | None
+    by: str | None
 
 
 class MachineRuns(NamedTuple):

@@ -6,6 +6,7 @@ Parse, call `Database`'s reports, format.
 import contextlib
 import functools
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,7 +24,11 @@ from .format import (
     run_status,
     yes_option,
 )
+from .style import show_time
 from .subcommands import of_group, refuse_listing_options, report
+
+if TYPE_CHECKING:
+    from ..records import Pause
 
 
 @click.group(invoke_without_command=True)
@@ -63,12 +68,21 @@ def jobs(click_ctx, include_retired, database, as_json):
         echo_json(summaries)
         return
     retired = ["RETIRED"] if include_retired else []  # the column only where retired jobs are listed
-    echo_table(["JOB", "LAST RUN", "STATUS", "EXIT", "DURATION", "ENTRIES", *retired, "MACHINES"], [
+    echo_table(["JOB", "LAST RUN", "STATUS", "EXIT", "DURATION", "ENTRIES", "PAUSED", *retired, "MACHINES"], [
         [s.name, s.last_run and s.last_run.started_at, run_status(s.last_run), s.last_run and s.last_run.exit_code,
-         s.last_run and s.last_run.duration, s.entries, *([s.retired_at] if retired else []), ", ".join(s.machines)]
-        for s in summaries], optional=("EXIT",),
+         s.last_run and s.last_run.duration, s.entries, _paused(s.pause), *([s.retired_at] if retired else []),
+         ", ".join(s.machines)]
+        for s in summaries], optional=("EXIT", "PAUSED"),
         empty=f"no jobs but {len(every)} retired: `processcache jobs --all` lists them" if every
         else "no jobs yet: run one with `processcache run path/to/jobs.py:job`")
+
+
+def _paused(pause: "Pause | None") -> str | None:
+    """A pause as the PAUSED column shows it: until when (or until resumed), why."""
+    if pause is None:
+        return None
+    until = "until resumed" if pause.until is None else f"until {show_time(pause.until)}"
+    return until + (f": {pause.reason}" if pause.reason else "")
 
 
 def _job_command(func):
@@ -181,6 +195,40 @@ def unmute(click_ctx, job, database, as_json):
     with opened(of_group(click_ctx, "database", database), read_only=False) as db:
         db.mute_job(job, None)
     report(click_ctx, as_json, {"job": job, "muted_for": None}, f"unmuted {job}")
+
+
+@_job_command
+@click.option("--for", "duration", metavar="DURATION", help="How long (e.g. 2h, 1d); until `resume` without it.")
+@click.option("--reason", metavar="TEXT", help="Why: each skipped run records it, and `jobs` shows it.")
+def pause(click_ctx, job, duration, reason, database, as_json):
+    """Pause a job on every machine: its runs skip (exit 75) until the pause ends.
+
+    Each run cron starts meanwhile is recorded skipped with the reason and
+    exits 75 at once, without taking the lock; `check` judges nothing of
+    the job (not overdue, not missed) while it is paused, and `jobs` shows
+    the pause. It ends by itself after --for, or with `resume`. The time is
+    the database server's. `jobs mute` only silences alerts.
+
+    \b
+    Examples:
+        processcache pause billing/sync-invoices --for 2h --reason "schema migration"
+        processcache resume billing/sync-invoices
+    """
+    seconds = None if duration is None else _duration_of(duration, "--for")
+    with opened(of_group(click_ctx, "database", database), read_only=False) as db:
+        until = db.pause_job(job, seconds, reason)
+    when = "until resumed" if until is None else f"until {show_time(until)}"
+    report(click_ctx, as_json, {"job": job, "paused_until": until, "reason": reason},
+           f"paused {job} {when}: its runs skip on every machine; `processcache resume {job}` ends it")
+
+
+@_job_command
+def resume(click_ctx, job, database, as_json):
+    """Let a paused job run again, now."""
+    with opened(of_group(click_ctx, "database", database), read_only=False) as db:
+        was_paused = db.resume_job(job) > 0
+    report(click_ctx, as_json, {"job": job, "was_paused": was_paused},
+           f"resumed {job}" if was_paused else f"{job} was not paused")
 
 
 def _duration_of(text: str, option: str) -> float:

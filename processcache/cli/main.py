@@ -9,7 +9,8 @@ from .. import __version__
 #: Each command, by the module of processcache.cli that holds it.
 COMMANDS = {"run": "run", "exec": "run", "db": "db", "cache": "cache", "jobs": "jobs", "check": "jobs", "prune": "jobs",
             "runs": "runs", "logs": "runs", "locks": "locks", "alerts": "alerts", "metrics": "metrics",
-            "report": "report", "serve": "report", "spool": "spool", "schedule": "schedule"}
+            "report": "report", "serve": "report", "spool": "spool", "schedule": "schedule",
+            "pause": "jobs", "resume": "jobs"}
 
 
 class LazyGroup(click.Group):

@@ -68,6 +68,8 @@ def problems(db: "Database", verdicts: list[Verdict]) -> list[Problem]:
 
 def _problems_of(history: "History", judged: JobState, grace: float, now: datetime) -> list[Problem]:
     """What is wrong with one job (see `check`), in the order an alert names the first of."""
+    if judged.summary.pause is not None:
+        return []  # someone paused it (`processcache pause`): nothing of it is news until the pause ends
     summary, run = judged.summary, judged.attempt
     grace = summary.grace if summary.grace is not None else grace
     expected = _expected_machines(judged, now)

@@ -30,7 +30,7 @@ from ..errors import (
 from ..names import lock_key, lock_name, normalize_name
 from ..options import JobOptions
 from ..records import LogRecord, LogType, RunRecord, RunStatus, exit_code
-from ..storage import JUDGED, MONITORING, Database, DriverError, Fence, RunStore, backoff, connect
+from ..storage import JUDGED, MONITORING, Database, DriverError, Fence, RunStore, backoff, connect, paused
 from .heartbeat import Heartbeat
 from .output import Captured
 from .signals import Terminated
@@ -121,6 +121,7 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
 
         def gates(started: RunRecord) -> RunRecord:
             nonlocal lock
+            _skip_if_paused(ctx, started)
             lock, started = _take_lock(ctx, started)
             return _skip_if_done(ctx, started)
 
@@ -260,6 +261,21 @@ def lock_name_of(ctx: CacheContext) -> str:
     hold (`locknames`): a long name's key is the one that fits the row.
     """
     return lock_key(lock_name(ctx.group, ctx.job, ctx.machine if ctx.options.lock == "machine" else None))
+
+
+def _skip_if_paused(ctx: CacheContext, started: RunRecord) -> None:
+    """`JobSkippedError`, the run recorded skipped with the pause's reason, while the job is paused (`pauses`).
+
+    Before the lock: a paused job's run neither waits for the lock nor takes it.
+    """
+    pause = paused(ctx.database, ctx.job_id)
+    if pause is None:
+        return
+    until = "until resumed" if pause.until is None else f"until {pause.until:%Y-%m-%d %H:%M:%S} UTC"
+    by = f" by {pause.by}" if pause.by else ""
+    reason = f"skipped: {ctx.group}/{ctx.job} is paused {until}{by}" + (f": {pause.reason}" if pause.reason else "")
+    skipped = ctx.run = ctx.database.runs.finish(started, "skipped", error=reason)
+    raise JobSkippedError(reason, skipped)
 
 
 def _take_lock(ctx: CacheContext, started: RunRecord) -> tuple[str | None, RunRecord]:

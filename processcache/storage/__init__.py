@@ -13,7 +13,7 @@
 - `fence`: a locked run's writes checked against its lock.
 - The stores: `cache` (entries), `runs` (runs and locks), `store` (groups,
   jobs, logs), `history` (listings, the rows ``check`` judges, prune),
-  `queries` (the SQL fragments they share), `retirement`, `alerts`,
+  `queries` (the SQL fragments they share), `retirement`, `pauses`, `alerts`,
   `metrics`, `transfer` (``cache export``), `spool` (runs kept on this
   machine while the database was down) and `replay` (those runs into the
   ledger, once).
@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # for type checkers: at run time, __getattr__ imports each on
     from .fence import NO_FENCE, Fence
     from .history import History
     from .metrics import Ledger, MachineState, read_ledger
+    from .pauses import paused
     from .retry import one_line_when_lost
     from .runs import JUDGED, MONITORING, RunStore, result_summary
     from .schema import describe
@@ -62,11 +63,12 @@ _HOMES = {name: module for module, names in {
     'backend': ('DriverError',),
     'timeutil': ('backoff',),
     'spool': ('Spool', 'DEFAULT_LIMIT'),
+    'pauses': ('paused',),
 }.items() for name in names}
 
 __all__ = ["AlertState", "AlertStore", "backoff", "clock", "connect", "Database", "DEFAULT_LIMIT", "describe",
            "DriverError", "ExportedEntry", "Fence", "History", "JUDGED", "Ledger", "MachineState", "MONITORING",
-           "NO_FENCE", "one_line_when_lost", "parse_lines", "parse_url", "read_ledger", "resolve_url",
+           "NO_FENCE", "one_line_when_lost", "parse_lines", "parse_url", "paused", "read_ledger", "resolve_url",
            "result_summary", "RETRY_DELAYS", "RunStore", "shown", "shown_json", "Spool"]
 
 

@@ -5,6 +5,8 @@ once per program and hand it to every `cache_session`, `spec.run` or job.
 """
 
 import functools
+import getpass
+import platform
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -209,6 +211,35 @@ class Database:
         group, name = split_job_name(job)
         self.alerts.mute(self.store.job_id(normalize_name(group), normalize_name(name)), seconds)
 
+    def pause_job(self, job: str, seconds: float | None = None, reason: str | None = None,
+                  by: str | None = None) -> datetime | None:
+        """Pause ``"group/job"`` (or every job of ``"group"``) for *seconds* (None: until `resume_job`): its
+        runs skip on every machine (exit 75, recorded skipped with *reason*) and ``check`` judges nothing of it.
+
+        Returns until when, by the database server's clock (None: until resumed). *by* says who paused it
+        (``user@machine`` by default). A job that has not run yet is recorded, so that it can be paused
+        before its first run; a group names the jobs it has.
+        """
+        from .pauses import FOREVER, pause
+
+        until = pause(self, self._job_ids(job), seconds, reason, by or _who())
+        return None if until >= FOREVER else until
+
+    def resume_job(self, job: str) -> int:
+        """End the pause of ``"group/job"`` (or of every job of ``"group"``) now; return how many were paused."""
+        from .pauses import resume
+
+        return resume(self, self._job_ids(job))
+
+    def _job_ids(self, job: str) -> list[int]:
+        """A job's id (recorded if new) for ``group/job``, or the ids of a group's jobs for ``group``."""
+        from ..names import normalize_name, split_job_name
+
+        if "/" not in job.strip("/"):
+            return self.history.job_ids(job)
+        group, name = split_job_name(job)
+        return [self.store.job_id(normalize_name(group), normalize_name(name))]
+
     def restore_job(self, job: str, *, machine: str | None = None) -> bool:
         """Undo `retire_job` (of *machine* only, when given); False when it was not retired."""
         from .retirement import restore, restore_machine
@@ -288,3 +319,12 @@ def connect(url: str | None = None, *, create: bool = True, upgrade: bool = True
     []
     """
     return Database(url, create=create, upgrade=upgrade, read_only=read_only, wait=wait)
+
+
+def _who() -> str:
+    """``user@machine``, who a pause says paused a job."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001  (no user name in this environment: the machine still says where)
+        user = "?"
+    return f"{user}@{platform.node()}"

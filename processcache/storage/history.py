@@ -11,6 +11,7 @@ restore and delete a job), which shares its batches.
 
 import difflib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from ..records import (
 )
 from ..records import exit_code as runner_exit_code
 from .backend import Backend, id_list
+from .pauses import pause_of
 from .queries import (
     ENDED,
     FIRST_RUN_FROM,
@@ -44,7 +46,14 @@ from .queries import (
     select_by_ids,
 )
 from .runs import LATE_COLUMN, MONITORING, status_at
-from .schema import JOB_STATE_REVISION, JUDGEMENT_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION, SPOOL_REVISION
+from .schema import (
+    JOB_STATE_REVISION,
+    JUDGEMENT_REVISION,
+    MONITORING_REVISION,
+    PAUSE_REVISION,
+    RUN_CONTROL_REVISION,
+    SPOOL_REVISION,
+)
 from .store import JOBS_FROM
 from .timeutil import db_time, py_time
 
@@ -247,8 +256,11 @@ class History:
             plain_plans(self.backend)
             monitoring = ", ".join(f"j.{name}" if self._monitored else "NULL" for name in MONITORING)
             judged = "j.lock_scope, j.flaky" if self._judged else "NULL, NULL"
+            paused = ("j.paused_until, j.pause_reason, j.paused_by" if self.database.has_revision(PAUSE_REVISION)
+                      else "NULL, NULL, NULL")
             jobs = self.backend.select(f"SELECT j.id, p.name, j.name, j.expect_every, j.max_duration,"
-                                       f" {self._retired_at()}, {LAST_START}, {monitoring}, {judged} {JOBS_FROM}"
+                                       f" {self._retired_at()}, {LAST_START}, {monitoring}, {judged}, {paused}"
+                                       f" {JOBS_FROM}"
                                        " ORDER BY p.name, j.name")
             # "job_id + 0": MariaDB grouped by job_id in the order of an index of the cache, reading each entry's
             # row from there to test its expiry (0.65 s for 100,000 entries); by the expression, a pass (0.18 s).
@@ -274,7 +286,10 @@ class History:
         for row in pairs:
             by_job.setdefault(row[0], []).append(row)
         summaries = []
+        now = self.database.clock.now()
         for job_id, group, job, expect_every, max_duration, retired_at, started, *monitored in jobs:
+            pause = pause_of(*monitored[-3:])
+            monitored = monitored[:-3]
             last_start = py_time(started)
             gone = retired.get(job_id, {})
             every = {row[1]: MachineRuns(runs.get(row[2]) if shown_runs[row[2]][0] != "skipped" else None,
@@ -285,6 +300,8 @@ class History:
             summary = JobSummary(group, job, runs.get(shown.get(job_id)), tuple(sorted(serving)),
                                  int(entries.get(job_id, 0)), expect_every, max_duration,
                                  still_retired(py_time(retired_at), last_start), *monitored)
+            if pause is not None and (pause.until is None or pause.until > now):
+                summary = replace(summary, pause=pause)
             summaries.append(JobState(summary, runs.get(attempted.get(job_id)), job_id, last_start,
                                      runs.get(ended.get(job_id)), serving if monitored[-2] == "machine" else {},
                                      recent.get(job_id, [])))

@@ -84,7 +84,11 @@ JUDGEMENT_REVISION = (2, 7)
 #: many processes replay it; NULL for every run recorded as it ran, which an
 #: older release inserts and which the unique index lets be many.
 SPOOL_REVISION = (2, 8)
-SCHEMA_REVISION = 8
+#: Revision 9 (pauses): ``process_jobs.paused_until``, ``pause_reason`` and
+#: ``paused_by``, nullable: a job paused by ``processcache pause`` skips its
+#: runs on every machine until then (`pauses`). An older release ignores them.
+PAUSE_REVISION = (2, 9)
+SCHEMA_REVISION = 9
 
 #: What this processcache writes: (version, revision).
 CURRENT = (SCHEMA_VERSION, SCHEMA_REVISION)
@@ -128,6 +132,9 @@ def declare(db, dialect: Dialect) -> dict:
         alert_after = Optional(int)  # revision 5: failed runs in a row before an alert
         lock_scope = Optional(str, 16, nullable=True, **text(16))  # revision 7: its lock, job or machine
         flaky = Optional(str, 16, nullable=True, **text(16))  # revision 7: its flaky option, "3/12" or "off"
+        paused_until = timestamp(Optional)  # revision 9: `processcache pause`: its runs skip until then
+        pause_reason = Optional(str, 255, nullable=True, **text(255))  # revision 9: why, as the pause said
+        paused_by = Optional(str, 255, nullable=True, **text(255))  # revision 9: who paused it (user@machine)
         entries = Set("Entry")
         logs = Set("Log")
         runs = Set("Run")
@@ -498,4 +505,5 @@ STEPS = [
     (JUDGEMENT_REVISION, _add_columns_as_declared("process_job_runs", "waited")),
     (JUDGEMENT_REVISION, Schema._create_missing),  # the retired machines' table
     (SPOOL_REVISION, _add_unique_column("process_job_runs", "spool_id")),
+    (PAUSE_REVISION, _add_columns_as_declared("process_jobs", "paused_until", "pause_reason", "paused_by")),
 ]

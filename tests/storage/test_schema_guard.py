@@ -18,7 +18,7 @@ import pytest
 from cli_helpers import cli
 
 from processcache import CacheContext, SchemaError, cache_session, connect
-from processcache.storage.schema import SCHEMA_VERSION
+from processcache.storage.schema import SCHEMA_REVISION, SCHEMA_VERSION
 
 NEWER = SCHEMA_VERSION + 1
 REFUSED = f"has schema version {NEWER}, written by a newer processcache"
@@ -62,7 +62,8 @@ def test_a_newer_revision_is_used_as_it_is_and_its_indexes_are_not_put_back(back
     with connect(backend_url) as db:
         fill(backend_url)
         db.backend.execute(db.backend.dialect.drop_index(TREE_INDEX, "process_cache"))
-        db.backend.execute("UPDATE processcache_meta SET value = '9' WHERE name = 'schema_revision'", {})
+        db.backend.execute("UPDATE processcache_meta SET value = $newer WHERE name = 'schema_revision'",
+                           {"newer": str(SCHEMA_REVISION + 1)})
     before = dump(backend_url)
     for command in (["db", "sync", "--mode", "check"], ["db", "sync"], ["db", "upgrade"]):
         result = cli(*command, "-d", backend_url)

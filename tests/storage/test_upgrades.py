@@ -25,7 +25,7 @@ def test_a_v1_database_upgrades_on_first_use_and_keeps_every_row(backend_url):
         assert "column process_job_runs.exit_signal is missing" in old.sync("check")
     with connect(backend_url) as db:  # upgrades
         assert db.sync("check") == []
-        assert db.schema.state() == CURRENT == (2, 8)
+        assert db.schema.state() == CURRENT == (2, 9)
         assert cache_indexes(db) == {KEY_INDEX, TREE_INDEX}
         ctx = CacheContext(db, "legacy", "nightly", "old-box")
         assert [(e.key, e.value) for e in ctx.get_cache("k0") + ctx.get_cache("k1") + ctx.get_cache("k2")] \
