@@ -132,8 +132,9 @@ LAZY = {
     "schedules.py": "cronsim only when a schedule is read",
     "storage/backend.py": "sqlite3 and the file checks only for SQLite",
     "storage/config.py": "platformdirs only off Linux",
-    "storage/database.py": "history, retirement and the verdicts only for the commands that ask: run needs none",
+    "storage/database.py": "history, retirement, schedules, the verdicts: only for the calls that ask them",
     "storage/dialects.py": "waits and psycopg2.extras only on PostgreSQL",
+    "storage/pauses.py": "cronsim only for a job that has a maintenance window",
     "storage/spool.py": "platformdirs only off Linux",
     "web/scrape.py": "the metrics only when scraped",
 }

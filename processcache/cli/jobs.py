@@ -231,6 +231,38 @@ def resume(click_ctx, job, database, as_json):
            f"resumed {job}" if was_paused else f"{job} was not paused")
 
 
+@_job_command
+@click.argument("cron", metavar="CRON|off")
+@click.option("--for", "duration", metavar="DURATION", help="How long each window lasts (e.g. 2h).")
+@click.option("--timezone", default="UTC", show_default=True, metavar="ZONE", help="The zone CRON is read in.")
+@click.option("--reason", metavar="TEXT", help="Why: each run skipped in a window records it.")
+def window(click_ctx, job, cron, duration, timezone, reason, database, as_json):
+    """A maintenance window: from each time CRON is due, the job is paused for --for.
+
+    Inside a window the job is paused as by `pause`: its runs skip on every
+    machine (exit 75, recorded skipped with the reason) and `check` judges
+    nothing of it; `jobs` shows it while it lasts. `off` takes it away.
+
+    \b
+    Examples:
+        processcache window shop/sync '0 2 * * sun' --for 2h --reason "weekly database maintenance"
+        processcache window shop/sync off
+    """
+    if cron == "off":
+        with opened(of_group(click_ctx, "database", database), read_only=False) as db:
+            db.set_window(job, None)
+        report(click_ctx, as_json, {"job": job, "window": None}, f"{job} has no maintenance window")
+        return
+    if duration is None:
+        raise click.UsageError("a maintenance window needs --for (how long each lasts, e.g. 2h)")
+    seconds = _duration_of(duration, "--for")
+    with opened(of_group(click_ctx, "database", database), read_only=False) as db:
+        db.set_window(job, cron, seconds, timezone, reason)
+    report(click_ctx, as_json, {"job": job, "window": cron, "timezone": timezone, "seconds": seconds},
+           f"{job} is paused from each {cron} ({timezone}) for {format_duration(seconds)}:"
+           f" `processcache window {job} off` takes it away")
+
+
 def _duration_of(text: str, option: str) -> float:
     from ..errors import ProcessCacheError
 

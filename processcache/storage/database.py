@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..errors import SchemaError
+from ..errors import ProcessCacheError, SchemaError
 from ..options import DEFAULT_GRACE
 from ..records import JobSummary, LockRecord, LogRecord, LogType, Problem, RunDetail, RunRecord
 from . import config
@@ -230,6 +230,22 @@ class Database:
         from .pauses import resume
 
         return resume(self, self._job_ids(job))
+
+    def set_window(self, job: str, schedule: str | None, seconds: float = 0.0, timezone: str = "UTC",
+                   reason: str | None = None) -> None:
+        """Give ``"group/job"`` (or every job of ``"group"``) a maintenance window: from each time the cron
+        expression *schedule* is due in *timezone*, for *seconds*, the job is paused as by `pause_job`.
+        None takes the window away.
+        """
+        from .pauses import set_window
+
+        if schedule is not None:
+            from ..schedules import check_schedule
+
+            schedule, timezone = check_schedule(schedule, timezone)
+            if not seconds or seconds <= 0:
+                raise ProcessCacheError(f"a maintenance window needs a length: {schedule!r} for 2h, say")
+        set_window(self, self._job_ids(job), schedule, timezone, seconds, reason)
 
     def _job_ids(self, job: str) -> list[int]:
         """A job's id (recorded if new) for ``group/job``, or the ids of a group's jobs for ``group``."""

@@ -86,7 +86,10 @@ JUDGEMENT_REVISION = (2, 7)
 SPOOL_REVISION = (2, 8)
 #: Revision 9 (pauses): ``process_jobs.paused_until``, ``pause_reason`` and
 #: ``paused_by``, nullable: a job paused by ``processcache pause`` skips its
-#: runs on every machine until then (`pauses`). An older release ignores them.
+#: runs on every machine until then (`pauses`); ``window_schedule``,
+#: ``window_timezone``, ``window_seconds`` and ``window_reason``: a recurring
+#: maintenance window that does the same at its times (``processcache
+#: window``). An older release ignores them.
 PAUSE_REVISION = (2, 9)
 SCHEMA_REVISION = 9
 
@@ -135,6 +138,10 @@ def declare(db, dialect: Dialect) -> dict:
         paused_until = timestamp(Optional)  # revision 9: `processcache pause`: its runs skip until then
         pause_reason = Optional(str, 255, nullable=True, **text(255))  # revision 9: why, as the pause said
         paused_by = Optional(str, 255, nullable=True, **text(255))  # revision 9: who paused it (user@machine)
+        window_schedule = Optional(str, 255, nullable=True, **text(255))  # revision 9: a maintenance window's start
+        window_timezone = Optional(str, 64, nullable=True, **text(64))  # revision 9: the zone it is read in
+        window_seconds = Optional(float)  # revision 9: how long each window lasts
+        window_reason = Optional(str, 255, nullable=True, **text(255))  # revision 9: why, as `window` said
         entries = Set("Entry")
         logs = Set("Log")
         runs = Set("Run")
@@ -505,5 +512,7 @@ STEPS = [
     (JUDGEMENT_REVISION, _add_columns_as_declared("process_job_runs", "waited")),
     (JUDGEMENT_REVISION, Schema._create_missing),  # the retired machines' table
     (SPOOL_REVISION, _add_unique_column("process_job_runs", "spool_id")),
-    (PAUSE_REVISION, _add_columns_as_declared("process_jobs", "paused_until", "pause_reason", "paused_by")),
+    (PAUSE_REVISION, _add_columns_as_declared("process_jobs", "paused_until", "pause_reason", "paused_by",
+                                              "window_schedule", "window_timezone", "window_seconds",
+                                              "window_reason")),
 ]

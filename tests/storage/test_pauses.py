@@ -3,13 +3,15 @@ and the pause ends by itself or with resume. Real `run` processes on two machine
 
 import json
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cli_helpers import cli
 
 from processcache import Registry, connect
 from processcache.errors import ProcessCacheError
+from processcache.records import Pause
+from processcache.storage.pauses import active
 
 JOB = '''
 from processcache import job
@@ -87,3 +89,39 @@ def test_a_group_is_paused_whole_and_an_unknown_group_is_one_line(backend_url):
             "etl/extract": "warehouse down", "etl/load": "warehouse down"}
         with pytest.raises(ProcessCacheError, match="no group etx in this database"):
             db.pause_job("etx")
+
+
+def test_a_maintenance_window_pauses_a_job_at_its_times_and_off_takes_it_away(backend_url, job_file):
+    assert cli("run", f"{job_file}:sync", "-d", backend_url, "-m", "vm1").returncode == 0
+    always = cli("window", "billing/sync", "* * * * *", "--for", "1h", "--reason", "weekly upkeep", "-d", backend_url)
+    assert always.returncode == 0, always.stderr
+    skipped = cli("run", f"{job_file}:sync", "-d", backend_url, "-m", "vm2")
+    assert skipped.returncode == 75, skipped.stderr
+    assert "billing/sync is paused until " in skipped.stderr and skipped.stderr.strip().endswith(": weekly upkeep")
+    with connect(backend_url) as db:
+        db.backend.execute("UPDATE process_job_runs SET started_at = $at",
+                           {"at": (db.clock.now() - timedelta(hours=3)).replace(tzinfo=None)})
+        assert db.check() == []
+    assert cli("window", "billing/sync", "off", "-d", backend_url).returncode == 0
+    assert cli("run", f"{job_file}:sync", "-d", backend_url, "-m", "vm2").returncode == 0
+    bad = cli("window", "billing/sync", "0 2 * * *", "-d", backend_url)
+    assert bad.returncode == 2 and "needs --for" in bad.stderr
+
+
+@pytest.mark.parametrize(("now", "until"), [
+    (datetime(2026, 12, 6, 1, 30, tzinfo=UTC), datetime(2026, 12, 6, 3, 0, tzinfo=UTC)),  # Sunday 02:30 in Berlin
+    (datetime(2026, 12, 6, 3, 0, tzinfo=UTC), None),  # 04:00 in Berlin: the window has ended
+    (datetime(2026, 12, 7, 1, 30, tzinfo=UTC), None),  # Monday: no window
+])
+def test_a_window_is_read_in_its_time_zone(now, until):
+    found = active((None, None, None, "0 2 * * sun", "Europe/Berlin", 7200.0, None), now)
+    assert (found and found.until) == until
+    if found:
+        assert found.reason == "maintenance window 0 2 * * sun (Europe/Berlin), 2h00m"
+
+
+def test_a_pause_wins_over_a_window_and_says_its_own_reason():
+    now = datetime(2026, 12, 6, 1, 30, tzinfo=UTC)
+    found = active((now + timedelta(hours=5), "migration", "ops@web1", "0 2 * * sun", "Europe/Berlin", 7200.0,
+                    "upkeep"), now)
+    assert found == Pause(now + timedelta(hours=5), "migration", "ops@web1")
