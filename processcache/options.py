@@ -7,6 +7,7 @@ from typing import Any
 
 from .durations import parse_duration
 from .errors import RegistryError
+from .names import normalize_name
 
 OVERLAP_MODES = ("skip", "wait", "allow")
 LOCK_SCOPES = ("job", "machine")
@@ -31,6 +32,8 @@ DOWN_CHOICES = ("fail", "skip", "run")
 #: A job whose last run succeeded is flaky when this many of its last runs failed ("K/N"): 3 of 12 is a
 #: failure every four runs, which an hourly job shows within half a day, where one failure is chance.
 DEFAULT_FLAKY = "3/12"
+#: The most runs a pool lets run at once: each is a lock row that a run that finds the pool full tries.
+MAX_POOL_SIZE = 100
 #: What ``flaky`` takes to judge no job flaky.
 FLAKY_OFF = "off"
 _SIZE = re.compile(r"\s*(\d+)\s*(b|k|kb|kib|m|mb|mib)?\s*", re.IGNORECASE)
@@ -139,6 +142,12 @@ class JobOptions:
     down_runs_once_per: with ``once_per`` or ``skip_if_succeeded_within``,
                     allow ``if_database_down="run"``, knowing that a slot
                     may then run on several machines (default False).
+    pool:           a farm-wide concurrency pool (``"warehouse"``): at most
+                    its size of runs of the jobs that name it run at once,
+                    on every machine together; a run that finds it full
+                    waits (``overlap="wait"``) or is skipped, exit 75.
+    pool_size:      the pool's size when ``processcache pool set`` gave it
+                    none (default 1).
     output_tail:    bytes of the run's stdout, and of its stderr, stored with
                     it as logs (levels ``STDOUT`` and ``STDERR``): the last
                     64 KiB by default (``"1MiB"``, an int); 0 stores none.
@@ -180,6 +189,8 @@ class JobOptions:
     if_database_down: str = "fail"
     down_wait: float = DEFAULT_DOWN_WAIT
     down_runs_once_per: bool = False
+    pool: str | None = None
+    pool_size: int | None = None
 
     @property
     def data_scope(self) -> str:
@@ -216,6 +227,12 @@ class JobOptions:
                 raise RegistryError(f"{name} must be longer than 0 seconds")
         if "retries" in changes:
             changes["retries"] = _count(changes["retries"], "retries")
+        if "pool" in changes:
+            changes["pool"] = _pool_name(changes["pool"])
+        if "pool_size" in changes:
+            changes["pool_size"] = _count(changes["pool_size"], "pool_size")
+            if not 1 <= changes["pool_size"] <= MAX_POOL_SIZE:
+                raise RegistryError(f"pool_size={changes['pool_size']}: give 1 to {MAX_POOL_SIZE} runs at once")
         if "alert_after" in changes:
             changes["alert_after"] = _count(changes["alert_after"], "alert_after")
             if changes["alert_after"] < 1:
@@ -319,3 +336,10 @@ def _backoff(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value < float("inf"):
         raise RegistryError(f"retry_backoff={value!r}: use a number of at least 1 (2 doubles each delay)")
     return float(value)
+
+
+def _pool_name(name: object) -> str:
+    """A pool's name as its lock rows hold it: a group or job name's rules (``warehouse``, ``api-quota``)."""
+    if not isinstance(name, str):
+        raise RegistryError(f"pool={name!r}: name the pool, e.g. pool='warehouse'")
+    return normalize_name(name, "pool")

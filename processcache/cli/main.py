@@ -10,7 +10,7 @@ from .. import __version__
 COMMANDS = {"run": "run", "exec": "run", "db": "db", "cache": "cache", "jobs": "jobs", "check": "jobs", "prune": "jobs",
             "runs": "runs", "logs": "runs", "locks": "locks", "alerts": "alerts", "metrics": "metrics",
             "report": "report", "serve": "report", "spool": "spool", "schedule": "schedule",
-            "pause": "jobs", "resume": "jobs", "window": "jobs"}
+            "pause": "jobs", "resume": "jobs", "window": "jobs", "pool": "pools"}
 
 
 class LazyGroup(click.Group):

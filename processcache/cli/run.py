@@ -37,6 +37,9 @@ _CONTROL = (
                                      "[default: 64KiB]."),
     ("--down-wait", "down_wait", "With --if-database-down skip or run: how long to try to reach the database, "
                                  "from the start, before skipping or running without it [default: 10s]."),
+    ("--pool", "pool", "A farm-wide concurrency pool: at most its size of its jobs' runs at once, every machine "
+                       "together; when it is full the run waits (--overlap wait) or is skipped, exit 75."),
+    ("--pool-size", "pool_size", "The pool's size when `processcache pool set` gave it none [default: 1]."),
 )
 
 
@@ -52,7 +55,7 @@ def control_options(func):
     func = click.option("--keep-failed-slot", "keep_failed_slot", is_flag=True, default=None,
                         help="With --once-per: a slot whose run failed stays closed to this run (it is skipped) "
                              "[default: this run takes a failed slot over]. Give it on every machine's line.")(func)
-    metavars = {"retries": "N", "retry_backoff": "FACTOR", "output_tail": "SIZE"}
+    metavars = {"retries": "N", "retry_backoff": "FACTOR", "output_tail": "SIZE", "pool": "NAME", "pool_size": "N"}
     for flag, field, text in reversed(_CONTROL):
         func = click.option(flag, field, metavar=metavars.get(field, "DURATION"), help=text)(func)
     return func
@@ -71,8 +74,9 @@ def parse_control(given: dict) -> dict:
     changes["down_runs_once_per"] = given.pop("down_runs_once_per")
     keep = given.pop("keep_failed_slot")
     changes["reopen_failed_slot"] = None if keep is None else not keep
-    if changes["retries"] is not None:
-        changes["retries"] = int(changes["retries"]) if changes["retries"].isdigit() else changes["retries"]
+    for count in ("retries", "pool_size"):
+        if changes[count] is not None and changes[count].isdigit():
+            changes[count] = int(changes[count])
     if changes["retry_backoff"] is not None:
         try:
             changes["retry_backoff"] = float(changes["retry_backoff"])

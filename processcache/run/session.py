@@ -30,7 +30,19 @@ from ..errors import (
 from ..names import lock_key, lock_name, normalize_name
 from ..options import JobOptions
 from ..records import LogRecord, LogType, RunRecord, RunStatus, exit_code
-from ..storage import JUDGED, MONITORING, Database, DriverError, Fence, RunStore, backoff, connect, paused
+from ..storage import (
+    JUDGED,
+    MONITORING,
+    Database,
+    DriverError,
+    Fence,
+    RunStore,
+    backoff,
+    connect,
+    paused,
+    pool_locks,
+    pool_size,
+)
 from .heartbeat import Heartbeat
 from .output import Captured
 from .signals import Terminated
@@ -115,17 +127,21 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
                                        {name: getattr(options, name) for name in (*MONITORING, *JUDGED.values())},
                                        waiting=options.overlap == "wait")
         lock: str | None = None  # the heartbeat renews it from the moment it is taken: the lambda reads it then
-        heartbeat = Heartbeat(lambda: runs.heartbeat(started.id, options.lease, lock), options.lease / 3,
+        pool: str | None = None  # the pool's lock it took, renewed as the job's
+        heartbeat = Heartbeat(lambda: runs.heartbeat(started.id, options.lease, lock, pool), options.lease / 3,
                               f"run {started.id}", close=db.close)
         state_of(ctx).heartbeat = heartbeat
 
         def gates(started: RunRecord) -> RunRecord:
-            nonlocal lock
+            nonlocal lock, pool
             _skip_if_paused(ctx, started)
             lock, started = _take_lock(ctx, started)
+            pool = _take_pool(ctx, started)
             return _skip_if_done(ctx, started)
 
         def release() -> None:
+            if pool is not None:
+                _release(ctx.database.runs, pool, started.id)
             if lock is not None:
                 _locks_here.held.discard((db.url, lock))
                 _release(ctx.database.runs, lock, started.id)
@@ -301,6 +317,28 @@ def _take_lock(ctx: CacheContext, started: RunRecord) -> tuple[str | None, RunRe
     if options.overlap == "wait":
         started = runs.waited(started, time.monotonic() - began)
     message = _held_message(runs, name, options)
+    skipped = ctx.run = runs.finish(started, "skipped", error=message)
+    raise JobLockedError(message, skipped)
+
+
+def _take_pool(ctx: CacheContext, started: RunRecord) -> str | None:
+    """The lock of the job's pool this run took (`storage.pools`), its writes fenced by it too; None without a
+    pool. A pool full past ``wait_timeout`` (``overlap="wait"``), or at once otherwise: `JobLockedError`,
+    the run recorded skipped, naming who runs."""
+    options = ctx.options
+    if options.pool is None:
+        return None
+    names = pool_locks(options.pool, pool_size(ctx.database, options.pool, options.pool_size))
+    runs = ctx.database.runs
+    for _ in backoff(time.monotonic() + (options.wait_timeout if options.overlap == "wait" else 0)):
+        for name in names:
+            if runs.acquire(name, ctx.machine, os.getpid(), started.id, options.lease):
+                ctx.fence = ctx.fence.plus(lock_key(name), started.id)
+                return name
+    holders = [holder for name in names for holder in runs.locks(name) if holder.held]
+    who = ", ".join(f"run {holder.run_id} on {holder.machine}" for holder in holders) or "runs that just ended"
+    waited = f" after waiting {options.wait_timeout:g}s" if options.overlap == "wait" else ""
+    message = f"skipped{waited}: the pool {options.pool} is full ({len(names)} at once: {who})"
     skipped = ctx.run = runs.finish(started, "skipped", error=message)
     raise JobLockedError(message, skipped)
 

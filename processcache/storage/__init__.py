@@ -13,7 +13,7 @@
 - `fence`: a locked run's writes checked against its lock.
 - The stores: `cache` (entries), `runs` (runs and locks), `store` (groups,
   jobs, logs), `history` (listings, the rows ``check`` judges, prune),
-  `queries` (the SQL fragments they share), `retirement`, `pauses`, `alerts`,
+  `queries` (the SQL fragments they share), `retirement`, `pauses`, `pools`, `alerts`,
   `metrics`, `transfer` (``cache export``), `spool` (runs kept on this
   machine while the database was down) and `replay` (those runs into the
   ledger, once).
@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # for type checkers: at run time, __getattr__ imports each on
     from .history import History
     from .metrics import Ledger, MachineState, read_ledger
     from .pauses import paused
+    from .pools import POOL_PREFIX, pool_locks, pool_size, pool_sizes, set_pool_size
     from .retry import one_line_when_lost
     from .runs import JUDGED, MONITORING, RunStore, result_summary
     from .schema import describe
@@ -64,12 +65,14 @@ _HOMES = {name: module for module, names in {
     'timeutil': ('backoff',),
     'spool': ('Spool', 'DEFAULT_LIMIT'),
     'pauses': ('paused',),
+    'pools': ('POOL_PREFIX', 'pool_locks', 'pool_size', 'set_pool_size', 'pool_sizes'),
 }.items() for name in names}
 
 __all__ = ["AlertState", "AlertStore", "backoff", "clock", "connect", "Database", "DEFAULT_LIMIT", "describe",
            "DriverError", "ExportedEntry", "Fence", "History", "JUDGED", "Ledger", "MachineState", "MONITORING",
-           "NO_FENCE", "one_line_when_lost", "parse_lines", "parse_url", "paused", "read_ledger", "resolve_url",
-           "result_summary", "RETRY_DELAYS", "RunStore", "shown", "shown_json", "Spool"]
+           "NO_FENCE", "one_line_when_lost", "parse_lines", "parse_url", "paused", "pool_locks", "POOL_PREFIX",
+           "pool_size", "pool_sizes", "read_ledger", "resolve_url", "result_summary", "RETRY_DELAYS", "RunStore",
+           "set_pool_size", "shown", "shown_json", "Spool"]
 
 
 def __getattr__(name: str) -> Any:

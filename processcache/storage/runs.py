@@ -132,14 +132,15 @@ class RunStore:
             return None
         return self.backend.value("SELECT scope FROM process_jobs WHERE id = $job_id", {"job_id": job_id})
 
-    def heartbeat(self, run_id: int, lease: float, lock_name: str | None = None) -> bool:
-        """Keep a run (and its lock) alive for another *lease*; False if the lock was lost.
+    def heartbeat(self, run_id: int, lease: float, *locks: str | None) -> bool:
+        """Keep a run (and its locks: its job's, its pool's) alive for another *lease*; False if one was lost.
 
-        The lock row first, then the run's: the order every transaction
+        The lock rows first, then the run's: the order every transaction
         touching both takes (`finish`, `acquire`), so none waits on another in a cycle.
         """
+        names = [name for name in locks if name is not None]
         with self.transaction():
-            held = lock_name is None or self.renew_lock(lock_name, run_id, lease)
+            held = all([self.renew_lock(name, run_id, lease) for name in names])  # every one renewed, held or not
             self.backend.execute(f"UPDATE process_job_runs SET expires_at = {self.now} + $lease"
                                  " WHERE id = $run_id AND status = 'running'", {"run_id": run_id, "lease": lease})
             return held

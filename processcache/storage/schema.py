@@ -89,7 +89,8 @@ SPOOL_REVISION = (2, 8)
 #: runs on every machine until then (`pauses`); ``window_schedule``,
 #: ``window_timezone``, ``window_seconds`` and ``window_reason``: a recurring
 #: maintenance window that does the same at its times (``processcache
-#: window``). An older release ignores them.
+#: window``); and the table ``process_pools`` (a concurrency pool's size, set
+#: by ``processcache pool set``). An older release ignores them.
 PAUSE_REVISION = (2, 9)
 SCHEMA_REVISION = 9
 
@@ -209,6 +210,11 @@ def declare(db, dialect: Dialect) -> dict:
         slot = Required(int, size=64)
         run_id = Required(int, size=64)
         PrimaryKey(job_id, slot)
+
+    class Pool(db.Entity):  # revision 9: a concurrency pool's size (`processcache pool set`)
+        _table_ = "process_pools"
+        name = PrimaryKey(str, 255, **text(255))
+        size = Required(int)
 
     class RetiredMachine(db.Entity):  # revision 7: a machine retired from a job (`jobs retire --machine`)
         _table_ = "process_job_machines"
@@ -515,4 +521,5 @@ STEPS = [
     (PAUSE_REVISION, _add_columns_as_declared("process_jobs", "paused_until", "pause_reason", "paused_by",
                                               "window_schedule", "window_timezone", "window_seconds",
                                               "window_reason")),
+    (PAUSE_REVISION, Schema._create_missing),  # the pools' table
 ]
