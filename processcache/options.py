@@ -7,7 +7,7 @@ from typing import Any
 
 from .durations import parse_duration
 from .errors import RegistryError
-from .names import normalize_name
+from .names import normalize_name, split_job_name
 
 OVERLAP_MODES = ("skip", "wait", "allow")
 LOCK_SCOPES = ("job", "machine")
@@ -148,6 +148,15 @@ class JobOptions:
                     waits (``overlap="wait"``) or is skipped, exit 75.
     pool_size:      the pool's size when ``processcache pool set`` gave it
                     none (default 1).
+    after:          upstream jobs (``["etl/extract"]``): a run starts only
+                    once each succeeded for its slot (since the current due
+                    time of its ``schedule``), or within ``after_within``
+                    (default 1d) for a job without one; else it waits
+                    (``overlap="wait"``) or is skipped, exit 75, saying
+                    which. ``check`` reports a failing upstream once, with
+                    the jobs it blocks.
+    after_within:   for a job without a schedule, how recent an upstream's
+                    success must be (default 1d).
     output_tail:    bytes of the run's stdout, and of its stderr, stored with
                     it as logs (levels ``STDOUT`` and ``STDERR``): the last
                     64 KiB by default (``"1MiB"``, an int); 0 stores none.
@@ -191,6 +200,8 @@ class JobOptions:
     down_runs_once_per: bool = False
     pool: str | None = None
     pool_size: int | None = None
+    after: tuple[str, ...] = ()
+    after_within: float | None = None
 
     @property
     def data_scope(self) -> str:
@@ -229,6 +240,10 @@ class JobOptions:
             changes["retries"] = _count(changes["retries"], "retries")
         if "pool" in changes:
             changes["pool"] = _pool_name(changes["pool"])
+        if "after" in changes:
+            changes["after"] = _upstreams(changes["after"])
+        if "after_within" in changes:
+            changes["after_within"] = parse_duration(changes["after_within"], "after_within")
         if "pool_size" in changes:
             changes["pool_size"] = _count(changes["pool_size"], "pool_size")
             if not 1 <= changes["pool_size"] <= MAX_POOL_SIZE:
@@ -343,3 +358,18 @@ def _pool_name(name: object) -> str:
     if not isinstance(name, str):
         raise RegistryError(f"pool={name!r}: name the pool, e.g. pool='warehouse'")
     return normalize_name(name, "pool")
+
+
+def _upstreams(names: object) -> tuple[str, ...]:
+    """Upstream jobs as ``group/job`` names, normalised as a job's own; a string is one name."""
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, (list, tuple)):
+        raise RegistryError(f"after={names!r}: give the upstream jobs, e.g. after=['etl/extract']")
+    found = []
+    for name in names:
+        if not isinstance(name, str):
+            raise RegistryError(f"after={names!r}: each upstream is a 'group/job' name")
+        group, job = split_job_name(name)
+        found.append(f"{normalize_name(group)}/{normalize_name(job)}")
+    return tuple(dict.fromkeys(found))

@@ -190,6 +190,8 @@ class JobSummary:
     flaky: str | None = None
     #: Its pause while it lasts (``processcache pause``); None when it is not paused.
     pause: "Pause | None" = None
+    #: The upstream jobs its latest run declared (``after``), as ``group/job`` names.
+    after: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

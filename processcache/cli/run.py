@@ -40,6 +40,8 @@ _CONTROL = (
     ("--pool", "pool", "A farm-wide concurrency pool: at most its size of its jobs' runs at once, every machine "
                        "together; when it is full the run waits (--overlap wait) or is skipped, exit 75."),
     ("--pool-size", "pool_size", "The pool's size when `processcache pool set` gave it none [default: 1]."),
+    ("--after-within", "after_within", "With --after and no --schedule: how recent an upstream's success must be "
+                                       "[default: 1d]."),
 )
 
 
@@ -52,6 +54,10 @@ def control_options(func):
     func = click.option("--down-runs-once-per", "down_runs_once_per", is_flag=True, default=None,
                         help="Allow --if-database-down run with --once-per or --skip-if-succeeded-within: a slot "
                              "may then run on several machines.")(func)
+    func = click.option("--after", "after", multiple=True, metavar="GROUP/JOB",
+                        help="An upstream job (again for several): run only once it has done its work (since "
+                             "its own due time, if it has a schedule), else wait (--overlap wait) or skip, "
+                             "exit 75.")(func)
     func = click.option("--keep-failed-slot", "keep_failed_slot", is_flag=True, default=None,
                         help="With --once-per: a slot whose run failed stays closed to this run (it is skipped) "
                              "[default: this run takes a failed slot over]. Give it on every machine's line.")(func)
@@ -72,6 +78,7 @@ def parse_control(given: dict) -> dict:
     changes = {field: given.pop(field) for _flag, field, _text in _CONTROL}
     changes["if_database_down"] = given.pop("if_database_down")
     changes["down_runs_once_per"] = given.pop("down_runs_once_per")
+    changes["after"] = given.pop("after") or None
     keep = given.pop("keep_failed_slot")
     changes["reopen_failed_slot"] = None if keep is None else not keep
     for count in ("retries", "pool_size"):

@@ -6,6 +6,7 @@ for what is wrong. `check` returns the problems; `judge` each job with its
 problems, for what shows every job (``check --notify``, the report).
 """
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -56,8 +57,39 @@ def judge(db: "Database", grace: float = DEFAULT_GRACE, now: datetime | None = N
     """
     now = now or db.clock.now()  # the server's, as the runs' stamps are: not this machine's
     history = db.history
-    return [Verdict(state.summary, _problems_of(history, state, grace, now), state.job_id)
-            for state in history.states(count_entries=False, judging=True) if not state.summary.retired]
+    return _root_causes([Verdict(state.summary, _problems_of(history, state, grace, now), state.job_id)
+                         for state in history.states(count_entries=False, judging=True)
+                         if not state.summary.retired])
+
+
+def _root_causes(verdicts: list[Verdict]) -> list[Verdict]:
+    """One report for a failing upstream and the jobs it blocks (``after``): its problems name them, and their
+    own (missed, overdue, waiting) are not reported apart, so one alert goes for the root cause."""
+    failing = {verdict.summary.name: verdict for verdict in verdicts if verdict.problems}
+    blocked: dict[str, list[str]] = {}
+    for verdict in failing.values():
+        root = _root(verdict.summary.name, failing)
+        if root != verdict.summary.name:
+            blocked.setdefault(root, []).append(verdict.summary.name)
+    if not blocked:
+        return verdicts
+    hidden = {name for names in blocked.values() for name in names}
+    return [verdict._replace(problems=[] if verdict.summary.name in hidden else [
+        replace(problem, detail=f"{problem.detail}; blocks {', '.join(sorted(blocked[verdict.summary.name]))}")
+        for problem in verdict.problems] if verdict.summary.name in blocked else verdict.problems)
+        for verdict in verdicts]
+
+
+def _root(name: str, failing: dict[str, Verdict]) -> str:
+    """The failing upstream at the top of *name*'s chain of failing upstreams (*name* itself when none)."""
+    seen = {name}
+    while True:
+        upstream = next((up for up in failing[name].summary.after if up in failing and up not in seen), None)
+        if upstream is None:
+            return name
+        seen.add(upstream)
+        name = upstream
+
 
 def problems(db: "Database", verdicts: list[Verdict]) -> list[Problem]:
     """What `check` reports of *verdicts*: their problems, or ``no-jobs`` when there is no job at all."""

@@ -12,7 +12,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from ..cache.context import CacheContext, using
@@ -124,7 +124,8 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
         runs = db.runs
         started = ctx.run = runs.start(ctx.group, ctx.job, ctx.machine, os.getpid(), options.lease,
                                        options.expect_every, options.max_duration, options.data_scope,
-                                       {name: getattr(options, name) for name in (*MONITORING, *JUDGED.values())},
+                                       {name: getattr(options, name)
+                                        for name in (*MONITORING, *JUDGED.values(), "after")},
                                        waiting=options.overlap == "wait")
         lock: str | None = None  # the heartbeat renews it from the moment it is taken: the lambda reads it then
         pool: str | None = None  # the pool's lock it took, renewed as the job's
@@ -135,6 +136,7 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
         def gates(started: RunRecord) -> RunRecord:
             nonlocal lock, pool
             _skip_if_paused(ctx, started)
+            _wait_for_upstreams(ctx, started)
             lock, started = _take_lock(ctx, started)
             pool = _take_pool(ctx, started)
             return _skip_if_done(ctx, started)
@@ -292,6 +294,68 @@ def _skip_if_paused(ctx: CacheContext, started: RunRecord) -> None:
     reason = f"skipped: {ctx.group}/{ctx.job} is paused {until}{by}" + (f": {pause.reason}" if pause.reason else "")
     skipped = ctx.run = ctx.database.runs.finish(started, "skipped", error=reason)
     raise JobSkippedError(reason, skipped)
+
+
+#: How recent an upstream's success must be for a job with ``after`` and no schedule, by default.
+AFTER_WITHIN = 86400.0
+
+
+def _wait_for_upstreams(ctx: CacheContext, started: RunRecord) -> None:
+    """Go on once every upstream (``after``) has done its work; wait for them (``overlap="wait"``, up to
+    ``wait_timeout``) or `JobSkippedError`, the run recorded skipped, naming the first that has not.
+
+    An upstream with a schedule has done its work when it succeeded since its own latest due time (a
+    nightly upstream at 02:00 for a dependant at 03:00, or both at 03:00: the dependant waits for today's);
+    one without, when it succeeded within the dependant's last period (since its schedule's previous due
+    time) or ``after_within`` (1 day by default).
+    """
+    options = ctx.options
+    if not options.after:
+        return
+    waiting = None
+    for _ in backoff(time.monotonic() + (options.wait_timeout if options.overlap == "wait" else 0)):
+        now = ctx.database.clock.now()
+        waiting = next(filter(None, (_not_done(ctx, name, now) for name in options.after)), None)
+        if waiting is None:
+            return
+    reason = f"skipped: waiting for {waiting}"
+    skipped = ctx.run = ctx.database.runs.finish(started, "skipped", error=reason)
+    raise JobSkippedError(reason, skipped)
+
+
+def _upstream_since(ctx: CacheContext, name: str, now: datetime) -> datetime:
+    """Since when a success of the upstream *name* counts (see `_wait_for_upstreams`)."""
+    from ..schedules import current_slot, previous_due
+
+    group, _, job = name.partition("/")
+    stored = ctx.database.history.expectations(group, job)
+    if stored.get("schedule"):
+        slot = current_slot(stored["schedule"], stored.get("timezone") or "UTC", now)
+        if slot is not None:
+            return slot
+    if ctx.options.schedule:
+        slot = current_slot(ctx.options.schedule, ctx.options.timezone, now)
+        before = slot and previous_due(ctx.options.schedule, ctx.options.timezone, slot)
+        if before is not None:
+            return before
+    return now - timedelta(seconds=ctx.options.after_within or AFTER_WITHIN)
+
+
+def _not_done(ctx: CacheContext, name: str, now: datetime) -> str | None:
+    """Why the upstream *name* does not let this run go on (no success since it counts), or None when it does."""
+    try:
+        newest = ctx.database.list_runs(name, limit=1)
+    except ProcessCacheError:  # no such job in the database yet
+        return f"{name}, which has never run"
+    since = _upstream_since(ctx, name, now)
+    last = newest[0] if newest else None
+    succeeded = ctx.database.list_runs(name, status="succeeded", limit=1)
+    if succeeded and succeeded[0].finished_at is not None and succeeded[0].finished_at >= since:
+        return None
+    at = f"{since:%Y-%m-%d %H:%M:%S} UTC"
+    if last is not None and last.status != "succeeded":
+        return f"{name}, which has not succeeded since {at} (its last run, {last.id}, {last.status})"
+    return f"{name}, which has not succeeded since {at}"
 
 
 def _take_lock(ctx: CacheContext, started: RunRecord) -> tuple[str | None, RunRecord]:

@@ -257,8 +257,8 @@ class History:
             plain_plans(self.backend)
             monitoring = ", ".join(f"j.{name}" if self._monitored else "NULL" for name in MONITORING)
             judged = "j.lock_scope, j.flaky" if self._judged else "NULL, NULL"
-            paused = (", ".join(f"j.{column.strip()}" for column in PAUSE_COLUMNS.split(","))
-                      if self.database.has_revision(PAUSE_REVISION) else ", ".join(["NULL"] * 7))
+            paused = (", ".join(f"j.{column.strip()}" for column in PAUSE_COLUMNS.split(",")) + ", j.after_jobs"
+                      if self.database.has_revision(PAUSE_REVISION) else ", ".join(["NULL"] * 8))
             jobs = self.backend.select(f"SELECT j.id, p.name, j.name, j.expect_every, j.max_duration,"
                                        f" {self._retired_at()}, {LAST_START}, {monitoring}, {judged}, {paused}"
                                        f" {JOBS_FROM}"
@@ -289,8 +289,8 @@ class History:
         summaries = []
         now = self.database.clock.now()
         for job_id, group, job, expect_every, max_duration, retired_at, started, *monitored in jobs:
-            pause = active(monitored[-7:], now)
-            monitored = monitored[:-7]
+            pause, after = active(monitored[-8:-1], now), tuple(filter(None, (monitored[-1] or "").split(",")))
+            monitored = monitored[:-8]
             last_start = py_time(started)
             gone = retired.get(job_id, {})
             every = {row[1]: MachineRuns(runs.get(row[2]) if shown_runs[row[2]][0] != "skipped" else None,
@@ -301,8 +301,8 @@ class History:
             summary = JobSummary(group, job, runs.get(shown.get(job_id)), tuple(sorted(serving)),
                                  int(entries.get(job_id, 0)), expect_every, max_duration,
                                  still_retired(py_time(retired_at), last_start), *monitored)
-            if pause is not None:
-                summary = replace(summary, pause=pause)
+            if pause is not None or after:
+                summary = replace(summary, pause=pause, after=after)
             summaries.append(JobState(summary, runs.get(attempted.get(job_id)), job_id, last_start,
                                      runs.get(ended.get(job_id)), serving if monitored[-2] == "machine" else {},
                                      recent.get(job_id, [])))

@@ -23,6 +23,7 @@ from .schema import (
     JOB_STATE_REVISION,
     JUDGEMENT_REVISION,
     MONITORING_REVISION,
+    PAUSE_REVISION,
     RUN_CONTROL_REVISION,
     SPOOL_REVISION,
     describe,
@@ -102,6 +103,9 @@ class RunStore:
             params.update({column: (monitoring or {}).get(option) for column, option in JUDGED.items()})
             waits, waited = (", waited", WAITING) if waiting else ("", None)
             params["waited"] = waited
+        if self.database.has_revision(PAUSE_REVISION):
+            declared += ", after_jobs = $after_jobs"
+            params["after_jobs"] = ",".join((monitoring or {}).get("after") or ()) or None
 
         def insert() -> int:
             with self.transaction():

@@ -90,7 +90,8 @@ SPOOL_REVISION = (2, 8)
 #: ``window_timezone``, ``window_seconds`` and ``window_reason``: a recurring
 #: maintenance window that does the same at its times (``processcache
 #: window``); and the table ``process_pools`` (a concurrency pool's size, set
-#: by ``processcache pool set``). An older release ignores them.
+#: by ``processcache pool set``); ``process_jobs.after_jobs``, the upstream
+#: jobs its latest run declared (``after``). An older release ignores them.
 PAUSE_REVISION = (2, 9)
 SCHEMA_REVISION = 9
 
@@ -143,6 +144,7 @@ def declare(db, dialect: Dialect) -> dict:
         window_timezone = Optional(str, 64, nullable=True, **text(64))  # revision 9: the zone it is read in
         window_seconds = Optional(float)  # revision 9: how long each window lasts
         window_reason = Optional(str, 255, nullable=True, **text(255))  # revision 9: why, as `window` said
+        after_jobs = Optional(str, 1000, nullable=True, **text(1000))  # revision 9: its upstreams, "g/j,g/j"
         entries = Set("Entry")
         logs = Set("Log")
         runs = Set("Run")
@@ -520,6 +522,6 @@ STEPS = [
     (SPOOL_REVISION, _add_unique_column("process_job_runs", "spool_id")),
     (PAUSE_REVISION, _add_columns_as_declared("process_jobs", "paused_until", "pause_reason", "paused_by",
                                               "window_schedule", "window_timezone", "window_seconds",
-                                              "window_reason")),
+                                              "window_reason", "after_jobs")),
     (PAUSE_REVISION, Schema._create_missing),  # the pools' table
 ]
