@@ -32,6 +32,11 @@ DOWN_CHOICES = ("fail", "skip", "run")
 #: A job whose last run succeeded is flaky when this many of its last runs failed ("K/N"): 3 of 12 is a
 #: failure every four runs, which an hourly job shows within half a day, where one failure is chance.
 DEFAULT_FLAKY = "3/12"
+#: How far back ``catch_up`` looks for due times no run answered, and how many it runs at most.
+DEFAULT_CATCH_UP_WINDOW = 6 * 3600.0
+DEFAULT_CATCH_UP_LIMIT = 24
+#: What a job's next start does about the due times its schedule missed (`JobOptions.catch_up`).
+CATCH_UP_MODES = ("latest", "all", "skip")
 #: The most runs a pool lets run at once: each is a lock row that a run that finds the pool full tries.
 MAX_POOL_SIZE = 100
 #: What ``flaky`` takes to judge no job flaky.
@@ -157,6 +162,15 @@ class JobOptions:
                     the jobs it blocks.
     after_within:   for a job without a schedule, how recent an upstream's
                     success must be (default 1d).
+    catch_up:       for a job with a ``schedule``, what its next start does
+                    about due times no run answered within
+                    ``catch_up_window`` (default 6h; machines down, cron
+                    stopped): ``"latest"`` runs once for the newest of them,
+                    ``"all"`` once for each, oldest first, up to
+                    ``catch_up_limit`` (default 24), ``"skip"`` records each
+                    as a skipped run; then the run for the current due time.
+                    Each due time runs once across the farm (it implies
+                    ``once_per="schedule"``); ``ctx.slot`` says which.
     output_tail:    bytes of the run's stdout, and of its stderr, stored with
                     it as logs (levels ``STDOUT`` and ``STDERR``): the last
                     64 KiB by default (``"1MiB"``, an int); 0 stores none.
@@ -202,6 +216,9 @@ class JobOptions:
     pool_size: int | None = None
     after: tuple[str, ...] = ()
     after_within: float | None = None
+    catch_up: str | None = None
+    catch_up_window: float = DEFAULT_CATCH_UP_WINDOW
+    catch_up_limit: int = DEFAULT_CATCH_UP_LIMIT
 
     @property
     def data_scope(self) -> str:
@@ -242,6 +259,17 @@ class JobOptions:
             changes["pool"] = _pool_name(changes["pool"])
         if "after" in changes:
             changes["after"] = _upstreams(changes["after"])
+        if changes.get("catch_up") is not None:
+            if changes["catch_up"] not in CATCH_UP_MODES:
+                raise RegistryError(f"catch_up={changes['catch_up']!r}: use latest, all or skip")
+            if not changes.get("schedule", self.schedule):
+                raise RegistryError("catch_up needs the job's schedule: add schedule='0 3 * * *' (its due times"
+                                    " are what it catches up)")
+            changes.setdefault("once_per", self.once_per or "schedule")
+        if "catch_up_window" in changes:
+            changes["catch_up_window"] = parse_duration(changes["catch_up_window"], "catch_up_window")
+        if "catch_up_limit" in changes:
+            changes["catch_up_limit"] = _count(changes["catch_up_limit"], "catch_up_limit")
         if "after_within" in changes:
             changes["after_within"] = parse_duration(changes["after_within"], "after_within")
         if "pool_size" in changes:

@@ -47,7 +47,7 @@ def test_a_context_shows_the_users_api_and_nothing_of_the_run_machinery():
     assert shown == {"batch", "clear_cache", "create_cache", "create_cache_many", "create_log", "delete_cache",
                      "get_cache", "get_full_cache", "get_logs", "get_or_compute", "has_cache", "has_cache_key",
                      "last_success", "latest", "logger", "memoize", "record", "results", "scope_machine", "set_cache",
-                     "sync_cache", "tree"}
+                     "slot", "sync_cache", "tree"}
     with processcache.cache_session("api", "shown", database="sqlite://:memory:") as ctx:
         attributes = {name for name in vars(ctx) if not name.startswith("_")}
     assert attributes == {"database", "group", "job", "machine", "options", "run", "result", "job_id", "fence"}

@@ -359,6 +359,12 @@ class CacheContext:
         return self.job_id
 
     @property
+    def slot(self) -> datetime | None:
+        """The due time this run runs for (UTC): its ``once_per`` slot's start, a missed due time being caught
+        up (``catch_up``), or the current one; None for a run without ``once_per``."""
+        return None if self.run is None else self.run.slot
+
+    @property
     def record(self) -> RunRecord:
         """The run's final record, once it has ended (after its ``with cache_session`` block, or its job).
 

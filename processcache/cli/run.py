@@ -40,6 +40,10 @@ _CONTROL = (
     ("--pool", "pool", "A farm-wide concurrency pool: at most its size of its jobs' runs at once, every machine "
                        "together; when it is full the run waits (--overlap wait) or is skipped, exit 75."),
     ("--pool-size", "pool_size", "The pool's size when `processcache pool set` gave it none [default: 1]."),
+    ("--catch-up", "catch_up", "With --schedule: what this start does about due times no run answered within "
+                               "--catch-up-window: all (run each, oldest first), latest (run the newest once) or "
+                               "skip; each runs once across the farm, with PROCESSCACHE_SLOT set for exec."),
+    ("--catch-up-window", "catch_up_window", "How far back --catch-up looks [default: 6h]."),
     ("--after-within", "after_within", "With --after and no --schedule: how recent an upstream's success must be "
                                        "[default: 1d]."),
 )
@@ -61,7 +65,8 @@ def control_options(func):
     func = click.option("--keep-failed-slot", "keep_failed_slot", is_flag=True, default=None,
                         help="With --once-per: a slot whose run failed stays closed to this run (it is skipped) "
                              "[default: this run takes a failed slot over]. Give it on every machine's line.")(func)
-    metavars = {"retries": "N", "retry_backoff": "FACTOR", "output_tail": "SIZE", "pool": "NAME", "pool_size": "N"}
+    metavars = {"retries": "N", "retry_backoff": "FACTOR", "output_tail": "SIZE", "pool": "NAME", "pool_size": "N",
+                "catch_up": "all|latest|skip"}
     for flag, field, text in reversed(_CONTROL):
         func = click.option(flag, field, metavar=metavars.get(field, "DURATION"), help=text)(func)
     return func
@@ -73,7 +78,7 @@ def parse_control(given: dict) -> dict:
     A malformed one is a usage error: exit 2 and one line, before any database opens.
     """
     from ..errors import ProcessCacheError
-    from ..options import JobOptions
+    from ..options import CATCH_UP_MODES, JobOptions
 
     changes = {field: given.pop(field) for _flag, field, _text in _CONTROL}
     changes["if_database_down"] = given.pop("if_database_down")
@@ -90,8 +95,11 @@ def parse_control(given: dict) -> dict:
         except ValueError:
             pass  # JobOptions says what it takes
     changes = {name: value for name, value in changes.items() if value is not None}
-    checked = {name: value for name, value in changes.items() if (name, value) != ("once_per", "schedule")}
-    try:  # "schedule" is checked against the job's schedule when the run's options are made
+    checked = {name: value for name, value in changes.items()
+               if (name, value) != ("once_per", "schedule") and name != "catch_up"}
+    if changes.get("catch_up") not in (None, *CATCH_UP_MODES):
+        raise click.UsageError(f"--catch-up {changes['catch_up']!r}: use all, latest or skip")
+    try:  # "schedule" and catch_up are checked against the job's schedule when the run's options are made
         JobOptions().replace(**checked)
     except ProcessCacheError as exc:
         raise click.UsageError(str(exc)) from None

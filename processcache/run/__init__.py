@@ -5,6 +5,7 @@
   finish) and ``cache_session``.
 - `state`: the run's machinery beside its context (heartbeat, output, exit
   code, attempts): ``run/``'s alone, so a context shows the user's API only.
+- `catchup`: the due times a scheduled job's next start runs first (``catch_up``).
 - `attempts`: retries, their delays and backoff, each attempt recorded.
 - `timeouts`: a Python job's ``timeout`` (``TimedOut`` in its thread).
 - `heartbeat`: the thread that renews a lease.

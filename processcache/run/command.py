@@ -54,7 +54,7 @@ from ..options import JobOptions
 from ..records import LogRecord, LogType, RunRecord
 from ..storage import Database
 from .output import Tail
-from .runner import run_recorded
+from .runner import caught_up
 from .signals import Terminated
 from .state import state_of
 from .supervised import Supervised
@@ -76,7 +76,7 @@ def run_command(argv: Sequence[str], group: str, job: str, options: JobOptions |
     """
     if not argv:
         raise CommandFailedError("no command to run", 127)
-    return run_recorded(group, job, options or JobOptions(), lambda ctx: _supervise(ctx, list(argv)),
+    return caught_up(group, job, options or JobOptions(), lambda ctx: _supervise(ctx, list(argv)),
                         database, machine, echo, interrupt=False)
 
 
@@ -85,7 +85,8 @@ def _supervise(ctx: CacheContext, argv: list[str]) -> None:
     options, state = ctx.options, state_of(ctx)
     output = state.output
     try:
-        child = Supervised(argv, piped=output is not None, leftover_grace=options.kill_after,
+        slot = {"PROCESSCACHE_SLOT": ctx.slot.isoformat()} if ctx.slot is not None else None
+        child = Supervised(argv, piped=output is not None, leftover_grace=options.kill_after, env=slot,
                            orphan_grace=min(options.kill_after, options.lease / 3))
     except CommandFailedError as failed:
         state.exit_code = failed.exit_code

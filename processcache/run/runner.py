@@ -4,6 +4,7 @@ The exit codes are those `processcache run` returns.
 """
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from ..cache.context import CacheContext
@@ -14,6 +15,7 @@ from ..records import LogRecord, RunRecord
 from ..registry import Hook, JobSpec
 from ..storage import Database
 from .attempts import run_attempts
+from .catchup import missed_slots
 from .session import cache_session, open_database, recorded_run
 from .timeouts import TimedOut
 
@@ -33,12 +35,25 @@ def run_job(spec: JobSpec[..., Any], database: Database | str | None = None, mac
     and why it was not stored: the record returned is always a finished one.
     """
     options = spec.options.replace(**overrides)
-    return run_recorded(spec.group, spec.name, options, lambda ctx: _attempt(spec, ctx), database, machine, echo)
+    return caught_up(spec.group, spec.name, options, lambda ctx: _attempt(spec, ctx), database, machine, echo)
+
+
+def caught_up(group: str, job: str, options: JobOptions, attempt: Callable[[CacheContext], Any],
+              database: Database | str | None = None, machine: str | None = None,
+              echo: Callable[[LogRecord], None] | None = None, interrupt: bool = True) -> RunRecord:
+    """`run_recorded`, first for each due time ``catch_up`` asks to run (`catchup`); the current run's record."""
+    if not options.catch_up:
+        return run_recorded(group, job, options, attempt, database, machine, echo, interrupt)
+    with open_database(database) as db:
+        for due in missed_slots(db, normalize_name(group), normalize_name(job), options):
+            run_recorded(group, job, options, attempt, db, machine, echo, interrupt, slot=due)
+        return run_recorded(group, job, options, attempt, db, machine, echo, interrupt)
 
 
 def run_recorded(group: str, job: str, options: JobOptions, attempt: Callable[[CacheContext], Any],
                  database: Database | str | None = None, machine: str | None = None,
-                 echo: Callable[[LogRecord], None] | None = None, interrupt: bool = True) -> RunRecord:
+                 echo: Callable[[LogRecord], None] | None = None, interrupt: bool = True,
+                 slot: datetime | None = None) -> RunRecord:
     """Run *attempt* (as often as ``retries`` allows) as one recorded run, and return the run's final record.
 
     What `run_job` does for a Python job, and `command.run_command` for a
@@ -46,7 +61,7 @@ def run_recorded(group: str, job: str, options: JobOptions, attempt: Callable[[C
     """
     ctx: CacheContext | None = None
     try:
-        with recorded_run(group, job, machine, database, echo=echo, options=options) as ctx:
+        with recorded_run(group, job, machine, database, echo=echo, options=options, slot=slot) as ctx:
             result = run_attempts(ctx, lambda: attempt(ctx), interrupt)
             if ctx.result is None:
                 ctx.result = result

@@ -99,7 +99,8 @@ def cache_session(group: str, job: str, machine: str | None = None,
 
 @contextlib.contextmanager
 def recorded_run(group: str, job: str, machine: str | None, database: "Database | str | None", *,
-                 echo: Callable[[LogRecord], None] | None, options: JobOptions) -> Iterator[CacheContext]:
+                 echo: Callable[[LogRecord], None] | None, options: JobOptions,
+                 slot: datetime | None = None) -> Iterator[CacheContext]:
     """The life of one run around a block: record, lock, gate, capture, finish.
 
     `cache_session` is this with the block under its timeout; the runner
@@ -139,7 +140,8 @@ def recorded_run(group: str, job: str, machine: str | None, database: "Database 
             _wait_for_upstreams(ctx, started)
             lock, started = _take_lock(ctx, started)
             pool = _take_pool(ctx, started)
-            return _skip_if_done(ctx, started)
+            started = ctx.run = _skip_if_done(ctx, started, slot)  # with its slot: ctx.slot
+            return started
 
         def release() -> None:
             if pool is not None:
@@ -420,12 +422,13 @@ def _held_message(runs: RunStore, name: str, options: JobOptions) -> str:
 SLOT_EARLY = 30.0
 
 
-def _skip_if_done(ctx: CacheContext, started: RunRecord) -> RunRecord:
-    """*started*, with the ``once_per`` slot it claimed; if its work is done already, `JobSkippedError` (recorded)."""
+def _skip_if_done(ctx: CacheContext, started: RunRecord, slot: datetime | None = None) -> RunRecord:
+    """*started*, with the ``once_per`` slot it claimed (*slot*, a due time being caught up, else the current
+    one); if its work is done already, `JobSkippedError` (recorded)."""
     options = ctx.options
     reason = _succeeded_within(ctx, options.skip_if_succeeded_within) if options.skip_if_succeeded_within else None
     if reason is None and options.once_per:
-        started, reason = _claim_slot(ctx, started, options.once_per)
+        started, reason = _claim_slot(ctx, started, options.once_per, slot)
     if reason is None:
         return started
     skipped = ctx.run = ctx.database.runs.finish(started, "skipped", error=reason)
@@ -444,10 +447,12 @@ def _succeeded_within(ctx: CacheContext, within: float) -> str | None:
             f" within skip_if_succeeded_within={format_duration(within)}")
 
 
-def _claim_slot(ctx: CacheContext, started: RunRecord, period: float | str) -> tuple[RunRecord, str | None]:
-    """Claim the run's ``once_per`` slot, cut by the server's clock: (the run with its slot, None) or why not."""
+def _claim_slot(ctx: CacheContext, started: RunRecord, period: float | str,
+                given: datetime | None = None) -> tuple[RunRecord, str | None]:
+    """Claim the run's ``once_per`` slot (*given*, else cut by the server's clock): (the run with its slot,
+    None) or why not."""
     runs = ctx.database.runs
-    slot = _slot_start(ctx, period, ctx.database.backend.now())
+    slot = int(given.timestamp()) if given is not None else _slot_start(ctx, period, ctx.database.backend.now())
     if slot is None:  # before the schedule's first due time: no slot to keep it to
         return started, None
     began = datetime.fromtimestamp(slot, UTC)

@@ -35,13 +35,15 @@ class Supervised:
     tree gets when processcache itself goes away.
     """
 
-    def __init__(self, argv: list[str], piped: bool, leftover_grace: float, orphan_grace: float) -> None:
+    def __init__(self, argv: list[str], piped: bool, leftover_grace: float, orphan_grace: float,
+                 env: dict[str, str] | None = None) -> None:
         ours, theirs = socket.socketpair()
         pipe = subprocess.PIPE if piped else None
         with theirs:
             self.process = subprocess.Popen(
                 [sys.executable, "-I", "-S", REAPER, str(theirs.fileno()), repr(leftover_grace), repr(orphan_grace),
-                 "--", *argv], stdout=pipe, stderr=pipe, pass_fds=(theirs.fileno(),), process_group=0)
+                 "--", *argv], stdout=pipe, stderr=pipe, pass_fds=(theirs.fileno(),), process_group=0,
+                env=None if env is None else {**os.environ, **env})
         self._channel = ours
         self._buffered = b""
         self._leftover_grace = leftover_grace

@@ -203,6 +203,18 @@ class RunStore:
                          duration, ended[1], stored_traceback, None if summary is None else result, signal,
                          exit_code, attempts, run.slot, run.waited)
 
+    def starts_since(self, job_id: int, since: datetime) -> list[datetime]:
+        """When each run of the job that started at or after *since* started (skipped copies too)."""
+        return [py_time(started) for (started,) in self.backend.select(
+            "SELECT started_at FROM process_job_runs WHERE job_id = $job_id AND started_at >= $since",
+            {"job_id": job_id, "since": db_time(since)})]
+
+    def first_start(self, job_id: int) -> datetime | None:
+        """When the job's first run still stored started; None if it never ran."""
+        first = self.backend.value("SELECT MIN(started_at) FROM process_job_runs WHERE job_id = $job_id",
+                                   {"job_id": job_id})
+        return None if first is None else py_time(first)
+
     def get(self, run_id: int) -> RunRecord | None:
         """One run by id, with `lost` for a running run whose heartbeat stopped."""
         found = self.select_runs("r.id = $run_id", {"run_id": run_id}, limit=1)
