@@ -22,6 +22,7 @@ from ..records import Entry, KeyStats, entry_of_tuple
 from .backend import Backend, gc_paused
 from .fence import NO_FENCE, Fence
 from .retry import one_line_when_lost
+from .texts import same_text
 from .timeutil import db_time, py_time
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 _INSERT_COLUMNS = ("job_id", "machine", "entry_key", "entry_value", "created_at", "expires_at")
 _EXPIRY = "SELECT expires_at FROM process_cache WHERE id = $id"
 #: A single entry by its identity: after a lost connection, whether its INSERT got through.
-_FIND = ("SELECT MAX(id) FROM process_cache WHERE job_id = $job_id AND machine = $machine"
+_FIND = (f"SELECT MAX(id) FROM process_cache WHERE job_id = $job_id AND {same_text('machine', '$machine')}"
          " AND entry_key = $key AND created_at = $created_at")
 
 
@@ -129,7 +130,7 @@ class CacheStore:
 
         def stored() -> tuple[list[int], Any] | None:
             found = self.backend.select("SELECT id, expires_at FROM process_cache WHERE job_id = $job_id AND"
-                                        " machine = $machine AND created_at = $stamp ORDER BY id",
+                                        f" {same_text('machine', '$machine')} AND created_at = $stamp ORDER BY id",
                                         {"job_id": job_id, "machine": machine, "stamp": stamp})
             if len(found) < len(items):
                 return None
@@ -289,7 +290,7 @@ class CacheStore:
         params = {"job_id": job_id, "machine": machine, "key": key}
         clauses = ["job_id = $job_id"]
         if machine is not None:
-            clauses.append("machine = $machine")
+            clauses.append(same_text("machine", "$machine"))
         if key is not None:
             # A range, not "=": PostgreSQL without statistics (a young table,
             # a bulk load since the last ANALYZE) costs "=" on the key index and

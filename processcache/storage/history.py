@@ -56,6 +56,7 @@ from .schema import (
     SPOOL_REVISION,
 )
 from .store import JOBS_FROM
+from .texts import same_text
 from .timeutil import db_time, py_time
 
 if TYPE_CHECKING:
@@ -365,7 +366,7 @@ class History:
         if job is not None:
             clauses.append(f"r.job_id IN ({id_list(self.job_ids(job))})")
         if machine is not None:
-            clauses.append("r.machine = $machine")
+            clauses.append(same_text("r.machine", "$machine"))
         if since is not None:
             clauses.append("r.started_at >= $since")
             params["since"] = db_time(self._moment(since))  # type: ignore[arg-type]  # not None: since is not

@@ -66,7 +66,7 @@ def last_runs(backend: Backend, *conditions: str) -> str:
 #: Runs alive at ``$now`` per job and machine, from the (status, id) index: a running run whose heartbeat
 #: stopped is not (it is lost).
 RUNNING_NOW = ("SELECT job_id, machine, COUNT(*) FROM process_job_runs WHERE status = 'running'"
-               " AND (expires_at IS NULL OR expires_at >= $now) GROUP BY job_id, machine")
+               " AND (expires_at IS NULL OR expires_at >= $now) GROUP BY job_id, machine, LENGTH(machine)")
 
 #: Job and machine pairs one statement reads (`newest_marks`, `runs_after`): SQLite allows 500 SELECTs in one.
 PAIRS_PER_READ = 100

@@ -38,7 +38,7 @@ from ..errors import SchemaError
 from ..records import LogType
 from .backend import ConstraintViolation
 from .schema import SPOOL_REVISION, describe
-from .texts import storable
+from .texts import same_text, storable
 from .timeutil import db_time
 
 if TYPE_CHECKING:
@@ -189,7 +189,7 @@ def _apply(db: "Database", job_id: int, run: SpooledRun, write: SpooledWrite) ->
     age = (datetime.now(UTC) - write.created_at).total_seconds()
     if write.ttl is not None and write.ttl <= age:
         return False  # expired while it waited
-    scope = " AND machine = $machine" if run.scope == "machine" else ""
+    scope = f" AND {same_text('machine', '$machine')}" if run.scope == "machine" else ""
     params = {"job_id": job_id, "machine": run.machine, "key": write.key, "text": write.value,
               "created_at": db_time(write.created_at), "now": now,
               "expires": None if write.ttl is None else now + write.ttl - age}

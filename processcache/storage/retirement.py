@@ -30,6 +30,7 @@ from ..names import check_machine
 from .backend import ConstraintViolation
 from .history import TABLES, History, still_retired
 from .schema import JUDGEMENT_REVISION, MONITORING_REVISION, RUN_CONTROL_REVISION, describe
+from .texts import same_text
 from .timeutil import db_time, py_time
 
 
@@ -61,7 +62,7 @@ def retire_machine(history: History, name: str, machine: str) -> datetime:
     params = {"job_id": job_id, "machine": machine, "retired_at": db_time(moment)}
     with history.backend.transaction():
         if not history.backend.execute("UPDATE process_job_machines SET retired_at = $retired_at"
-                                       " WHERE job_id = $job_id AND machine = $machine", params):
+                                       f" WHERE job_id = $job_id AND {same_text('machine', '$machine')}", params):
             history.backend.insert("process_job_machines", params)
     return moment
 
@@ -72,9 +73,11 @@ def restore_machine(history: History, name: str, machine: str) -> bool:
     params = {"job_id": job_id, "machine": machine}
     found = history.backend.select(
         "SELECT m.retired_at, (SELECT MAX(r.started_at) FROM process_job_runs r WHERE r.job_id = m.job_id"
-        " AND r.machine = m.machine) FROM process_job_machines m WHERE m.job_id = $job_id AND m.machine = $machine",
+        f" AND {same_text('r.machine', 'm.machine')}) FROM process_job_machines m WHERE m.job_id = $job_id"
+        f" AND {same_text('m.machine', '$machine')}",
         params)
-    history.backend.execute("DELETE FROM process_job_machines WHERE job_id = $job_id AND machine = $machine", params)
+    history.backend.execute("DELETE FROM process_job_machines WHERE job_id = $job_id"
+                            f" AND {same_text('machine', '$machine')}", params)
     return bool(found) and still_retired(py_time(found[0][0]), py_time(found[0][1])) is not None
 
 
@@ -85,8 +88,8 @@ def _machine_of(history: History, name: str, machine: str) -> tuple[int, str]:
         raise SchemaError(f"retiring a machine from a job needs schema {describe(JUDGEMENT_REVISION)}, which"
                           f" {database.url} has not: run `processcache db upgrade`")
     job_id, machine = history.job_id(name), check_machine(machine)
-    ran = history.backend.values("SELECT DISTINCT machine FROM process_job_runs WHERE job_id = $job_id",
-                                 {"job_id": job_id})
+    ran = [row[0] for row in history.backend.select("SELECT DISTINCT machine, LENGTH(machine) FROM process_job_runs"
+                                                    " WHERE job_id = $job_id", {"job_id": job_id})]
     if machine not in ran:
         raise ProcessCacheError(f"{machine} never ran {name}: its machines are {', '.join(sorted(ran)) or 'none'}")
     return job_id, machine

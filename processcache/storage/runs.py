@@ -28,7 +28,7 @@ from .schema import (
     SPOOL_REVISION,
     describe,
 )
-from .texts import storable
+from .texts import same_text, storable
 from .timeutil import db_time, py_time
 
 if TYPE_CHECKING:
@@ -118,7 +118,8 @@ class RunStore:
 
         def stored() -> int | None:  # the run, if the commit got through before the connection went
             return self.backend.value("SELECT MAX(id) FROM process_job_runs WHERE job_id = $job_id AND"
-                                      " machine = $machine AND pid = $pid AND started_at = $started_at", params)
+                                      f" {same_text('machine', '$machine')} AND pid = $pid"
+                                      " AND started_at = $started_at", params)
 
         run_id = self.backend.retrying(insert, stored)
         return RunRecord(run_id, group, job, machine, pid, status, started_at, waited=waited)
@@ -224,7 +225,7 @@ class RunStore:
         """The newest succeeded run of a job (on *machine*, or any when None)."""
         clauses = ["r.job_id = $job_id", "r.status = 'succeeded'"]
         if machine is not None:
-            clauses.append("r.machine = $machine")
+            clauses.append(same_text("r.machine", "$machine"))
         if before_run is not None:
             clauses.append("r.id < $before")
         found = self.select_runs(" AND ".join(clauses), {"job_id": job_id, "machine": machine,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..records import LogRecord, LogType
 from .backend import Backend, id_list
-from .texts import storable
+from .texts import same_text, storable
 from .timeutil import db_time, py_time, utcnow
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 _LOG_COLUMNS = "id, log_type, message, machine, created_at, run_id, level, job_id"
 _INSERT_LOG = ("INSERT INTO process_job_logs (job_id, run_id, machine, log_type, level, message, created_at)"
                " VALUES ($job_id, $run_id, $machine, $log_type, $level, $message, $created_at)")
-_FIND_LOG = ("SELECT MAX(id) FROM process_job_logs WHERE job_id = $job_id AND machine = $machine"
+_FIND_LOG = (f"SELECT MAX(id) FROM process_job_logs WHERE job_id = $job_id AND {same_text('machine', '$machine')}"
              " AND created_at = $created_at AND log_type = $log_type")
 #: A job's (``j``) group, ``p``: its name is the group's name.
 GROUP_OF_JOB = "JOIN processes p ON p.id = j.process_id"
@@ -101,7 +101,6 @@ class Store:
         records = [
             LogRecord(r[0], LogType(r[1]), r[2], r[3], py_time(r[4]), r[5], r[6], *names[r[7]])
             for r in rows
-            if machine is None or r[3] == machine
         ]
         return records[::-1] if newest else records
 
@@ -136,7 +135,9 @@ def _log_filter(job_ids: list[int] | None, machine: str | None, log_type: LogTyp
     clauses = ["1 = 1"]
     if job_ids is not None:
         clauses.append(f"job_id IN ({id_list(job_ids)})")
-    for name in ("machine", "log_type", "run_id"):
+    if machine is not None:
+        clauses.append(same_text("machine", "$machine"))
+    for name in ("log_type", "run_id"):
         if params[name] is not None:
             clauses.append(f"{name} = ${name}")
     if since is not None:

@@ -61,6 +61,16 @@ _NAMED = {"\\": "\\\\", "\r": "\\r", "\n": "\\n", "\t": "\\t"}
 _IN_JSON = re.compile(f"[{_ACTED_ON}]")  # json.dumps escapes C0 itself
 
 
+def same_text(column: str, value: str) -> str:
+    """SQL true when *column* holds exactly the text *value* (a ``$parameter`` or another column).
+
+    MySQL and MariaDB compare ``'m'`` and ``'m '`` as equal (PAD SPACE, even
+    in a binary collation), which would make two machines one; the equal
+    length tells them apart, while the ``=`` still walks the index.
+    """
+    return f"{column} = {value} AND LENGTH({column}) = LENGTH({value})"
+
+
 def shown(text: str, lines: bool = False) -> str:
     """*text* as a terminal may show it, every character it would act on escaped; see the module docstring.
 
