@@ -206,6 +206,23 @@ def postgres_url(tmp_path):
 
 
 @pytest.fixture
+def mysql_url(tmp_path):
+    """A URL to a new, empty MariaDB/MySQL database (for what the original process-cache wrote there)."""
+    yield from _new_database("mysql", tmp_path)
+
+
+@pytest.fixture(params=["mysql", "sqlite", "postgres"])
+def original_url(request, tmp_path):
+    """A URL to a new database holding what the original process-cache wrote there (tests/fixtures/original/)."""
+    import original_db
+
+    (tmp_path / "original").mkdir()
+    for url in _new_database(request.param, tmp_path / "original"):
+        original_db.load(url)
+        yield url
+
+
+@pytest.fixture
 def backend(backend_url):
     """A connected processcache Database on each backend, tables created."""
     with processcache.connect(backend_url) as db:

@@ -135,6 +135,7 @@ LAZY = {
     "storage/database.py": "history, retirement, schedules, the verdicts: only for the calls that ask them",
     "storage/dialects.py": "waits and psycopg2.extras only on PostgreSQL",
     "storage/pauses.py": "cronsim only for a job that has a maintenance window",
+    "storage/schema.py": "the original process-cache's tables only when a database is refused",
     "storage/spool.py": "platformdirs only off Linux",
     "web/scrape.py": "the metrics only when scraped",
 }

@@ -15,8 +15,9 @@
   jobs, logs), `history` (listings, the rows ``check`` judges, prune),
   `queries` (the SQL fragments they share), `retirement`, `pauses`, `pools`, `alerts`,
   `metrics`, `transfer` (``cache export``), `spool` (runs kept on this
-  machine while the database was down) and `replay` (those runs into the
-  ledger, once).
+  machine while the database was down), `replay` (those runs into the
+  ledger, once) and `original` (the original process-cache's tables:
+  recognised, imported, moved aside).
 
 One door: the floors above import only this package (the names below),
 never a module of it, and write no SQL; nothing here imports from ``run``,

@@ -403,6 +403,11 @@ class Backend:
         """processcache's tables, as this release declares them."""
         return list(self.pony.schema.tables)
 
+    def has_table(self, name: str) -> bool:
+        """Whether the database holds a table *name*, processcache's or another program's."""
+        with self.transaction():
+            return bool(self.pony.provider.table_exists(self.reading_connection(), name))
+
     # -- inside -----------------------------------------------------------------------
 
     def _positional(self, sql: str, params: dict) -> tuple[str, tuple]:

@@ -72,6 +72,14 @@ class Dialect:
     def drop_index(self, index: str, table: str) -> str:
         return f"DROP INDEX {index}"
 
+    def quote(self, name: str) -> str:
+        """*name* as an identifier: a column another program named ``key`` or ``createdAt``."""
+        return f'"{name}"'
+
+    def rename_tables(self, renames: dict[str, str]) -> list[str]:
+        """The statements that rename each table (old name: new name), run in one schema-changing transaction."""
+        return [f"ALTER TABLE {old} RENAME TO {new}" for old, new in renames.items()]
+
     def text_type(self, max_len: int | None) -> str | None:
         """The SQL type of a text column, where Pony's default will not do (None: Pony's)."""
         return None
@@ -195,6 +203,13 @@ class MySQL(Dialect):
 
     def drop_index(self, index: str, table: str) -> str:
         return f"DROP INDEX {index} ON {table}"
+
+    def quote(self, name: str) -> str:
+        return f"`{name}`"
+
+    def rename_tables(self, renames: dict[str, str]) -> list[str]:
+        """One statement, which MySQL runs whole or not at all (its DDL does not wait for a COMMIT)."""
+        return ["RENAME TABLE " + ", ".join(f"{old} TO {new}" for old, new in renames.items())]
 
     def text_type(self, max_len: int | None) -> str | None:
         """utf8mb4 with a binary collation: MySQL compares text case- and accent-insensitively by default, which

@@ -417,9 +417,20 @@ class Schema:
         return start, CURRENT
 
     def _refuse_foreign(self, differences: list[str]) -> None:
-        """SchemaError when a table processcache would create is there already with other columns: not ours."""
+        """SchemaError when a table processcache would create is there already with other columns: not ours.
+
+        The original process-cache's tables are named as such, with the way to bring their data over.
+        """
+        from .original import is_original  # only a refused database needs it: no cost at every start
+
         foreign = sorted({difference.split()[1].split(".")[0] for difference in differences
                           if difference.startswith("column ")})
+        original = [table for table in foreign if is_original(table, self._columns(table))]
+        if original:
+            raise SchemaError(f"{self.url} holds the original process-cache's tables ({', '.join(original)}),"
+                              " which processcache never uses in place: nothing was changed; import them into a"
+                              f" database of processcache's own with `processcache db import-original {self.url}"
+                              " --database URL`, or add --rename-original to move them aside and use this one")
         if foreign:
             names = ", ".join(foreign)
             raise SchemaError(f"{self.url} holds a table named {names} that is not processcache's (its columns"
