@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # for type checkers: at run time, __getattr__ imports each on
     from .fence import NO_FENCE, Fence
     from .history import History
     from .metrics import Ledger, MachineState, read_ledger
+    from .original import ImportCounts, import_original, original_rows, rename_original
     from .pauses import paused
     from .pools import POOL_PREFIX, pool_locks, pool_size, pool_sizes, set_pool_size
     from .retry import one_line_when_lost
@@ -61,6 +62,7 @@ _HOMES = {name: module for module, names in {
     'metrics': ('Ledger', 'MachineState', 'read_ledger'),
     'alerts': ('RETRY_DELAYS', 'AlertState', 'AlertStore'),
     'history': ('History',),
+    'original': ('ImportCounts', 'import_original', 'original_rows', 'rename_original'),
     'runs': ('JUDGED', 'MONITORING', 'RunStore', 'result_summary'),
     'backend': ('DriverError',),
     'timeutil': ('backoff',),
@@ -70,10 +72,11 @@ _HOMES = {name: module for module, names in {
 }.items() for name in names}
 
 __all__ = ["AlertState", "AlertStore", "backoff", "clock", "connect", "Database", "DEFAULT_LIMIT", "describe",
-           "DriverError", "ExportedEntry", "Fence", "History", "JUDGED", "Ledger", "MachineState", "MONITORING",
-           "NO_FENCE", "one_line_when_lost", "parse_lines", "parse_url", "paused", "pool_locks", "POOL_PREFIX",
-           "pool_size", "pool_sizes", "read_ledger", "resolve_url", "result_summary", "RETRY_DELAYS", "RunStore",
-           "set_pool_size", "shown", "shown_json", "Spool"]
+           "DriverError", "ExportedEntry", "Fence", "History", "ImportCounts", "import_original", "JUDGED",
+           "Ledger", "MachineState", "MONITORING", "NO_FENCE", "one_line_when_lost", "original_rows", "parse_lines",
+           "parse_url", "paused", "pool_locks", "POOL_PREFIX", "pool_size", "pool_sizes", "read_ledger",
+           "rename_original", "resolve_url", "result_summary", "RETRY_DELAYS", "RunStore", "set_pool_size", "shown",
+           "shown_json", "Spool"]
 
 
 def __getattr__(name: str) -> Any:

@@ -76,9 +76,11 @@ class Dialect:
         """*name* as an identifier: a column another program named ``key`` or ``createdAt``."""
         return f'"{name}"'
 
-    def rename_tables(self, renames: dict[str, str]) -> list[str]:
-        """The statements that rename each table (old name: new name), run in one schema-changing transaction."""
-        return [f"ALTER TABLE {old} RENAME TO {new}" for old, new in renames.items()]
+    def aside(self, tables: list[str]) -> tuple[dict[str, str], list[str]]:
+        """Where another program's *tables* go to make room for processcache's, and the statements that move them
+        there in one schema-changing transaction (`original.rename_original`)."""
+        moved = {table: f"original_{table}" for table in tables}
+        return moved, [f"ALTER TABLE {old} RENAME TO {new}" for old, new in moved.items()]
 
     def text_type(self, max_len: int | None) -> str | None:
         """The SQL type of a text column, where Pony's default will not do (None: Pony's)."""
@@ -152,6 +154,15 @@ class PostgreSQL(Dialect):
     #: the server connection and makes the next client's writes fail. Readers' own role (SELECT alone) does it.
     read_only_session = None
 
+    def aside(self, tables: list[str]) -> tuple[dict[str, str], list[str]]:
+        """Each table's primary key index and id sequence as well, which keep their names in a rename and which
+        processcache's tables of the same names would want (``processes_pkey``, ``processes_id_seq``)."""
+        moved, statements = super().aside(tables)
+        for old, new in moved.items():
+            statements += [f"ALTER INDEX IF EXISTS {old}_pkey RENAME TO {new}_pkey",
+                           f"ALTER SEQUENCE IF EXISTS {old}_id_seq RENAME TO {new}_id_seq"]
+        return moved, statements
+
     def aware_time(self, column: str) -> str:
         """psycopg2 builds an aware datetime in C from a ``timestamptz``, much faster than setting the zone of
         each naive one in Python (a third of a 100,000-entry load)."""
@@ -207,9 +218,10 @@ class MySQL(Dialect):
     def quote(self, name: str) -> str:
         return f"`{name}`"
 
-    def rename_tables(self, renames: dict[str, str]) -> list[str]:
-        """One statement, which MySQL runs whole or not at all (its DDL does not wait for a COMMIT)."""
-        return ["RENAME TABLE " + ", ".join(f"{old} TO {new}" for old, new in renames.items())]
+    def aside(self, tables: list[str]) -> tuple[dict[str, str], list[str]]:
+        """One statement, which MySQL runs whole or not at all (its DDL commits by itself, statement by statement)."""
+        moved = {table: f"original_{table}" for table in tables}
+        return moved, ["RENAME TABLE " + ", ".join(f"{old} TO {new}" for old, new in moved.items())]
 
     def text_type(self, max_len: int | None) -> str | None:
         """utf8mb4 with a binary collation: MySQL compares text case- and accent-insensitively by default, which

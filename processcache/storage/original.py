@@ -55,7 +55,8 @@ from ..cache.codec import encode_value
 from ..errors import InvalidNameError, ProcessCacheError
 from ..names import check_text, normalize, normalize_name
 from ..records import LogType
-from .timeutil import db_time
+from .texts import storable
+from .timeutil import db_time, py_time
 
 if TYPE_CHECKING:
     from .database import Database
@@ -67,8 +68,6 @@ ORIGINAL_COLUMNS = {
     "process_job_logs": ("id", "process", "job", "machine", "type", "message", "createdAt"),
     "process_cache": ("id", "process", "job", "machine", "key", "value", "createdAt"),
 }
-#: Where `rename_original` moves each table.
-RENAMED = {table: f"original_{table}" for table in ORIGINAL_COLUMNS}
 EMPTY_MACHINE = "unknown"
 EMPTY_KEY = "(empty key)"
 _ENTRY_COLUMNS = ("job_id", "machine", "entry_key", "entry_value", "created_at", "expires_at")
@@ -96,23 +95,26 @@ class ImportCounts:
     renamed: list[str] = field(default_factory=list)
 
 
-def import_original(source: "Database", target: "Database",
-                    progress: Callable[[int], None] | None = None, total: Callable[[int], None] | None = None,
+def original_rows(source: "Database", tables: dict[str, str] | None = None) -> int:
+    """How many entries and logs the original's database *source* holds: what `import_original` goes through."""
+    reader = _Reader(source, tables)
+    return reader.count("process_cache") + reader.count("process_job_logs")
+
+
+def import_original(source: "Database", target: "Database", progress: Callable[[int], None] | None = None,
                     tables: dict[str, str] | None = None) -> ImportCounts:
     """Import the original's database *source* into the processcache database *target*; see the module docstring.
 
-    *total* is called once with the number of rows to go through, *progress*
-    with each job's rows as it is done. *tables* names the original's tables
-    where they are not under their own names (after `rename_original`).
+    *progress* is called with the number of entries and logs of each job as
+    it is done. *tables* says where the original's tables are when they are
+    not under their own names (as `rename_original` returns it).
     """
-    reader = _Reader(source, tables or {table: table for table in ORIGINAL_COLUMNS})
+    reader = _Reader(source, tables)
     counts = ImportCounts()
     groups = {process_id: _name(name, "process", process_id, counts)
               for process_id, name in reader.rows("SELECT id, name FROM {processes} ORDER BY id")}
     jobs = reader.rows("SELECT id, process, name FROM {process_jobs} ORDER BY id")
     counts.groups, counts.jobs = len(groups), len(jobs)
-    if total is not None:
-        total(reader.count("process_cache") + reader.count("process_job_logs"))
     known = {job_id for job_id, _, _ in jobs}
     counts.orphans = sum(1 for table in ("process_cache", "process_job_logs")
                          for (job,) in reader.rows(f"SELECT job FROM {{{table}}}") if job not in known)
@@ -143,7 +145,7 @@ def _import_job(reader: "_Reader", target: "Database", job_id: int, group: str, 
                for machine, key, value, created in reader.rows(
                    "SELECT machine, {key}, value, createdAt FROM {process_cache} WHERE job = $job ORDER BY id",
                    {"job": job_id})]
-    logs = [(_machine(machine, counts), *_type(kind), message, _time(created))
+    logs = [(_machine(machine, counts), *_type(kind), storable(message) or "", _time(created))
             for machine, kind, message, created in reader.rows(
                 "SELECT machine, type, message, createdAt FROM {process_job_logs} WHERE job = $job ORDER BY id",
                 {"job": job_id})]
@@ -171,8 +173,6 @@ def _import_job(reader: "_Reader", target: "Database", job_id: int, group: str, 
 
 def _stored(backend, sql: str, job_id: int) -> Counter:
     """The rows *sql* reads, the time as an aware UTC datetime (the last column), counted."""
-    from .timeutil import py_time
-
     return Counter((*row[:-1], py_time(row[-1])) for row in backend.select(sql, {"job_id": job_id}))
 
 
@@ -188,19 +188,21 @@ def _missing(rows: list[tuple], there: Counter) -> list[tuple]:
 
 
 def _machine(machine: str, counts: ImportCounts) -> str:
-    if machine:
-        return check_text(machine, "machine name", ProcessCacheError)
-    if f"machine '' as {EMPTY_MACHINE!r}" not in counts.renamed:
-        counts.renamed.append(f"machine '' as {EMPTY_MACHINE!r}")
-    return EMPTY_MACHINE
+    return _not_empty(machine, "machine", EMPTY_MACHINE, counts)
 
 
 def _key(key: str, counts: ImportCounts) -> str:
-    if key:
-        return check_text(key, "cache key", ProcessCacheError)
-    if f"key '' as {EMPTY_KEY!r}" not in counts.renamed:
-        counts.renamed.append(f"key '' as {EMPTY_KEY!r}")
-    return EMPTY_KEY
+    return _not_empty(key, "key", EMPTY_KEY, counts)
+
+
+def _not_empty(text: str, what: str, instead: str, counts: ImportCounts) -> str:
+    """*text* checked as processcache stores it; *instead* for an empty one, which processcache refuses."""
+    if text:
+        return check_text(text, what, ProcessCacheError)
+    change = f"{what} '' as {instead!r}"
+    if change not in counts.renamed:
+        counts.renamed.append(change)
+    return instead
 
 
 def _type(kind: str) -> tuple[str, str | None]:
@@ -215,12 +217,31 @@ def _time(seconds: int) -> datetime:
     return datetime.fromtimestamp(int(seconds), timezone.utc)
 
 
+def rename_original(database: "Database") -> dict[str, str]:
+    """Move the original's tables out of processcache's way, in one step; return where each one is now.
+
+    Tables moved by an earlier call stay where they are (`Dialect.aside`
+    says where: ``original_processes``, ..., or on PostgreSQL the schema
+    ``process_cache_original`` with their indexes and sequences). A table of
+    the original's name that is not the original's is left alone: the
+    import then says it holds no original tables.
+    """
+    backend = database.backend
+    moved, statements = backend.dialect.aside(list(ORIGINAL_COLUMNS))
+    if not all(backend.has_table(name) for name in moved.values()):
+        with backend.ddl():
+            for statement in statements:
+                backend.execute(statement)
+    return moved
+
+
 class _Reader:
     """Reads the original's tables, wherever they are, quoting the columns that need it on each database."""
 
-    def __init__(self, source: "Database", tables: dict[str, str]) -> None:
+    def __init__(self, source: "Database", tables: dict[str, str] | None) -> None:
         self.backend = source.backend
-        self.names = {**tables, "key": self.backend.dialect.quote("key"),
+        self.names = {**(tables or {table: table for table in ORIGINAL_COLUMNS}),
+                      "key": self.backend.dialect.quote("key"),
                       "createdAt": self.backend.dialect.quote("createdAt")}
         self._check(source.url)
 

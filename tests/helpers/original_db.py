@@ -67,3 +67,48 @@ def tables(url: str) -> list[str]:
     with contextlib.closing(mysql(url)) as conn, conn.cursor() as cursor:
         cursor.execute("SHOW TABLES")
         return sorted(row[0] for row in cursor.fetchall())
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    """The rows *sql* reads from *url* through the driver alone (processcache would refuse the original's tables)."""
+    if url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(urlsplit(url).path)) as conn:
+            return conn.execute(sql).fetchall()
+    if url.startswith("postgres"):
+        with contextlib.closing(postgres(url)) as conn, conn.cursor() as cursor:
+            cursor.execute(sql.replace("`", '"'))
+            return cursor.fetchall()
+    with contextlib.closing(mysql(url)) as conn, conn.cursor() as cursor:
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+
+
+def entries(url: str, prefix: str = "") -> list[tuple]:
+    """The original's cache entries in id order: (process, job, machine, key, value, createdAt)."""
+    return query(url, f"SELECT p.name, j.name, c.machine, c.`key`, c.value, c.`createdAt` FROM {prefix}process_cache c"
+                      f" JOIN {prefix}process_jobs j ON j.id = c.job JOIN {prefix}processes p ON p.id = j.process"
+                      " ORDER BY c.id")
+
+
+def logs(url: str, prefix: str = "") -> list[tuple]:
+    """The original's logs in id order: (process, job, machine, type, message, createdAt)."""
+    return query(url, "SELECT p.name, j.name, l.machine, l.type, l.message, l.`createdAt`"
+                      f" FROM {prefix}process_job_logs l"
+                      f" JOIN {prefix}process_jobs j ON j.id = l.job JOIN {prefix}processes p ON p.id = j.process"
+                      " ORDER BY l.id")
+
+
+def grow(url: str, jobs: int, logs_each: int) -> None:
+    """Add *jobs* jobs of *logs_each* logs to the original's database at *url* (MariaDB), as its code writes them."""
+    with contextlib.closing(mysql(url)) as conn, conn.cursor() as cursor:
+        cursor.execute("INSERT INTO processes (name, createdAt, updatedAt) VALUES ('bulk', 1564200000, 0)")
+        process = cursor.lastrowid
+        for number in range(jobs):
+            cursor.execute("INSERT INTO process_jobs (process, name, createdAt, updatedAt) VALUES (%s, %s, %s, 0)",
+                           (process, f"job-{number}", 1564200000))
+            job = cursor.lastrowid
+            # Placeholders only: PyMySQL sends one multi-row INSERT then, not a statement (and a commit) a row.
+            cursor.executemany("INSERT INTO process_job_logs (process, job, machine, type, message, createdAt,"
+                               " updatedAt) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                               [(process, job, "bulk-host", "GENERIC", f"line {n}", 1564200000 + n, 0)
+                                for n in range(logs_each)])
