@@ -38,6 +38,12 @@ class LogType(str, Enum):
         return self.value
 
 
+#: The levels of the logs that hold what a run printed (`run.output`): the end of its stdout, then of its stderr.
+#: ``ctx.get_logs`` leaves them out unless asked (``output=True``), as the original's ``getJobLogs`` had only the
+#: job's own logs; ``processcache logs`` shows them.
+OUTPUT_LEVELS = ("STDOUT", "STDERR")
+
+
 #: Every status a run can have, in the order of its life: ``running``; then
 #: ``succeeded``; ``failed`` (the job raised, or the command exited non-zero);
 #: ``timed-out`` (stopped by its ``timeout``); ``skipped`` (the lock was held,

@@ -418,15 +418,18 @@ class CacheContext:
         return self.database.runs.last_success(self._live_job(), self._machine(machine), before)
 
     def get_logs(self, offset: int = 0, limit: int | None = None, type: LogType | str | None = None,
-                 machine: Any = _THIS, whole_group: bool = False) -> list[LogRecord]:
+                 machine: Any = _THIS, whole_group: bool = False, output: bool = False) -> list[LogRecord]:
         """This job's logs, oldest first, paged by *offset* and *limit*.
 
         ``machine=ANY`` reads every machine's; ``whole_group=True`` reads the
         logs of every job of this group (the original's per-process logs).
+        The job's own logs only, as the original's ``getJobLogs`` returned:
+        ``output=True`` adds what its runs printed (the logs of levels
+        ``STDOUT`` and ``STDERR``, one each a run that printed).
         """
         job_ids = self._store.group_job_ids(self.group) if whole_group else [self._live_job()]
         log_type = None if type is None else LogType.parse(type)
-        return self._store.logs(job_ids, self._machine(machine), log_type, offset, limit)
+        return self._store.logs(job_ids, self._machine(machine), log_type, offset, limit, output=output)
 
     @property
     def scope_machine(self) -> str | None:

@@ -92,9 +92,9 @@ class CacheReader:
         return self._ctx.sync_cache()
 
     def get_logs(self, offset: int = 0, limit: int | None = None, type: LogType | str | None = None,
-                 machine: Any = JOB_SCOPE, whole_group: bool = False) -> list[LogRecord]:
+                 machine: Any = JOB_SCOPE, whole_group: bool = False, output: bool = False) -> list[LogRecord]:
         """The job's logs, oldest first, as `CacheContext.get_logs` reads them."""
-        return self._ctx.get_logs(offset, limit, type, machine, whole_group)
+        return self._ctx.get_logs(offset, limit, type, machine, whole_group, output)
 
     def last_success(self, machine: Any = JOB_SCOPE) -> RunRecord | None:
         """The job's newest successful run: the one its next run resumes from."""

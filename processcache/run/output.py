@@ -20,8 +20,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-#: The levels the tails are stored under, one log each.
-LEVELS = ("STDOUT", "STDERR")
+from ..records import OUTPUT_LEVELS as LEVELS  # the levels the tails are stored under, one log each
 
 
 class Tail:

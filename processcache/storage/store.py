@@ -10,7 +10,7 @@ entries have `cache.py`; runs and locks `runs.py`.
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..records import LogRecord, LogType
+from ..records import OUTPUT_LEVELS, LogRecord, LogType
 from .backend import Backend, id_list
 from .texts import same_text, storable
 from .timeutil import db_time, py_time, utcnow
@@ -80,15 +80,18 @@ class Store:
     def logs(self, job_ids: list[int] | None = None, machine: str | None = None,
              log_type: LogType | None = None, offset: int = 0, limit: int | None = None, *,
              run_id: int | None = None, since: datetime | None = None, after_id: int | None = None,
-             newest: bool = False) -> list[LogRecord]:
+             newest: bool = False, output: bool = True) -> list[LogRecord]:
         """Logs, oldest first, filtered and paged as asked; *job_ids* None means every job.
 
         ``newest=True`` pages from the newest end (the last *limit* logs),
-        still returned oldest first.
+        still returned oldest first. ``output=False`` leaves out what runs
+        printed (`OUTPUT_LEVELS`), before the page is cut.
         """
         if job_ids is not None and not job_ids:
             return []
         where, params = _log_filter(job_ids, machine, log_type, run_id, since, after_id)
+        if not output:
+            where += f" AND (level IS NULL OR level NOT IN ({', '.join(map(repr, OUTPUT_LEVELS))}))"
         order = " DESC" if newest else ""
         sql = f"SELECT {_LOG_COLUMNS} FROM process_job_logs WHERE {where} ORDER BY id{order}{_page(offset, limit)}"
 

@@ -1,5 +1,7 @@
 """Logs: three types, per job, per machine and per group, with offset, limit and type."""
 
+import sys
+
 import pytest
 
 import processcache
@@ -83,3 +85,25 @@ def test_negative_paging_is_refused(ctx):
 def test_a_context_outside_a_run_logs_without_a_run(backend):
     ctx = processcache.CacheContext(backend, "g", "j", "m")
     assert ctx.create_log("x").run_id is None
+
+
+def test_get_logs_returns_the_jobs_own_logs_and_what_it_printed_only_when_asked(backend):
+    """A ported job's get_logs() returns what the original's getJobLogs did: its createLog rows, not its print()s."""
+    registry = processcache.Registry()
+
+    @registry.job("port", "printer", scope="machine")
+    def printer(ctx):
+        print("printed")
+        print("warned", file=sys.stderr)
+        ctx.create_log("own", LogType.WARNING)
+        ctx.create_log("own too")
+
+    for _ in range(2):
+        assert printer.run(database=backend, machine="m").ok
+    with cache_session("port", "printer", machine="m", database=backend, scope="machine") as ctx:
+        assert messages(ctx.get_logs()) == ["own", "own too"] * 2
+        assert messages(ctx.get_logs(offset=1, limit=2)) == ["own too", "own"], "left out before the page is cut"
+        assert messages(ctx.get_logs(type="GENERIC")) == ["own too"] * 2
+        everything = ctx.get_logs(output=True)
+        assert [(log.message, log.level) for log in everything] == \
+            [("own", None), ("own too", None), ("printed", "STDOUT"), ("warned", "STDERR")] * 2

@@ -310,7 +310,7 @@ def test_printed_output_is_read_by_every_machine(backend_url):
     registry = Registry()
     run = registry.job("control", "prints")(lambda ctx: print("héllo ✓ 𝄞")).run(database=backend_url, machine="m")
     with cache_session("control", "prints", machine="other", database=backend_url) as ctx:
-        assert [log.message for log in ctx.get_logs(machine=ANY) if log.run_id == run.id] == ["héllo ✓ 𝄞"]
+        assert [log.message for log in ctx.get_logs(machine=ANY, output=True) if log.run_id == run.id] == ["héllo ✓ 𝄞"]
 
 
 # -- the same options on `processcache run` ------------------------------------------------------------------
