@@ -60,6 +60,23 @@ RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 FAILED: tuple[RunStatus, ...] = ("failed", "timed-out", "lost", "terminated")
 
 
+class GroupRecord(NamedTuple):
+    """A group as stored (`Database.find_group`): the original's Process."""
+
+    id: int
+    name: str
+    created_at: datetime
+
+
+class JobRecord(NamedTuple):
+    """A job as stored (`Database.find_job`): the original's ProcessJob."""
+
+    id: int
+    group: str
+    name: str
+    created_at: datetime
+
+
 class Entry(NamedTuple):
     """One cached value under a key. Keys are not unique: a key holds a list."""
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ProcessCacheError, SchemaError
 from ..options import DEFAULT_GRACE
-from ..records import JobSummary, LockRecord, LogRecord, LogType, Problem, RunDetail, RunRecord
+from ..records import GroupRecord, JobRecord, JobSummary, LockRecord, LogRecord, LogType, Problem, RunDetail, RunRecord
 from . import config
 from .backend import Backend
 from .cache import CacheStore
@@ -107,6 +107,19 @@ class Database:
         from .alerts import AlertStore
 
         return AlertStore(self)
+
+    # -- lookups that create nothing ----------------------------------------------------------------
+
+    def find_group(self, group: str) -> GroupRecord | None:
+        """The group named *group* (normalised as a job's is), or None; read only, as the original's ``getProcess``.
+
+        Running a job or opening a `cache_session` creates its group and job.
+        """
+        return self.store.find_group(group)
+
+    def find_job(self, group: str, job: str) -> JobRecord | None:
+        """The job *group*/*job* (names normalised), or None; read only, as the original's ``getJob``."""
+        return self.store.find_job(group, job)
 
     # -- reports: what the operations commands show, for programs (the commands call these) ------
 

@@ -10,7 +10,8 @@ entries have `cache.py`; runs and locks `runs.py`.
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..records import OUTPUT_LEVELS, LogRecord, LogType
+from ..names import normalize
+from ..records import OUTPUT_LEVELS, GroupRecord, JobRecord, LogRecord, LogType
 from .backend import Backend, id_list
 from .texts import same_text, storable
 from .timeutil import db_time, py_time, utcnow
@@ -55,6 +56,19 @@ class Store:
             self._job_ids[(group, job)] = cached
             self._job_names[cached] = (job, group)
         return cached
+
+    def find_group(self, group: str) -> GroupRecord | None:
+        """The group *group* (normalised), or None: never created here (the original's ``getProcess``)."""
+        rows = self.backend.select("SELECT id, name, created_at FROM processes WHERE name = $name",
+                                   {"name": normalize(group)})
+        return GroupRecord(rows[0][0], rows[0][1], py_time(rows[0][2])) if rows else None
+
+    def find_job(self, group: str, job: str) -> JobRecord | None:
+        """The job *group*/*job* (normalised), or None: never created here (the original's ``getJob``)."""
+        rows = self.backend.select(f"SELECT j.id, p.name, j.name, j.created_at {JOBS_FROM}"
+                                   " WHERE p.name = $group AND j.name = $job",
+                                   {"group": normalize(group), "job": normalize(job)})
+        return JobRecord(rows[0][0], rows[0][1], rows[0][2], py_time(rows[0][3])) if rows else None
 
     def forget_job(self, job_id: int) -> None:
         """Drop a deleted job from this store's memory, so a later run of its name creates it anew."""

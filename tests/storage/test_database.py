@@ -161,3 +161,15 @@ def test_a_session_on_postgresql_ends_without_discard_all(postgres_url):
                 [(last,)] = cursor.fetchall()
             other.close()
     assert "process_job_logs" in last and "DISCARD" not in last
+
+
+def test_find_group_and_find_job_return_none_and_create_nothing_until_a_job_runs(backend):
+    """The original's getProcess and getJob: a lookup that answers null, where createProcess and createJob create."""
+    assert backend.find_group("example") is None and backend.find_job("example", "hello-world") is None
+    assert backend.jobs() == [], "looking created nothing"
+    with processcache.cache_session("Example", "Hello World", machine="m", database=backend) as ctx:
+        job_id = ctx.job_id
+    group, job = backend.find_group("  EXAMPLE "), backend.find_job("example", "hello.world")
+    assert (group.name, job.id, job.group, job.name) == ("example", job_id, "example", "hello-world")
+    assert job.created_at.tzinfo is not None and group.created_at <= job.created_at
+    assert backend.find_job("example", "other") is None and backend.find_group("other") is None
