@@ -112,3 +112,4 @@ def grow(url: str, jobs: int, logs_each: int) -> None:
                                " updatedAt) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                                [(process, job, "bulk-host", "GENERIC", f"line {n}", 1564200000 + n, 0)
                                 for n in range(logs_each)])
+
