@@ -54,6 +54,7 @@ import functools
 import gc
 import itertools
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -238,6 +239,7 @@ class Backend:
         if not self.in_transaction:
             raise RuntimeError("Backend.insert runs inside a transaction: use write() for a single durable insert")
         self.refuse_if_read_only(f"INSERT INTO {table}")
+        self._echo(f"INSERT INTO {table} ({', '.join(values)})", values)
         with self._violations():
             return self.pony.insert(table, returning="id" if table in _TABLES_WITH_ID else None, **values)
 
@@ -246,6 +248,7 @@ class Backend:
         if not rows:
             return []
         self.refuse_if_read_only(f"INSERT INTO {table}")
+        self._echo(f"INSERT INTO {table} ({', '.join(columns)}): {len(rows)} rows", {})
         cursor = self.pony.get_connection().cursor()
         with self._violations():
             return self.dialect.insert_many(cursor, table, columns, rows)
@@ -410,11 +413,21 @@ class Backend:
 
     # -- inside -----------------------------------------------------------------------
 
+    def _echo(self, sql: str, params: dict) -> None:
+        """With ``?echo=1`` in the URL, each statement and its parameters on stderr (the original's Sequelize
+        ``logging``): for looking at what processcache sends, never for cron, whose mail would hold it all.
+        The tables Pony creates are not shown (``db sync --mode check`` says what is missing)."""
+        if self.config.echo:
+            shown = f" {params}" if params else ""
+            sys.stderr.write(f"processcache SQL: {sql}{shown}\n")
+
     def _positional(self, sql: str, params: dict) -> tuple[str, tuple]:
+        self._echo(sql, params)
         text, names = _positional(sql, self.dialect.mark)
         return text, tuple(params[name] for name in names)
 
     def _cursor_in_transaction(self, sql: str, params: dict, write: bool):
+        self._echo(sql, params)
         with self._violations():
             # Pony evaluates the parameters with the dict as globals, which adds __builtins__ to it: a copy.
             return self.pony._exec_raw_sql(sql, dict(params), None, 0, start_transaction=write)

@@ -33,6 +33,10 @@ process's threads share at most ``pool_size`` connections, a thread waits
 for one at most ``pool_timeout``, and one unused for ``pool_idle`` is
 closed (`processcache.storage.pool`).
 
+Every URL takes ``?echo=1``: each statement processcache sends, with its
+parameters, is written to stderr, to see what it does (the original's
+``logging`` flag of ``sync`` and of Sequelize's options). Not for cron.
+
 Every URL takes ``?retry_for=30s`` (a duration, default 30 s; 0 never
 retries): how long an operation that lost its connection, and the first
 connection itself, keep being tried again (see `processcache.storage.retry`), so
@@ -182,6 +186,8 @@ class DatabaseConfig:
     pool: PoolLimits = field(default_factory=PoolLimits)
     #: PostgreSQL: the schema processcache's tables live in (``?schema=``), apart from the application's.
     schema: str | None = None
+    #: ``?echo=1``: every statement processcache sends is written to stderr (`Backend._echo`).
+    echo: bool = False
 
     def mask(self, text: str) -> str:
         """Return *text* with the password replaced, for messages and logs."""
@@ -230,6 +236,7 @@ def parse_url(url: str) -> DatabaseConfig:
     else:
         _refuse_unencoded(url)
     url, retry_for = _take_option(url, "retry_for")
+    url, echo = _take_option(url, "echo")
     if _take_option(url, "retries")[1] is not None:
         raise ConfigError("retries= in the URL is no longer read: write retry_for= with how long to keep"
                           " trying a lost connection (a duration such as retry_for=30s; 0 never retries)")
@@ -239,6 +246,8 @@ def parse_url(url: str) -> DatabaseConfig:
         url, pool = _pool_limits(url)
         url, schema = _schema(url, provider)
         config = replace(_parse_server(url, provider), pool=pool, schema=schema)
+    if echo is not None:
+        config = replace(config, echo=_boolean("echo", echo))
     if retry_for is None:
         return config
     return replace(config, retry_for=parse_duration(retry_for, "retry_for in the URL"))

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processcache import ConfigError
+from processcache import ConfigError, connect
 from processcache.storage.config import ENV_VAR, default_sqlite_path, parse_url, resolve_url
 
 
@@ -177,3 +177,16 @@ def test_a_hash_in_a_server_url_is_refused_because_what_follows_it_would_be_drop
 
 def test_a_mysql_password_reaches_pymysql_in_utf8_which_its_own_latin1_cannot_hold():
     assert parse_url("mysql://cron:p%C3%A4ss%E2%82%AC@db.internal/jobs").bind_args["password"] == "päss€".encode()
+
+
+def test_echo_in_the_url_writes_each_statement_to_stderr_as_the_originals_logging_flag(tmp_path, capfd):
+    with connect(f"sqlite:///{tmp_path}/quiet.db") as db:
+        db.find_group("quiet")
+    assert capfd.readouterr().err == ""
+    with connect(f"sqlite:///{tmp_path}/echo.db?echo=1") as db:
+        assert db.url == f"sqlite:///{tmp_path}/echo.db" and db.find_group("nightly") is None
+    err = capfd.readouterr().err
+    assert "processcache SQL: SELECT id, name, created_at FROM processes WHERE name = $name {'name': 'nightly'}\n" \
+        in err and "INSERT INTO processcache_meta" in err
+    with pytest.raises(ConfigError, match=r"echo='loud' in the URL: use true or false"):
+        connect(f"sqlite:///{tmp_path}/echo.db?echo=loud")
