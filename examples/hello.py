@@ -1,4 +1,4 @@
-"""The original process-cache hello-world, ported.
+"""The original process-cache hello-world, a short port (examples/original_readme.py is the line-by-line one).
 
 Run it twice and watch the second run find what the first one stored:
 
