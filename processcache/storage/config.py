@@ -79,7 +79,10 @@ the budget again (`processcache.storage.retry.RetryBudget`) instead of adding it
 own minute. SIGTERM during the wait ends the process within the same bound.
 With several hosts, opening a connection tries each in turn, each for up to
 the connect timeout (`processcache.storage.waits.connect_each_host`): a
-silent first host costs every new connection its connect timeout.
+silent first host costs every new connection its connect timeout. The
+list is waited for as a whole: one host's lasting fault (a name that does
+not resolve) does not end the wait while another may come back
+(`processcache.storage.retry.is_unreachable`).
 """
 
 import os

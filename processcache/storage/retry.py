@@ -149,10 +149,15 @@ def is_unreachable(exc: BaseException) -> bool:
     """Whether a failed first connection may succeed later (a server down, restarting or stalled).
 
     Bad settings (a wrong password, database or host name) fail at once:
-    trying them again for the whole budget would only delay the error.
+    trying them again for the whole budget would only delay the error. With
+    several hosts (``each_host``, `waits.connect_each_host`), only when every
+    host failed so: the list is waited for as a whole while any one of them
+    may come back (a primary restarting beside a standby's name that no
+    longer resolves).
     """
     original = getattr(exc, "original_exc", exc)
-    if any(marker in str(original) for marker in _PERMANENT):
+    said = getattr(original, "each_host", None) or [str(original)]
+    if all(any(marker in text for marker in _PERMANENT) for text in said):
         return False
     return type(original).__name__ == "OperationalError" or is_lost(original)
 

@@ -67,7 +67,9 @@ def connect_each_host(bounded: type, dsn: str, async_: int = 0) -> BoundedConnec
     spend it all, every time, and the new primary would never be tried. So
     each host is a connection of its own, in the order given (shuffled with
     ``load_balance_hosts=random``), and libpq checks ``target_session_attrs``
-    on each. When none takes it, the error says why for each host, in one line.
+    on each. When none takes it, the error says why for each host, in one line,
+    and lists them (``each_host``): a name that does not resolve is a lasting
+    fault, but not while another host of the list is only restarting.
     """
     params = extensions.parse_dsn(dsn)
     hosts = params.get("host", "").split(",")
@@ -84,7 +86,9 @@ def connect_each_host(bounded: type, dsn: str, async_: int = 0) -> BoundedConnec
             return bounded(extensions.make_dsn(**{**common, "host": host, "port": port or None}), async_)
         except psycopg2.OperationalError as exc:
             failures.append(f"{host}:{port or 'default port'}: {(str(exc).strip() or 'failed').splitlines()[0]}")
-    raise psycopg2.OperationalError("; ".join(failures))
+    error = psycopg2.OperationalError("; ".join(failures))
+    error.each_host = failures  # `retry.is_unreachable` judges each: one host's lasting fault must not stop the wait
+    raise error
 
 
 def install() -> bool:

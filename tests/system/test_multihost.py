@@ -151,3 +151,25 @@ def test_when_no_host_takes_the_connection_the_error_says_why_for_each_in_one_li
     assert done.returncode != 0 and "Sekr3tMarker" not in done.stderr
     assert done.stderr.strip().count("\n") == 0, done.stderr
     assert "127.0.0.1:1: Connection refused; 127.0.0.1:2: Connection refused" in done.stderr, done.stderr
+
+
+def test_a_host_that_cannot_be_had_does_not_stop_the_wait_for_another_that_is_restarting(postgres_url):
+    # A standby's name gone from DNS and another's port refused, while the primary restarts behind a closed port.
+    with Proxy.before(postgres_url) as restarting:
+        restarting.cut(2)
+        url = listing(postgres_url, "nohost.invalid:5432", "127.0.0.1:1", f"127.0.0.1:{restarting.port}",
+                      query="retry_for=20s")
+        started = time.monotonic()
+        done = cli("db", "sync", "--database", url)
+        assert done.returncode == 0, done.stderr
+        assert 1.5 <= time.monotonic() - started < 15
+
+
+def test_when_the_list_never_comes_back_the_one_line_says_how_each_host_failed(postgres_url):
+    url = listing(postgres_url, "nohost.invalid:5432", "127.0.0.1:1", query="retry_for=1s")
+    done = cli("jobs", "--database", url)
+    assert done.returncode != 0 and done.stderr.strip().count("\n") == 0, done.stderr
+    assert "Sekr3tMarker" not in done.stderr
+    assert ('nohost.invalid:5432: could not translate host name "nohost.invalid" to address: Name or service not'
+            ' known; 127.0.0.1:1: Connection refused) since') in done.stderr, done.stderr
+    assert "tried again for 1" in done.stderr, done.stderr
