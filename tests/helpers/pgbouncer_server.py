@@ -55,9 +55,11 @@ log_disconnections = 0
 """
 
 
-def as_postgres(*command: str) -> list[str]:
-    """*command* run as the postgres user when the tests run as root (pgbouncer refuses to run as root)."""
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
+def as_postgres(*command: object) -> list[str]:
+    """*command* run as the postgres user when the tests run as root (pgbouncer, PostgreSQL and Patroni refuse
+    to run as root)."""
+    words = [str(word) for word in command]
+    return ["runuser", "-u", "postgres", "--", *words] if os.geteuid() == 0 else words
 
 
 def write_config(folder: Path, listen: int, pool_size: int, max_clients: int) -> Path:

@@ -1,0 +1,65 @@
+"""processcache across failovers that Patroni drives by itself: a crashed primary, then a switchover.
+
+A Patroni cluster of two PostgreSQL 15 nodes and etcd, synchronous
+replication on (tests/helpers/patroni_cluster.py), and real ``run``,
+``exec`` and memoising processes writing through
+``postgresql://postgres@127.0.0.1:P1,127.0.0.1:P2/failover?target_session_attrs=read-write``
+while the primary's PostgreSQL is SIGKILLed, and again while
+``patronictl switchover`` moves the primary back (tests/helpers/patroni_drills.py
+says what each process does). ``pytest -s`` prints each drill's figures;
+``python benchmarks/patroni_failover.py`` prints them for a person.
+"""
+
+import pytest
+from failover_flight import Flight, assert_nothing_lost_twice_or_left_running
+from patroni_cluster import available, running
+from patroni_drills import Drill, crash, switchover
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(not available(), reason="Patroni, etcd or PostgreSQL 15 is not installed"
+                                               " (Debian: apt-get install patroni etcd-server postgresql-15)"),
+]
+
+
+def test_runs_end_true_nothing_is_lost_or_doubled_and_a_lapsed_lock_is_fenced_across_patroni_failovers(tmp_path):
+    flight = Flight(tmp_path)
+    try:
+        with running(size=2) as cluster:
+            crashed = crash(cluster, flight)
+            print("\n" + crashed.summary())
+            assert_the_drill_left_every_run_true(crashed)
+            # The holder paused across the failover lost its lock to another machine: fenced, it wrote nothing more.
+            short = next(run for run in crashed.started if run.name == "short")
+            assert (crashed.codes["short"], crashed.runs["short"][1]) == (1, "lost"), short.output
+            assert "LeaseLostError" in crashed.runs["short"][2]
+            assert crashed.codes["taker"] == 0 and crashed.runs["taker"][1] == "succeeded"
+            assert not [write for write in short.ledger if write["t"] > crashed.at]
+            # The job lock held across the failover was not granted twice.
+            assert crashed.codes["second"] == 75 and crashed.runs["second"][1] == "skipped"
+            assert f"run {crashed.runs['holder'][0]} on holder" in crashed.runs["second"][2]
+
+            switched = switchover(cluster, flight)
+            print(switched.summary())
+            assert switched.new_leader is crashed.old_leader  # the crashed primary came back, as a replica
+            assert_the_drill_left_every_run_true(switched)
+            assert_nothing_lost_twice_or_left_running(flight, switched.new_leader.postgres,
+                                                      {**crashed.runs, **switched.runs})
+    finally:
+        flight.stop_all()
+
+
+def assert_the_drill_left_every_run_true(drill: Drill) -> None:
+    """Every process ended as it should have, recorded on the new primary; every write confirmed to any of them
+    (entries, logs, memoised values) is there, none stored twice; writes resumed within the retry budget."""
+    writer, memo, holder, following = (name + ("-2" if drill.event.startswith("switchover") else "")
+                                       for name in ("writer", "memo", "holder", "next"))
+    outputs = {run.name: run.output for run in drill.started}
+    for name in (writer, holder, following):
+        assert (drill.codes[name], drill.runs[name][1]) == (0, "succeeded"), outputs[name]
+    assert drill.codes[memo] == 0, outputs[memo]
+    tally = drill.tally()
+    assert tally["found"] == tally["confirmed"] > 0 and tally["stored twice"] == 0, tally
+    assert "running" not in {status for _, status, _ in drill.runs.values()}, drill.runs
+    assert drill.first_write_after() < 30
