@@ -37,6 +37,37 @@ def database_option(func):
              "[default: processcache.db in your user data folder]")(func)
 
 
+#: Where `read_url_option` keeps --read-url for `opened` (Click's ``meta``, shared by a command and its group).
+_READ_URL = "processcache.read_url"
+#: A standby this many seconds behind its primary is said on stderr by the commands that read it.
+LAG_SHOWN = 1.0
+
+
+def read_url_option(func):
+    """``--read-url`` (``PROCESSCACHE_READ_URL``) of the commands that only read: where they read instead of
+    --database (a standby), kept for `opened`; a command's writes and alerts always go to --database."""
+    return click.option(
+        "--read-url", metavar="URL", envvar="PROCESSCACHE_READ_URL", show_envvar=True, expose_value=False,
+        callback=_keep_read_url,
+        help="Read from this database instead of --database: a standby (postgresql://cron@db2/cron, or a host"
+             " list with target_session_attrs=prefer-standby). Its data is as of the last transaction it replayed:"
+             " a lag of a second or more is said on stderr. Whatever writes or sends alerts uses --database.")(func)
+
+
+def _keep_read_url(ctx: click.Context, _param, url: str | None) -> str | None:
+    if url:
+        ctx.meta[_READ_URL] = url
+    return url
+
+
+def reading(database: str | None, read_only: bool = True) -> str | None:
+    """The URL a command reads: its --read-url when it only reads (*read_only*) and was given one, else
+    *database*."""
+    ctx = click.get_current_context(silent=True)
+    read_url = ctx.meta.get(_READ_URL) if ctx is not None and read_only else None
+    return read_url or database
+
+
 def json_option(func):
     """``--json`` for machines, and ``--local`` for the times people read in the table otherwise."""
     func = local_option(func)
@@ -75,9 +106,22 @@ def complete_jobs(ctx: click.Context, _param, incomplete: str) -> list[str]:
 @contextlib.contextmanager
 def opened(database: str | None, read_only: bool = True) -> Iterator["Database"]:
     """The command's database, read-only unless the command changes it, with its errors in one line."""
-    with connect(database, read_only=read_only) as db, one_line_when_lost(db):
-        flush_waiting(db, database)  # runs kept while the database was down, stored first: the command sees them
+    url = reading(database, read_only)
+    with connect(url, read_only=read_only) as db, one_line_when_lost(db):
+        if url == database:
+            flush_waiting(db, database)  # runs kept while the database was down, stored first: the command sees them
+        else:  # a standby: nothing is stored there, and the spool waits for the next command that writes
+            say_lag(db)
         yield db
+
+
+def say_lag(db: "Database") -> None:
+    """On stderr, how far behind its primary the standby *db* is, from `LAG_SHOWN` up."""
+    lag = db.replay_lag()
+    if lag is not None and lag >= LAG_SHOWN:
+        behind = "an unknown time (it has replayed nothing since it started)" if lag == float("inf") else \
+            format_duration(lag)
+        click.echo(f"processcache: read from a standby, {db.url}, {behind} behind its primary", err=True)
 
 
 def progress_bar(label: str, total: int):

@@ -21,6 +21,7 @@ from .format import (
     one_line_errors,
     opened,
     progress_bar,
+    read_url_option,
     run_status,
     yes_option,
 )
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 @click.group(invoke_without_command=True)
 @click.option("--all", "include_retired", is_flag=True, help="Also the retired jobs, with when they were retired.")
+@read_url_option
 @database_option
 @json_option
 @click.pass_context
@@ -318,6 +320,7 @@ def ping_given(url: str | None) -> str | None:
 @click.option("--quiet", "-q", is_flag=True,
               help="Print errors only: no table, no line per alert queued or sent (for the checker's crontab "
                    "line: cron mails only what needs a person). The exit code still says whether all is well.")
+@read_url_option
 @database_option
 @json_option
 @one_line_errors

@@ -13,7 +13,7 @@ from click.core import ParameterSource
 
 from ..durations import parse_duration
 from . import listen
-from .format import database_option, one_line_errors, opened
+from .format import database_option, one_line_errors, opened, read_url_option, reading
 
 #: Where ``--serve`` alone listens: this machine only, on the port the OpenTelemetry Prometheus exporter uses.
 DEFAULT_ADDRESS = "127.0.0.1:9464"
@@ -34,6 +34,7 @@ TOKEN_VARIABLE = "PROCESSCACHE_METRICS_TOKEN"
                    f" Prefer the environment variable {TOKEN_VARIABLE}: a command line shows in ps.")
 @click.option("--grace", default="1m", show_default=True, metavar="DURATION",
               help="As check's: how late a job with expect_every may start before it is overdue.")
+@read_url_option
 @database_option
 @one_line_errors
 def metrics(output, serve, token, grace, database):
@@ -77,7 +78,7 @@ def metrics(output, serve, token, grace, database):
     if serve is not None:
         if output is not None:
             raise click.UsageError("--output or --serve, not both: a server writes no file")
-        _serve(serve, token, database, grace_seconds)
+        _serve(serve, token, reading(database), grace_seconds)
         return
     if click.get_current_context().get_parameter_source("token") == ParameterSource.COMMANDLINE:
         raise click.UsageError("--token is for --serve: a printed or written file needs none")

@@ -9,7 +9,7 @@ machine unless given a token.
 import click
 
 from . import listen
-from .format import database_option, one_line_errors, opened
+from .format import database_option, one_line_errors, opened, read_url_option, reading
 from .metrics import _check_folder, _grace, write_whole
 
 #: Where serve listens by default: this machine only.
@@ -28,6 +28,7 @@ _skipped_option = click.option("--skipped", is_flag=True,
 @_group_option
 @_grace_option
 @_skipped_option
+@read_url_option
 @database_option
 @one_line_errors
 def report(path, group, grace, skipped, database):
@@ -71,6 +72,7 @@ def report(path, group, grace, skipped, database):
 @_group_option
 @_grace_option
 @_skipped_option
+@read_url_option
 @database_option
 @one_line_errors
 def serve(bind, token, refresh, show_values, group, grace, skipped, database):
@@ -92,7 +94,8 @@ def serve(bind, token, refresh, show_values, group, grace, skipped, database):
     from ..web.dashboard import COOKIE, Dashboard, Settings
 
     family, bound = listen.guarded(bind, "--bind", token, "PROCESSCACHE_SERVE_TOKEN", DEFAULT_BIND)
-    settings = Settings(database, normalize(group) if group else None, refresh, show_values, _grace(grace), skipped)
+    settings = Settings(reading(database), normalize(group) if group else None, refresh, show_values, _grace(grace),
+                        skipped)
     with opened(database):  # a wrong URL or a missing file is said now, not at the first page
         pass
     listen.serve(family, bound, Dashboard(settings), "--bind", _say, token=token, cookie=COOKIE)

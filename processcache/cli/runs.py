@@ -21,6 +21,7 @@ from .format import (
     json_option,
     one_line_errors,
     opened,
+    read_url_option,
     run_status,
     table_lines,
 )
@@ -52,6 +53,7 @@ def _parse_since(_ctx, _param, text: str | None) -> datetime | timedelta | None:
               help="Also the skipped copies (a held lock, a once_per slot taken, a recent success).")
 @since_option("runs that started")
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1), help="How many runs.")
+@read_url_option
 @database_option
 @json_option
 @click.pass_context
@@ -184,6 +186,7 @@ def _utc_and_local(moment: datetime | None) -> str | None:
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
               help="Skip this many of the newest first, to page back.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new logs as they are written (Ctrl-C stops).")
+@read_url_option
 @database_option
 @json_option
 @one_line_errors

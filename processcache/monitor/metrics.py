@@ -50,7 +50,10 @@ Per job and machine (the machines it ran on, wrote entries from or holds a lock 
 
 And ``processcache_jobs``: how many jobs the database holds; 0 is what
 ``check`` calls no-jobs (is the database URL right?). Retired jobs are
-left out, as ``check`` and ``jobs`` leave them out.
+left out, as ``check`` and ``jobs`` leave them out. Read from a standby
+(``metrics --read-url``), ``processcache_replay_lag_seconds`` says how far
+behind its primary it is (`processcache.storage.standby`): every other
+family is as of then.
 """
 
 from collections.abc import Callable, Iterable
@@ -118,16 +121,17 @@ def collect(database: "Database", grace: float = DEFAULT_GRACE) -> list[Family]:
 
     The five of `storage.metrics.read_ledger` for the machines (the
     server's clock, the jobs, the runs per machine, the entries, the
-    locks), then those of ``check(db, grace)`` for the problems: in
+    locks), then those of ``check(db, grace)`` for the problems (and
+    on PostgreSQL one for the replay lag, `Database.replay_lag`): in
     one read transaction that sees one moment (`Backend.snapshot`), so a
     run that ends meanwhile is not running in one family and failed in
     another; read again whole after a lost connection.
     """
-    def read() -> tuple["Ledger", list["Problem"]]:
+    def read() -> tuple["Ledger", list["Problem"], float | None]:
         with database.backend.snapshot():
-            return read_ledger(database), check(database, grace)
+            return read_ledger(database), check(database, grace), database.replay_lag()
 
-    ledger, found = database.backend.retrying(read)
+    ledger, found, lag = database.backend.retrying(read)
     machines = [((state.group, state.job, state.machine), state) for state in ledger.machines]
     families = [Family(name, text, MACHINE_LABELS,
                        [(labels, value) for labels, state in machines if (value := of(state)) is not None])
@@ -148,6 +152,10 @@ def collect(database: "Database", grace: float = DEFAULT_GRACE) -> list[Family]:
         (*JOB_LABELS, "kind", "machine"), _problems(ledger.jobs, found)))
     families.append(Family("processcache_jobs", "Jobs in the database, retired ones left out (0: is the URL right?).",
                            (), [((), len(ledger.jobs))]))
+    if lag is not None:
+        families.append(Family("processcache_replay_lag_seconds",
+                               "How far behind its primary the standby these metrics were read from is (inf: unknown).",
+                               (), [((), lag)]))
     return families
 
 

@@ -18,6 +18,7 @@
   machine while the database was down), `replay` (those runs into the
   ledger, once) and `original` (the original process-cache's tables:
   recognised, imported, moved aside).
+- `standby`: how far behind its primary a standby the read commands read is.
 
 One door: the floors above import only this package (the names below),
 never a module of it, and write no SQL; nothing here imports from ``run``,

@@ -197,6 +197,16 @@ class Database:
 
         return check(self, parse_duration(grace, "grace"))
 
+    def replay_lag(self) -> float | None:
+        """Seconds this database, a PostgreSQL standby, is behind its primary; None when it is no standby.
+
+        0 when it has replayed all it received, else the time since the last
+        transaction it replayed was committed (`processcache.storage.standby`).
+        """
+        from .standby import replay_lag
+
+        return replay_lag(self.backend)
+
     def locks(self) -> list[LockRecord]:
         """The locks held now, as ``processcache locks`` lists them: holder, run, and lease left."""
         return [lock for lock in self.runs.locks() if lock.held]

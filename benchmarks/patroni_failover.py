@@ -1,0 +1,62 @@
+"""Failovers and switchovers on a Patroni cluster of its own, under real processcache processes: the figures.
+
+    python -m benchmarks.patroni_failover --rounds 3
+
+Needs Debian's ``patroni``, ``etcd-server`` and ``postgresql-15`` (run as
+root, the cluster runs as the postgres user). Each round starts a crash
+drill (the primary's PostgreSQL SIGKILLed, Patroni failing over by itself)
+and a switchover drill (``patronictl switchover``) on the same two-node
+cluster, synchronous replication on, with the drills and checks of
+tests/system/test_patroni.py (tests/helpers/patroni_drills.py). It prints,
+for each drill: when Patroni showed the new leader, the time from the event
+to the first write a process was told was stored, the longest pause in
+confirmed writes, the writes confirmed and found, the keys stored twice,
+and the runs ending in each status; then the medians.
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
+
+from failover_flight import Flight  # noqa: E402
+from patroni_cluster import available, running  # noqa: E402
+from patroni_drills import Drill, crash, switchover  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="crash and switchover drills to run (3)")
+    parser.add_argument("--nodes", type=int, default=2, help="PostgreSQL nodes under Patroni (2)")
+    options = parser.parse_args()
+    if not available():
+        sys.exit("patroni_failover: install patroni, etcd-server and postgresql-15 (apt-get install ...)")
+    drills: list[Drill] = []
+    with tempfile.TemporaryDirectory(prefix="pc-patroni-bench-") as folder, running(options.nodes) as cluster:
+        for round_number in range(1, options.rounds + 1):
+            (Path(folder) / str(round_number)).mkdir()
+            flight = Flight(Path(folder) / str(round_number))  # its processes' ledgers, this round's alone
+            try:
+                for drill_of in (crash, switchover):
+                    drill = drill_of(cluster, flight)
+                    drills.append(drill)
+                    print(f"round {round_number}: {drill.summary()}", flush=True)
+            finally:
+                flight.stop_all()
+    for kind in ("crash", "switchover"):
+        of_kind = [drill for drill in drills if drill.event.startswith(kind)]
+        tallies = [drill.tally() for drill in of_kind]
+        print(f"{kind}: {len(of_kind)} drills; median new leader seen after"
+              f" {statistics.median(d.leader_seen for d in of_kind):.1f} s, first confirmed write after"
+              f" {statistics.median(d.first_write_after() for d in of_kind):.2f} s (max"
+              f" {max(d.first_write_after() for d in of_kind):.2f} s), longest pause"
+              f" {statistics.median(d.longest_pause() for d in of_kind):.2f} s; writes confirmed"
+              f" {sum(t['confirmed'] for t in tallies)}, found {sum(t['found'] for t in tallies)}; keys stored twice"
+              f" {max(t['stored twice'] for t in tallies)}")
+
+
+if __name__ == "__main__":
+    main()
