@@ -67,9 +67,12 @@ def connect_each_host(bounded: type, dsn: str, async_: int = 0) -> BoundedConnec
     spend it all, every time, and the new primary would never be tried. So
     each host is a connection of its own, in the order given (shuffled with
     ``load_balance_hosts=random``), and libpq checks ``target_session_attrs``
-    on each. When none takes it, the error says why for each host, in one line,
-    and lists them (``each_host``): a name that does not resolve is a lasting
-    fault, but not while another host of the list is only restarting.
+    on each; ``prefer-standby`` as libpq means it over the whole list: each
+    host is tried as a standby first, then each as any server (a silent
+    host then costs its timeout twice). When none takes it, the error says
+    why for each host, in one line, and lists them (``each_host``): a name
+    that does not resolve is a lasting fault, but not while another host of
+    the list is only restarting.
     """
     params = extensions.parse_dsn(dsn)
     hosts = params.get("host", "").split(",")
@@ -80,15 +83,29 @@ def connect_each_host(bounded: type, dsn: str, async_: int = 0) -> BoundedConnec
     if params.get("load_balance_hosts") == "random":
         random.shuffle(pairs)
     common = {name: value for name, value in params.items() if name not in ("host", "port", "load_balance_hosts")}
-    failures = []
-    for host, port in pairs:
-        try:
-            return bounded(extensions.make_dsn(**{**common, "host": host, "port": port or None}), async_)
-        except psycopg2.OperationalError as exc:
-            failures.append(f"{host}:{port or 'default port'}: {(str(exc).strip() or 'failed').splitlines()[0]}")
+    passes = [common]
+    if common.get("target_session_attrs") == "prefer-standby":  # each host alone would take the first that answers
+        passes = [{**common, "target_session_attrs": "standby"}, {**common, "target_session_attrs": "any"}]
+    failures: list[str] = []
+    for options in passes:
+        connection, failures = _first_taking(bounded, pairs, options, async_)
+        if connection is not None:
+            return connection
     error = psycopg2.OperationalError("; ".join(failures))
     error.each_host = failures  # `retry.is_unreachable` judges each: one host's lasting fault must not stop the wait
     raise error
+
+
+def _first_taking(bounded: type, pairs: list[tuple[str, str]], options: dict,
+                  async_: int) -> tuple[BoundedConnection | None, list[str]]:
+    """A connection to the first host of *pairs* that takes one with *options*, or None and why each did not."""
+    failures = []
+    for host, port in pairs:
+        try:
+            return bounded(extensions.make_dsn(**{**options, "host": host, "port": port or None}), async_), []
+        except psycopg2.OperationalError as exc:
+            failures.append(f"{host}:{port or 'default port'}: {(str(exc).strip() or 'failed').splitlines()[0]}")
+    return None, failures
 
 
 def install() -> bool:

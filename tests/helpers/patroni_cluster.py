@@ -86,10 +86,17 @@ class PatroniCluster:
     etcd: subprocess.Popen | None = None
     etcd_port: int = 0
 
-    def url(self, *options: str, nodes: list[Node] | None = None) -> str:
-        """The multi-host URL of every node (or *nodes*), read-write sessions only, plus *options* (``a=b``)."""
-        hosts = ",".join(f"127.0.0.1:{node.port}" for node in nodes or self.nodes)
-        return f"postgresql://postgres@{hosts}/{DATABASE}?" + "&".join(("target_session_attrs=read-write", *options))
+    def url(self, *options: str, sessions: str = "read-write") -> str:
+        """The multi-host URL of every node, of *sessions* (libpq's ``target_session_attrs``), plus *options*
+        (``a=b``)."""
+        hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+        return f"postgresql://postgres@{hosts}/{DATABASE}?" + "&".join((f"target_session_attrs={sessions}", *options))
+
+    def fresh_database(self) -> None:
+        """Drop the database `DATABASE` and create it again, empty (between a benchmark's rounds)."""
+        leader = self.wait_healthy()
+        leader.postgres.sql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        leader.postgres.sql(f"CREATE DATABASE {DATABASE}")
 
     def members(self) -> list[dict]:
         """Patroni's view of the cluster (its REST API's ``/cluster``), from the first node that answers."""
@@ -124,9 +131,20 @@ class PatroniCluster:
         """``patronictl switchover`` to *to*: the leader stops, *to* is promoted, the old leader follows it."""
         leader = self.leader()
         assert leader is not None and leader is not to
-        done = subprocess.run(as_postgres("patronictl", "-c", str(leader.config), "switchover", "--leader",
-                                          leader.name, "--candidate", to.name, "--force"),
-                              capture_output=True, text=True, timeout=120)
+        self.patronictl("switchover", "--leader", leader.name, "--candidate", to.name, "--force")
+
+    @contextlib.contextmanager
+    def maintenance(self) -> Iterator[None]:
+        """Patroni's maintenance mode (``patronictl pause``): it leaves PostgreSQL be, a paused replay too."""
+        self.patronictl("pause", "--wait")
+        try:
+            yield
+        finally:
+            self.patronictl("resume", "--wait")
+
+    def patronictl(self, *args: str) -> None:
+        done = subprocess.run(as_postgres("patronictl", "-c", self.nodes[0].config, *args), capture_output=True,
+                              text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
 
     def log(self, node: Node) -> str:

@@ -50,6 +50,7 @@ class Drill:
     codes: dict[str, int] = field(default_factory=dict)
     runs: dict[str, tuple] = field(default_factory=dict)
     leader_seen: float = 0.0  # seconds from the event until Patroni showed a new leader running
+    found: dict[str, int] = field(default_factory=dict)  # `tally`, once every process has ended
 
     def first_write_after(self) -> float:
         """Seconds from the event to the first write any process was told was stored after it."""
@@ -82,7 +83,7 @@ class Drill:
         return counted
 
     def summary(self) -> str:
-        tally = self.tally()
+        tally = self.found
         return (f"{self.event}: {self.old_leader.name} -> {self.new_leader.name}; new leader seen after"
                 f" {self.leader_seen:.1f} s; first confirmed write {self.first_write_after():.2f} s after, longest"
                 f" pause in confirmed writes {self.longest_pause():.2f} s; writes confirmed {tally['confirmed']},"
@@ -157,4 +158,5 @@ def finish(cluster: PatroniCluster, flight: Flight, drill: Drill, started: list[
     cluster.wait_healthy()
     names = {run.name for run in drill.started}
     drill.runs = {name: run for name, run in runs_on(drill.new_leader.postgres).items() if name in names}
+    drill.found = drill.tally()
     return drill

@@ -10,10 +10,16 @@ says what each process does). ``pytest -s`` prints each drill's figures;
 ``python benchmarks/patroni_failover.py`` prints them for a person.
 """
 
+import json
+import time
+
 import pytest
-from failover_flight import Flight, assert_nothing_lost_twice_or_left_running
-from patroni_cluster import available, running
+from cli_helpers import cli
+from failover_flight import Flight, assert_nothing_lost_twice_or_left_running, wait_for
+from patroni_cluster import PatroniCluster, available, running
 from patroni_drills import Drill, crash, switchover
+
+from processcache.cli.format import LAG_SHOWN
 
 pytestmark = [
     pytest.mark.slow,
@@ -46,6 +52,7 @@ def test_runs_end_true_nothing_is_lost_or_doubled_and_a_lapsed_lock_is_fenced_ac
             assert_the_drill_left_every_run_true(switched)
             assert_nothing_lost_twice_or_left_running(flight, switched.new_leader.postgres,
                                                       {**crashed.runs, **switched.runs})
+            assert_the_read_commands_read_the_standby_and_say_its_lag(cluster, flight)
     finally:
         flight.stop_all()
 
@@ -59,7 +66,37 @@ def assert_the_drill_left_every_run_true(drill: Drill) -> None:
     for name in (writer, holder, following):
         assert (drill.codes[name], drill.runs[name][1]) == (0, "succeeded"), outputs[name]
     assert drill.codes[memo] == 0, outputs[memo]
-    tally = drill.tally()
+    tally = drill.found
     assert tally["found"] == tally["confirmed"] > 0 and tally["stored twice"] == 0, tally
     assert "running" not in {status for _, status, _ in drill.runs.values()}, drill.runs
     assert drill.first_write_after() < 30
+
+
+def assert_the_read_commands_read_the_standby_and_say_its_lag(cluster: PatroniCluster, flight: Flight) -> None:
+    """``--read-url`` with ``target_session_attrs=prefer-standby`` reads the replica, listed after the primary:
+    caught up, it shows all and says nothing; its replay paused, it shows the runs as of then, and its lag."""
+    primary, replica = cluster.wait_healthy(), cluster.replicas()[0]
+    reading = ["--read-url", cluster.url(sessions="prefer-standby"), "--database", cluster.url()]
+    assert cluster.nodes.index(primary) < cluster.nodes.index(replica)  # libpq's first choice would be the primary
+
+    def machines() -> tuple[set[str], str]:
+        read = cli("runs", "--json", "--limit", "1000", *reading)
+        assert read.returncode == 0, read.stderr
+        return {run["machine"] for run in json.loads(read.stdout)}, read.stderr
+
+    seen, said = machines()
+    assert {"writer-2", "next-2"} <= seen and said == ""
+    with cluster.maintenance():  # else Patroni resumes a paused replay
+        replica.postgres.sql("SELECT pg_wal_replay_pause()")
+        try:
+            assert flight.run("late", "writer", cluster.url(), seconds=0.2).wait() == 0
+            time.sleep(LAG_SHOWN + 0.5)
+            seen, said = machines()
+            assert "late" not in seen and "behind its primary" in said and said.count("\n") == 1, said
+            scraped = cli("metrics", *reading).stdout
+            lag = float(next(line for line in scraped.splitlines()
+                             if line.startswith("processcache_replay_lag_seconds ")).split()[1])
+            assert lag >= LAG_SHOWN, scraped
+        finally:
+            replica.postgres.sql("SELECT pg_wal_replay_resume()")
+    wait_for(lambda: machines() == ({*seen, "late"}, ""), 30, "the standby catching up")
