@@ -48,16 +48,19 @@ def main() -> None:
                     print(f"round {round_number}: {drill.summary()}", flush=True)
             finally:
                 flight.stop_all()
-    for kind in ("crash", "switchover"):
-        of_kind = [drill for drill in drills if drill.event.startswith(kind)]
-        tallies = [drill.found for drill in of_kind]
-        print(f"{kind}: {len(of_kind)} drills; median new leader seen after"
-              f" {statistics.median(d.leader_seen for d in of_kind):.1f} s, first confirmed write after"
-              f" {statistics.median(d.first_write_after() for d in of_kind):.2f} s (max"
-              f" {max(d.first_write_after() for d in of_kind):.2f} s), longest pause"
-              f" {statistics.median(d.longest_pause() for d in of_kind):.2f} s; writes confirmed"
-              f" {sum(t['confirmed'] for t in tallies)}, found {sum(t['found'] for t in tallies)}, keys stored twice"
-              f" {sum(t['stored twice'] for t in tallies)}")
+        for kind in ("crash", "switchover"):  # here, while the ledgers are there to read
+            print(medians([drill for drill in drills if drill.event.startswith(kind)], kind))
+
+
+def medians(drills: list[Drill], kind: str) -> str:
+    """One line of the drills of one *kind*: medians of the times, sums of the writes."""
+    first = [drill.first_write_after() for drill in drills]
+    total = {name: sum(drill.found[name] for drill in drills) for name in ("confirmed", "found", "stored twice")}
+    return (f"{kind}: {len(drills)} drills; median new leader seen after"
+            f" {statistics.median(drill.leader_seen for drill in drills):.1f} s, first confirmed write after"
+            f" {statistics.median(first):.2f} s ({min(first):.2f} to {max(first):.2f} s), longest pause in confirmed"
+            f" writes {statistics.median(drill.longest_pause() for drill in drills):.2f} s; writes confirmed"
+            f" {total['confirmed']}, found {total['found']}, keys stored twice {total['stored twice']}")
 
 
 if __name__ == "__main__":

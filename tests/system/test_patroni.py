@@ -7,7 +7,7 @@ replication on (tests/helpers/patroni_cluster.py), and real ``run``,
 while the primary's PostgreSQL is SIGKILLed, and again while
 ``patronictl switchover`` moves the primary back (tests/helpers/patroni_drills.py
 says what each process does). ``pytest -s`` prints each drill's figures;
-``python benchmarks/patroni_failover.py`` prints them for a person.
+``python -m benchmarks.patroni_failover`` prints them for a person.
 """
 
 import json
