@@ -14,7 +14,8 @@ runs as the postgres user when the tests run as root.
 
 `running` yields a started cluster and stops everything afterwards: each
 Patroni with SIGTERM (it stops its PostgreSQL), then whatever is left,
-by the process ids it wrote, with SIGKILL.
+by the process ids it wrote, with SIGKILL. `haproxy_in_front` puts
+HAProxy in front of the primary, as Patroni's documentation deploys it.
 """
 
 import contextlib
@@ -22,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import urllib.request
@@ -40,8 +42,10 @@ LOOP_WAIT, TTL, RETRY_TIMEOUT = 1, 10, 3
 
 
 def available() -> bool:
-    """Whether Patroni, etcd and PostgreSQL 15's tools are installed (Debian: patroni, etcd-server)."""
-    return bool(shutil.which("patroni") and shutil.which("etcd") and (PG_BIN / "pg_ctl").exists())
+    """Whether Patroni, etcd, HAProxy and PostgreSQL 15's tools are installed (Debian: patroni, etcd-server,
+    haproxy)."""
+    return bool(shutil.which("patroni") and shutil.which("etcd") and shutil.which("haproxy")
+                and (PG_BIN / "pg_ctl").exists())
 
 
 @dataclass
@@ -86,10 +90,10 @@ class PatroniCluster:
     etcd: subprocess.Popen | None = None
     etcd_port: int = 0
 
-    def url(self, *options: str, sessions: str = "read-write") -> str:
-        """The multi-host URL of every node, of *sessions* (libpq's ``target_session_attrs``), plus *options*
-        (``a=b``)."""
-        hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+    def url(self, *options: str, sessions: str = "read-write", nodes: list[Node] | None = None) -> str:
+        """The multi-host URL of every node (or of *nodes*, in that order), of *sessions* (libpq's
+        ``target_session_attrs``), plus *options* (``a=b``)."""
+        hosts = ",".join(f"127.0.0.1:{node.port}" for node in nodes or self.nodes)
         return f"postgresql://postgres@{hosts}/{DATABASE}?" + "&".join((f"target_session_attrs={sessions}", *options))
 
     def fresh_database(self) -> None:
@@ -232,6 +236,54 @@ def running(size: int = 2) -> Iterator[PatroniCluster]:
     finally:
         stop(cluster)
         shutil.rmtree(root, ignore_errors=True)
+
+
+HAPROXY = """\
+defaults
+    mode tcp
+    timeout connect 3s
+    timeout client 30m
+    timeout server 30m
+    timeout check 2s
+listen primary
+    bind 127.0.0.1:{port}
+    option httpchk GET /primary
+    http-check expect status 200
+    default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
+{servers}
+"""
+
+
+@contextlib.contextmanager
+def haproxy_in_front(cluster: PatroniCluster) -> Iterator[int]:
+    """HAProxy on a free port in front of the cluster's primary, as Patroni's documentation deploys it: each node's
+    REST API (``/primary``: 200 on the leader alone) says where connections go, and those to a node that is no
+    longer the primary are cut. Yields the port."""
+    port = free_port()
+    servers = "\n".join(f"    server {node.name} 127.0.0.1:{node.port} check port {node.api_port}"
+                        for node in cluster.nodes)
+    config = cluster.root / "haproxy.cfg"
+    config.write_text(HAPROXY.format(port=port, servers=servers))
+    with open(cluster.root / "haproxy.log", "w") as log:
+        process = subprocess.Popen(["haproxy", "-f", str(config), "-db"], stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        leader = cluster.wait_healthy()
+        wait_for(lambda: leader.postgres.sql("SELECT 1") and _answers(port), 30, "HAProxy listening")
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _answers(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False
 
 
 def stop(cluster: PatroniCluster) -> None:

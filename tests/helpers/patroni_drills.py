@@ -16,6 +16,8 @@ s). Then:
 - `switchover`: ``patronictl switchover`` to the replica; the old primary
   follows the new one.
 
+A crash drill may connect through HAProxy instead (`haproxy_url`).
+
 Afterwards a job run as the next crontab line would (``next``) must
 succeed with nothing done by hand. A `Drill` keeps what a test asserts and
 a person reads: each process's exit code and run, and the time from the
@@ -28,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 
 from failover_flight import Flight, Started, lock_holder, runs_on, wait_for
-from patroni_cluster import Node, PatroniCluster
+from patroni_cluster import DATABASE, Node, PatroniCluster
 
 from processcache.cache.memo import memo_key
 
@@ -44,6 +46,7 @@ class Drill:
 
     event: str
     at: float
+    suffix: str  # of its processes' machine names: each drill's are its own
     old_leader: Node
     new_leader: Node
     started: list[Started]
@@ -91,6 +94,11 @@ class Drill:
                 f" {self.statuses()}; exit codes {self.codes}")
 
 
+def haproxy_url(port: int) -> str:
+    """The URL of the cluster's database through HAProxy on *port* (`patroni_cluster.haproxy_in_front`)."""
+    return f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}?" + "&".join(OPTIONS)
+
+
 def identity(machine: str, write: dict):
     """What finds a confirmed write on the database: a row's id, or a memoised step's (machine, key)."""
     if write["kind"] != "memo":
@@ -110,12 +118,13 @@ def in_flight(flight: Flight, url: str, leader: Node, suffix: str, hold_for: int
     return started
 
 
-def crash(cluster: PatroniCluster, flight: Flight) -> Drill:
-    """SIGKILL the primary's PostgreSQL under load; Patroni fails over; see the module docstring."""
-    url = cluster.url(*OPTIONS)
+def crash(cluster: PatroniCluster, flight: Flight, url: str | None = None, suffix: str = "") -> Drill:
+    """SIGKILL the primary's PostgreSQL under load, the processes connected through *url* (the multi-host URL by
+    default); Patroni fails over; see the module docstring."""
+    url = url or cluster.url(*OPTIONS)
     old = cluster.wait_healthy()
-    started = in_flight(flight, url, old, "", hold_for=12)
-    short = flight.run("short", "short-lease", url, WRITE_SECONDS)
+    started = in_flight(flight, url, old, suffix, hold_for=12)
+    short = flight.run(f"short{suffix}", "short-lease", url, WRITE_SECONDS)
     wait_for(lambda: short.ledger and lock_holder(old.postgres, "short-lease"), 60, "short-lease's lock")
     time.sleep(1)
     os.kill(short.process.pid, signal.SIGSTOP)
@@ -124,36 +133,38 @@ def crash(cluster: PatroniCluster, flight: Flight) -> Drill:
     old.kill_postgres()
     new = wait_for(lambda: (leader := cluster.leader()) is not None and leader is not old and leader, 60,
                    "Patroni promoting the standby")
-    drill = Drill("crash (SIGKILL of the primary's postgres)", killed, old, new, [], leader_seen=time.time() - killed)
-    second = flight.exec("second", url, "true")  # while the holder still holds failover/locked
+    through = "" if "target_session_attrs" in url else " through HAProxy"
+    drill = Drill(f"crash (SIGKILL of the primary's postgres){through}", killed, suffix, old, new, [],
+                  leader_seen=time.time() - killed)
+    second = flight.exec(f"second{suffix}", url, "true")  # while the holder still holds failover/locked
     # short-lease's lease (3 s) has run out on the new primary since its last renewal: another machine takes it.
     time.sleep(max(0.0, paused + 4 - time.time()))
-    taker = flight.run("taker", "short-lease", url, seconds=1)
-    drill.codes["taker"] = taker.wait()
+    taker = flight.run(f"taker{suffix}", "short-lease", url, seconds=1)
+    drill.codes[taker.name] = taker.wait()
     os.kill(short.process.pid, signal.SIGCONT)
-    return finish(cluster, flight, drill, [*started.values(), short, taker, second], "next")
+    return finish(cluster, flight, url, drill, [*started.values(), short, taker, second])
 
 
-def switchover(cluster: PatroniCluster, flight: Flight) -> Drill:
+def switchover(cluster: PatroniCluster, flight: Flight, suffix: str = "-2") -> Drill:
     """``patronictl switchover`` under load to the (synchronous) replica; see the module docstring."""
     url = cluster.url(*OPTIONS)
     old = cluster.wait_healthy()
     target = cluster.replicas(synchronous=True)[0]
-    started = in_flight(flight, url, old, "-2", hold_for=8)
+    started = in_flight(flight, url, old, suffix, hold_for=8)
     time.sleep(1)
     at = time.time()
     cluster.switchover(target)
     new = wait_for(lambda: cluster.leader() is target and target, 60, "the switchover")
-    drill = Drill("switchover (patronictl)", at, old, new, [], leader_seen=time.time() - at)
-    return finish(cluster, flight, drill, list(started.values()), "next-2")
+    drill = Drill("switchover (patronictl)", at, suffix, old, new, [], leader_seen=time.time() - at)
+    return finish(cluster, flight, url, drill, list(started.values()))
 
 
-def finish(cluster: PatroniCluster, flight: Flight, drill: Drill, started: list[Started], following: str) -> Drill:
+def finish(cluster: PatroniCluster, flight: Flight, url: str, drill: Drill, started: list[Started]) -> Drill:
     """Wait for every process, run the next crontab line, wait for the old leader back as a replica."""
     for run in started:
         drill.codes[run.name] = run.wait()
-    after = flight.run(following, "writer", cluster.url(*OPTIONS), seconds=0.5)
-    drill.codes[following] = after.wait()
+    after = flight.run(f"next{drill.suffix}", "writer", url, seconds=0.5)
+    drill.codes[after.name] = after.wait()
     drill.started = [*started, after]
     cluster.wait_healthy()
     names = {run.name for run in drill.started}

@@ -4,9 +4,10 @@ A Patroni cluster of two PostgreSQL 15 nodes and etcd, synchronous
 replication on (tests/helpers/patroni_cluster.py), and real ``run``,
 ``exec`` and memoising processes writing through
 ``postgresql://postgres@127.0.0.1:P1,127.0.0.1:P2/failover?target_session_attrs=read-write``
-while the primary's PostgreSQL is SIGKILLed, and again while
-``patronictl switchover`` moves the primary back (tests/helpers/patroni_drills.py
-says what each process does). ``pytest -s`` prints each drill's figures;
+while the primary's PostgreSQL is SIGKILLed, again while
+``patronictl switchover`` moves the primary back, and once more through
+HAProxy in front, as Patroni's documentation deploys it
+(tests/helpers/patroni_drills.py says what each process does). ``pytest -s`` prints each drill's figures;
 ``python -m benchmarks.patroni_failover`` prints them for a person.
 """
 
@@ -16,16 +17,16 @@ import time
 import pytest
 from cli_helpers import cli
 from failover_flight import Flight, assert_nothing_lost_twice_or_left_running, wait_for
-from patroni_cluster import PatroniCluster, available, running
-from patroni_drills import Drill, crash, switchover
+from patroni_cluster import PatroniCluster, available, haproxy_in_front, running
+from patroni_drills import Drill, crash, haproxy_url, switchover
 
 from processcache.cli.format import LAG_SHOWN
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(300),
-    pytest.mark.skipif(not available(), reason="Patroni, etcd or PostgreSQL 15 is not installed"
-                                               " (Debian: apt-get install patroni etcd-server postgresql-15)"),
+    pytest.mark.skipif(not available(), reason="Patroni, etcd, HAProxy or PostgreSQL 15 is not installed (Debian:"
+                                               " apt-get install patroni etcd-server haproxy postgresql-15)"),
 ]
 
 
@@ -36,22 +37,21 @@ def test_runs_end_true_nothing_is_lost_or_doubled_and_a_lapsed_lock_is_fenced_ac
             crashed = crash(cluster, flight)
             print("\n" + crashed.summary())
             assert_the_drill_left_every_run_true(crashed)
-            # The holder paused across the failover lost its lock to another machine: fenced, it wrote nothing more.
-            short = next(run for run in crashed.started if run.name == "short")
-            assert (crashed.codes["short"], crashed.runs["short"][1]) == (1, "lost"), short.output
-            assert "LeaseLostError" in crashed.runs["short"][2]
-            assert crashed.codes["taker"] == 0 and crashed.runs["taker"][1] == "succeeded"
-            assert not [write for write in short.ledger if write["t"] > crashed.at]
-            # The job lock held across the failover was not granted twice.
-            assert crashed.codes["second"] == 75 and crashed.runs["second"][1] == "skipped"
-            assert f"run {crashed.runs['holder'][0]} on holder" in crashed.runs["second"][2]
+            assert_the_lapsed_holder_was_fenced_and_the_held_lock_kept(crashed)
 
             switched = switchover(cluster, flight)
             print(switched.summary())
             assert switched.new_leader is crashed.old_leader  # the crashed primary came back, as a replica
             assert_the_drill_left_every_run_true(switched)
-            assert_nothing_lost_twice_or_left_running(flight, switched.new_leader.postgres,
-                                                      {**crashed.runs, **switched.runs})
+
+            with haproxy_in_front(cluster) as port:
+                proxied = crash(cluster, flight, url=haproxy_url(port), suffix="-3")
+            print(proxied.summary())
+            assert_the_drill_left_every_run_true(proxied)
+            assert_the_lapsed_holder_was_fenced_and_the_held_lock_kept(proxied)
+
+            assert_nothing_lost_twice_or_left_running(flight, proxied.new_leader.postgres,
+                                                      {**crashed.runs, **switched.runs, **proxied.runs})
             assert_the_read_commands_read_the_standby_and_say_its_lag(cluster, flight)
     finally:
         flight.stop_all()
@@ -60,8 +60,7 @@ def test_runs_end_true_nothing_is_lost_or_doubled_and_a_lapsed_lock_is_fenced_ac
 def assert_the_drill_left_every_run_true(drill: Drill) -> None:
     """Every process ended as it should have, recorded on the new primary; every write confirmed to any of them
     (entries, logs, memoised values) is there, none stored twice; writes resumed within the retry budget."""
-    writer, memo, holder, following = (name + ("-2" if drill.event.startswith("switchover") else "")
-                                       for name in ("writer", "memo", "holder", "next"))
+    writer, memo, holder, following = (name + drill.suffix for name in ("writer", "memo", "holder", "next"))
     outputs = {run.name: run.output for run in drill.started}
     for name in (writer, holder, following):
         assert (drill.codes[name], drill.runs[name][1]) == (0, "succeeded"), outputs[name]
@@ -72,12 +71,26 @@ def assert_the_drill_left_every_run_true(drill: Drill) -> None:
     assert drill.first_write_after() < 30
 
 
+def assert_the_lapsed_holder_was_fenced_and_the_held_lock_kept(drill: Drill) -> None:
+    """The holder paused across the crash lost its lock to another machine: fenced, it wrote nothing more and
+    ended lost. The job lock held across it was not granted twice: an exec of that job was skipped."""
+    short, taker, second, holder = (name + drill.suffix for name in ("short", "taker", "second", "holder"))
+    paused = next(run for run in drill.started if run.name == short)
+    assert (drill.codes[short], drill.runs[short][1]) == (1, "lost"), paused.output
+    assert "LeaseLostError" in drill.runs[short][2]
+    assert drill.codes[taker] == 0 and drill.runs[taker][1] == "succeeded"
+    assert not [write for write in paused.ledger if write["t"] > drill.at]
+    assert drill.codes[second] == 75 and drill.runs[second][1] == "skipped"
+    assert f"run {drill.runs[holder][0]} on {holder}" in drill.runs[second][2]
+
+
 def assert_the_read_commands_read_the_standby_and_say_its_lag(cluster: PatroniCluster, flight: Flight) -> None:
     """``--read-url`` with ``target_session_attrs=prefer-standby`` reads the replica, listed after the primary:
     caught up, it shows all and says nothing; its replay paused, it shows the runs as of then, and its lag."""
     primary, replica = cluster.wait_healthy(), cluster.replicas()[0]
-    reading = ["--read-url", cluster.url(sessions="prefer-standby"), "--database", cluster.url()]
-    assert cluster.nodes.index(primary) < cluster.nodes.index(replica)  # libpq's first choice would be the primary
+    # The primary listed first: the first host that answers would be it.
+    reading = ["--read-url", cluster.url(sessions="prefer-standby", nodes=[primary, replica]), "--database",
+               cluster.url()]
 
     def machines() -> tuple[set[str], str]:
         read = cli("runs", "--json", "--limit", "1000", *reading)
