@@ -22,7 +22,7 @@ from ..durations import format_duration
 from ..errors import ProcessCacheError
 from ..names import split_job_name
 from ..run.spool import flush_waiting
-from ..storage import connect, one_line_when_lost, shown, shown_json
+from ..storage import behind, connect, one_line_when_lost, shown, shown_json
 from .style import coloured, local_option, show_time, zone_label
 
 if TYPE_CHECKING:
@@ -119,9 +119,7 @@ def say_lag(db: "Database") -> None:
     """On stderr, how far behind its primary the standby *db* is, from `LAG_SHOWN` up."""
     lag = db.replay_lag()
     if lag is not None and lag >= LAG_SHOWN:
-        behind = "an unknown time (it has replayed nothing since it started)" if lag == float("inf") else \
-            format_duration(lag)
-        click.echo(f"processcache: read from a standby, {db.url}, {behind} behind its primary", err=True)
+        click.echo(f"processcache: read from a standby, {db.url}, {behind(lag)} behind its primary", err=True)
 
 
 def progress_bar(label: str, total: int):

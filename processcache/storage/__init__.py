@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # for type checkers: at run time, __getattr__ imports each on
     from .runs import JUDGED, MONITORING, RunStore, result_summary
     from .schema import describe
     from .spool import DEFAULT_LIMIT, Spool
+    from .standby import behind
     from .texts import shown, shown_json
     from .timeutil import backoff
     from .transfer import ExportedEntry, parse_lines
@@ -70,10 +71,11 @@ _HOMES = {name: module for module, names in {
     'spool': ('Spool', 'DEFAULT_LIMIT'),
     'pauses': ('paused',),
     'pools': ('POOL_PREFIX', 'pool_locks', 'pool_size', 'set_pool_size', 'pool_sizes'),
+    'standby': ('behind',),
 }.items() for name in names}
 
-__all__ = ["AlertState", "AlertStore", "backoff", "clock", "connect", "Database", "DEFAULT_LIMIT", "describe",
-           "DriverError", "ExportedEntry", "Fence", "History", "ImportCounts", "import_original", "JUDGED",
+__all__ = ["AlertState", "AlertStore", "backoff", "behind", "clock", "connect", "Database", "DEFAULT_LIMIT",
+           "describe", "DriverError", "ExportedEntry", "Fence", "History", "import_original", "ImportCounts", "JUDGED",
            "Ledger", "MachineState", "MONITORING", "NO_FENCE", "one_line_when_lost", "original_rows", "parse_lines",
            "parse_url", "paused", "pool_locks", "POOL_PREFIX", "pool_size", "pool_sizes", "read_ledger",
            "rename_original", "resolve_url", "result_summary", "RETRY_DELAYS", "RunStore", "set_pool_size", "shown",

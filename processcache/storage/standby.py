@@ -17,6 +17,8 @@ tells that apart.
 
 from typing import TYPE_CHECKING
 
+from ..durations import format_duration
+
 if TYPE_CHECKING:
     from .backend import Backend
 
@@ -36,3 +38,8 @@ def replay_lag(backend: "Backend") -> float | None:
     if not standby:
         return None
     return float("inf") if lag is None else float(lag)
+
+
+def behind(lag: float) -> str:
+    """How far behind a `replay_lag` is, in words a page or a line shows: ``12s``, or that no one knows."""
+    return "an unknown time (nothing replayed since it started)" if lag == float("inf") else format_duration(lag)

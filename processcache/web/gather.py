@@ -101,6 +101,7 @@ class Overview:
     group: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     cards: int = CARDS  # every job drawn as a card up to this many; at most half as many on a bigger page
+    lag: float | None = None  # read from a standby: seconds behind its primary (`Database.replay_lag`)
 
 
 def gather(db: "Database", group: str | None = None, grace: float = DEFAULT_GRACE, *, job: str | None = None,
@@ -141,7 +142,7 @@ def _gather(db: "Database", group: str | None, grace: float, job: str | None, ca
     counts = {"jobs": len(jobs), "healthy": sum(not job.problems for job in jobs),
               "failing": sum(job.failing for job in jobs), "overdue": sum(job.overdue for job in jobs),
               "running": sum(job.running for job in jobs)}
-    return Overview(now, db.url, jobs, locks, group, counts, cards)
+    return Overview(now, db.url, jobs, locks, group, counts, cards, db.replay_lag())
 
 
 def _key(summary: JobSummary) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from ..durations import format_duration
 from ..records import KeyStats, LockRecord, RunDetail, RunRecord
+from ..storage import behind
 from .gather import JobView, Overview
 from .parts import chart, document, legend, size, strip, text, when
 
@@ -24,7 +25,8 @@ def overview_page(overview: Overview, links: bool = False, refresh: int | None =
     one line each for those `gather` did not draw (a page of more than `CARDS` jobs)."""
     scope = f" (group {text(overview.group)})" if overview.group else ""
     body = [f"<h1>processcache: the farm at {when(overview.now)}{scope}</h1>",
-            f'<p class="muted">database {text(overview.database)}</p>', _summary(overview.counts), legend(),
+            f'<p class="muted">database {text(overview.database)}{_standby(overview.lag)}</p>',
+            _summary(overview.counts), legend(),
             _locks(overview.locks)]
     body += [job_section(job, links) for job in overview.jobs if job.card]
     body.append(_lines([job for job in overview.jobs if not job.card], overview.cards, links))
@@ -32,6 +34,13 @@ def overview_page(overview: Overview, links: bool = False, refresh: int | None =
         body.append("<p>No job in this database yet.</p>")
     return document(f"processcache: {overview.counts['failing']} failing, {overview.counts['overdue']} overdue",
                     "\n".join(body), refresh)
+
+
+def _standby(lag: float | None) -> str:
+    """What the page says of a standby it was read from: its data is as of its replay, this far behind."""
+    if lag is None:
+        return ""
+    return f", a standby {text(behind(lag))} behind its primary"
 
 
 def _lines(jobs: list[JobView], cards: int, links: bool) -> str:

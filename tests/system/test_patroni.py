@@ -86,7 +86,8 @@ def assert_the_lapsed_holder_was_fenced_and_the_held_lock_kept(drill: Drill) -> 
 
 def assert_the_read_commands_read_the_standby_and_say_its_lag(cluster: PatroniCluster, flight: Flight) -> None:
     """``--read-url`` with ``target_session_attrs=prefer-standby`` reads the replica, listed after the primary:
-    caught up, it shows all and says nothing; its replay paused, it shows the runs as of then, and its lag."""
+    caught up, it shows all and says nothing; its replay paused, it shows the runs as of then, and its lag (on
+    stderr, in the metrics, on the report's page)."""
     primary, replica = cluster.wait_healthy(), cluster.replicas()[0]
     # The primary listed first: the first host that answers would be it.
     reading = ["--read-url", cluster.url(sessions="prefer-standby", nodes=[primary, replica]), "--database",
@@ -110,6 +111,9 @@ def assert_the_read_commands_read_the_standby_and_say_its_lag(cluster: PatroniCl
             lag = float(next(line for line in scraped.splitlines()
                              if line.startswith("processcache_replay_lag_seconds ")).split()[1])
             assert lag >= LAG_SHOWN, scraped
+            page = flight.folder / "standby.html"
+            assert cli("report", "--html", page, *reading).returncode == 0
+            assert "behind its primary" in page.read_text()
         finally:
             replica.postgres.sql("SELECT pg_wal_replay_resume()")
     wait_for(lambda: machines() == ({*seen, "late"}, ""), 30, "the standby catching up")

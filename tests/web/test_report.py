@@ -318,3 +318,19 @@ def test_a_run_recorded_late_is_marked_in_its_strip_and_said_on_hover(backend_ur
     [cell] = re.findall(rf'<li class="s-succeeded late" title="run {late_id} [^"]*, recorded late">', page)
     assert page.count(" late\" title=") == 1, "only the run recorded late is marked"
     assert "recorded late</span>" in page, "the legend says what the mark means"
+
+
+def test_an_overview_read_from_a_standby_says_how_far_behind_its_primary_it_is():
+    from datetime import datetime, timezone
+
+    from processcache.web.gather import Overview
+    from processcache.web.pages import overview_page
+
+    def page(lag: float | None) -> str:
+        counts = {"jobs": 0, "healthy": 0, "failing": 0, "overdue": 0, "running": 0}
+        return overview_page(Overview(datetime.now(timezone.utc), "postgresql://cron@db2/cron", [], [], counts=counts,
+                                      lag=lag))
+
+    assert "database postgresql://cron@db2/cron, a standby 12s behind its primary</p>" in page(12.4)
+    assert "a standby an unknown time (nothing replayed since it started) behind" in page(float("inf"))
+    assert "standby" not in page(None)
