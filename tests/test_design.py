@@ -150,3 +150,15 @@ def test_imports_inside_functions_are_kept_for_start_up_time_each_with_its_reaso
             lazy.add(str(path.relative_to(PACKAGE)))
     assert sorted(lazy - set(LAZY)) == [], "import at the top, or say in LAZY why not"
     assert sorted(set(LAZY) - lazy) == [], "LAZY names a module that imports nothing lazily any more"
+
+
+def test_only_the_dialects_ask_which_database_it_is():
+    asking = re.compile(r"(provider|dialect\.name)\s*[!=]=|== \"(sqlite|postgres|mysql)\"")
+    found = {str(path.relative_to(PACKAGE)): line.strip() for path in modules() if path.name != "dialects.py"
+             for line in path.read_text().splitlines() if asking.search(line)}
+    assert found == {}, "a difference between databases is a Dialect attribute (storage/dialects.py)"
+
+
+def test_retry_is_pure_and_the_backend_calls_it_never_the_reverse():
+    names = imported(PACKAGE / "storage" / "retry.py")
+    assert not {name for name in names if name.startswith("processcache.storage.")}, names

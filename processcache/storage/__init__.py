@@ -36,7 +36,7 @@ from .database import Database, connect
 if TYPE_CHECKING:  # for type checkers: at run time, __getattr__ imports each on first use
     from . import clock
     from .alerts import RETRY_DELAYS, AlertState, AlertStore
-    from .backend import DriverError
+    from .backend import DriverError, one_line_when_lost
     from .config import parse_url, resolve_url
     from .fence import NO_FENCE, Fence
     from .history import History
@@ -44,7 +44,6 @@ if TYPE_CHECKING:  # for type checkers: at run time, __getattr__ imports each on
     from .original import ImportCounts, import_original, original_rows, rename_original
     from .pauses import paused
     from .pools import POOL_PREFIX, pool_locks, pool_size, pool_sizes, set_pool_size
-    from .retry import one_line_when_lost
     from .runs import JUDGED, MONITORING, RunStore, result_summary
     from .schema import describe
     from .spool import DEFAULT_LIMIT, Spool
@@ -56,7 +55,7 @@ if TYPE_CHECKING:  # for type checkers: at run time, __getattr__ imports each on
 #: Where each name of the door lives.
 _HOMES = {name: module for module, names in {
     'fence': ('Fence', 'NO_FENCE'),
-    'retry': ('one_line_when_lost',),
+    'backend': ('DriverError', 'one_line_when_lost'),
     'texts': ('shown', 'shown_json'),
     'config': ('parse_url', 'resolve_url'),
     'transfer': ('ExportedEntry', 'parse_lines'),
@@ -66,7 +65,6 @@ _HOMES = {name: module for module, names in {
     'history': ('History',),
     'original': ('ImportCounts', 'import_original', 'original_rows', 'rename_original'),
     'runs': ('JUDGED', 'MONITORING', 'RunStore', 'result_summary'),
-    'backend': ('DriverError',),
     'timeutil': ('backoff',),
     'spool': ('Spool', 'DEFAULT_LIMIT'),
     'pauses': ('paused',),

@@ -58,20 +58,23 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pony import orm
 from pony.orm import core
 from pony.orm.core import ConnectionClosedError, TransactionIntegrityError
 from pony.orm.dbapiprovider import DBException, IntegrityError
 
-from ..errors import ConfigError, DatabaseUnavailableError, MissingDriverError, ReadOnlyError
+from ..errors import ConfigError, DatabaseUnavailableError, MissingDriverError, ReadOnlyError, SchemaError
 from . import config as configuration
 from . import retry
 from .clock import moved
 from .dialects import SQLITE_MOVED, Dialect, dialect_for
 from .pool import Shared, share
 from .timeutil import backoff
+
+if TYPE_CHECKING:
+    from .database import Database
 
 #: Any failure the database or its driver reported (what code that must not fail on it catches).
 DriverError = DBException
@@ -357,8 +360,8 @@ class Backend:
                             " (processcache.read_cache() reads a job's cache without a run)")
 
     def retrying(self, operation: Callable[[], Any], done: Callable[[], Any] | None = None) -> Any:
-        """Run *operation*, again after a lost connection within the retry budget (`retry.retrying`)."""
-        return retry.retrying(self, operation, done)
+        """Run *operation*, again after a lost connection within the retry budget (`retrying`)."""
+        return retrying(self, operation, done)
 
     def now(self) -> float:
         """The database server's clock, in seconds since the epoch."""
@@ -704,3 +707,111 @@ def _switch_journal(cursor, mode: str, timeout: float) -> None:
             if "locked" not in str(exc):
                 raise
     cursor.execute(f"PRAGMA journal_mode = {mode}")  # the last try: its error is the one reported
+
+
+# -- what a lost connection, a missing table or a denied statement means for an operation ---------
+
+
+def retrying(backend: Backend, operation: Callable[[], Any], done: Callable[[], Any] | None = None) -> Any:
+    """Run *operation*; after a lost connection, check *done*, then run it again, within the retry budget.
+
+    Inside a batch it runs once: the lost connection took the batch's
+    transaction with it, and only the whole batch can be run again. A
+    missing table raises `missing_table`'s SchemaError, here or in a batch.
+    """
+    with _explained_in_one_line(backend):
+        if backend.in_transaction:
+            return operation()
+        return _with_retries(backend, operation, done)
+
+
+def _with_retries(backend: Backend, operation: Callable[[], Any], done: Callable[[], Any] | None) -> Any:
+    attempts = backend.retry_budget.attempts()
+    check = None
+    while True:
+        try:
+            if check is not None:
+                found = check()
+                if found:  # stored before the connection went
+                    return found
+            return operation()
+        except Exception as exc:
+            if not backend.is_disconnect(exc):
+                raise
+            backend.drop_connection()
+            if not attempts.wait():
+                raise backend.retry_budget.give_up(
+                    f"lost the connection to {backend.url} ({retry.reason(backend.config, exc)}) and"
+                    f" {attempts.spent()}: check that the server is up and reachable, then run again"
+                    " (retry_for= in the URL sets how long to keep trying)") from None
+            check = done
+
+
+def missing_table(backend: Backend, exc: BaseException) -> SchemaError | None:
+    """The one-line error for a processcache table that does not exist, or None when *exc* says something else.
+
+    An operator dropped it by hand, or restored a partial backup: trying
+    again cannot help, and the driver's traceback does not say what to do.
+    `db sync --mode check` lists all that is missing; `db sync` recreates
+    it, empty. A table that is not processcache's (an application's own
+    statement inside a batch) is left to its error.
+    """
+    if not retry.is_missing_table(exc):
+        return None
+    said = retry.reason(backend.config, exc)
+    for table in backend.table_names():
+        if re.search(rf"\b{table}\b", said):
+            return SchemaError(f"table {table} is missing from {backend.url}: `processcache db sync --mode check`"
+                               " lists what is missing, `processcache db sync` recreates it (empty)")
+    return None
+
+
+def denied(backend: Backend, exc: BaseException) -> DatabaseUnavailableError | None:
+    """The one-line error for a statement the database user has no right to run, or None.
+
+    A monitoring user given SELECT alone runs the read commands; a run or
+    a cache change needs more, and the driver's traceback does not say so.
+    """
+    if not retry.is_denied(exc):
+        return None
+    return DatabaseUnavailableError(
+        f"the database user may not change {backend.url} ({retry.reason(backend.config, exc)}): running jobs and"
+        " changing the cache need SELECT, INSERT, UPDATE and DELETE on processcache's tables; the read commands"
+        " (check, jobs, runs, logs, cache list/get) need SELECT alone")
+
+
+@contextlib.contextmanager
+def _explained_in_one_line(backend: Backend) -> Iterator[None]:
+    """Raise the one line of `missing_table` or `denied` in place of the driver's error it explains."""
+    try:
+        yield
+    except Exception as exc:
+        explained = missing_table(backend, exc) or denied(backend, exc)
+        if explained is None:
+            raise
+        raise explained from None
+
+
+@contextlib.contextmanager
+def one_line_when_lost(database: "Database", what: str | None = None) -> Iterator[None]:
+    """A lost connection (or a missing table) in one line, not the driver's traceback.
+
+    *what* names a transaction the caller cannot run again by itself (a
+    batch, an import): it was rolled back, unless the connection went while
+    it committed, which no one can tell from here. Without *what*, around a
+    whole CLI command, whose writes are retried or committed in batches
+    already: running it again is safe.
+    """
+    backend = database.backend
+    try:
+        with _explained_in_one_line(backend):
+            yield
+    except Exception as exc:
+        if not backend.is_disconnect(exc):
+            raise
+        backend.drop_connection()
+        lost = f"lost the connection to {backend.url}" + (f" during {what}" if what else "")
+        advice = ("check that the server is up, then run the command again" if what is None else
+                  "it was rolled back, unless the connection went while it committed; look at the cache before"
+                  " running it again")
+        raise DatabaseUnavailableError(f"{lost} ({retry.reason(backend.config, exc)}): {advice}") from None

@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 from ..cache.codec import decode_value, decode_values
 from ..errors import InvalidValueError
 from ..records import Entry, KeyStats, entry_of_tuple
-from .backend import Backend, gc_paused
+from .backend import Backend, gc_paused, one_line_when_lost
 from .fence import NO_FENCE, Fence
-from .retry import one_line_when_lost
 from .texts import same_text
 from .timeutil import db_time, py_time
 

@@ -48,7 +48,7 @@ server that stops answering (a stalled network, a paused VM, a hung proxy)
 would hang a cron job, and a SIGTERM with it, for ever. The servers' URLs
 get defaults that bound every wait, each overridable in the query string:
 
-- PostgreSQL (`POSTGRES_DEFAULTS`, libpq options passed as they are):
+- PostgreSQL (`dialects.POSTGRES_DEFAULTS`, libpq options passed as they are):
   ``connect_timeout=10`` (whole seconds), TCP keepalives and
   ``tcp_user_timeout``, which notice a peer that stops acknowledging; and
   processcache's own ``read_timeout=15s`` (a duration, not passed to libpq):
@@ -57,9 +57,9 @@ get defaults that bound every wait, each overridable in the query string:
   enforces both for processcache's own connections only, and makes their
   waits interruptible by signals (`processcache.storage.waits`, which also says what
   it does to the application's own connections).
-- MySQL/MariaDB (`MYSQL_DEFAULTS`): PyMySQL's ``connect_timeout=10``,
+- MySQL/MariaDB (`dialects.MYSQL_DEFAULTS`): PyMySQL's ``connect_timeout=10``,
   ``read_timeout=15`` and ``write_timeout=15`` (durations). Options are
-  given the types PyMySQL wants (`MYSQL_OPTIONS`: numbers, booleans from
+  given the types PyMySQL wants (`dialects.MYSQL_OPTIONS`: numbers, booleans from
   true/false/1/0/yes/no); an unknown one is refused.
 
 Timeouts must be positive. One statement that runs longer than the read
@@ -93,6 +93,7 @@ from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit
 from ..durations import parse_duration
 from ..errors import ConfigError
 from ..masking import MASK, mask_url, masked_text
+from .dialects import Dialect, boolean, dialect_for
 from .pool import Limits as PoolLimits
 
 ENV_VAR = "PROCESSCACHE_DATABASE_URL"
@@ -111,56 +112,6 @@ SQLITE_DEFAULTS = {
 }
 
 DEFAULT_RETRY_FOR = 30.0
-
-POSTGRES_DEFAULTS = {
-    "connect_timeout": "10",
-    # Probe a connection idle for 15 s every 5 s; 3 unanswered probes end it.
-    "keepalives": "1",
-    "keepalives_idle": "15",
-    "keepalives_interval": "5",
-    "keepalives_count": "3",
-    # Milliseconds sent data may stay unacknowledged before the kernel gives up.
-    "tcp_user_timeout": "30000",
-}
-DEFAULT_READ_TIMEOUT = 15.0
-
-MYSQL_DEFAULTS = {"connect_timeout": 10.0, "read_timeout": 15.0, "write_timeout": 15.0}
-
-
-def _seconds(name: str, value: str) -> float:
-    seconds = parse_duration(value, f"{name} in the URL")
-    if seconds <= 0:
-        raise ConfigError(f"{name}={value!r} in the URL: use a positive duration such as 15s")
-    return seconds
-
-
-def _boolean(name: str, value: str) -> bool:
-    found = _BOOLEANS.get(value.strip().lower())
-    if found is None:
-        raise ConfigError(f"{name}={value!r} in the URL: use true or false (or 1/0, yes/no)")
-    return found
-
-
-def _whole(name: str, value: str) -> int:
-    if not value.strip().isdigit():
-        raise ConfigError(f"{name}={value!r} in the URL: use a whole number")
-    return int(value)
-
-
-def _text(_name: str, value: str) -> str:
-    return value
-
-
-_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-
-#: PyMySQL's keyword options a URL may set, each with the conversion that gives PyMySQL its type.
-MYSQL_OPTIONS = {
-    "connect_timeout": _seconds, "read_timeout": _seconds, "write_timeout": _seconds,
-    "charset": _text, "collation": _text, "sql_mode": _text, "init_command": _text,
-    "password": _text, "unix_socket": _text, "bind_address": _text, "program_name": _text, "max_allowed_packet": _whole,
-    "ssl_ca": _text, "ssl_cert": _text, "ssl_key": _text, "ssl_key_password": _text,
-    "ssl_disabled": _boolean, "ssl_verify_cert": _boolean, "ssl_verify_identity": _boolean,
-}
 
 _SCHEMES = {
     "sqlite": "sqlite",
@@ -233,8 +184,9 @@ def parse_url(url: str) -> DatabaseConfig:
         raise ConfigError(
             f"unknown database URL scheme {scheme!r}: use sqlite, postgresql or mysql"
         )
+    embedded = dialect_for(provider).embedded  # a file's URL, not a server's
     # Before any option is read: the end of a password may look like one.
-    if provider == "sqlite":
+    if embedded:
         _refuse_sqlite_without_path(url)
     else:
         _refuse_unencoded(url)
@@ -243,14 +195,14 @@ def parse_url(url: str) -> DatabaseConfig:
     if _take_option(url, "retries")[1] is not None:
         raise ConfigError("retries= in the URL is no longer read: write retry_for= with how long to keep"
                           " trying a lost connection (a duration such as retry_for=30s; 0 never retries)")
-    if provider == "sqlite":
+    if embedded:
         config = _parse_sqlite(url)
     else:
         url, pool = _pool_limits(url)
         url, schema = _schema(url, provider)
         config = replace(_parse_server(url, provider), pool=pool, schema=schema)
     if echo is not None:
-        config = replace(config, echo=_boolean("echo", echo))
+        config = replace(config, echo=boolean("echo", echo))
     if retry_for is None:
         return config
     return replace(config, retry_for=parse_duration(retry_for, "retry_for in the URL"))
@@ -287,7 +239,7 @@ def _schema(url: str, provider: str) -> tuple[str, str | None]:
     url, schema = _take_option(url, "schema")
     if schema is None:
         return url, None
-    if provider != "postgres":
+    if not dialect_for(provider).schemas:
         raise ConfigError(f"schema={schema!r} in the URL is for PostgreSQL: on MySQL and MariaDB give processcache"
                           " a database of its own (mysql://user@host/processcache)")
     if not _SCHEMA_NAME.fullmatch(schema):
@@ -346,11 +298,12 @@ def _parse_server(url: str, provider: str) -> DatabaseConfig:
     except ValueError:  # its message quotes the text it failed on, which may be a password
         raise ConfigError(f"bad database URL {masked_text(url, _SCHEMES)!r}: its user name, password or host holds a"
                           f" character that cannot stand there; {_PERCENT_ENCODE}") from None
-    host, port = _hosts(parts, provider)
+    host, port = _hosts(parts, dialect_for(provider))
     database = unquote(parts.path.lstrip("/"))
     if not database:
         raise ConfigError(f"the URL {mask_url(parts)!r} names no database: add /dbname at its end")
-    options = _postgres_options(parts.query) if provider == "postgres" else _mysql_options(parts.query)
+    dialect = dialect_for(provider)
+    options = dialect.url_options(parts.query)
     args = {"host": host, **options}
     if port:
         args["port"] = port
@@ -360,17 +313,14 @@ def _parse_server(url: str, provider: str) -> DatabaseConfig:
     if parts.password is not None:
         args["password"] = unquote(parts.password)
     password = args.get("password")  # from the user part, or a ?password= option: masked in every message
-    if provider == "mysql" and password:
-        # PyMySQL sends a str password as latin-1, which fails on most characters (its error naming
-        # the one it failed on) and differs from the UTF-8 that a utf8mb4 client set the password in.
-        args["password"] = password.encode()
-    # On PostgreSQL read_timeout is processcache's, not libpq's.
-    read_timeout = args.pop("read_timeout") if provider == "postgres" else args["read_timeout"]
+    if password:
+        args["password"] = dialect.driver_password(password)
+    read_timeout = dialect.take_read_timeout(args)
     return DatabaseConfig(provider, args, mask_url(parts), password=password or None,
                           read_timeout=read_timeout, connect_timeout=float(args["connect_timeout"]))
 
 
-def _hosts(parts: SplitResult, provider: str) -> tuple[str, int | str | None]:
+def _hosts(parts: SplitResult, dialect: Dialect) -> tuple[str, int | str | None]:
     """The URL's host and port as the driver takes them: one host and its port, or libpq's lists of several.
 
     ``postgresql://cron@db1:5432,db2:5433/cron`` names two hosts, which
@@ -382,7 +332,7 @@ def _hosts(parts: SplitResult, provider: str) -> tuple[str, int | str | None]:
     folder, ``%2Fvar%2Frun%2Fpostgresql``); none is localhost.
     """
     items = parts.netloc.rpartition("@")[2].split(",")
-    if len(items) > 1 and provider != "postgres":
+    if len(items) > 1 and not dialect.host_lists:
         raise ConfigError(f"the URL {mask_url(parts)!r} names several hosts, which MySQL and MariaDB URLs cannot:"
                           " name one (a proxy or a virtual IP in front of the replicas, for a failover)")
     hosts, ports = zip(*(_host_and_port(item, parts, len(items) > 1) for item in items), strict=True)
@@ -402,36 +352,6 @@ def _host_and_port(item: str, parts: SplitResult, listed: bool) -> tuple[str, in
         what = f"{item!r} in its host list is not host or host:port" if listed else "its port is not a whole number"
         raise ConfigError(f"bad database URL {mask_url(parts)!r}: {what} (a port is from 0 to 65535)")
     return unquote(found.group(1).strip("[]")) or "localhost", int(found.group(2) or 0)
-
-
-def _postgres_options(query: str) -> dict:
-    """libpq's options as given over `POSTGRES_DEFAULTS`; processcache's ``read_timeout`` in seconds."""
-    options = {**POSTGRES_DEFAULTS, "read_timeout": DEFAULT_READ_TIMEOUT}
-    for name, value in _options(query):
-        if name == "read_timeout":
-            options[name] = _seconds(name, value)
-        elif name == "connect_timeout" and not (value.isdigit() and int(value) > 0):
-            raise ConfigError(f"connect_timeout={value!r} in the URL: use a whole number of seconds such as 10")
-        else:
-            options[name] = value
-    return options
-
-
-def _mysql_options(query: str) -> dict:
-    """PyMySQL's keyword options over `MYSQL_DEFAULTS`, each of the type PyMySQL wants."""
-    options: dict = {**MYSQL_DEFAULTS, "charset": "utf8mb4"}  # 3-byte utf8 cannot hold emoji
-    for name, value in _options(query):
-        convert = MYSQL_OPTIONS.get(name)
-        if convert is None:
-            raise ConfigError(f"unknown MySQL option {name!r} in the URL: use one of {', '.join(MYSQL_OPTIONS)}")
-        options[name] = convert(name, value)
-    return options
-
-
-def _options(query: str) -> list[tuple[str, str]]:
-    """A server URL's options, ``passwd`` (PyMySQL's old name) read as ``password`` on either server."""
-    return [("password" if name == "passwd" else name, value)
-            for name, value in parse_qsl(query, keep_blank_values=True)]
 
 
 #: A URL scheme (RFC 3986): a text before "://" that is not one may be a user part.

@@ -28,7 +28,7 @@ _GROUPED = "WITH m (job_id, machine) AS (SELECT job_id, machine FROM process_job
 
 def machines(backend: Backend) -> str:
     """The CTE ``m (job_id, machine)`` of each job's machines (rows whose machine is NULL are none)."""
-    return _GROUPED if backend.dialect.name == "mysql" else _SKIP_SCAN
+    return _GROUPED if backend.dialect.groups_by_index else _SKIP_SCAN
 
 
 def newest_run(pair: str, condition: str = "") -> str:
@@ -118,5 +118,5 @@ def plain_plans(backend: Backend) -> None:
     with LLVM for 0.8 s before running it for 0.1 s. ``SET LOCAL`` lasts
     the transaction, so a pooled connection (pgbouncer) keeps nothing.
     """
-    if backend.dialect.name == "postgres":
-        backend.execute("SET LOCAL jit = off")
+    if backend.dialect.plain_plans:
+        backend.execute(backend.dialect.plain_plans)

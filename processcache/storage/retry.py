@@ -22,24 +22,19 @@ write is never stored twice.
 
 A processcache table that does not exist (an operator dropped it by hand)
 is not tried again either: it fails at once with one line that says how
-to see and repair it (`missing_table`). Here, because every operation of
-a run passes through `retrying`.
+to see and repair it (`is_missing_table`; the line is `backend.missing_table`'s).
+
+This module is pure: what a lost connection is, how long to keep trying,
+the one line of an outage. The backend drives the retries with it
+(`backend.retrying`); nothing here calls the backend.
 """
 
-import contextlib
 import random
-import re
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
 from ..durations import format_duration
-from ..errors import DatabaseUnavailableError, SchemaError
-
-if TYPE_CHECKING:
-    from .backend import Backend
-    from .database import Database
+from ..errors import DatabaseUnavailableError
 
 FIRST_PAUSE = 0.1
 MAX_PAUSE = 2.0
@@ -178,111 +173,16 @@ def reason(database_config, exc: BaseException) -> str:
     return database_config.mask(text.splitlines()[0] if text else type(original).__name__)
 
 
-def retrying(backend: "Backend", operation: Callable[[], Any], done: Callable[[], Any] | None = None) -> Any:
-    """Run *operation*; after a lost connection, check *done*, then run it again, within the retry budget.
-
-    Inside a batch it runs once: the lost connection took the batch's
-    transaction with it, and only the whole batch can be run again. A
-    missing table raises `missing_table`'s SchemaError, here or in a batch.
-    """
-    with _explained_in_one_line(backend):
-        if backend.in_transaction:
-            return operation()
-        return _with_retries(backend, operation, done)
-
-
-def _with_retries(backend: "Backend", operation: Callable[[], Any], done: Callable[[], Any] | None) -> Any:
-    attempts = backend.retry_budget.attempts()
-    check = None
-    while True:
-        try:
-            if check is not None:
-                found = check()
-                if found:  # stored before the connection went
-                    return found
-            return operation()
-        except Exception as exc:
-            if not backend.is_disconnect(exc):
-                raise
-            backend.drop_connection()
-            if not attempts.wait():
-                raise backend.retry_budget.give_up(
-                    f"lost the connection to {backend.url} ({reason(backend.config, exc)}) and"
-                    f" {attempts.spent()}: check that the server is up and reachable, then run again"
-                    " (retry_for= in the URL sets how long to keep trying)") from None
-            check = done
-
-
-def missing_table(backend: "Backend", exc: BaseException) -> SchemaError | None:
-    """The one-line error for a processcache table that does not exist, or None when *exc* says something else.
-
-    An operator dropped it by hand, or restored a partial backup: trying
-    again cannot help, and the driver's traceback does not say what to do.
-    `db sync --mode check` lists all that is missing; `db sync` recreates
-    it, empty. A table that is not processcache's (an application's own
-    statement inside a batch) is left to its error.
-    """
+def is_missing_table(exc: BaseException) -> bool:
+    """Whether *exc* says a table does not exist (an operator dropped one, a partial restore): no retry helps."""
     original = getattr(exc, "original_exc", exc)
     args = getattr(original, "args", ())
-    if not (getattr(original, "pgcode", None) == _PG_UNDEFINED_TABLE or (args and args[0] == _MYSQL_NO_SUCH_TABLE)
-            or str(original).startswith(_SQLITE_NO_SUCH_TABLE)):
-        return None
-    said = reason(backend.config, exc)
-    for table in backend.table_names():
-        if re.search(rf"\b{table}\b", said):
-            return SchemaError(f"table {table} is missing from {backend.url}: `processcache db sync --mode check`"
-                               " lists what is missing, `processcache db sync` recreates it (empty)")
-    return None
+    return (getattr(original, "pgcode", None) == _PG_UNDEFINED_TABLE or bool(args and args[0] == _MYSQL_NO_SUCH_TABLE)
+            or str(original).startswith(_SQLITE_NO_SUCH_TABLE))
 
 
-def denied(backend: "Backend", exc: BaseException) -> DatabaseUnavailableError | None:
-    """The one-line error for a statement the database user has no right to run, or None.
-
-    A monitoring user given SELECT alone runs the read commands; a run or
-    a cache change needs more, and the driver's traceback does not say so.
-    """
+def is_denied(exc: BaseException) -> bool:
+    """Whether *exc* says the database user may not run the statement (a read-only monitoring user)."""
     original = getattr(exc, "original_exc", exc)
     args = getattr(original, "args", ())
-    if not (getattr(original, "pgcode", None) == _PG_DENIED or (args and args[0] in _MYSQL_DENIED)):
-        return None
-    return DatabaseUnavailableError(
-        f"the database user may not change {backend.url} ({reason(backend.config, exc)}): running jobs and"
-        " changing the cache need SELECT, INSERT, UPDATE and DELETE on processcache's tables; the read commands"
-        " (check, jobs, runs, logs, cache list/get) need SELECT alone")
-
-
-@contextlib.contextmanager
-def _explained_in_one_line(backend: "Backend") -> Iterator[None]:
-    """Raise the one line of `missing_table` or `denied` in place of the driver's error it explains."""
-    try:
-        yield
-    except Exception as exc:
-        explained = missing_table(backend, exc) or denied(backend, exc)
-        if explained is None:
-            raise
-        raise explained from None
-
-
-@contextlib.contextmanager
-def one_line_when_lost(database: "Database", what: str | None = None) -> Iterator[None]:
-    """A lost connection (or a missing table) in one line, not the driver's traceback.
-
-    *what* names a transaction the caller cannot run again by itself (a
-    batch, an import): it was rolled back, unless the connection went while
-    it committed, which no one can tell from here. Without *what*, around a
-    whole CLI command, whose writes are retried or committed in batches
-    already: running it again is safe.
-    """
-    backend = database.backend
-    try:
-        with _explained_in_one_line(backend):
-            yield
-    except Exception as exc:
-        if not backend.is_disconnect(exc):
-            raise
-        backend.drop_connection()
-        lost = f"lost the connection to {backend.url}" + (f" during {what}" if what else "")
-        advice = ("check that the server is up, then run the command again" if what is None else
-                  "it was rolled back, unless the connection went while it committed; look at the cache before"
-                  " running it again")
-        raise DatabaseUnavailableError(f"{lost} ({reason(backend.config, exc)}): {advice}") from None
+    return getattr(original, "pgcode", None) == _PG_DENIED or bool(args and args[0] in _MYSQL_DENIED)

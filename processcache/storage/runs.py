@@ -398,7 +398,7 @@ class RunStore:
         if name in self._lock_rows:
             return
 
-        # A run's first use of the lock table: a dropped one is said in one line (`retry.missing_table`).
+        # A run's first use of the lock table: a dropped one is said in one line (`backend.missing_table`).
         self.backend.insert_unique("process_job_locks", {"name": name}, column="name")
         self._lock_rows.add(name)
 

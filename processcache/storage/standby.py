@@ -22,19 +22,15 @@ from ..durations import format_duration
 if TYPE_CHECKING:
     from .backend import Backend
 
-_LAG = ("SELECT pg_is_in_recovery(), CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
-        " ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END")
-
-
 def replay_lag(backend: "Backend") -> float | None:
     """Seconds the database is behind its primary (see the module docstring); None when it is no standby.
 
     A standby that has replayed nothing since it started has no commit time
     to go by: its lag is unknown, reported as infinite.
     """
-    if backend.config.provider != "postgres":
+    if backend.dialect.replay_lag is None:
         return None  # SQLite has no standby; a MySQL replica is read through its own URL, as it is
-    standby, lag = backend.select(_LAG)[0]
+    standby, lag = backend.select(backend.dialect.replay_lag)[0]
     if not standby:
         return None
     return float("inf") if lag is None else float(lag)
