@@ -21,6 +21,7 @@ import click
 from ..durations import format_duration
 from ..errors import ProcessCacheError
 from ..names import split_job_name
+from ..options import DEFAULT_GRACE
 from ..run.spool import flush_waiting
 from ..storage import behind, connect, one_line_when_lost, shown, shown_json
 from .style import coloured, local_option, show_time, zone_label
@@ -77,6 +78,12 @@ def json_option(func):
 
 #: ``--yes`` for the commands that ask before they destroy something: a script says it once, up front.
 yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask first.")
+
+
+def grace_option(help: str):
+    """--grace, as check's, with the one default (`options.DEFAULT_GRACE`)."""
+    return click.option("--grace", default=format_duration(DEFAULT_GRACE), show_default=True, metavar="DURATION",
+                        help=help)
 
 
 def job_argument(func):

@@ -16,6 +16,7 @@ from .format import (
     database_option,
     echo_json,
     echo_table,
+    grace_option,
     job_argument,
     json_option,
     one_line_errors,
@@ -305,9 +306,8 @@ def ping_given(url: str | None) -> str | None:
 
 
 @click.command()
-@click.option("--grace", default="1m", show_default=True, metavar="DURATION",
-              help="How late a due run (a job's schedule) or a job with expect_every may start before it is "
-                   "missed or overdue; a job's own grace wins.")
+@grace_option("How late a due run (a job's schedule) or a job with expect_every may start before it is missed or"
+              " overdue; a job's own grace wins.")
 @click.option("--notify", "notify_urls", metavar="URL", multiple=True, envvar="PROCESSCACHE_NOTIFY",
               show_envvar=True, callback=lambda _ctx, _param, urls: channels_given(urls),
               help="Send an alert when a job starts failing or recovers: a webhook (https://...) or e-mail "

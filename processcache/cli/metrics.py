@@ -13,7 +13,7 @@ from click.core import ParameterSource
 
 from ..durations import parse_duration
 from . import listen
-from .format import database_option, one_line_errors, opened, read_url_option, reading
+from .format import database_option, grace_option, one_line_errors, opened, read_url_option, reading
 
 #: Where ``--serve`` alone listens: this machine only, on the port the OpenTelemetry Prometheus exporter uses.
 DEFAULT_ADDRESS = "127.0.0.1:9464"
@@ -32,8 +32,7 @@ TOKEN_VARIABLE = "PROCESSCACHE_METRICS_TOKEN"
 @click.option("--token", envvar=TOKEN_VARIABLE, metavar="TOKEN",
               help=f"With --serve: every scrape must carry TOKEN (Authorization: Bearer TOKEN, or ?token=TOKEN)."
                    f" Prefer the environment variable {TOKEN_VARIABLE}: a command line shows in ps.")
-@click.option("--grace", default="1m", show_default=True, metavar="DURATION",
-              help="As check's: how late a job with expect_every may start before it is overdue.")
+@grace_option("As check's: how late a job with expect_every may start before it is overdue.")
 @read_url_option
 @database_option
 @one_line_errors

@@ -9,14 +9,13 @@ machine unless given a token.
 import click
 
 from . import listen
-from .format import database_option, one_line_errors, opened, read_url_option, reading
+from .format import database_option, grace_option, one_line_errors, opened, read_url_option, reading
 from .metrics import _check_folder, _grace, write_whole
 
 #: Where serve listens by default: this machine only.
 DEFAULT_BIND = "127.0.0.1:8080"
 _group_option = click.option("--group", "-g", metavar="GROUP", help="Only the jobs of GROUP.")
-_grace_option = click.option("--grace", default="1m", show_default=True, metavar="DURATION",
-                             help="As check's: how late a job with expect_every may start before it is overdue.")
+_grace_option = grace_option("As check's: how late a job with expect_every may start before it is overdue.")
 _skipped_option = click.option("--skipped", is_flag=True,
                                help="Show skipped copies (a held lock, a slot taken) in the runs too [default: the"
                                     " runs that did work].")
