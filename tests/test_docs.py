@@ -37,3 +37,9 @@ def test_every_page_the_readme_links_exists():
     links = re.findall(r"`[^`<>]+<([^<>`\s]+)>`_", README)
     assert "docs/deploying.rst" in links
     assert [link for link in links if not (ROOT / link).is_file()] == []
+
+
+def test_the_readme_is_a_guide_of_350_lines_whose_first_screen_reaches_the_first_job():
+    lines = README.splitlines()
+    assert len(lines) <= 350, "move detail into docs/: the README is the guide"
+    assert "Your first job" in lines[:40]
