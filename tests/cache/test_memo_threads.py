@@ -1,9 +1,11 @@
 """Memoised calls' database work off the event loop, and memoize when the database is down.
 
-The event loop's longest stall is measured by a task that wakes every
-millisecond (`loop_stalls.LongestStall`); the bound asserted, 50 ms, leaves
-room for a loaded 2-core machine, and each test prints what it measured
-(``pytest -s``). Outages are made by `tcpproxy.Proxy` in front of the real
+Off the loop means no call into the SQL executor on the loop's thread
+(`loop_stalls.LongestStall.on_loop`, a profile hook): that is asserted. The
+loop's longest stall is measured too and printed (``pytest -s``); its bound
+is only the gross one, a second, far below the database's own timeouts
+that a wait on the loop would cost: a busy 2-core machine alone stalls a
+loop for a quarter of a second now and then. Outages are made by `tcpproxy.Proxy` in front of the real
 servers: ``stall`` (a server that accepts and never answers) and ``cut``
 (connections closed, new ones refused); on SQLite, by a file where the
 database's folder should be.
@@ -22,8 +24,9 @@ from processcache import ANY, DatabaseUnavailableError, connect, memoize
 from processcache.cache import memo
 from processcache.cache.context import CacheContext
 
-#: The longest the event loop may stall, in seconds (about 8 ms is the noise of a loaded 2-core machine).
-STALL_BOUND = 0.050
+#: The longest the event loop may stall, in seconds: far below the 2 to 7 s a database wait on it would cost, far
+#: above a busy machine's scheduling (about 8 ms usually, 250 ms seen in CI beside other test processes).
+STALL_BOUND = 1.0
 #: Short timeouts, so that an outage is spent in seconds: without if_database_down="call", a call fails after
 #: 3 s (refused) to about 7 s (stalled).
 SHORT = "read_timeout=2s&retry_for=3s&connect_timeout=2"
@@ -98,6 +101,7 @@ def test_fifty_concurrent_calls_compute_each_key_once_and_never_stall_the_event_
     values, stall = asyncio.run(main())
     print(f"\nlongest stall of the event loop, 50 concurrent calls on {keys} keys: {stall}")
     assert values == [2 * n for n in arguments] and sorted(calls) == sorted(set(arguments))
+    assert stall.on_loop == [], "no database work on the event loop"
     assert stall.seconds < STALL_BOUND, f"the event loop stalled {stall}"
 
 
@@ -117,6 +121,7 @@ def test_an_outage_never_stalls_the_event_loop(proxied, fault):
 
     stall, failed_after = asyncio.run(main())
     print(f"\nlongest stall of the event loop, an outage ({fault}) failing a call after {failed_after:.1f} s: {stall}")
+    assert stall.on_loop == [], "no database work on the event loop"
     assert stall.seconds < STALL_BOUND, f"the event loop stalled {stall}"
 
 
@@ -186,12 +191,14 @@ def memoised(kind: str, url: str, calls: list):
         async with LongestStall() as stall:
             value = await double_async(x)
         call.stall = max(call.stall, stall.seconds)
+        call.on_loop += stall.on_loop
         return value
 
     def call(x):
         return asyncio.run(measured(x)) if kind == "async" else double(x)
 
     call.stall = 0.0
+    call.on_loop = []
     call.memo_key = double.memo_key
     return call
 
@@ -251,7 +258,7 @@ def test_while_the_server_is_down_a_call_returns_the_functions_value_within_the_
     end_outage(proxy, fault)
     assert_cached_again(call, calls, caplog, url)
     print(f"longest stall of the event loop: {call.stall * 1000:.1f} ms")
-    assert call.stall < STALL_BOUND
+    assert call.on_loop == [] and call.stall < STALL_BOUND
 
 
 @pytest.mark.parametrize("kind", ["plain", "async"])
@@ -273,7 +280,7 @@ def test_while_the_sqlite_file_cannot_be_opened_a_call_returns_the_functions_val
     assert_uncached_within_the_bound(call, calls, caplog)
     blocker.unlink()
     assert_cached_again(call, calls, caplog, url)
-    assert call.stall < STALL_BOUND
+    assert call.on_loop == [] and call.stall < STALL_BOUND
 
 
 def test_if_database_down_is_fail_or_call_and_down_after_a_positive_duration():

@@ -46,7 +46,9 @@ def test_a_timeout_ends_a_grandchild_that_ignores_sigterm_and_one_that_called_se
 
 def test_a_command_that_exits_0_leaving_a_child_has_the_child_stopped_and_the_run_says_so(backend_url):
     mark = marker()
-    done = cli("exec", "--job", "ops/leaves", "-d", backend_url, "--", "sh", "-c", f"sleep {mark} & echo hi")
+    # the background child is named sleep once its fork of sh has exec'd it: wait for that before exiting
+    done = cli("exec", "--job", "ops/leaves", "-d", backend_url, "--", "sh", "-c",
+               f"sleep {mark} & until [ \"$(cat /proc/$!/comm)\" = sleep ]; do :; done; echo hi")
     assert done.returncode == 0 and done.stdout == "hi\n", done.stderr
     assert running(mark) == [], "the background child does not run on beside the next run"
     detail = only_run(backend_url, "ops/leaves")
