@@ -71,11 +71,11 @@ def jobs(click_ctx, include_retired, database, as_json):
         echo_json(summaries)
         return
     retired = ["RETIRED"] if include_retired else []  # the column only where retired jobs are listed
-    echo_table(["JOB", "LAST RUN", "STATUS", "EXIT", "DURATION", "ENTRIES", "PAUSED", *retired, "MACHINES"], [
+    echo_table(["JOB", "LAST RUN", "STATUS", "EXIT", "DURATION", "ENTRIES", "PAUSED", "AFTER", *retired, "MACHINES"], [
         [s.name, s.last_run and s.last_run.started_at, run_status(s.last_run), s.last_run and s.last_run.exit_code,
-         s.last_run and s.last_run.duration, s.entries, _paused(s.pause), *([s.retired_at] if retired else []),
-         ", ".join(s.machines)]
-        for s in summaries], optional=("EXIT", "PAUSED"),
+         s.last_run and s.last_run.duration, s.entries, _paused(s.pause), ", ".join(s.after) or None,
+         *([s.retired_at] if retired else []), ", ".join(s.machines)]
+        for s in summaries], optional=("EXIT", "PAUSED", "AFTER"),
         empty=f"no jobs but {len(every)} retired: `processcache jobs --all` lists them" if every
         else "no jobs yet: run one with `processcache run path/to/jobs.py:job`")
 

@@ -30,6 +30,9 @@ def test_a_dependant_runs_only_after_its_upstream_succeeded_and_check_reports_th
     assert exec_job(backend_url, "etl/extract", machine="vm2").returncode == 0
     ran = exec_job(backend_url, "etl/load", "--after", "etl/extract", command=("echo", "loaded"))
     assert ran.returncode == 0 and "loaded" in ran.stdout
+    listed = cli("jobs", "-d", backend_url).stdout.splitlines()
+    assert "AFTER" in listed[0].split()
+    assert [line.split()[-2] for line in listed[1:] if line.startswith("etl/load")] == ["etl/extract"]
 
 
 def test_a_dependant_with_overlap_wait_starts_as_soon_as_its_upstream_succeeds(backend_url):
