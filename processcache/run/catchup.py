@@ -30,8 +30,9 @@ def missed_slots(db: Database, group: str, job: str, options: JobOptions) -> lis
     schedule, zone = spread(options.schedule, f"{group}/{job}"), options.timezone
     now = db.clock.now()
     current = current_slot(schedule, zone, now)
-    starts = db.runs.starts_since(db.store.job_id(group, job), now - timedelta(seconds=options.catch_up_window))
-    first = db.runs.first_start(db.store.job_id(group, job))
+    job_id = db.store.job_id(group, job)
+    starts = db.runs.starts_since(job_id, now - timedelta(seconds=options.catch_up_window))
+    first = db.runs.first_start(job_id)
     if current is None or first is None:
         return []
     answered = {current_slot(schedule, zone, start + timedelta(seconds=EARLY)) for start in starts}

@@ -3,17 +3,18 @@
 The exit codes are those `processcache run` returns.
 """
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from ..cache.context import CacheContext
-from ..errors import InvalidNameError, JobSkippedError, LoadError, RunNotRecordedError
+from ..errors import DatabaseUnavailableError, InvalidNameError, JobSkippedError, LoadError, RunNotRecordedError
 from ..names import normalize_name, split_job_name
 from ..options import JobOptions
 from ..records import LogRecord, RunRecord
 from ..registry import Hook, JobSpec
-from ..storage import Database
+from ..storage import Database, connect
 from .attempts import run_attempts
 from .catchup import missed_slots
 from .session import cache_session, open_database, recorded_run
@@ -41,13 +42,30 @@ def run_job(spec: JobSpec[..., Any], database: Database | str | None = None, mac
 def caught_up(group: str, job: str, options: JobOptions, attempt: Callable[[CacheContext], Any],
               database: Database | str | None = None, machine: str | None = None,
               echo: Callable[[LogRecord], None] | None = None, interrupt: bool = True) -> RunRecord:
-    """`run_recorded`, first for each due time ``catch_up`` asks to run (`catchup`); the current run's record."""
-    if not options.catch_up:
-        return run_recorded(group, job, options, attempt, database, machine, echo, interrupt)
-    with open_database(database) as db:
-        for due in missed_slots(db, normalize_name(group), normalize_name(job), options):
-            run_recorded(group, job, options, attempt, db, machine, echo, interrupt, slot=due)
-        return run_recorded(group, job, options, attempt, db, machine, echo, interrupt)
+    """`run_recorded`, first for each due time ``catch_up`` asks to run (`catchup`); the current run's record.
+
+    Each run opens its database as any run does, so an unreachable one is
+    what the job's ``if_database_down`` says: the due times to catch up
+    are looked for within its ``down_wait`` (none found then), and the
+    current run is left to say the rest.
+    """
+    missed: list[datetime] = []
+    if options.catch_up:
+        try:
+            with looking(database, options) as db:
+                missed = missed_slots(db, normalize_name(group), normalize_name(job), options)
+        except DatabaseUnavailableError:
+            pass  # the current run below meets the outage, as its if_database_down says
+    for due in missed:
+        run_recorded(group, job, options, attempt, database, machine, echo, interrupt, slot=due)
+    return run_recorded(group, job, options, attempt, database, machine, echo, interrupt)
+
+
+def looking(database: Database | str | None, options: JobOptions) -> contextlib.AbstractContextManager[Database]:
+    """The database to look in before a run: as given, or connected for as long as the run itself would wait."""
+    if isinstance(database, Database):
+        return contextlib.nullcontext(database)
+    return connect(database, wait=None if options.if_database_down == "fail" else options.down_wait)
 
 
 def run_recorded(group: str, job: str, options: JobOptions, attempt: Callable[[CacheContext], Any],

@@ -102,3 +102,17 @@ def test_exec_catches_up_a_command_which_reads_its_due_time_from_processcache_sl
     caught = cli(*line)
     assert caught.returncode == 0, caught.stderr
     assert caught.stdout.split() == [f"slot={due.isoformat()}" for due in [*missed, now_slot]]
+
+
+def test_a_job_that_catches_up_still_runs_without_its_database_when_it_may(tmp_path):
+    from cli_helpers import cli
+
+    folder = tmp_path / "state"
+    folder.write_text("a file where the database's folder should be")
+    script = tmp_path / "feed.py"
+    down = 'catch_up="all", if_database_down="run", down_wait=0, down_runs_once_per=True)'
+    script.write_text(JOB.replace('catch_up="all")', down).replace("return ctx.slot.isoformat()", 'print("fed")'))
+    done = cli("run", f"{script}:hourly", "-d", f"sqlite:///{folder}/ledger.db",
+               env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    assert done.returncode == 0, done.stderr
+    assert "fed" in done.stdout and "running without it" in done.stderr
